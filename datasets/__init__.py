@@ -1,0 +1,1 @@
+"""Dataset adapters: one module per dataset; each registers with @register_dataset."""

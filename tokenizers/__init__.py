@@ -1,0 +1,1 @@
+"""Tokenizer plugins: one module per tokenizer family; each registers with @register_tokenizer."""

@@ -1,0 +1,104 @@
+"""Dataset interface: videos, preprocessing settings and the clips the runner consumes."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import torch
+
+from .errors import ConfigError
+
+SAMPLING_MODES = ("stride", "timestamps")
+TAIL_MODES = ("repeat", "drop")
+CROP_MODES = ("center", "none")
+#: resize filters; each is part of a protocol's definition
+RESIZE_FILTERS = ("bilinear_antialias", "bicubic_antialias", "none")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How frames are sampled, resized and cut into clips (recorded in every result)."""
+
+    fps: float | None = 30.0  # None: native frame rate
+    sampling: str = "stride"  # 'stride': every round(src/fps)-th frame; 'timestamps': nearest frame
+    size: int | None = 256  # short side after resize; None: native size
+    crop: str = "center"  # centre crop to size x size, or 'none' (keep aspect)
+    resize: str = "bilinear_antialias"  # as torchvision v2 Resize(antialias=True) on float [0,1]
+    clip_len: int | None = 17  # None: the whole video as one clip
+    clip_stride: int | None = None  # None: clip_len (non-overlapping)
+    tail: str = "repeat"  # last partial clip: repeat its last frame, or drop it
+    max_frames: int | None = None  # stop after this many sampled frames per video
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING_MODES:
+            raise ConfigError(f"dataset.sampling='{self.sampling}' is not one of {', '.join(SAMPLING_MODES)}")
+        if self.tail not in TAIL_MODES:
+            raise ConfigError(f"dataset.tail='{self.tail}' is not one of {', '.join(TAIL_MODES)}")
+        if self.crop not in CROP_MODES:
+            raise ConfigError(f"dataset.crop='{self.crop}' is not one of {', '.join(CROP_MODES)}")
+        if self.resize not in RESIZE_FILTERS:
+            raise ConfigError(f"dataset.resize='{self.resize}' is not one of {', '.join(RESIZE_FILTERS)}")
+        for key in ("fps", "size", "clip_len", "clip_stride", "max_frames"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, (int, float)) or v <= 0):
+                raise ConfigError(f"dataset.{key}={v!r} must be a positive number or null")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VideoRef:
+    """One video of a dataset."""
+
+    id: str
+    path: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Clip:
+    """A preprocessed clip: ``frames`` is float32 (3, T, H, W) in [-1, 1]."""
+
+    video_id: str
+    index: int
+    frames: torch.Tensor
+    start: int  # index of the first frame among the video's sampled frames
+    valid: int  # frames that are real; frames[:, valid:] repeat the last real frame
+    source_fps: float | None = None
+    fps: float | None = None
+
+    @property
+    def tail_padded(self) -> int:
+        return self.frames.shape[1] - self.valid
+
+
+class Dataset(ABC):
+    """A set of videos plus the preprocessing that turns each into clips.
+
+    Implementations stream: decode, resize and emit clip by clip, never holding a whole
+    video's full-resolution frames as floats. ``clips`` raises
+    :class:`~vidtok_bench.errors.VideoError` for a broken video so the runner can record it.
+    """
+
+    plugin_name: str = ""
+
+    def __init__(self, name: str | None = None, **preprocess: Any):
+        self.name = name or self.plugin_name
+        known = set(Preprocess.__dataclass_fields__)
+        unknown = set(preprocess) - known
+        if unknown:
+            raise ConfigError(f"dataset '{self.name}' got unknown option(s): {', '.join(sorted(unknown))}")
+        self.preprocess = Preprocess(**preprocess)
+
+    @abstractmethod
+    def videos(self) -> list[VideoRef]:
+        """The dataset's videos, in a stable order (raises DatasetError if unusable)."""
+
+    @abstractmethod
+    def clips(self, video: VideoRef) -> Iterator[Clip]:
+        """Preprocessed clips of one video (raises VideoError when it cannot be read)."""
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "plugin": self.plugin_name, "preprocess": self.preprocess.as_dict()}

@@ -1,0 +1,42 @@
+"""User-facing errors: each carries a one-line message the CLI prints without a traceback."""
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """Base class of every error the CLI reports as a single line."""
+
+
+class ConfigError(BenchError):
+    """An invalid configuration value or override."""
+
+
+class UnknownNameError(ConfigError):
+    """A tokenizer/dataset/metric name that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        super().__init__(f"unknown {kind} '{name}'; known {kind}s: {', '.join(self.known) or '(none)'}")
+
+
+class DatasetError(BenchError):
+    """A dataset that cannot be used at all (missing root, empty directory, ...)."""
+
+
+class VideoError(BenchError):
+    """One video that cannot be read; the runner records it as failed and goes on."""
+
+    def __init__(self, path: str, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+class CheckpointError(BenchError):
+    """A checkpoint that is missing, unreadable or does not match the chosen config."""
+
+
+class WeightsError(BenchError):
+    """Metric network weights that cannot be found, fetched or verified."""
+
+
+class InputShapeError(BenchError):
+    """A video tensor whose shape a tokenizer cannot take."""

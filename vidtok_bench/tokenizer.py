@@ -1,0 +1,112 @@
+"""The one encode/decode interface every tokenizer plugin implements.
+
+Videos are float tensors (B, 3, T, H, W) in [-1, 1]. ``encode`` returns a latent: a
+float tensor for continuous tokenizers, integer token ids for discrete ones (codecs may
+return any object their ``decode`` understands). The runner, not the plugin, fits clip
+lengths to :attr:`Tokenizer.frame_rule` and records padding.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from .errors import InputShapeError
+from .frames import FrameRule
+
+
+class Tokenizer(ABC):
+    #: registry name of the plugin class (set by the registry decorator)
+    plugin_name: str = ""
+
+    #: (t, h, w) compression factors
+    compression: tuple[int, int, int] = (1, 1, 1)
+    causal: bool = False
+    frame_rule: FrameRule = FrameRule()
+    #: clip length the tokenizer is evaluated with by the vidtok protocol (None: whole video)
+    preferred_clip_len: int | None = 17
+    #: H and W must be multiples of this
+    spatial_multiple: int = 1
+    latent_channels: int = 3
+    #: codebook size for discrete tokenizers, None for continuous ones
+    codebook_size: int | None = None
+    #: storage bits per latent element for continuous tokenizers (bf16 by default)
+    bits_per_element: float = 16.0
+
+    def __init__(self, device: str | torch.device | None = None, name: str | None = None, **unused: Any):
+        if unused:
+            from .errors import ConfigError
+
+            raise ConfigError(f"tokenizer '{name or self.plugin_name}' got unknown option(s): {', '.join(sorted(unused))}")
+        self.name = name or self.plugin_name
+        self.device = torch.device(device or "cpu")
+
+    # ------------------------------------------------------------------ core API
+    @abstractmethod
+    def encode(self, video: torch.Tensor) -> Any:
+        """(B,3,T,H,W) in [-1,1] -> latent."""
+
+    @abstractmethod
+    def decode(self, latent: Any) -> torch.Tensor:
+        """latent -> (B,3,T,H,W) in [-1,1]."""
+
+    def reconstruct(self, video: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(video))
+
+    def to(self, device: str | torch.device) -> "Tokenizer":
+        self.device = torch.device(device)
+        return self
+
+    # ------------------------------------------------------------------ rate
+    @property
+    def discrete(self) -> bool:
+        return self.codebook_size is not None
+
+    def latent_bits(self, latent: Any) -> float:
+        """Bits needed to store ``latent`` (per the tokenizer's rate model)."""
+        if self.discrete:
+            return float(latent.numel()) * math.log2(self.codebook_size)
+        return float(latent.numel()) * float(self.bits_per_element)
+
+    def nominal_bits_per_pixel(self) -> float:
+        """Bits per pixel implied by compression and latent size (no video needed)."""
+        t, h, w = self.compression
+        # a discrete token covers all latent channels; a continuous latent stores each channel
+        bits = math.log2(self.codebook_size) if self.discrete else self.latent_channels * self.bits_per_element
+        return bits / (t * h * w)
+
+    # ------------------------------------------------------------------ checks
+    def check_input(self, video: torch.Tensor) -> None:
+        if video.ndim != 5 or video.shape[1] != 3:
+            raise InputShapeError(f"{self.name}: expected a video of shape (B,3,T,H,W), got {tuple(video.shape)}")
+        t, h, w = video.shape[2:]
+        if not self.frame_rule.accepts(t):
+            raise InputShapeError(
+                f"{self.name}: {t} frames given, but it accepts {self.frame_rule.describe()}; "
+                f"the runner pads clips to {self.frame_rule.fit_up(t)} by repeating the last frame"
+            )
+        m = self.spatial_multiple
+        if h % m or w % m:
+            raise InputShapeError(f"{self.name}: frame size {h}x{w} is not a multiple of {m}; choose dataset.size divisible by {m}")
+
+    def info(self) -> dict[str, Any]:
+        """Everything a results file must record about this tokenizer."""
+        return {
+            "name": self.name,
+            "plugin": self.plugin_name,
+            "compression": list(self.compression),
+            "causal": self.causal,
+            "frame_rule": self.frame_rule.describe(),
+            "spatial_multiple": self.spatial_multiple,
+            "latent_channels": self.latent_channels,
+            "codebook_size": self.codebook_size,
+            "bits_per_element": None if self.discrete else self.bits_per_element,
+            "nominal_bits_per_pixel": self.nominal_bits_per_pixel(),
+            "weights": self.weights_info(),
+        }
+
+    def weights_info(self) -> dict[str, Any]:
+        """Checkpoint path/sha256 etc.; weight-free tokenizers return {}."""
+        return {}

@@ -108,7 +108,7 @@ class Registry:
         configs = self.named_configs()
         if name not in configs:
             raise UnknownNameError(self.kind, name, list(configs))
-        cfg = {k: v for k, v in configs[name].items() if not k.startswith("_")}
+        cfg = {k: v for k, v in configs[name].items() if not k.startswith("_") and k != "defaults"}
         cfg.update(overrides or {})
         return build_args(self, cfg, default_name=name)
 

@@ -36,9 +36,17 @@ class FrameMetric(Metric):
 class SetMetric(Metric):
     higher_is_better = False
 
+    def set_reference_key(self, key: str) -> None:
+        """Called by the runner before any update: a fingerprint of dataset, preprocessing and
+        clip length, so reference (real) features can be cached on disk and reused."""
+        self.reference_key = key
+
     @abstractmethod
-    def update(self, real: torch.Tensor, fake: torch.Tensor, video_ids: list[str]) -> None:
-        """Accumulate features of a batch of clips (B,3,T,H,W) in [-1,1]."""
+    def update(self, real: torch.Tensor, fake: torch.Tensor, clip_ids: list[str]) -> None:
+        """Accumulate features of a batch of clips (B,3,T,H,W) in [-1,1].
+
+        ``clip_ids`` are stable ids ("<video_id>#<clip index>") keying the reference cache.
+        """
 
     @abstractmethod
     def compute(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Model architectures (pure torch modules, no I/O)."""

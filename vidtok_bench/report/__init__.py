@@ -1,0 +1,1 @@
+"""Reports built from stored results: tables, README regeneration, comparisons, regression gate, plots."""

@@ -1,0 +1,1 @@
+"""Streaming video decoding, frame sampling and resizing (PyAV)."""

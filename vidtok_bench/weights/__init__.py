@@ -1,0 +1,1 @@
+"""Metric network weights: pinned registry artifacts, verified, converted once into a local cache."""

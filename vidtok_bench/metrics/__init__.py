@@ -9,15 +9,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# psnr/ssim are imported eagerly: their modules share the functions' names, and a lazy
+# lookup would be shadowed by the submodule once it is imported.
+from .psnr import psnr  # noqa: E402
+from .ssim import ssim  # noqa: E402
+
 _LAZY = {
-    "psnr": "vidtok_bench.metrics.psnr",
-    "ssim": "vidtok_bench.metrics.ssim",
     "LPIPS": "vidtok_bench.metrics.lpips",
     "I3D": "vidtok_bench.metrics.i3d",
     "frechet_distance": "vidtok_bench.metrics.fvd",
 }
 
-__all__ = list(_LAZY)
+__all__ = ["psnr", "ssim", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:  # lazy, so `import vidtok_bench` stays cheap

@@ -30,7 +30,15 @@ class Metric(ABC):
 class FrameMetric(Metric):
     @abstractmethod
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """real, fake: (B,3,T,H,W) in [-1,1] -> (B,T) float64 scores on the CPU."""
+        """real, fake: (B,3,T,H,W) in [-1,1] -> (B,T) float64 per-frame statistics on the CPU."""
+
+    def reduce_video(self, frame_stats: torch.Tensor) -> float:
+        """A video's (or clip's) value from its frames' statistics; the mean by default."""
+        return float(frame_stats.double().mean())
+
+    def reduce_run(self, frame_stats: torch.Tensor, video_values: list[float]) -> float:
+        """The run's value; the mean over all frames by default."""
+        return float(frame_stats.double().mean())
 
 
 class SetMetric(Metric):
@@ -51,6 +59,11 @@ class SetMetric(Metric):
     @abstractmethod
     def compute(self) -> dict[str, Any]:
         """{'value': float, 'clips': int, ...} over everything seen."""
+
+    def discard(self, clip_ids: list[str]) -> None:
+        """Forget the clips of a video that failed part-way, so it does not count."""
+        if clip_ids:
+            raise NotImplementedError(f"{type(self).__name__} cannot discard clips")
 
     def state_dict(self) -> dict[str, Any]:
         """Accumulated features, so an interrupted run can resume (optional)."""

@@ -1,0 +1,100 @@
+"""SSIM, as the VidTok evaluator and TokenBench define it.
+
+* ``vidtok``: Wang et al.'s reference: each frame first average-pooled by
+  ``f = max(1, round(min(H, W) / 256))``, then an 11x11 Gaussian window (sigma 1.5),
+  K = (0.01, 0.03), "valid" filtering, computed per RGB channel in [0,1] and averaged.
+* ``tokenbench``: scikit-image's defaults: 7x7 uniform window, sample covariance
+  (N/(N-1)), per channel, border of 3 px excluded (= valid filtering), averaged.
+
+The run's value is the mean over frames.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import register_metric
+from .base import FrameMetric
+
+VARIANTS = ("vidtok", "tokenbench")
+K1, K2 = 0.01, 0.03
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)
+
+
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, cov_norm: float) -> torch.Tensor:
+    """x, y: (N,C,H,W) float64 in [0,1]; window (k,k); valid filtering per channel."""
+    c = x.shape[1]
+    w = window.to(x).expand(c, 1, *window.shape)
+
+    def filt(z: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(z, w, groups=c)
+
+    mx, my = filt(x), filt(y)
+    sxx = cov_norm * (filt(x * x) - mx * mx)
+    syy = cov_norm * (filt(y * y) - my * my)
+    sxy = cov_norm * (filt(x * y) - mx * my)
+    c1, c2 = K1**2, K2**2
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+
+
+def ssim_frames(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
+    """SSIM per image: (N,3,H,W) in [-1,1] -> (N,) float64."""
+    x = (real.clamp(-1, 1).double() + 1) / 2
+    y = (fake.clamp(-1, 1).double() + 1) / 2
+    if variant == "vidtok":
+        f = max(1, round(min(x.shape[-2:]) / 256))
+        if f > 1:
+            x, y = F.avg_pool2d(x, f), F.avg_pool2d(y, f)
+        window, cov_norm = _gaussian_window(11, 1.5), 1.0
+    elif variant == "tokenbench":
+        window, cov_norm = torch.full((7, 7), 1 / 49, dtype=torch.float64), 49 / 48
+    else:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"ssim variant '{variant}' is not one of {', '.join(VARIANTS)}")
+    k = window.shape[-1]
+    if min(x.shape[-2:]) < k:
+        from ..errors import InputShapeError
+
+        raise InputShapeError(f"ssim ({variant}) needs frames of at least {k}x{k} after pooling, got {tuple(x.shape[-2:])}")
+    return _ssim_map(x, y, window, cov_norm).mean(dim=(1, 2, 3))
+
+
+def ssim(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
+    """Per-frame SSIM of videos (B,3,T,H,W) -> (B,T), or images (N,3,H,W) -> (N,); inputs in [-1,1]."""
+    if real.ndim == 4:
+        return ssim_frames(real, fake, variant)
+    b, c, t, h, w = real.shape
+    flat = lambda v: v.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # noqa: E731
+    return ssim_frames(flat(real), flat(fake), variant).reshape(b, t)
+
+
+@register_metric("ssim")
+class SSIMMetric(FrameMetric):
+    higher_is_better = True
+
+    def __init__(self, variant: str = "vidtok", device: str = "cpu", **options: Any):
+        super().__init__(device=device, **options)
+        if variant not in VARIANTS:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"ssim variant '{variant}' is not one of {', '.join(VARIANTS)}")
+        self.variant = variant
+
+    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return ssim(real, fake, self.variant).cpu()
+
+    def spec(self) -> dict[str, Any]:
+        if self.variant == "vidtok":
+            d = {"window": "gaussian 11x11 sigma 1.5", "pool": "avg, factor max(1, round(min(H,W)/256))", "covariance": "population"}
+        else:
+            d = {"window": "uniform 7x7", "pool": None, "covariance": "sample (N/(N-1))"}
+        return {"metric": "ssim", "variant": self.variant, "K": [K1, K2], "filtering": "valid", "channels": "RGB [0,1] per channel, averaged", "reduction": "mean over frames", **d}

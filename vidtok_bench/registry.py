@@ -86,16 +86,20 @@ class Registry:
         return self._plugins[name]
 
     # ---------------------------------------------------------------- named configs
-    def named_configs(self) -> dict[str, dict[str, Any]]:
-        """name -> config dict, from conf/<group>/*.yaml, plus bare plugins."""
+    def yaml_configs(self) -> dict[str, dict[str, Any]]:
+        """name -> config dict, from conf/<group>/*.yaml."""
         out: dict[str, dict[str, Any]] = {}
         group = _CONF_GROUPS.get(self.kind)
         if group:
             root = importlib.resources.files("vidtok_bench.conf").joinpath(group)
             for entry in sorted(root.iterdir(), key=lambda e: e.name):
                 if entry.name.endswith(".yaml"):
-                    cfg = yaml.safe_load(entry.read_text()) or {}
-                    out[entry.name[:-5]] = cfg
+                    out[entry.name[:-5]] = yaml.safe_load(entry.read_text()) or {}
+        return out
+
+    def named_configs(self) -> dict[str, dict[str, Any]]:
+        """name -> config dict: the YAML configs, plus plugins that have none."""
+        out = self.yaml_configs()
         for name in self.plugins():
             out.setdefault(name, {"plugin": name})
         return out

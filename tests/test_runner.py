@@ -1,0 +1,141 @@
+"""Runner: clip fitting, per-video records, broken videos, resume, results files."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from vidtok_bench import results as R
+from vidtok_bench.data import Clip, Dataset, VideoRef
+from vidtok_bench.errors import VideoError
+from vidtok_bench.registry import register_dataset
+from vidtok_bench.runner import Runner
+
+
+@register_dataset("_memory")
+class MemoryDataset(Dataset):
+    """Videos made of seeded noise; ids listed in `broken` raise after `fail_after` clips."""
+
+    def __init__(self, num_videos: int = 3, frames: int = 20, side: int = 32, broken: tuple = (), fail_after: int = 0, **kw):
+        super().__init__(**kw)
+        self.num_videos, self.frames, self.side = num_videos, frames, side
+        self.broken, self.fail_after = tuple(broken), fail_after
+        self.calls: list[str] = []
+
+    def videos(self):
+        return [VideoRef(f"v{i}", f"/mem/v{i}.mp4") for i in range(self.num_videos)]
+
+    def clips(self, video):
+        self.calls.append(video.id)
+        g = torch.Generator().manual_seed(int(video.id[1:]))
+        full = torch.rand(3, self.frames, self.side, self.side, generator=g) * 2 - 1
+        n = self.preprocess.clip_len or self.frames
+        for k, start in enumerate(range(0, self.frames, n)):
+            if video.id in self.broken and k >= self.fail_after:
+                raise VideoError(video.path, "truncated file (decoder error at frame 7)")
+            part = full[:, start : start + n]
+            valid = part.shape[1]
+            if valid < n:
+                part = torch.cat([part, part[:, -1:].expand(-1, n - valid, -1, -1)], dim=1)
+            yield Clip(video.id, k, part, start, valid)
+
+
+def make_cfg(tmp_path, tokenizer="identity", metrics=("psnr", "ssim"), **ds):
+    from vidtok_bench.config import compose
+
+    cfg = compose([f"tokenizer={tokenizer}", "dataset=_memory", f"output_dir={tmp_path}", "progress=false", "metrics=[" + ",".join(metrics) + "]"])
+    cfg["dataset"].update(ds)
+    return cfg
+
+
+def test_identity_run_writes_results(tmp_path):
+    cfg = make_cfg(tmp_path)
+    res = Runner(cfg).run()
+    assert res["schema"] == R.SCHEMA
+    # identity: PSNR is -10 log10(1e-8) = 80 dB exactly, SSIM 1
+    assert res["metrics"]["psnr"]["mean"] == pytest.approx(80.0)
+    assert res["metrics"]["ssim"]["mean"] == pytest.approx(1.0)
+    # 20 frames in 17-frame clips: 2 clips per video, the second with 3 real + 14 repeated frames;
+    # the vidtok protocol scores the whole padded clip, as the official evaluator does
+    assert res["metrics"]["psnr"]["clips"] == 6
+    assert res["metrics"]["psnr"]["frames"] == 6 * 17
+    assert res["frames"]["tail_repeated"] == 3 * 14
+    assert res["videos"] == {"total": 3, "ok": 3, "failed": [], "resumed": 0}
+    loaded = R.load_results(tmp_path)
+    assert loaded["fingerprint"] == res["fingerprint"]
+    pv = pd.read_csv(tmp_path / R.PER_VIDEO_FILE)
+    assert list(pv["video"]) == ["v0", "v1", "v2"] and set(pv["status"]) == {"ok"}
+    assert R.to_frame([tmp_path]).loc[0, "psnr"] == pytest.approx(80.0)
+    for key in ("torch", "python", "git_commit", "packages"):
+        assert key in res["environment"]
+    assert res["config"]["tokenizer"]["plugin"] == "identity"
+
+
+def test_tokenbench_protocol_does_not_score_tail(tmp_path):
+    from vidtok_bench.config import compose
+
+    cfg = compose(["tokenizer=identity", "dataset=_memory", "protocol=tokenbench", f"output_dir={tmp_path}", "progress=false", "dataset.size=null"])
+    res = Runner(cfg).run()
+    assert res["metrics"]["psnr"]["frames"] == 3 * 20
+
+
+def test_trilinear_pads_to_4k_plus_1_and_measures_bpp(tmp_path):
+    cfg = make_cfg(tmp_path, tokenizer="trilinear_488")
+    cfg["dataset"]["clip_len"] = 15  # not 4k+1: the runner pads to 17 and crops back
+    res = Runner(cfg).run()
+    assert res["frames"]["tokenizer_padded"] == 2 * 3 * 2
+    # latent (3,5,4,4) per 17x32x32 input: 3*5*16*16 bits / (17*32*32)
+    assert res["bits_per_pixel"] == pytest.approx(3 * 5 * 4 * 4 * 16 / (17 * 32 * 32))
+    assert 5 < res["metrics"]["psnr"]["mean"] < 30
+
+
+def test_broken_video_is_recorded_and_run_goes_on(tmp_path):
+    cfg = make_cfg(tmp_path, broken=["v1"], fail_after=1)
+    res = Runner(cfg).run()
+    assert res["videos"]["ok"] == 2
+    (failed,) = res["videos"]["failed"]
+    assert failed["video"] == "v1" and "truncated" in failed["error"]
+    # the failed video's finished clip does not count
+    assert res["metrics"]["psnr"]["clips"] == 4
+    pv = pd.read_csv(tmp_path / R.PER_VIDEO_FILE)
+    assert pv.set_index("video").loc["v1", "status"] == "failed"
+
+
+def test_resume_skips_finished_videos(tmp_path):
+    cfg = make_cfg(tmp_path)
+    Runner(cfg).run()
+    log = (tmp_path / R.PER_CLIP_FILE).read_text().splitlines()
+    # simulate an interruption after the first video (and a torn write)
+    (tmp_path / R.PER_CLIP_FILE).write_text(log[0] + "\n" + log[1][:20])
+    runner = Runner(cfg)
+    res = runner.run()
+    assert runner.dataset.calls == ["v1", "v2"]
+    assert res["videos"]["resumed"] == 1 and res["videos"]["ok"] == 3
+    assert res["metrics"]["psnr"]["clips"] == 6
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    from vidtok_bench.errors import ConfigError
+
+    Runner(make_cfg(tmp_path)).run()
+    (tmp_path / R.PER_CLIP_FILE).write_text("")
+    with pytest.raises(ConfigError, match="different configuration"):
+        Runner(make_cfg(tmp_path, tokenizer="trilinear_488")).run()
+
+
+def test_nonfinite_outputs_are_flagged(tmp_path, monkeypatch):
+    from vidtok_bench.tokenizers.identity import IdentityTokenizer
+
+    monkeypatch.setattr(IdentityTokenizer, "decode", lambda self, z: torch.full_like(z, math.nan))
+    res = Runner(make_cfg(tmp_path)).run()
+    assert len(res["frames"]["nonfinite_clips"]) == 6
+
+
+def test_per_clip_log_is_json_lines(tmp_path):
+    Runner(make_cfg(tmp_path)).run()
+    lines = [json.loads(x) for x in (tmp_path / R.PER_CLIP_FILE).read_text().splitlines()]
+    assert [x["video"] for x in lines] == ["v0", "v1", "v2"]
+    assert all(len(c["stats"]["psnr"]) == c["frames"] for x in lines for c in x["clips"])

@@ -1,0 +1,148 @@
+"""`vidtok-bench table` and README block regeneration."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from vidtok_bench.cli import main
+from vidtok_bench.errors import BenchError
+from vidtok_bench.report.readme import END, START, replace_block, update_readme
+
+try:
+    from report_fakes import simple_run
+except ImportError:  # tests/ imported as a package
+    from tests.report_fakes import simple_run
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    simple_run(root / "tok_a" / "synthetic-vidtok", tokenizer="tok_a", psnr=30.0, lpips=0.2, fvd=120.0)
+    simple_run(root / "tok_b" / "synthetic-vidtok", tokenizer="tok_b", psnr=32.456, lpips=0.1, fvd=None)
+    simple_run(root / "tok_c" / "synthetic-vidtok", tokenizer="tok_c", psnr=28.0, lpips=0.05, fvd=80.0)
+    return root
+
+
+def table(capsys, *args):
+    rc = main(["table", *map(str, args)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_markdown_header_sorting_precision_and_missing(results, capsys):
+    rc, out, _ = table(capsys, results)
+    assert rc == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("| Tokenizer") and "PSNR ↑" in lines[0] and "LPIPS ↓" in lines[0]
+    assert set(lines[1]) <= set("|:- ")  # the pipe-table rule under the header
+    assert [ln.split("|")[1].strip() for ln in lines[2:]] == ["tok_b", "tok_a", "tok_c"]  # PSNR descending
+    row_b = [c.strip() for c in lines[2].split("|")[1:-1]]
+    header = [c.strip() for c in lines[0].split("|")[1:-1]]
+    cell = dict(zip(header, row_b))
+    assert cell["PSNR ↑"] == "32.46" and cell["SSIM ↑"] == "0.9000" and cell["LPIPS ↓"] == "0.1000"
+    assert cell["FVD ↓"] == "—" and cell["bpp"] == "0.2500"
+    assert dict(zip(header, [c.strip() for c in lines[3].split("|")[1:-1]]))["FVD ↓"] == "120.0"
+
+
+def test_sort_is_direction_aware(results, capsys):
+    _, out, _ = table(capsys, results, "--sort", "lpips")
+    assert [ln.split("|")[1].strip() for ln in out.strip().splitlines()[2:]] == ["tok_c", "tok_b", "tok_a"]
+    _, out, _ = table(capsys, results, "--sort", "fvd")  # lower first; missing last, never as 0
+    assert [ln.split("|")[1].strip() for ln in out.strip().splitlines()[2:]] == ["tok_c", "tok_a", "tok_b"]
+    _, out, _ = table(capsys, results, "--sort", "psnr", "--ascending")
+    assert [ln.split("|")[1].strip() for ln in out.strip().splitlines()[2:]] == ["tok_c", "tok_a", "tok_b"]
+
+
+def test_csv_html_latex(results, capsys, tmp_path):
+    rc, out, _ = table(capsys, results, "--format", "csv", "--columns", "psnr", "fvd", "bpp")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rc == 0 and list(rows[0]) == ["tokenizer", "dataset", "protocol", "psnr", "fvd", "bits_per_pixel"]
+    assert rows[0]["tokenizer"] == "tok_b" and rows[0]["fvd"] == "" and float(rows[1]["fvd"]) == 120.0
+    _, out, _ = table(capsys, results, "--format", "html")
+    assert out.startswith("<table>") and "<th" in out and "—" in out and out.count("<tr>") == 4
+    _, out, _ = table(capsys, results, "--format", "latex")
+    assert r"\begin{tabular}" in out and r"\end{tabular}" in out
+    assert r"tok\_b" in out and r"PSNR $\uparrow$" in out and "—" in out
+    dest = tmp_path / "t.md"
+    rc, out, _ = table(capsys, results, "-o", dest)
+    assert rc == 0 and out == "" and dest.read_text().startswith("| Tokenizer")
+
+
+def test_missing_metric_is_dash_never_zero(tmp_path, capsys):
+    simple_run(tmp_path / "a", tokenizer="a", fvd=None, bits_per_pixel=None)
+    _, out, _ = table(capsys, tmp_path / "a" / "results.json", "--columns", "fvd", "bpp", "psnr")
+    row = [c.strip() for c in out.strip().splitlines()[2].split("|")[1:-1]]
+    assert row[3:] == ["—", "—", "30.00"]
+
+
+def test_newest_result_wins_and_is_reported(tmp_path, capsys):
+    simple_run(tmp_path / "old", tokenizer="t", psnr=25.0, date="2025-06-01T00:00:00")
+    simple_run(tmp_path / "new", tokenizer="t", psnr=26.0, date="2026-06-01T00:00:00+00:00")
+    simple_run(tmp_path / "older", tokenizer="t", psnr=24.0, date="2024-06-01T00:00:00+00:00")
+    rc, out, err = table(capsys, tmp_path)
+    assert rc == 0 and len(out.strip().splitlines()) == 3 and "26.00" in out
+    assert "3 results for t/synthetic/vidtok" in err and "new" in err
+
+
+def test_unknown_column_and_bad_input(results, tmp_path, capsys):
+    rc, _, err = table(capsys, results, "--columns", "pnsr")
+    assert rc == 2 and "pnsr" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = table(capsys, tmp_path / "nowhere")
+    assert rc == 2 and "nowhere" in err
+    bad = tmp_path / "bad" / "results.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps({"schema": "other"}))
+    rc, _, err = table(capsys, bad)
+    assert rc == 2 and "schema" in err
+
+
+README = "# Title\n\nIntro.\n\n" + START + "\nold table\n" + END + "\n\nMore prose.\n"
+
+
+def test_update_readme_is_idempotent(results, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    rc, out, err = table(capsys, results, "--update", readme)
+    assert rc == 0 and out == "" and "updated" in err
+    first = readme.read_text()
+    assert first.startswith("# Title\n\nIntro.\n\n" + START + "\n| Tokenizer")
+    assert first.endswith(END + "\n\nMore prose.\n") and "old table" not in first
+    mtime = readme.stat().st_mtime_ns
+    rc, _, err = table(capsys, results, "--update", readme)
+    assert rc == 0 and readme.read_text() == first and "already up to date" in err
+    assert readme.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("# no markers\n", "found"),
+    (START + "\n" + START + "\n" + END + "\n", "2 x"),
+    (START + "\n" + END + "\n" + END + "\n", "2 x"),
+    (END + "\nx\n" + START + "\n", "before"),
+])
+def test_marker_errors(text, problem, tmp_path, results, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    rc, _, err = table(capsys, results, "--update", readme)
+    assert rc == 2 and problem in err and str(readme) in err and len(err.strip().splitlines()) == 1
+    assert readme.read_text() == text
+    with pytest.raises(BenchError):
+        update_readme(tmp_path / "missing.md", "x")
+
+
+_text = st.text(st.characters(blacklist_characters="\r", blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=_text, inside=_text, after=_text, block=_text)
+def test_replace_block_keeps_surroundings_and_is_idempotent(before, inside, after, block):
+    if any(m in s for s in (before, inside, after, block) for m in (START, END)):
+        return
+    text = before + START + inside + END + after
+    once = replace_block(text, block)
+    assert once.startswith(before + START) and once.endswith(END + after)
+    assert block.strip("\n") in once
+    assert replace_block(once, block) == once

@@ -1,0 +1,231 @@
+"""Every released VidTok checkpoint (v1.0 and v1.1, KL and FSQ) as a tokenizer plugin.
+
+One plugin, ``vidtok``; the named configs ``conf/tokenizer/vidtok_*.yaml`` hold each
+released model's architecture with the official parameter names, so any of them can be
+overridden (``tokenizer.ch=8``, ``create_tokenizer(NAME, ch=8, checkpoint=PATH)``).
+
+Weights are loaded on first use, from ``checkpoint`` (a local ``.ckpt`` or
+``.safetensors``) or, when it is null, from the Hugging Face repo into its cache.
+KL models return the posterior mode (deterministic) unless ``sample_posterior`` is set,
+then a sample from a generator seeded with ``seed``. FSQ models return int64 token ids
+(B,T',H',W') and decode either ids or float codes.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from vidtok_bench.checkpoints import check_state_dict, load_state_dict, sha256_file
+from vidtok_bench.errors import CheckpointError, ConfigError, InputShapeError
+from vidtok_bench.frames import FrameRule
+from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
+from vidtok_bench.models.vidtok import VidTokArch, VidTokAutoencoder, build_vidtok, state_dict_shapes
+from vidtok_bench.registry import register_tokenizer
+from vidtok_bench.tokenizer import Tokenizer
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _tuple(value: Any, key: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, str)):
+        value = [value]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"tokenizer.{key}={value!r} must be a list of integers") from None
+
+
+@register_tokenizer("vidtok")
+class VidTokTokenizer(Tokenizer):
+    def __init__(
+        self,
+        version: str = "1.0",
+        regularizer: str = "kl",
+        causal: bool = True,
+        z_channels: int = 4,
+        ch: int = 128,
+        ch_mult: Sequence[int] = (1, 2, 4, 4),
+        num_res_blocks: int = 2,
+        spatial_ds: Sequence[int] | None = None,
+        spatial_us: Sequence[int] | None = None,
+        tempo_ds: Sequence[int] | None = None,
+        tempo_us: Sequence[int] | None = None,
+        time_downsample_factor: int | None = None,
+        fsq_levels: Sequence[int] | None = None,
+        checkpoint: str | None = None,
+        hub_repo: str = VIDTOK_REPO,
+        hub_path: str | None = None,
+        sample_posterior: bool = False,
+        seed: int = 42,
+        tiling: bool = False,
+        t_chunk: int = 16,
+        precision: str | None = None,
+        **kw: Any,
+    ):
+        super().__init__(**kw)
+        try:
+            self.arch = VidTokArch(
+                version=str(version), causal=bool(causal), regularizer=str(regularizer), z_channels=int(z_channels),
+                ch=int(ch), ch_mult=_tuple(ch_mult, "ch_mult") or (1, 2, 4, 4), num_res_blocks=int(num_res_blocks),
+                spatial_ds=_tuple(spatial_ds, "spatial_ds"), spatial_us=_tuple(spatial_us, "spatial_us"),
+                tempo_ds=_tuple(tempo_ds, "tempo_ds"), tempo_us=_tuple(tempo_us, "tempo_us"),
+                fsq_levels=_tuple(fsq_levels, "fsq_levels"),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"tokenizer '{self.name}': {exc}") from None
+        a = self.arch
+        if time_downsample_factor is not None and int(time_downsample_factor) != a.time_factor:
+            raise ConfigError(
+                f"tokenizer '{self.name}': time_downsample_factor={time_downsample_factor} but tempo_ds "
+                f"{a.tempo_ds_list} gives {a.time_factor}; override time_downsample_factor together with tempo_ds"
+            )
+        if precision is not None and precision not in PRECISIONS:
+            raise ConfigError(f"tokenizer '{self.name}': precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.tiling = bool(tiling)
+        if self.tiling and not (a.causal and a.version == "1.1"):
+            raise ConfigError(f"tokenizer '{self.name}': tiling=true is the v1.1 long-video mode; v1.0 models evaluate independent clips")
+        self.t_chunk = int(t_chunk)
+        self.precision = precision
+        self.sample_posterior = bool(sample_posterior)
+        self.seed = int(seed)
+        self.checkpoint = str(checkpoint) if checkpoint else None
+        self.hub_repo = hub_repo
+        self.hub_path = hub_path or vidtok_repo_path(self.name, a.version)
+
+        tdf, sf = a.time_factor, a.space_factor
+        self.causal = a.causal
+        self.compression = (tdf, sf, sf)
+        self.frame_rule = FrameRule(tdf, 1, 1) if a.causal else FrameRule(tdf, 0, tdf)
+        # the VidTok evaluator's clips: 17 frames causal (4k+1, 2k+1 and 8k+1 all accept 17), 16 non-causal
+        self.preferred_clip_len = None if self.tiling else (17 if a.causal else 16)
+        self.spatial_multiple = sf
+        self.latent_channels = a.z_channels
+        self.codebook_size = a.codebook_size
+
+        self._model: VidTokAutoencoder | None = None
+        self._weights: dict[str, Any] | None = None
+        self._generator: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ weights
+    def expected_shapes(self) -> dict[str, list[int]]:
+        """Encoder/decoder state-dict layout of this architecture (built on the meta device)."""
+        return state_dict_shapes(build_vidtok(self.arch, device="meta"))
+
+    def _resolve_checkpoint(self) -> Path:
+        if self.checkpoint:
+            return Path(self.checkpoint).expanduser()
+        return fetch_checkpoint(self.hub_path, repo_id=self.hub_repo)
+
+    def load(self) -> VidTokAutoencoder:
+        """Build the model and load its checkpoint (once)."""
+        if self._model is not None:
+            return self._model
+        path = self._resolve_checkpoint()
+        sd = load_state_dict(path)
+        model = build_vidtok(self.arch, device="cpu")
+        check_state_dict(model.state_dict(), sd, str(path), what=f"tokenizer '{self.name}' ({self._arch_text()})")
+        model.load_state_dict({k: v for k, v in sd.items() if k.startswith(("encoder.", "decoder."))}, strict=True)
+        self._model = model.to(self.device).eval().requires_grad_(False)
+        self._weights = {"path": str(path), "sha256": sha256_file(path), "version": self.arch.version,
+                         "source": "local" if self.checkpoint else f"hf://{self.hub_repo}/{self.hub_path}"}
+        return self._model
+
+    def _arch_text(self) -> str:
+        a = self.arch
+        return f"v{a.version} {a.regularizer} {'causal' if a.causal else 'non-causal'}, ch={a.ch}, ch_mult={list(a.ch_mult)}, z_channels={a.z_channels}"
+
+    def weights_info(self) -> dict[str, Any]:
+        self.load()
+        return dict(self._weights or {})
+
+    def to(self, device: str | torch.device) -> "VidTokTokenizer":
+        super().to(device)
+        if self._model is not None:
+            self._model.to(self.device)
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        dtype = PRECISIONS.get(self.precision or "fp32")
+        if dtype is None:
+            yield
+        else:
+            with torch.autocast(device_type=self.device.type, dtype=dtype):
+                yield
+
+    def _noise(self, like: torch.Tensor) -> torch.Tensor:
+        if self._generator is None:
+            self._generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        return torch.randn(like.shape, generator=self._generator, dtype=torch.float32).to(like.device)
+
+    # ------------------------------------------------------------------ API
+    def encode_moments(self, video: torch.Tensor) -> torch.Tensor:
+        """Raw encoder output: 2*z channels (mean, logvar) for KL, pre-quantisation z for FSQ."""
+        self.check_input(video)
+        model = self.load()
+        x = video.to(self.device, torch.float32)
+        with torch.no_grad(), self._autocast():
+            return model.encode_raw(x, tiling=self.tiling, t_chunk=self.t_chunk).float()
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B,3,T,H,W) -> float latent (B,z,T',H',W') for KL, int64 ids (B,T',H',W') for FSQ."""
+        raw = self.encode_moments(video)
+        model = self.load()
+        if model.fsq is not None:
+            return model.fsq.quantize(raw)[1]
+        mean, logvar = model.split_moments(raw)
+        if not self.sample_posterior:
+            return mean
+        return mean + torch.exp(0.5 * logvar) * self._noise(mean)
+
+    def latent_codes(self, video: torch.Tensor) -> torch.Tensor:
+        """FSQ: the quantised float latent (B,z,T',H',W'); KL: the posterior mode."""
+        raw = self.encode_moments(video)
+        model = self.load()
+        return model.fsq.quantize(raw)[0] if model.fsq is not None else model.split_moments(raw)[0]
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Float latent (B,z,T',H',W') or, for FSQ, integer ids (B,T',H',W') -> (B,3,T,H,W)."""
+        model = self.load()
+        z = latent.to(self.device)
+        if not torch.is_floating_point(z):
+            if model.fsq is None:
+                raise InputShapeError(f"{self.name}: integer token ids given, but this is a continuous (KL) model")
+            if z.ndim != 4:
+                raise InputShapeError(f"{self.name}: token ids must be (B,T',H',W'), got {tuple(z.shape)}")
+            try:
+                z = model.fsq.indices_to_codes(z)
+            except ValueError as exc:
+                raise InputShapeError(f"{self.name}: {exc}") from None
+        if z.ndim != 5 or z.shape[1] != self.arch.z_channels:
+            raise InputShapeError(f"{self.name}: latent must be (B,{self.arch.z_channels},T',H',W'), got {tuple(z.shape)}")
+        with torch.no_grad(), self._autocast():
+            out = model.decode_latent(z.float(), tiling=self.tiling, t_chunk=self.t_chunk)
+        return out.float()
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        a = self.arch
+        out.update({
+            "version": a.version,
+            "regularizer": a.regularizer,
+            "architecture": {
+                "ch": a.ch, "ch_mult": list(a.ch_mult), "z_channels": a.z_channels, "num_res_blocks": a.num_res_blocks,
+                "spatial_ds": a.spatial_ds_list, "spatial_us": a.spatial_us_list,
+                "tempo_ds": a.tempo_ds_list, "tempo_us": a.tempo_us_list,
+                "fsq_levels": list(a.levels) if a.regularizer == "fsq" else None,
+            },
+            "latent": "fsq_indices" if a.regularizer == "fsq" else ("posterior_sample" if self.sample_posterior else "posterior_mode"),
+            "sample_posterior": self.sample_posterior,
+            "seed": self.seed if self.sample_posterior else None,
+            "tiling": self.tiling,
+            "t_chunk": self.t_chunk if self.tiling else None,
+            "precision": self.precision,
+        })
+        return out

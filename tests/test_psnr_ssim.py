@@ -1,0 +1,125 @@
+"""PSNR and SSIM against computations written independently here, on real frames."""
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.ndimage import correlate
+
+from vidtok_bench.metrics import psnr, ssim
+from vidtok_bench.metrics.psnr import PSNRMetric
+
+
+def real_frames(path, n=3, size=None):
+    """n RGB frames of a real clip as (n,H,W,3) uint8."""
+    with av.open(str(path)) as c:
+        out = []
+        for frame in c.decode(video=0):
+            img = frame.to_ndarray(format="rgb24")
+            out.append(img if size is None else img[: size[0], : size[1]])
+            if len(out) == n:
+                break
+    return np.stack(out)
+
+
+def to_video(frames: np.ndarray) -> torch.Tensor:
+    """(T,H,W,3) uint8 -> (1,3,T,H,W) in [-1,1]"""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2)[None].double() / 127.5 - 1
+
+
+def distorted(frames: np.ndarray, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noisy = frames.astype(np.int16) + rng.integers(-20, 21, size=frames.shape)
+    blurred = (noisy + np.roll(noisy, 1, axis=2)) // 2
+    return np.clip(blurred, 0, 255).astype(np.uint8)
+
+
+def ref_psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a / 255.0, b / 255.0
+    mse = ((a - b) ** 2).reshape(len(a), -1).mean(1)
+    return -10 * np.log10(mse + 1e-8)
+
+
+def ref_ssim_wang(a: np.ndarray, b: np.ndarray) -> float:
+    """Wang et al.'s SSIM of one RGB image pair (H,W,3) uint8, written from the paper:
+    downsample by f, 11x11 Gaussian sigma 1.5, valid region, K=(0.01,0.03), channel mean."""
+    f = max(1, round(min(a.shape[:2]) / 256))
+    vals = []
+    for ch in range(3):
+        x, y = a[..., ch] / 255.0, b[..., ch] / 255.0
+        if f > 1:
+            box = np.ones((f, f)) / f**2
+            h0 = (f - 1) // 2
+            x = correlate(x, box, mode="constant")[h0::f, h0::f][: x.shape[0] // f, : x.shape[1] // f]
+            y = correlate(y, box, mode="constant")[h0::f, h0::f][: y.shape[0] // f, : y.shape[1] // f]
+        g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+        w = np.outer(g, g) / np.outer(g, g).sum()
+        valid = lambda z: correlate(z, w, mode="constant")[5:-5, 5:-5]  # noqa: E731
+        mx, my = valid(x), valid(y)
+        sxx, syy, sxy = valid(x * x) - mx**2, valid(y * y) - my**2, valid(x * y) - mx * my
+        c1, c2 = 0.01**2, 0.03**2
+        vals.append((((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean())
+    return float(np.mean(vals))
+
+
+@pytest.mark.parametrize("clip", ["vidtok_example_256x256.mp4", "tears_of_steel_640x360.mp4"])
+def test_psnr_matches_independent_formula(shared_videos, clip):
+    a = real_frames(shared_videos / clip)
+    b = distorted(a)
+    got = psnr(to_video(a), to_video(b))[0].numpy()
+    np.testing.assert_allclose(got, ref_psnr(a, b), rtol=0, atol=1e-9)
+
+
+def test_ssim_vidtok_matches_wang_reference(shared_videos):
+    a = real_frames(shared_videos / "vidtok_example_256x256.mp4", n=2)
+    b = distorted(a)
+    got = ssim(to_video(a), to_video(b))[0].numpy()
+    want = [ref_ssim_wang(a[i], b[i]) for i in range(2)]
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    assert 0.3 < got.mean() < 0.99
+
+
+def test_ssim_vidtok_downsamples_large_frames(shared_videos):
+    # 640x360 -> f = round(360/256) = 1; a 720p frame -> f = 3: the pooled path is exercised
+    a = real_frames(shared_videos / "squirrel_1280x720.mp4", n=1, size=(720, 768))
+    b = distorted(a)
+    got = float(ssim(to_video(a), to_video(b))[0, 0])
+    assert got == pytest.approx(ref_ssim_wang(a[0], b[0]), abs=1e-9)
+
+
+def test_ssim_tokenbench_matches_skimage(shared_videos):
+    skm = pytest.importorskip("skimage.metrics")
+    a = real_frames(shared_videos / "caminandes_640x360.mp4", n=2)
+    b = distorted(a, seed=3)
+    got = ssim(to_video(a), to_video(b), variant="tokenbench")[0].numpy()
+    want = [skm.structural_similarity(a[i], b[i], channel_axis=2, data_range=255) for i in range(2)]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_tokenbench_psnr_pools_mse_per_video():
+    m = PSNRMetric(variant="tokenbench")
+    real = torch.zeros(1, 3, 2, 8, 8)
+    fake = real.clone()
+    fake[:, :, 0] = 0.2  # frame 0: mse 0.01 in [0,1]; frame 1: exact
+    stats = m.per_frame(real, fake)[0]
+    assert m.reduce_video(stats) == pytest.approx(-10 * np.log10(0.005 + 1e-8))
+    # the vidtok variant averages per-frame PSNRs instead (80 dB for the exact frame)
+    v = PSNRMetric(variant="vidtok")
+    assert v.reduce_video(v.per_frame(real, fake)[0]) == pytest.approx((20 + 80) / 2, abs=1e-3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(t=st.integers(1, 3), h=st.integers(11, 24), w=st.integers(11, 24), seed=st.integers(0, 2**16))
+def test_metric_properties_on_arbitrary_shapes(t, h, w, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 3, t, h, w, generator=g, dtype=torch.float64) * 2 - 1
+    y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(-1, 1)
+    s = ssim(x, y)
+    assert s.shape == (2, t) and bool((s <= 1 + 1e-12).all())
+    assert torch.allclose(ssim(x, x), torch.ones(2, t, dtype=torch.float64))
+    p = psnr(x, y)
+    assert p.shape == (2, t) and bool((p < 80).all())
+    assert torch.allclose(psnr(x, y), psnr(y, x))

@@ -45,8 +45,9 @@ def model_factors(model: Any) -> tuple[int, int, int]:
     """(temporal factor, spatial factor, latent channels) read from a built diffusers VAE."""
     cfg = dict(model.config)
     cls = type(model).__name__
-    t = getattr(model, "temporal_compression_ratio", None) or cfg.get("temporal_compression_ratio") or cfg.get("scale_factor_temporal")
-    s = getattr(model, "spatial_compression_ratio", None) or cfg.get("spatial_compression_ratio") or cfg.get("scale_factor_spatial")
+    attrs = vars(model)  # instance attributes only: config-backed getattr is deprecated
+    t = attrs.get("temporal_compression_ratio") or cfg.get("temporal_compression_ratio") or cfg.get("scale_factor_temporal")
+    s = attrs.get("spatial_compression_ratio") or cfg.get("spatial_compression_ratio") or cfg.get("scale_factor_spatial")
     if cls == "AutoencoderKLCogVideoX" and not s:
         s = 2 ** (len(cfg["block_out_channels"]) - 1)
     if cls == "AutoencoderKLWan" and not t:

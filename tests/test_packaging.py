@@ -1,0 +1,69 @@
+"""tokenizers/ and datasets/ install as vidtok_bench.* (editable and regular), never top-level."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK = r"""
+import importlib.util, json, sys
+import vidtok_bench, vidtok_bench.tokenizers, vidtok_bench.datasets
+from vidtok_bench.registry import TOKENIZERS, DATASETS
+spec = importlib.util.find_spec("tokenizers")
+print(json.dumps({
+    "pkg": vidtok_bench.__file__,
+    "tok": vidtok_bench.tokenizers.__file__,
+    "ds": vidtok_bench.datasets.__file__,
+    "top_tokenizers": None if spec is None else spec.origin,
+    "configs": sorted(TOKENIZERS.yaml_configs()),
+    "datasets": sorted(DATASETS.yaml_configs()),
+}))
+"""
+
+
+def _check(env: dict[str, str], cwd: Path) -> dict:
+    import json
+
+    out = subprocess.run([sys.executable, "-c", CHECK], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_package_list_covers_every_package_folder():
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(cfg["packages"])
+    on_disk = {"vidtok_bench." + ".".join(p.parent.relative_to(ROOT / "vidtok_bench").parts) if p.parent != ROOT / "vidtok_bench" else "vidtok_bench" for p in (ROOT / "vidtok_bench").rglob("__init__.py")}
+    on_disk = {n.rstrip(".") for n in on_disk}
+    assert on_disk | {"vidtok_bench.tokenizers", "vidtok_bench.datasets", "vidtok_bench.conf"} == listed
+    assert cfg["package-dir"]["vidtok_bench.tokenizers"] == "tokenizers"
+
+
+def test_editable_install_maps_plugin_folders(tmp_path):
+    info = _check(dict(os.environ), tmp_path)
+    assert Path(info["tok"]) == ROOT / "tokenizers" / "__init__.py"
+    assert Path(info["ds"]) == ROOT / "datasets" / "__init__.py"
+    assert info["top_tokenizers"] is None or not Path(info["top_tokenizers"]).is_relative_to(ROOT)
+    assert "trilinear_488" in info["configs"] and "synthetic" in info["datasets"]
+
+
+@pytest.mark.slow
+def test_regular_install_maps_plugin_folders(tmp_path):
+    target = tmp_path / "site"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-compile", "-q", "--target", str(target), str(ROOT)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    assert not (target / "tokenizers").exists() and not (target / "datasets").exists()
+    assert (target / "vidtok_bench" / "tokenizers" / "trilinear.py").exists()
+    env = dict(os.environ, PYTHONPATH=str(target))
+    info = _check(env, tmp_path)
+    assert Path(info["tok"]).is_relative_to(target) and Path(info["pkg"]).is_relative_to(target)
+    assert "trilinear_488" in info["configs"] and "synthetic" in info["datasets"]
+    assert info["top_tokenizers"] is None or not Path(info["top_tokenizers"]).is_relative_to(target)

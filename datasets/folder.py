@@ -1,0 +1,135 @@
+"""Any directory of videos (recursive, sorted), or a CSV/JSON list of video files.
+
+``root`` is a directory (every file whose extension is in ``extensions``, hidden files and
+folders skipped, sorted by relative path) or a list file:
+
+* CSV: one video per row; the column named ``path`` (else the first column) holds the file,
+  an optional ``id`` column its id; a header row is recognised by a ``path`` cell;
+* JSON: a list of paths, a list of ``{"path": ..., "id": ...}`` objects, or ``{"videos": [...]}``.
+
+Relative paths are taken from the list file's folder. A video's id is its path relative to
+the root (or the list's folder), so results stay comparable across machines. Listed files that
+are missing are kept and fail when read, so they are recorded as failed, never dropped.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from vidtok_bench.data import VideoRef
+from vidtok_bench.errors import ConfigError, DatasetError
+from vidtok_bench.registry import register_dataset
+
+from ._common import FileDataset
+
+VIDEO_EXTENSIONS = (
+    "mp4", "mkv", "avi", "mov", "webm", "m4v", "mpg", "mpeg", "ts", "m2ts", "flv", "wmv", "ogv", "3gp",
+    "y4m", "yuv", "gif",
+)
+
+
+@register_dataset("folder")
+class FolderDataset(FileDataset):
+    def __init__(self, name: str | None = None, root: str | None = None, extensions: list[str] | str | None = None, **kw: Any):
+        super().__init__(name=name, root=root, **kw)
+        if extensions is None:
+            exts = VIDEO_EXTENSIONS
+        elif isinstance(extensions, str):
+            exts = tuple(e for e in extensions.replace(",", " ").split())
+        else:
+            exts = tuple(str(e) for e in extensions)
+        self.extensions = tuple(sorted({e.lower().lstrip(".") for e in exts if e}))
+        if not self.extensions:
+            raise ConfigError(f"dataset '{self.name}': extensions is empty")
+
+    def videos(self) -> list[VideoRef]:
+        root = self.root
+        if not root.exists():
+            raise DatasetError(f"dataset root {root} does not exist")
+        if root.is_dir():
+            return self._scan(root)
+        suffix = root.suffix.lower()
+        if suffix == ".csv":
+            return self._finish(self._read_csv(root), root)
+        if suffix == ".json":
+            return self._finish(self._read_json(root), root)
+        if suffix.lstrip(".") in self.extensions:
+            return [VideoRef(id=root.name, path=str(root))]
+        raise DatasetError(f"dataset root {root} is neither a directory, a .csv/.json list nor a video file")
+
+    def _scan(self, root: Path) -> list[VideoRef]:
+        out = []
+        for p in root.rglob("*"):
+            rel = p.relative_to(root)
+            if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+                continue
+            if p.suffix.lower().lstrip(".") in self.extensions:
+                out.append(VideoRef(id=rel.as_posix(), path=str(p)))
+        if not out:
+            raise DatasetError(f"no video files ({', '.join(self.extensions)}) found under {root}")
+        return sorted(out, key=lambda v: v.id)
+
+    def _read_csv(self, path: Path) -> list[tuple[str, str | None]]:
+        try:
+            rows = [r for r in csv.reader(path.read_text(encoding="utf-8").splitlines()) if r and any(c.strip() for c in r)]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DatasetError(f"cannot read video list {path}: {exc}") from None
+        if not rows:
+            return []
+        header = [c.strip().lower() for c in rows[0]]
+        first = 2 if "path" in header else 1  # row number of the first entry, for messages
+        if "path" in header:
+            pi, ii = header.index("path"), header.index("id") if "id" in header else None
+            rows = rows[1:]
+        else:
+            pi, ii = 0, None
+        out = []
+        for n, r in enumerate(rows, first):
+            if pi >= len(r) or not r[pi].strip():
+                raise DatasetError(f"video list {path}, row {n}: no path")
+            out.append((r[pi].strip(), r[ii].strip() if ii is not None and ii < len(r) and r[ii].strip() else None))
+        return out
+
+    def _read_json(self, path: Path) -> list[tuple[str, str | None]]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"cannot read video list {path}: {str(exc).splitlines()[0]}") from None
+        if isinstance(data, dict):
+            data = data.get("videos")
+        if not isinstance(data, list):
+            raise DatasetError(f"video list {path} must be a JSON list of paths or of {{\"path\": ...}} objects")
+        out = []
+        for n, item in enumerate(data):
+            if isinstance(item, str):
+                out.append((item, None))
+            elif isinstance(item, dict) and isinstance(item.get("path"), str):
+                out.append((item["path"], str(item["id"]) if item.get("id") is not None else None))
+            else:
+                raise DatasetError(f"video list {path}, entry {n}: expected a path string or an object with 'path'")
+        return out
+
+    def _finish(self, entries: list[tuple[str, str | None]], listfile: Path) -> list[VideoRef]:
+        if not entries:
+            raise DatasetError(f"video list {listfile} lists no videos")
+        base = listfile.parent
+        out, seen = [], set()
+        for p, vid in entries:
+            full = Path(p).expanduser()
+            if not full.is_absolute():
+                full = base / full
+            if vid is None:
+                try:
+                    vid = full.resolve().relative_to(base.resolve()).as_posix()
+                except ValueError:
+                    vid = full.as_posix()
+            if vid in seen:
+                raise DatasetError(f"video list {listfile}: video id '{vid}' appears twice")
+            seen.add(vid)
+            out.append(VideoRef(id=vid, path=str(full)))
+        return out  # the list's own order
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "extensions": list(self.extensions)}

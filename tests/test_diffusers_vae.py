@@ -102,6 +102,7 @@ def test_offline_empty_cache_gives_one_line_error(tmp_path, monkeypatch):
         tok.encode(torch.zeros(1, 3, 9, 32, 32))
     msg = str(err.value)
     assert "\n" not in msg and "THUDM/CogVideoX-2b" in msg and "tokenizer.pretrained=" in msg
+    assert "not in the Hugging Face cache" in msg
 
 
 def _save_tiny(cls: str, folder) -> dict:
@@ -120,7 +121,12 @@ def test_loads_local_folder_and_hub_cache(tmp_path, monkeypatch):
     x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
     assert tuple(tok.encode(x).shape) == (1, 4, 3, 4, 4)
     assert torch.equal(tok.model.state_dict()["quant_conv.weight"], sd["quant_conv.weight"])
-    assert tok.weights_info()["source"] == "local"
+    info = tok.weights_info()
+    assert info["source"] == "local"
+    import hashlib
+
+    weights = tmp_path / "local" / "vae" / "diffusion_pytorch_model.safetensors"
+    assert info["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     # a Hugging Face cache laid out as the hub client writes it, read offline
     snap = tmp_path / "hf" / "models--org--tiny" / "snapshots" / ("a" * 40)
     _save_tiny(cls, snap / "vae")
@@ -129,7 +135,7 @@ def test_loads_local_folder_and_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub = DiffusersVAETokenizer(pretrained="org/tiny", cache_dir=str(tmp_path / "hf"), **common)
     assert tuple(hub.encode(x).shape) == (1, 4, 3, 4, 4)
-    assert hub.weights_info()["source"] == "hub"
+    assert hub.weights_info()["source"] == "hub" and hub.weights_info()["commit"] == "a" * 40
     # factors in the config that disagree with the weights are caught
     bad = DiffusersVAETokenizer(pretrained=str(tmp_path / "local"), **{**common, "latent_channels": 16})
     with pytest.raises(CheckpointError, match="channels=4"):

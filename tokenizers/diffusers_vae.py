@@ -58,6 +58,35 @@ def model_factors(model: Any) -> tuple[int, int, int]:
     return int(t), int(s), int(c)
 
 
+def hash_weights(folder: Path) -> dict[str, Any]:
+    """sha256 of every weight file in a diffusers model folder (recorded in results)."""
+    import hashlib
+
+    files = {}
+    for f in sorted(folder.iterdir()):
+        if f.suffix in (".safetensors", ".bin") and f.is_file():
+            h = hashlib.sha256()
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            files[f.name] = h.hexdigest()
+    if not files:
+        return {}
+    combined = files[next(iter(files))] if len(files) == 1 else hashlib.sha256("".join(f"{k}:{v}\n" for k, v in files.items()).encode()).hexdigest()
+    return {"sha256": combined, "files": files}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a loading error was caused by having no network or no cached file."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        kind = type(seen).__name__
+        if "Connect" in kind or "LocalEntryNotFound" in kind or "Offline" in kind or "Timeout" in kind:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _offline() -> bool:
     """HF_HUB_OFFLINE read at call time (huggingface_hub reads it only at import)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
@@ -192,15 +221,36 @@ class DiffusersVAETokenizer(Tokenizer):
         except Exception as exc:  # hub / IO / format errors all become one actionable line
             where = f"'{src}'" + (f" (subfolder '{subfolder}')" if subfolder else "")
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if offline or _unreachable(exc):
+                first = "not in the Hugging Face cache" + (" (HF_HUB_OFFLINE=1)" if offline else " and the hub cannot be reached")
             hint = (
                 f"download it where there is network (`huggingface-cli download {src}"
                 + (f" --include '{subfolder}/*'" if subfolder else "")
                 + "`) and pass tokenizer.pretrained=LOCAL_DIR or set HF_HOME to that cache"
             ) if not local.is_dir() else "check the folder holds a diffusers config.json and weights"
             raise CheckpointError(f"tokenizer '{self.name}': cannot load {self.vae_class} weights from {where}: {first[:200]}; {hint}") from None
+        folder = self._resolved_folder(src, subfolder, local)
         self._source = {"source": "local" if local.is_dir() else "hub", "pretrained": src, "subfolder": subfolder,
-                        "revision": self.revision, "name_or_path": model.config.get("_name_or_path")}
+                        "revision": self.revision, "path": str(folder) if folder else None}
+        if folder is not None:
+            snapshot = [p for p in (folder, *folder.parents) if p.parent.name == "snapshots"]
+            if snapshot:  # hub cache layout: .../snapshots/<commit>/<subfolder>
+                self._source["commit"] = snapshot[0].name
+            self._source.update(hash_weights(folder))
         return model
+
+    def _resolved_folder(self, src: str, subfolder: str | None, local: Path) -> Path | None:
+        """The folder the weights were read from (a hub-cache snapshot folder for hub ids)."""
+        if local.is_dir():
+            return local / subfolder if subfolder else local
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cfg = try_to_load_from_cache(src, f"{subfolder}/config.json" if subfolder else "config.json",
+                                         cache_dir=self.cache_dir, revision=self.revision)
+        except Exception:
+            return None
+        return Path(cfg).parent if isinstance(cfg, str) else None
 
     @property
     def model(self) -> Any:

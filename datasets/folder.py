@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,9 @@ class FolderDataset(FileDataset):
             if not full.is_absolute():
                 full = base / full
             if vid is None:
-                try:
-                    vid = full.resolve().relative_to(base.resolve()).as_posix()
-                except ValueError:
-                    vid = full.as_posix()
+                # lexical (symlinks kept): a linked file is named where the list puts it
+                rel = os.path.relpath(os.path.abspath(full), os.path.abspath(base))
+                vid = Path(rel).as_posix() if not rel.startswith("..") else full.as_posix()
             if vid in seen:
                 raise DatasetError(f"video list {listfile}: video id '{vid}' appears twice")
             seen.add(vid)

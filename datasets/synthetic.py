@@ -1,8 +1,8 @@
 """Deterministic, procedurally generated videos with real motion; needs no download.
 
 Each video is two shots separated by a hard scene cut half-way: the first pans a virtual
-camera over a large procedural texture (smooth colour fields, oriented stripes, a
-checkerboard, fine grain), the second zooms into a different texture; three objects (disc,
+camera back and forth over a large procedural texture (smooth colour fields, oriented stripes, a
+checkerboard, fine grain), the second zooms in and out of a different texture; three objects (disc,
 square, ring) move and bounce over both shots. Everything comes from a numpy generator seeded
 with (seed, video index) and float64 arithmetic, so the same parameters give the same uint8
 frames on every machine. Frames are generated one at a time as uint8 RGB at the source size
@@ -80,12 +80,14 @@ class SyntheticVideo:
         h, w = self.h, self.w
         ys0 = np.arange(h) - (h - 1) / 2
         xs0 = np.arange(w) - (w - 1) / 2
+        # motion speed per frame does not depend on the video's length: the camera pans back
+        # and forth (period 216 frames, up to 45% of the frame) and zooms in and out (240 frames)
         if i < self.cut:  # shot 1: pan across texture A
-            u = i / max(1, self.cut - 1)
+            u = np.sin(2 * np.pi * i / 216)
             cy, cx = np.array([h, w], float) + self.pan_dir * (0.45 * u * np.array([h, w]))
             img = _bilinear(self.tex_a, cy + ys0, cx + xs0)
         else:  # shot 2 (after the cut): zoom into texture B
-            u = (i - self.cut) / max(1, self.n - self.cut - 1)
+            u = (1 - np.cos(2 * np.pi * (i - self.cut) / 240)) / 2
             s = 1.0 + (self.zoom_end - 1.0) * u
             img = _bilinear(self.tex_b, h + ys0 / s, w + xs0 / s)
         yy, xx = np.ogrid[0:h, 0:w]

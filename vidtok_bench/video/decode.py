@@ -57,8 +57,10 @@ def _av_error(path: str, exc: BaseException, what: str) -> VideoError:
 def open_av(path: str | Path) -> FrameSource:
     """Probe a container file with PyAV (raises VideoError when it cannot be opened)."""
     path = str(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise VideoError(path, "file not found")
+    if not os.path.isfile(path):
+        raise VideoError(path, "not a regular file")
     try:
         with av.open(path) as c:
             if not c.streams.video:

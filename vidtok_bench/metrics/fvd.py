@@ -50,7 +50,7 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     with warnings.catch_warnings():
         # rank-deficient covariances (fewer clips than dimensions) are the norm; FVD.compute warns about that
         warnings.simplefilter("ignore", linalg.LinAlgWarning)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -86,12 +87,20 @@ def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: 
     return rows, notes
 
 
+def _minor_label(v: float, _pos: Any = None) -> str:
+    if v <= 0:
+        return ""
+    mant = v / 10 ** math.floor(math.log10(v))
+    return f"{v:g}" if round(mant, 6) in (2.0, 5.0) else ""
+
+
 def plot_rd(rows: list[dict[str, Any]], metric: str, out_dir: str | Path, title: str | None = None) -> list[Path]:
     """Write ``rd_<metric>.png`` and ``.svg`` (text kept as text in the SVG); returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     pts = [r for r in rows if r.get(metric) is not None]
     if not pts:
@@ -109,6 +118,8 @@ def plot_rd(rows: list[dict[str, Any]], metric: str, out_dir: str | Path, title:
             ys = [r[metric] for r in group]
             ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle="-" if len(group) > 1 else "none", label=fam)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(_minor_label))  # 0.02, 0.05, 0.2, 0.5, ...
         ax.set_xlabel("bits per pixel (measured)")
         ax.set_ylabel(f"{LABELS.get(metric, metric)} ({'higher' if hib else 'lower'} is better)")
         ax.set_title(title or f"Rate–distortion: {LABELS.get(metric, metric)}")

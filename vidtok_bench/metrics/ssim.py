@@ -22,25 +22,35 @@ VARIANTS = ("vidtok", "tokenbench")
 K1, K2 = 0.01, 0.03
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)
+    return g / g.sum()
 
 
-def _ssim_map(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, cov_norm: float) -> torch.Tensor:
-    """x, y: (N,C,H,W) float64 in [0,1]; window (k,k); valid filtering per channel."""
-    c = x.shape[1]
-    w = window.to(x).expand(c, 1, *window.shape)
+def _band(n: int, kernel: torch.Tensor) -> torch.Tensor:
+    """(n-k+1, n) matrix whose product with a signal is its 'valid' correlation with kernel."""
+    k = kernel.numel()
+    m = torch.zeros(n - k + 1, n, dtype=kernel.dtype, device=kernel.device)
+    idx = torch.arange(n - k + 1, device=kernel.device)
+    for j in range(k):
+        m[idx, idx + j] = kernel[j]
+    return m
 
-    def filt(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(z, w, groups=c)
 
-    mx, my = filt(x), filt(y)
-    sxx = cov_norm * (filt(x * x) - mx * mx)
-    syy = cov_norm * (filt(y * y) - my * my)
-    sxy = cov_norm * (filt(x * y) - mx * my)
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor, cov_norm: float) -> torch.Tensor:
+    """x, y: (N,C,H,W) float64 in [0,1]; separable window ``outer(kernel, kernel)``, valid filtering.
+
+    The window is applied as two band-matrix products: exact in float64 and an order of
+    magnitude faster on CPU than a float64 depthwise convolution.
+    """
+    kernel = kernel.to(x)
+    bh, bw = _band(x.shape[-2], kernel), _band(x.shape[-1], kernel)
+    maps = torch.stack([x, y, x * x, y * y, x * y])
+    mx, my, exx, eyy, exy = bh @ maps @ bw.T
+    sxx = cov_norm * (exx - mx * mx)
+    syy = cov_norm * (eyy - my * my)
+    sxy = cov_norm * (exy - mx * my)
     c1, c2 = K1**2, K2**2
     return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
 
@@ -53,19 +63,19 @@ def ssim_frames(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok")
         f = max(1, round(min(x.shape[-2:]) / 256))
         if f > 1:
             x, y = F.avg_pool2d(x, f), F.avg_pool2d(y, f)
-        window, cov_norm = _gaussian_window(11, 1.5), 1.0
+        kernel, cov_norm = _gaussian_1d(11, 1.5), 1.0
     elif variant == "tokenbench":
-        window, cov_norm = torch.full((7, 7), 1 / 49, dtype=torch.float64), 49 / 48
+        kernel, cov_norm = torch.full((7,), 1 / 7, dtype=torch.float64), 49 / 48
     else:
         from ..errors import ConfigError
 
         raise ConfigError(f"ssim variant '{variant}' is not one of {', '.join(VARIANTS)}")
-    k = window.shape[-1]
+    k = kernel.numel()
     if min(x.shape[-2:]) < k:
         from ..errors import InputShapeError
 
         raise InputShapeError(f"ssim ({variant}) needs frames of at least {k}x{k} after pooling, got {tuple(x.shape[-2:])}")
-    return _ssim_map(x, y, window, cov_norm).mean(dim=(1, 2, 3))
+    return _ssim_map(x, y, kernel, cov_norm).mean(dim=(1, 2, 3))
 
 
 def ssim(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:

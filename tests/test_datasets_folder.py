@@ -105,3 +105,12 @@ def test_broken_video_in_folder_is_a_video_error(tree):
 def test_bad_options(tmp_path, bad):
     with pytest.raises(ConfigError):
         create_dataset("folder", root=str(tmp_path), **bad)
+
+
+def test_yuv_named_config(tree):
+    ds = create_dataset("yuv", root=str(tree), size=16, clip_len=None)
+    assert ds.plugin_name == "folder" and ds.name == "yuv"
+    (v,) = ds.videos()
+    assert v.id == "raw_32x16_24.yuv"
+    (clip,) = list(ds.clips(v))
+    assert clip.valid == 3

@@ -116,3 +116,13 @@ def test_explicit_size_overrides_name(tmp_path):
     p.write_bytes(bytes(yuv420_frame_bytes(32, 16) * 5))
     (clip,) = list(decode_clips(p, Preprocess(size=16, clip_len=None, fps=None), width=32, height=16, fps=24))
     assert clip.frames.shape == (3, 5, 16, 16) and clip.source_fps == 24.0
+
+
+def test_high_bit_depth_names_are_refused(tmp_path):
+    p = tmp_path / "Beauty_64x48_120fps_420_10bit_YUV.yuv"
+    p.write_bytes(bytes(yuv420_frame_bytes(64, 48) * 4))  # a 2-byte-per-sample file is a "multiple" too
+    with pytest.raises(VideoError, match="10-bit raw YUV is not supported"):
+        probe_yuv(p)
+    ok = tmp_path / "Beauty_64x48_120fps_420_8bit_YUV.yuv"
+    ok.write_bytes(bytes(yuv420_frame_bytes(64, 48) * 2))
+    assert probe_yuv(ok).num_frames == 2 and probe_yuv(ok).fps == 120

@@ -26,6 +26,8 @@ from ..errors import ConfigError, VideoError
 
 _NAME = re.compile(r"_(\d+)x(\d+)_(\d+(?:\.\d+)?)(?:fps)?(?:_[^/\\]*)?\.yuv$", re.IGNORECASE)
 
+_DEEP = re.compile(r"(?<![0-9])(10|12|16) ?-?b(?:it)?(?![a-z0-9])", re.IGNORECASE)
+
 #: (Kr, Kb) of the luma equation
 MATRICES = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
 
@@ -59,6 +61,9 @@ def probe_yuv(
     path: str | Path, width: int | None = None, height: int | None = None, fps: float | None = None
 ) -> YuvInfo:
     """Size, rate and frame count of a raw file; explicit values override the name."""
+    deep = _DEEP.search(os.path.basename(str(path)))
+    if deep:
+        raise VideoError(str(path), f"{deep.group(1)}-bit raw YUV is not supported (8-bit 4:2:0 only)")
     parsed = parse_yuv_name(str(path))
     if width is None or height is None:
         if parsed is None:

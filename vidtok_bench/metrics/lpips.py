@@ -86,7 +86,10 @@ class LPIPS:
             raise InputShapeError(f"LPIPS needs frames of at least 16x16 pixels, got {tuple(x.shape[2:])}")
         x = x.to(self.device, torch.float32)
         y = y.to(self.device, torch.float32)
-        return self.model(x, y).reshape(-1)
+        from .i3d import full_fp32
+
+        with full_fp32():  # reference numbers are fp32; TF32 convs would shift them
+            return self.model(x, y).reshape(-1)
 
     def spec(self) -> dict[str, Any]:
         return {"network": self.net_name, "variant": "LPIPS v0.1 (lin layers)", "weights_sha256": self.weights_sha256,

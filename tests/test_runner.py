@@ -139,3 +139,13 @@ def test_per_clip_log_is_json_lines(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / R.PER_CLIP_FILE).read_text().splitlines()]
     assert [x["video"] for x in lines] == ["v0", "v1", "v2"]
     assert all(len(c["stats"]["psnr"]) == c["frames"] for x in lines for c in x["clips"])
+
+
+def test_set_metric_forgets_clips_of_a_failed_video(tmp_path):
+    """FVD features of a video that fails part-way are dropped (checked on the plugin directly)."""
+    from vidtok_bench.metrics.fvd import FVD
+
+    m = FVD(cache_reference=False)
+    m._real, m._fake, m._ids = [1, 2, 3], [4, 5, 6], ["a#0", "b#0", "b#1"]
+    m.discard(["b#0", "b#1"])
+    assert (m._real, m._fake, m._ids) == ([1], [4], ["a#0"])

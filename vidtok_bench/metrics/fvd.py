@@ -187,6 +187,14 @@ class FVD(SetMetric):
         self._fake.extend(self.features(fake))
         self._ids.extend(clip_ids)
 
+    def discard(self, clip_ids: list[str]) -> None:
+        """Drop the features of clips from a video that failed part-way."""
+        drop = set(clip_ids)
+        keep = [i for i, cid in enumerate(self._ids) if cid not in drop]
+        self._real = [self._real[i] for i in keep]
+        self._fake = [self._fake[i] for i in keep]
+        self._ids = [self._ids[i] for i in keep]
+
     def compute(self) -> dict[str, Any]:
         n = len(self._fake)
         out: dict[str, Any] = {"clips": n, "spec": self.spec(), "reference_cache_hits": self.reference_cache_hits}

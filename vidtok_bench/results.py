@@ -53,6 +53,19 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN/inf become null so results.json stays strict JSON (a missing value, never a number)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
     """Expand results.json files and directories holding them (recursively), sorted."""
     out: list[Path] = []

@@ -468,7 +468,7 @@ class Runner:
             rows.append(row)
         pd.DataFrame(rows, columns=["video", "path", "status", "error", "clips", "frames", *frame_metrics]).to_csv(out / R.PER_VIDEO_FILE, index=False)
         tmp = out / (R.RESULTS_FILE + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2, default=str))
+        tmp.write_text(json.dumps(R.json_safe(result), indent=2, default=str, allow_nan=False))
         tmp.replace(out / R.RESULTS_FILE)
 
 

@@ -40,7 +40,7 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     _check_group_names(overrides)
@@ -48,17 +48,25 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="vidtok_bench.conf", version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=overrides)
+            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        choices = dict(cfg.hydra.runtime.choices)
+        with open_dict(cfg):
+            del cfg["hydra"]
         out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         m = re.search(r"Missing mandatory value: (\S+)", str(exc))
         if m:
-            msg = f"{m.group(1)} must be set (e.g. {m.group(1)}=PATH)"
+            key = getattr(exc, "full_key", None) or m.group(1)
+            msg = f"{key} must be set (e.g. {key}=PATH)"
         raise ConfigError(f"invalid configuration: {msg}") from None
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(out, dict)
+    # a named config's name is the group option chosen (e.g. trilinear_488), unless set explicitly
+    for group in ("tokenizer", "dataset"):
+        if isinstance(out.get(group), dict) and not out[group].get("name"):
+            out[group]["name"] = choices.get(group)
     return out
 
 

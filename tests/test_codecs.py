@@ -113,7 +113,7 @@ def test_match_uses_the_named_tokenizers_nominal_rate():
     assert tri.target_bpp == pytest.approx(3 * 16 / (4 * 8 * 8))
     cog = create_tokenizer("hevc", match="cogvideox")  # builds the VAE's config only, no download
     assert cog.target_bpp == pytest.approx(16 * 16 / (4 * 8 * 8))
-    assert cog.info()["match"] == "cogvideox"
+    assert cog.info()["match"] == "cogvideox" and cog.name == "hevc@cogvideox"
     with pytest.raises(ConfigError, match="codec"):
         create_tokenizer("h264", match="av1")
 
@@ -125,6 +125,8 @@ def test_named_configs_and_info():
         info = tok.info()
         assert info["nominal_bits_per_pixel"] is None and info["crf"] == tok.crf
         json.dumps(info, allow_nan=False)
+        assert tok.name == f"{name}_crf{tok.crf:g}"
+    assert create_tokenizer("h264", bpp=0.07).name == "h264_bpp0.07"
 
 
 def test_bad_options():

@@ -19,6 +19,9 @@ Rate control (``crf`` or ``bpp``):
   bits unevenly; the search never exceeds the budget (unless even the coarsest CRF does, which
   is recorded) and lands within ``tolerance`` below it where the CRF grid allows
   (x264/x265 take fractional CRF; AV1/VP9 only integers, so they can land lower).
+
+The recorded name carries the operating point (``h264_crf23``, ``h264_bpp0.07``,
+``h264@vidtok_fsq_causal_488_262144``) so every rate keeps its own row in tables.
 """
 from __future__ import annotations
 
@@ -209,6 +212,13 @@ class CodecTokenizer(Tokenizer):
         self.preset, self.fps, self.threads = preset, float(fps), int(threads)
         self.options = {str(k): str(v) for k, v in (options or {}).items()}
         self.tolerance, self.max_iter = float(tolerance), int(max_iter)
+        # distinct names per operating point, so tables keep one row per rate
+        if self.match is not None:
+            self.name = f"{self.name}@{self.match}"
+        elif self.target_bpp is not None:
+            self.name = f"{self.name}_bpp{self.target_bpp:g}"
+        else:
+            self.name = f"{self.name}_crf{self.crf:g}"
         self.preferred_clip_len = 17
 
     # ------------------------------------------------------------------ rate control

@@ -86,8 +86,11 @@ def test_bad_input_says_the_rule() -> None:
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_reduced_precision_runs_and_stays_close(precision: str) -> None:
-    x = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    x = torch.rand(1, 3, 5, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     ref = _tok("v11_kl_causal_488").reconstruct(x)
     out = _tok("v11_kl_causal_488", precision=precision).reconstruct(x)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
-    assert (out - ref).abs().max() < 0.1
+    # reduced precision keeps ~3 (bf16) or ~4 (fp16) significant digits per layer: judge the
+    # relative RMS error of the whole reconstruction, not its single worst pixel
+    rel = ((out - ref).pow(2).mean() / ref.pow(2).mean()).sqrt()
+    assert rel < 0.05

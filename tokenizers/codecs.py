@@ -284,8 +284,8 @@ class CodecTokenizer(Tokenizer):
         """The target bpp (NaN in constant-CRF mode, where the rate depends on the content)."""
         return self.target_bpp if self.target_bpp is not None else math.nan
 
-    def info(self) -> dict[str, Any]:
-        out = super().info()
+    def info(self, weights: bool = True) -> dict[str, Any]:
+        out = super().info(weights)
         out.update({
             "codec": self.codec,
             "encoder": self.spec.encoder,

@@ -303,8 +303,8 @@ class DiffusersVAETokenizer(Tokenizer):
         return out.float().clamp(-1, 1).contiguous()
 
     # ------------------------------------------------------------------ records
-    def info(self) -> dict[str, Any]:
-        out = super().info()
+    def info(self, weights: bool = True) -> dict[str, Any]:
+        out = super().info(weights)
         out.update({
             "vae_class": self.vae_class,
             "scaling_factor": self.scaling_factor,

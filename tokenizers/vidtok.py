@@ -209,8 +209,8 @@ class VidTokTokenizer(Tokenizer):
             out = model.decode_latent(z.float(), tiling=self.tiling, t_chunk=self.t_chunk)
         return out.float()
 
-    def info(self) -> dict[str, Any]:
-        out = super().info()
+    def info(self, weights: bool = True) -> dict[str, Any]:
+        out = super().info(weights)
         a = self.arch
         out.update({
             "version": a.version,

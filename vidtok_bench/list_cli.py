@@ -18,13 +18,27 @@ def _tokenizer_row(name: str, cfg: dict[str, Any]) -> list[Any]:
 
     try:
         cls, kwargs = TOKENIZERS.resolve(name)
-        describe = getattr(cls, "describe_config", None)
-        info = describe(**kwargs) if describe else cls(**kwargs).info()
+        info = cls(**kwargs).info(weights=False)  # never load or download weights for a listing
     except Exception as exc:  # a plugin that cannot be built still gets listed
         return [name, cfg.get("plugin", name), "?", "?", "?", f"({type(exc).__name__}: {exc})"[:60]]
     comp = "x".join(map(str, info.get("compression", []))) or "?"
     bpp = info.get("nominal_bits_per_pixel")
-    return [name, info.get("plugin", ""), comp, info.get("latent_channels", ""), info.get("codebook_size") or "", "" if bpp is None else f"{bpp:.4g}"]
+    if bpp is None or bpp != bpp:
+        rate = f"crf {info['crf']}" if info.get("crf") is not None else ""
+    else:
+        rate = f"{bpp:.4g}"
+    return [name, info.get("plugin", ""), comp, info.get("latent_channels", ""), info.get("codebook_size") or "", rate]
+
+
+def _listed(registry) -> dict[str, dict[str, Any]]:
+    """Named configs, plus plugins that have no named config of their own (e.g. from entry points)."""
+    yaml_cfgs = registry.yaml_configs()
+    covered = {c.get("plugin") for c in yaml_cfgs.values()}
+    out = dict(yaml_cfgs)
+    for name in registry.plugins():
+        if name not in covered and not name.startswith("_"):
+            out.setdefault(name, {"plugin": name})
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,10 +49,10 @@ def main(args: argparse.Namespace) -> int:
     if args.kind == "tokenizers":
         from .registry import TOKENIZERS
 
-        rows = [_tokenizer_row(n, c) for n, c in TOKENIZERS.named_configs().items()]
+        rows = [_tokenizer_row(n, c) for n, c in _listed(TOKENIZERS).items()]
         print(tabulate(rows, headers=["name", "plugin", "compression (t×h×w)", "latent ch", "codebook", "bits/pixel"], tablefmt="github"))
     elif args.kind == "datasets":
-        rows = [[n, c.get("plugin", n)] for n, c in DATASETS.named_configs().items()]
+        rows = [[n, c.get("plugin", n)] for n, c in _listed(DATASETS).items()]
         print(tabulate(rows, headers=["name", "plugin"], tablefmt="github"))
     elif args.kind == "metrics":
         rows = []

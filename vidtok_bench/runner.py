@@ -191,7 +191,9 @@ class Runner:
         self.limit = cfg.get("limit")
 
     # ------------------------------------------------------------------ fingerprints
-    def fingerprints(self, video_ids: list[str]) -> dict[str, str]:
+    def fingerprints(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, str]:
+        """``data``: what was evaluated and how; ``config``: that plus the tokenizer's configuration
+        and, once loaded, its weights' sha256 (at start-up weights may not be loaded yet)."""
         data = {
             "dataset": {k: v for k, v in self.dataset_args.items() if k not in LOCATION_KEYS},
             "protocol": self.protocol,
@@ -199,7 +201,7 @@ class Runner:
             "metrics": {n: m.spec() for n, m in self.metrics.items()},
         }
         tok = {k: v for k, v in self.cfg["tokenizer"].items() if k not in ("device", "checkpoint")}
-        tok["weights"] = self.tokenizer.weights_info().get("sha256")
+        tok["weights"] = weights_sha256
         return {"data": R.fingerprint(data), "config": R.fingerprint({"data": data, "tokenizer": tok, "precision": self.precision})}
 
     # ------------------------------------------------------------------ one batch
@@ -267,7 +269,7 @@ class Runner:
         videos = self.dataset.videos()
         if self.limit is not None:
             videos = videos[: int(self.limit)]
-        video_ids = [v.id for v in videos]
+        video_ids = self.video_ids = [v.id for v in videos]
         fps = self.fingerprints(video_ids)
 
         finished: dict[str, VideoRecord] = {}
@@ -407,6 +409,9 @@ class Runner:
         enc, dec = stats["encode_s"], stats["decode_s"]
         tok_info = self.tokenizer.info()
         tok_info["config"] = self.cfg["tokenizer"]
+        sha = (tok_info.get("weights") or {}).get("sha256")
+        if sha:
+            fps = self.fingerprints(self.video_ids, sha)
         return {
             "schema": R.SCHEMA,
             "tokenizer": tok_info,

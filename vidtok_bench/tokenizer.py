@@ -91,8 +91,11 @@ class Tokenizer(ABC):
         if h % m or w % m:
             raise InputShapeError(f"{self.name}: frame size {h}x{w} is not a multiple of {m}; choose dataset.size divisible by {m}")
 
-    def info(self) -> dict[str, Any]:
-        """Everything a results file must record about this tokenizer."""
+    def info(self, weights: bool = True) -> dict[str, Any]:
+        """Everything a results file must record about this tokenizer.
+
+        ``weights=False`` skips :meth:`weights_info` (which may load or download weights), for listings.
+        """
         return {
             "name": self.name,
             "plugin": self.plugin_name,
@@ -104,7 +107,7 @@ class Tokenizer(ABC):
             "codebook_size": self.codebook_size,
             "bits_per_element": None if self.discrete else self.bits_per_element,
             "nominal_bits_per_pixel": self.nominal_bits_per_pixel(),
-            "weights": self.weights_info(),
+            "weights": self.weights_info() if weights else None,
         }
 
     def weights_info(self) -> dict[str, Any]:

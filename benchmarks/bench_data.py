@@ -7,6 +7,7 @@ and, for reference, to decode + RGB conversion. Peak RSS of the whole pipeline o
 clip is measured in a fresh subprocess (``VmHWM``, else ``ru_maxrss``), beside a subprocess that only imports
 torch and PyAV, so the pipeline's own share is visible.
 Run: pytest benchmarks/bench_data.py --benchmark-only -s
+(env: VIDTOK_BENCH_VIDEOS=folder of the clips, VIDTOK_BENCH_THREADS=torch threads, VIDTOK_BENCH_WORKERS=resize threads)
 """
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ import torch
 from vidtok_bench.data import Preprocess
 from vidtok_bench.video.decode import decode_clips, default_workers
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+VIDEOS = Path(os.environ.get("VIDTOK_BENCH_VIDEOS") or Path(__file__).resolve().parents[1].parent / "shared" / "videos")
 FILES = ["smpte_bars_1920x1080.mp4", "squirrel_1280x720.mp4"]
 PP = Preprocess(fps=30, sampling="stride", size=256, crop="center", resize="bilinear_antialias", clip_len=17)
-THREADS = int(os.environ.get("VIDTOK_BENCH_THREADS", min(4, os.cpu_count() or 1)))
+THREADS = int(os.environ.get("VIDTOK_BENCH_THREADS", min(4, os.cpu_count() or 1)))  # torch intra-op threads
+WORKERS = int(os.environ.get("VIDTOK_BENCH_WORKERS", default_workers()))  # resize threads
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,7 +54,7 @@ def decode_rgb(path: Path) -> int:
 
 
 def pipeline(path: Path) -> int:
-    return sum(c.valid for c in decode_clips(path, PP, workers=default_workers()))
+    return sum(c.valid for c in decode_clips(path, PP, workers=WORKERS))
 
 
 def best_fps(fn, path: Path, rounds: int = 3) -> float:
@@ -76,7 +78,7 @@ def test_pipeline_vs_bare_decode(benchmark, name):
     info = {
         "frames": n, "pipeline_fps": round(fps, 1), "bare_decode_fps": round(base, 1), "decode_rgb_fps": round(rgb, 1),
         "ratio_to_bare_decode": round(fps / base, 3), "ratio_to_decode_rgb": round(fps / rgb, 3),
-        "torch_threads": THREADS, "resize_workers": default_workers(), "cpus": os.cpu_count(),
+        "torch_threads": THREADS, "resize_workers": WORKERS, "cpus": os.cpu_count(),
     }
     benchmark.extra_info.update(info)
     print(f"\n{name}: {json.dumps(info)}")
@@ -100,14 +102,14 @@ if {run}:
     from vidtok_bench.data import Preprocess
     from vidtok_bench.video.decode import decode_clips
     pp = Preprocess(**{pp!r})
-    n = sum(c.valid for c in decode_clips(sys.argv[1], pp))
+    n = sum(c.valid for c in decode_clips(sys.argv[1], pp, workers={workers}))
     assert n > 0
 print(peak())
 """
 
 
 def peak_rss(run: bool, path: Path) -> int:
-    code = _RSS.format(threads=THREADS, run=run, pp=PP.as_dict())
+    code = _RSS.format(threads=THREADS, run=run, pp=PP.as_dict(), workers=WORKERS)
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1])
 

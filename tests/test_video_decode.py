@@ -124,3 +124,12 @@ def test_shorter_than_one_clip(shared_videos):
 def test_frames_smaller_than_crop(shared_videos):
     with pytest.raises(VideoError, match=r"kinetics_flipping_pancake_426x240.mkv: frames are 426x240, smaller than the crop 256x256"):
         list(decode_clips(shared_videos / "kinetics_flipping_pancake_426x240.mkv", Preprocess(size=256, resize="none")))
+
+
+@pytest.mark.parametrize("name", ["smpte_bars_1920x1080.mp4", "caminandes_640x360.mp4"])
+def test_shared_reformatter_equals_to_ndarray(shared_videos, name):
+    from vidtok_bench.video.decode import av_frame_to_rgb
+
+    with av.open(str(shared_videos / name)) as c:
+        for _, f in zip(range(5), c.decode(video=0)):
+            assert np.array_equal(av_frame_to_rgb(f), f.to_ndarray(format="rgb24"))

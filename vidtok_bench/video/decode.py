@@ -10,6 +10,7 @@ procedurally generated frames (the synthetic set) use :func:`frames_to_clips` di
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 import torch
 
 from ..data import Clip, Preprocess
@@ -47,6 +49,22 @@ class FrameSource:
     frames: Callable[[], Iterator[tuple[Fraction, Any]]]
     to_rgb: Callable[[Any], np.ndarray]
     num_frames: int | None = None  # from the container; may be absent or approximate
+
+
+_LOCAL = threading.local()
+
+
+def av_frame_to_rgb(frame: "av.VideoFrame") -> np.ndarray:
+    """uint8 RGB (H, W, 3) of a decoded frame, exactly ``frame.to_ndarray(format="rgb24")``.
+
+    ``to_ndarray`` builds a new swscale context for every new frame object; one reformatter
+    per thread reuses its context (same values, tested) and single-threaded swscale avoids
+    oversubscribing the cores when several frames are converted at once.
+    """
+    r = getattr(_LOCAL, "reformatter", None)
+    if r is None:
+        r = _LOCAL.reformatter = VideoReformatter()
+    return r.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 
 def _av_error(path: str, exc: BaseException, what: str) -> VideoError:
@@ -104,7 +122,7 @@ def open_av(path: str | Path) -> FrameSource:
         finally:
             container.close()
 
-    return FrameSource(path, width, height, fps, frames, lambda f: f.to_ndarray(format="rgb24"), n)
+    return FrameSource(path, width, height, fps, frames, av_frame_to_rgb, n)
 
 
 def open_yuv(

@@ -17,7 +17,7 @@ groups (choose one of each; `vidtok-bench list tokenizers|datasets|protocols`):
 common keys:
   metrics=[psnr,ssim,lpips,fvd]   metrics to compute (default [psnr,ssim])
   device=auto|cpu|cuda            auto picks cuda when available
-  precision=fp32|bf16|fp16        autocast for the tokenizer (fp32 default)
+  precision=fp32|tf32|bf16|fp16   autocast for the tokenizer (fp32 default: TF32 off on CUDA)
   batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  progress=true|false
   dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
   dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N

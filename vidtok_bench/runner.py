@@ -29,7 +29,8 @@ from .metrics.base import FrameMetric, Metric, SetMetric
 from .registry import DATASETS, METRICS, TOKENIZERS, instantiate
 from .tokenizer import Tokenizer
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: fp32 is true fp32 (TF32 off on CUDA, so GPU numbers match CPU ones); tf32 allows TF32 matmuls/convs
+PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PREPROCESS_KEYS = tuple(Preprocess.__dataclass_fields__)
 #: dataset keys that locate data on one machine and so stay out of the data fingerprint
 LOCATION_KEYS = ("root",)
@@ -79,7 +80,7 @@ def build_metrics(names: list[str], protocol: dict[str, Any], device: torch.devi
 
 @contextlib.contextmanager
 def _autocast(device: torch.device, precision: str) -> Iterator[None]:
-    if precision == "fp32":
+    if PRECISIONS[precision] is torch.float32:
         yield
         return
     with torch.autocast(device_type=device.type, dtype=PRECISIONS[precision]):
@@ -163,6 +164,9 @@ class Runner:
         self.precision = cfg.get("precision", "fp32")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision='{self.precision}' is not one of {', '.join(PRECISIONS)}")
+        if self.device.type == "cuda":
+            # cuDNN defaults to TF32 convolutions, which changes fp32 results at the 1e-3 level
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
         self.batch_size = int(cfg.get("batch_size") or 1)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1")

@@ -1,0 +1,42 @@
+"""CUDA paths: the same numbers as on the CPU (skipped, saying why, where there is no GPU)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from _vidtok_fixtures import FIXTURES, cases, config_name, overrides
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (run on a GPU host)")
+
+
+@pytest.mark.parametrize("case", ["v10_kl_causal_488", "v10_fsq_causal_488_4096", "v11_kl_causal_488"])
+def test_vidtok_fixture_parity_on_cuda(case):
+    import vidtok_bench
+
+    c = cases()[case]
+    io = torch.load(FIXTURES / f"{case}.io.pt", weights_only=True)
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        tok = vidtok_bench.create_tokenizer(config_name(c), checkpoint=str(FIXTURES / f"{case}.ckpt"), device="cuda", **overrides(c))
+        recon = tok.reconstruct(io["input"].cuda()).cpu()
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+    assert (recon - io["recon"]).abs().max() <= 1e-4
+
+
+def test_runner_on_cuda_matches_cpu(tmp_path):
+    from test_runner import make_cfg
+
+    from vidtok_bench.runner import Runner
+
+    res = {}
+    for dev in ("cpu", "cuda"):
+        cfg = make_cfg(tmp_path / dev, tokenizer="trilinear_488")
+        cfg["device"] = dev
+        res[dev] = Runner(cfg).run()
+    assert res["cuda"]["memory"]["kind"] == "cuda_max_allocated" and res["cuda"]["memory"]["peak_bytes"] > 0
+    assert res["cuda"]["run"]["device"].startswith("cuda")
+    for m in ("psnr", "ssim"):
+        assert res["cuda"]["metrics"][m]["mean"] == pytest.approx(res["cpu"]["metrics"][m]["mean"], abs=1e-5)
+    assert res["cuda"]["throughput"]["frames_per_s"] > 0

@@ -67,3 +67,23 @@ def test_regular_install_maps_plugin_folders(tmp_path):
     assert Path(info["tok"]).is_relative_to(target) and Path(info["pkg"]).is_relative_to(target)
     assert "trilinear_488" in info["configs"] and "synthetic" in info["datasets"]
     assert info["top_tokenizers"] is None or not Path(info["top_tokenizers"]).is_relative_to(target)
+
+
+@pytest.mark.parametrize("name", ["tokenizers", "datasets"])
+def test_repo_root_on_sys_path_does_not_shadow_pypi_packages(tmp_path, name):
+    """`python -m ...` from a checkout puts the repo root first on sys.path; the PyPI package must still win."""
+    fake = tmp_path / "site" / name
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("MARK = 'pypi'\n")
+    code = f"import {name}, vidtok_bench.{name} as ours; print({name}.MARK, ours.__name__)"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["pypi", f"vidtok_bench.{name}"]
+    # without the PyPI package: a clear ImportError, not our folder
+    import importlib.util
+
+    if importlib.util.find_spec(name) is not None:
+        pytest.skip(f"the PyPI package {name} is installed here")
+    out = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and f"is vidtok_bench.{name}, not the PyPI package" in out.stderr

@@ -18,11 +18,15 @@ def test_vidtok_fixture_parity_on_cuda(case):
     old = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
-        tok = vidtok_bench.create_tokenizer(config_name(c), checkpoint=str(FIXTURES / f"{case}.ckpt"), device="cuda", **overrides(c))
-        recon = tok.reconstruct(io["input"].cuda()).cpu()
+        make = lambda tiling: vidtok_bench.create_tokenizer(  # noqa: E731
+            config_name(c), checkpoint=str(FIXTURES / f"{case}.ckpt"), device="cuda", tiling=tiling, **overrides(c))
+        recon = make(False).reconstruct(io["input"].cuda()).cpu()
+        long_recon = make(True).reconstruct(io["long_input"].cuda()).cpu() if "long_input" in io else None
     finally:
         torch.backends.cudnn.allow_tf32 = old
     assert (recon - io["recon"]).abs().max() <= 1e-4
+    if long_recon is not None:  # v1.1: the official tiled long-video mode
+        assert (long_recon - io["long_recon"]).abs().max() <= 1e-4
 
 
 def test_runner_on_cuda_matches_cpu(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vidtok_bench.data import Clip, Dataset, VideoRef
-from vidtok_bench.errors import ConfigError
+from vidtok_bench.errors import ConfigError, check_choice
 from vidtok_bench.video.decode import decode_clips, default_workers
 from vidtok_bench.video.yuv import MATRICES
 
@@ -46,8 +46,7 @@ class FileDataset(Dataset):
         self.height = check_positive(self.name, "height", height)
         self.source_fps = check_positive(self.name, "source_fps", source_fps, float)
         self.yuv_matrix = yuv_matrix or "bt709"
-        if self.yuv_matrix not in MATRICES:
-            raise ConfigError(f"dataset '{self.name}': yuv_matrix='{yuv_matrix}' is not one of {', '.join(MATRICES)}")
+        check_choice(f"dataset '{self.name}': yuv_matrix", self.yuv_matrix, MATRICES)
         self.workers = check_positive(self.name, "workers", workers) or default_workers()
 
     def clips(self, video: VideoRef) -> Iterator[Clip]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidtok_bench.errors import ConfigError, InputShapeError
+from vidtok_bench.errors import ConfigError, InputShapeError, check_choice
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
@@ -191,8 +191,7 @@ class CodecTokenizer(Tokenizer):
                  preset: str | None = None, fps: float = 30.0, options: dict[str, Any] | None = None, threads: int = 1,
                  tolerance: float = 0.05, max_iter: int = 12, **kw: Any):
         super().__init__(**kw)
-        if codec not in CODECS:
-            raise ConfigError(f"tokenizer '{self.name}': codec='{codec}' is not one of {', '.join(CODECS)}")
+        check_choice(f"tokenizer '{self.name}': codec", codec, CODECS)
         chosen = [k for k, v in (("crf", crf), ("bpp", bpp), ("match", match)) if v is not None]
         if len(chosen) > 1:
             raise ConfigError(f"tokenizer '{self.name}': set only one of crf, bpp, match (got {', '.join(chosen)})")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from vidtok_bench.errors import CheckpointError, ConfigError, InputShapeError
+from vidtok_bench.errors import CheckpointError, ConfigError, InputShapeError, check_choice
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
@@ -129,8 +129,7 @@ class DiffusersVAETokenizer(Tokenizer):
 
         if not hasattr(diffusers, vae_class):
             raise ConfigError(f"tokenizer '{self.name}': diffusers {diffusers.__version__} has no class '{vae_class}'; known video VAEs: {', '.join(KNOWN_CLASSES)}")
-        if torch_dtype not in DTYPES:
-            raise ConfigError(f"tokenizer '{self.name}': torch_dtype='{torch_dtype}' is not one of {', '.join(DTYPES)}")
+        check_choice(f"tokenizer '{self.name}': torch_dtype", torch_dtype, DTYPES)
         if pretrained is None and config is None:
             raise ConfigError(f"tokenizer '{self.name}': set tokenizer.pretrained=REPO_ID_OR_DIR (or tokenizer.config={{...}} for a random model)")
         self.vae_class = vae_class

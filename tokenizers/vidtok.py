@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from vidtok_bench.checkpoints import check_state_dict, load_state_dict, sha256_file
-from vidtok_bench.errors import CheckpointError, ConfigError, InputShapeError
+from vidtok_bench.errors import ConfigError, InputShapeError, check_choice
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
 from vidtok_bench.models.vidtok import VidTokArch, VidTokAutoencoder, build_vidtok, state_dict_shapes
@@ -84,8 +84,8 @@ class VidTokTokenizer(Tokenizer):
                 f"tokenizer '{self.name}': time_downsample_factor={time_downsample_factor} but tempo_ds "
                 f"{a.tempo_ds_list} gives {a.time_factor}; override time_downsample_factor together with tempo_ds"
             )
-        if precision is not None and precision not in PRECISIONS:
-            raise ConfigError(f"tokenizer '{self.name}': precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        if precision is not None:
+            check_choice(f"tokenizer '{self.name}': precision", precision, PRECISIONS)
         self.tiling = bool(tiling)
         if self.tiling and not (a.causal and a.version == "1.1"):
             raise ConfigError(f"tokenizer '{self.name}': tiling=true is the v1.1 long-video mode; v1.0 models evaluate independent clips")

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, check_choice
 
 SAMPLING_MODES = ("stride", "timestamps")
 TAIL_MODES = ("repeat", "drop")
@@ -31,14 +31,10 @@ class Preprocess:
     max_frames: int | None = None  # stop after this many sampled frames per video
 
     def __post_init__(self) -> None:
-        if self.sampling not in SAMPLING_MODES:
-            raise ConfigError(f"dataset.sampling='{self.sampling}' is not one of {', '.join(SAMPLING_MODES)}")
-        if self.tail not in TAIL_MODES:
-            raise ConfigError(f"dataset.tail='{self.tail}' is not one of {', '.join(TAIL_MODES)}")
-        if self.crop not in CROP_MODES:
-            raise ConfigError(f"dataset.crop='{self.crop}' is not one of {', '.join(CROP_MODES)}")
-        if self.resize not in RESIZE_FILTERS:
-            raise ConfigError(f"dataset.resize='{self.resize}' is not one of {', '.join(RESIZE_FILTERS)}")
+        check_choice("dataset.sampling", self.sampling, SAMPLING_MODES)
+        check_choice("dataset.tail", self.tail, TAIL_MODES)
+        check_choice("dataset.crop", self.crop, CROP_MODES)
+        check_choice("dataset.resize", self.resize, RESIZE_FILTERS)
         for key in ("fps", "size", "clip_len", "clip_stride", "max_frames"):
             v = getattr(self, key)
             if v is not None and (not isinstance(v, (int, float)) or v <= 0):

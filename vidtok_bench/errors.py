@@ -40,3 +40,10 @@ class WeightsError(BenchError):
 
 class InputShapeError(BenchError):
     """A video tensor whose shape a tokenizer cannot take."""
+
+
+def check_choice(label: str, value: object, choices) -> object:
+    """Return ``value`` if it is one of ``choices``, else raise ConfigError naming the label and options."""
+    if value not in choices:
+        raise ConfigError(f"{label}={value!r} is not one of {', '.join(map(str, choices))}")
+    return value

@@ -23,7 +23,7 @@ import torch
 from . import results as R
 from .data import Clip, Dataset, Preprocess, VideoRef
 from .environment import environment
-from .errors import BenchError, ConfigError
+from .errors import BenchError, ConfigError, check_choice
 from .frames import pad_frames
 from .metrics.base import FrameMetric, Metric, SetMetric
 from .registry import DATASETS, METRICS, TOKENIZERS, instantiate
@@ -162,8 +162,7 @@ class Runner:
         self.cfg = cfg
         self.device = resolve_device(cfg.get("device"))
         self.precision = cfg.get("precision", "fp32")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision='{self.precision}' is not one of {', '.join(PRECISIONS)}")
+        check_choice("precision", self.precision, PRECISIONS)
         if self.device.type == "cuda":
             # cuDNN defaults to TF32 convolutions, which changes fp32 results at the 1e-3 level
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..errors import check_choice
 from ..registry import register_metric
 from .base import FrameMetric
 
@@ -46,11 +47,7 @@ class PSNRMetric(FrameMetric):
 
     def __init__(self, variant: str = "vidtok", device: str = "cpu", **options: Any):
         super().__init__(device=device, **options)
-        if variant not in VARIANTS:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"psnr variant '{variant}' is not one of {', '.join(VARIANTS)}")
-        self.variant = variant
+        self.variant = check_choice("psnr variant", variant, VARIANTS)
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         # tokenbench pools MSE per video: keep the per-frame MSE and reduce later

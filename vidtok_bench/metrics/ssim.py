@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import check_choice
 from ..registry import register_metric
 from .base import FrameMetric
 
@@ -67,9 +68,8 @@ def ssim_frames(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok")
     elif variant == "tokenbench":
         kernel, cov_norm = torch.full((7,), 1 / 7, dtype=torch.float64), 49 / 48
     else:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"ssim variant '{variant}' is not one of {', '.join(VARIANTS)}")
+        check_choice("ssim variant", variant, VARIANTS)
+        raise AssertionError(variant)
     k = kernel.numel()
     if min(x.shape[-2:]) < k:
         from ..errors import InputShapeError
@@ -93,11 +93,7 @@ class SSIMMetric(FrameMetric):
 
     def __init__(self, variant: str = "vidtok", device: str = "cpu", **options: Any):
         super().__init__(device=device, **options)
-        if variant not in VARIANTS:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"ssim variant '{variant}' is not one of {', '.join(VARIANTS)}")
-        self.variant = variant
+        self.variant = check_choice("ssim variant", variant, VARIANTS)
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return ssim(real, fake, self.variant).cpu()

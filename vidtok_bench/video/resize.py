@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, VideoError
+from ..errors import VideoError, check_choice
 
 #: filter name -> torch interpolate mode
 _MODES = {"bilinear_antialias": "bilinear", "bicubic_antialias": "bicubic"}
@@ -43,10 +43,8 @@ class FrameResizer:
     """
 
     def __init__(self, size: int | None, crop: str = "center", filter: str = "bilinear_antialias"):
-        if filter not in (*_MODES, "none"):
-            raise ConfigError(f"dataset.resize='{filter}' is not one of {', '.join((*_MODES, 'none'))}")
-        if crop not in ("center", "none"):
-            raise ConfigError(f"dataset.crop='{crop}' is not one of center, none")
+        check_choice("dataset.resize", filter, (*_MODES, "none"))
+        check_choice("dataset.crop", crop, ("center", "none"))
         self.size = None if size is None else int(size)
         self.crop = crop
         self.filter = filter

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import ConfigError, VideoError
+from ..errors import ConfigError, VideoError, check_choice
 
 _NAME = re.compile(r"_(\d+)x(\d+)_(\d+(?:\.\d+)?)(?:fps)?(?:_[^/\\]*)?\.yuv$", re.IGNORECASE)
 
@@ -94,8 +94,7 @@ def probe_yuv(
 
 def yuv420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str = "bt709") -> np.ndarray:
     """Limited-range 8-bit planes -> uint8 RGB (H, W, 3), rounded and clipped."""
-    if matrix not in MATRICES:
-        raise ConfigError(f"dataset.yuv_matrix='{matrix}' is not one of {', '.join(MATRICES)}")
+    check_choice("dataset.yuv_matrix", matrix, MATRICES)
     kr, kb = MATRICES[matrix]
     kg = 1.0 - kr - kb
     h, w = y.shape

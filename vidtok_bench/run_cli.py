@@ -63,6 +63,12 @@ def _print_summary(result: dict, runner) -> None:
     print(f"{result['tokenizer']['name']} on {result['dataset']['name']} ({result['protocol']['name']} protocol): "
           f"{result['videos']['ok']}/{result['videos']['total']} videos, bpp {bpp if bpp is None else f'{bpp:.4f}'}")
     print("\n".join(lines))
+    for name, m in result["metrics"].items():
+        if m.get("warning"):
+            print(f"  warning ({name}): {m['warning']}", file=sys.stderr)
+    if result["frames"]["nonfinite_clips"]:
+        print(f"  warning: non-finite reconstructions in {len(result['frames']['nonfinite_clips'])} clip(s), "
+              f"e.g. {result['frames']['nonfinite_clips'][0]} (listed in results.json frames.nonfinite_clips)", file=sys.stderr)
     if failed:
         print(f"  {len(failed)} video(s) failed:", file=sys.stderr)
         for f in failed:

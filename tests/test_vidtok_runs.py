@@ -1,0 +1,66 @@
+"""VidTok through the runner and CLI with the official fixture checkpoints (ch=8, no download)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from _vidtok_fixtures import FIXTURES, cases, overrides
+from vidtok_bench.cli import main
+
+
+def _args(case: str) -> list[str]:
+    ov = overrides(cases()[case])
+    out = [f"tokenizer.checkpoint={FIXTURES / f'{case}.ckpt'}"]
+    for k, v in ov.items():
+        out.append(f"tokenizer.{k}={json.dumps(v).replace(' ', '')}")
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, case, clip_frames",
+    [
+        # v1.0: independent 17-frame clips, the last one filled by repeating its last frame
+        ("vidtok_kl_causal_488_4chn", "v10_kl_causal_488", 17),
+        # non-causal: 16-frame clips
+        ("vidtok_kl_noncausal_488_4chn", "v10_kl_noncausal_488", 16),
+        # v1.1: the whole 40-frame video in the tiled long-video mode, padded to 41 = 4k+1
+        ("vidtok_kl_causal_488_4chn_v1_1", "v11_kl_causal_488", 40),
+    ],
+)
+def test_vidtok_run_uses_the_protocols_clip_layout(tmp_path, capsys, name, case, clip_frames):
+    code = main(["run", f"tokenizer={name}", *_args(case), "dataset=synthetic", "dataset.num_videos=1", "dataset.num_frames=40",
+                 "dataset.size=32", f"output_dir={tmp_path}", "progress=false", "device=cpu"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["videos"]["ok"] == 1
+    clips = [json.loads(x) for x in (tmp_path / "per_clip.jsonl").read_text().splitlines()][0]["clips"]
+    assert {c["valid"] + c["tail_repeated"] for c in clips} == {clip_frames}
+    if name.endswith("v1_1"):
+        assert len(clips) == 1 and clips[0]["tokenizer_padded"] == 1
+        assert res["tokenizer"]["tiling"] is True and res["dataset"]["preprocess"]["clip_len"] is None
+    else:
+        assert len(clips) == -(-40 // clip_frames) and res["frames"]["tokenizer_padded"] == 0
+    assert res["run"]["sample_posterior"] is False and res["tokenizer"]["latent"] == "posterior_mode"
+    assert res["tokenizer"]["weights"]["sha256"] and res["fingerprint"]["config"]
+    assert 0 < res["bits_per_pixel"] < 1
+
+
+def test_fsq_run_counts_bits_from_tokens(tmp_path, capsys):
+    code = main(["run", "tokenizer=vidtok_fsq_causal_488_4096", *_args("v10_fsq_causal_488_4096"), "dataset=synthetic",
+                 "dataset.num_videos=1", "dataset.num_frames=17", "dataset.size=32", f"output_dir={tmp_path}", "progress=false"])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "results.json").read_text())
+    # 17x32x32 -> 5x4x4 tokens of log2(4096) = 12 bits
+    assert res["bits_per_pixel"] == pytest.approx(5 * 4 * 4 * 12 / (17 * 32 * 32))
+    assert res["tokenizer"]["codebook_size"] == 4096
+
+
+def test_missing_checkpoint_offline_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    code = main(["run", "tokenizer=vidtok_kl_causal_488_16chn", f"output_dir={tmp_path / 'o'}", "progress=false"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "vidtok_kl_causal_488_16chn.ckpt" in err[0] and "tokenizer.checkpoint=" in err[0]

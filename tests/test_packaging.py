@@ -40,7 +40,8 @@ def test_package_list_covers_every_package_folder():
     listed = set(cfg["packages"])
     on_disk = {"vidtok_bench." + ".".join(p.parent.relative_to(ROOT / "vidtok_bench").parts) if p.parent != ROOT / "vidtok_bench" else "vidtok_bench" for p in (ROOT / "vidtok_bench").rglob("__init__.py")}
     on_disk = {n.rstrip(".") for n in on_disk}
-    assert on_disk | {"vidtok_bench.tokenizers", "vidtok_bench.datasets", "vidtok_bench.conf"} == listed
+    conf_groups = {f"vidtok_bench.conf.{p.name}" for p in (ROOT / "conf").iterdir() if p.is_dir() and not p.name.startswith("_")}
+    assert on_disk | {"vidtok_bench.tokenizers", "vidtok_bench.datasets", "vidtok_bench.conf"} | conf_groups == listed
     assert cfg["package-dir"]["vidtok_bench.tokenizers"] == "tokenizers"
 
 

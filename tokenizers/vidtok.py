@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -23,10 +23,10 @@ from vidtok_bench.errors import ConfigError, InputShapeError, check_choice
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
 from vidtok_bench.models.vidtok import VidTokArch, VidTokAutoencoder, build_vidtok, state_dict_shapes
+from vidtok_bench.precision import PRECISIONS, autocast
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _tuple(value: Any, key: str) -> tuple[int, ...] | None:
@@ -150,14 +150,8 @@ class VidTokTokenizer(Tokenizer):
         return self
 
     # ------------------------------------------------------------------ helpers
-    @contextlib.contextmanager
-    def _autocast(self) -> Iterator[None]:
-        dtype = PRECISIONS.get(self.precision or "fp32")
-        if dtype is None:
-            yield
-        else:
-            with torch.autocast(device_type=self.device.type, dtype=dtype):
-                yield
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return autocast(self.device, self.precision)
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         if self._generator is None:

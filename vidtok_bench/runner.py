@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -26,11 +26,10 @@ from .environment import environment
 from .errors import BenchError, ConfigError, check_choice
 from .frames import pad_frames
 from .metrics.base import FrameMetric, Metric, SetMetric
+from .precision import PRECISIONS, autocast
 from .registry import DATASETS, METRICS, TOKENIZERS, instantiate
 from .tokenizer import Tokenizer
 
-#: fp32 is true fp32 (TF32 off on CUDA, so GPU numbers match CPU ones); tf32 allows TF32 matmuls/convs
-PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PREPROCESS_KEYS = tuple(Preprocess.__dataclass_fields__)
 #: dataset keys that locate data on one machine and so stay out of the data fingerprint
 LOCATION_KEYS = ("root",)
@@ -76,15 +75,6 @@ def build_metrics(names: list[str], protocol: dict[str, Any], device: torch.devi
         cls = METRICS.get(name)
         out[name] = cls(device=device, **(options.get(name) or {}))
     return out
-
-
-@contextlib.contextmanager
-def _autocast(device: torch.device, precision: str) -> Iterator[None]:
-    if PRECISIONS[precision] is torch.float32:
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=PRECISIONS[precision]):
-        yield
 
 
 def _sync(device: torch.device) -> None:
@@ -213,7 +203,7 @@ class Runner:
         t = video.shape[2]
         fitted = self.tokenizer.frame_rule.fit_up(t)
         x = pad_frames(video, fitted).to(self.device, non_blocking=True)
-        with torch.inference_mode(), _autocast(self.device, self.precision):
+        with torch.inference_mode(), autocast(self.device, self.precision):
             _sync(self.device)
             t0 = time.perf_counter()
             latent = self.tokenizer.encode(x)

@@ -296,6 +296,9 @@ class Runner:
         bar = tqdm(total=len(videos), initial=len(finished), unit="video", disable=not self.cfg.get("progress", True), desc=self.tokenizer.name)
         current: VideoRecord | None = None
         pending: list[Clip] = []
+        running: dict[str, list[float]] = {}
+        for rec in finished.values():
+            self._postfix(rec, running)
 
         def flush() -> None:
             """Run the pending batch; a BenchError (e.g. a frame size the tokenizer refuses) fails the video."""
@@ -335,7 +338,7 @@ class Runner:
                     records[video.id] = current
                     self._save_state(state_dir)
                     bar.update(1)
-                    bar.set_postfix_str(self._postfix(records))
+                    bar.set_postfix_str(self._postfix(current, running))
                     current = None
         finally:
             stop.set()
@@ -360,14 +363,15 @@ class Runner:
                     torch.save(state, tmp)
                     tmp.replace(state_dir / f"{name}.pt")
 
-    def _postfix(self, records: dict[str, VideoRecord]) -> str:
-        parts = []
-        for name, m in self.metrics.items():
-            if isinstance(m, FrameMetric):
-                vals = [x for r in records.values() for c in r.clips for x in c["stats"].get(name, [])]
-                if vals:
-                    parts.append(f"{name}={sum(vals) / len(vals):.4g}")
-        return " ".join(parts)
+    @staticmethod
+    def _postfix(video: VideoRecord, running: dict[str, list[float]]) -> str:
+        """Running per-frame means for the progress bar, updated with one finished video."""
+        for c in video.clips:
+            for name, vals in c["stats"].items():
+                acc = running.setdefault(name, [0.0, 0])
+                acc[0] += sum(vals)
+                acc[1] += len(vals)
+        return " ".join(f"{n}={s / k:.4g}" for n, (s, k) in running.items() if k)
 
     # ------------------------------------------------------------------ summary
     def _summarise(self, videos: list[VideoRecord], stats: dict[str, float], fps: dict[str, str], duration: float, resumed: int) -> dict[str, Any]:

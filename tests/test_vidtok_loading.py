@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 import vidtok_bench
-from vidtok_bench.checkpoints import check_state_dict, load_state_dict, sha256_file
+from vidtok_bench.checkpoints import check_state_dict, load_state_dict
+from vidtok_bench.hashing import sha256_file
 from vidtok_bench.errors import CheckpointError
 from vidtok_bench.hub import fetch_checkpoint, vidtok_repo_path
 from _vidtok_fixtures import FIXTURES, cases, overrides

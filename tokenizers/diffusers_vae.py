@@ -62,14 +62,12 @@ def hash_weights(folder: Path) -> dict[str, Any]:
     """sha256 of every weight file in a diffusers model folder (recorded in results)."""
     import hashlib
 
+    from vidtok_bench.hashing import sha256_file
+
     files = {}
     for f in sorted(folder.iterdir()):
         if f.suffix in (".safetensors", ".bin") and f.is_file():
-            h = hashlib.sha256()
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            files[f.name] = h.hexdigest()
+            files[f.name] = sha256_file(f)
     if not files:
         return {}
     combined = files[next(iter(files))] if len(files) == 1 else hashlib.sha256("".join(f"{k}:{v}\n" for k, v in files.items()).encode()).hexdigest()

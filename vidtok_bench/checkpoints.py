@@ -8,7 +8,6 @@ match the model, naming the first mismatches.
 """
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -18,14 +17,6 @@ import torch
 from .errors import CheckpointError
 
 IGNORED_PREFIXES: tuple[str, ...] = ("loss.",)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_state_dict(path: str | Path, ignore_prefixes: Iterable[str] = IGNORED_PREFIXES) -> dict[str, torch.Tensor]:

@@ -8,15 +8,15 @@ BatchNorm without scale (eps 1e-3) folded into the preceding convolution, and th
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputShapeError
+from ..precision import full_fp32
 
 WEIGHTS_NAME = "i3d"
 BN_EPS = 1e-3
@@ -138,18 +138,6 @@ def torch_state_dict(flat: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out["logits.weight"] = flat["params/Logits/Conv3d_0c_1x1/Conv_0/kernel"].permute(4, 3, 0, 1, 2).contiguous()
     out["logits.bias"] = flat["params/Logits/Conv3d_0c_1x1/Conv_0/bias"]
     return out
-
-
-@contextlib.contextmanager
-def full_fp32() -> Iterator[None]:
-    """Turn off TF32 (on by default for cuDNN convs): on an H100 it moves I3D logits by ~1.6e-2,
-    past the 1e-3 parity with the TF reference; full fp32 stays within ~3e-5."""
-    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
 
 
 class I3D:

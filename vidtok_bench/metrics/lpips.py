@@ -86,7 +86,7 @@ class LPIPS:
             raise InputShapeError(f"LPIPS needs frames of at least 16x16 pixels, got {tuple(x.shape[2:])}")
         x = x.to(self.device, torch.float32)
         y = y.to(self.device, torch.float32)
-        from .i3d import full_fp32
+        from ..precision import full_fp32
 
         with full_fp32():  # reference numbers are fp32; TF32 convs would shift them
             return self.model(x, y).reshape(-1)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import WeightsError
+from ..hashing import sha256_file
 from .safe_unpickle import safe_load
 
 CACHE_ENV = "VIDTOK_BENCH_CACHE"
@@ -115,13 +116,6 @@ def converted_path(name: str | Artifact) -> Path:
     a = name if isinstance(name, Artifact) else artifact(name)
     return cache_dir() / "weights" / f"{a.name}-{a.sha256[:16]}.safetensors"
 
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _hint(a: Artifact) -> str:

@@ -12,6 +12,7 @@ Two layers, as in lm-evaluation-harness:
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.resources
 import pkgutil
@@ -42,6 +43,7 @@ class Registry:
         self.kind = kind
         self._plugins: dict[str, Any] = {}
         self._loaded = False
+        self._yaml: dict[str, dict[str, Any]] | None = None
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -87,15 +89,16 @@ class Registry:
 
     # ---------------------------------------------------------------- named configs
     def yaml_configs(self) -> dict[str, dict[str, Any]]:
-        """name -> config dict, from conf/<group>/*.yaml."""
-        out: dict[str, dict[str, Any]] = {}
-        group = _CONF_GROUPS.get(self.kind)
-        if group:
-            root = importlib.resources.files("vidtok_bench.conf").joinpath(group)
-            for entry in sorted(root.iterdir(), key=lambda e: e.name):
-                if entry.name.endswith(".yaml"):
-                    out[entry.name[:-5]] = yaml.safe_load(entry.read_text()) or {}
-        return out
+        """name -> config dict, from conf/<group>/*.yaml (read once: they are package data)."""
+        if self._yaml is None:
+            self._yaml = {}
+            group = _CONF_GROUPS.get(self.kind)
+            if group:
+                root = importlib.resources.files("vidtok_bench.conf").joinpath(group)
+                for entry in sorted(root.iterdir(), key=lambda e: e.name):
+                    if entry.name.endswith(".yaml"):
+                        self._yaml[entry.name[:-5]] = yaml.safe_load(entry.read_text()) or {}
+        return copy.deepcopy(self._yaml)  # callers may merge overrides into nested values
 
     def named_configs(self) -> dict[str, dict[str, Any]]:
         """name -> config dict: the YAML configs, plus plugins that have none."""

@@ -12,3 +12,11 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def fingerprint(obj: object) -> str:
+    """Stable sha256 of a JSON-serialisable object (key order does not matter)."""
+    import json
+
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

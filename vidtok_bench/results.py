@@ -1,62 +1,250 @@
-"""The results files a run writes, and loaders for them.
+"""The results format, owned here and nowhere else: typed models that build, validate, write and load
+``results.json``, ``per_video.csv`` and ``per_clip.jsonl``, plus the accessors every report uses.
 
-``OUT/results.json`` (schema ``vidtok-bench/results/v1``)::
+A run directory holds::
 
-    {
-      "schema": "vidtok-bench/results/v1",
-      "tokenizer":  {name, plugin, compression, causal, frame_rule, latent_channels,
-                     codebook_size, bits_per_element, nominal_bits_per_pixel,
-                     weights: {path, sha256, ...}, config: {...}},
-      "dataset":    {name, plugin, preprocess: {...}, config: {...}},
-      "protocol":   {name, ...resolved protocol config},
-      "metrics":    {"psnr": {"mean", "frames", "clips", "videos", "spec", "higher_is_better"},
-                     "fvd":  {"value", "clips", "spec", "higher_is_better", "warning"?}},
-      "bits_per_pixel": float,          # measured from the latents actually produced
-      "compression": [t, h, w],
-      "throughput": {encode_s, decode_s, encode_frames_per_s, decode_frames_per_s,
-                     frames_per_s, clips_per_s, clips, frames},
-      "memory":     {peak_bytes, kind: "cuda_max_allocated" | "peak_rss"},
-      "frames":     {evaluated, tokenizer_padded, tail_repeated},
-      "videos":     {total, ok, failed: [{video, path, error}]},
-      "run":        {device, precision, batch_size, seed, sample_posterior?, date, duration_s},
-      "environment": {vidtok_bench, python, platform, torch, cuda, git_commit, packages: {...}},
-      "config":     {...every resolved config value...},
-      "fingerprint": {"data": sha256, "config": sha256}
-    }
+    results.json       Result (this module's schema, version SCHEMA)
+    per_video.csv      one row per video: PER_VIDEO_COLUMNS, then one column per frame/clip metric
+    per_clip.jsonl     one VideoRecord per line (a video with its ClipRecords); used to resume
+    run_meta.json      RunMeta: the fingerprint of the run in progress (resume refuses a different one)
+    state/<metric>.pt  set-metric state (e.g. FVD features) so an interrupted run resumes
 
-``fingerprint.data`` covers dataset, preprocessing, protocol and metric specs (two results
-with equal data fingerprints were evaluated on the same clips the same way);
-``fingerprint.config`` adds the tokenizer's configuration (a regression gate compares only
-results with equal config fingerprints).
-
-``OUT/per_video.csv``: one row per video (``video, status, error, clips, frames,
-<frame metric means>``); ``OUT/per_clip.jsonl``: one JSON object per clip (used to resume).
+``python -m vidtok_bench.results`` prints the JSON Schema; the copy shipped in the package
+(``results.schema.json``) and the field list in ``docs/results.md`` are checked against it by tests.
+Results of the previous version (``vidtok-bench/results/v1``) load through :func:`upgrade_v1`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import math
+import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import BenchError
+from .hashing import fingerprint  # noqa: F401  (re-exported: results are fingerprinted with it)
 
-SCHEMA = "vidtok-bench/results/v1"
+SCHEMA = "vidtok-bench/results/v2"
+SCHEMA_V1 = "vidtok-bench/results/v1"
 RESULTS_FILE = "results.json"
 PER_VIDEO_FILE = "per_video.csv"
 PER_CLIP_FILE = "per_clip.jsonl"
+RUN_META_FILE = "run_meta.json"
+STATE_DIR = "state"
+#: per_video.csv columns before the metric columns
+PER_VIDEO_COLUMNS = ("video", "path", "status", "error", "clips", "frames")
+
+MetricKind = Literal["frame", "clip", "set"]
 
 
-def fingerprint(obj: Any) -> str:
-    """Stable sha256 of a JSON-serialisable object (key order does not matter)."""
-    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
+class _Open(BaseModel):
+    """A block whose listed fields are required; plugin-specific extra keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ----------------------------------------------------------------------------- metric facts
+class MetricInfo(_Strict):
+    """A metric's facts, declared once on the metric class and recorded with every value it produces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str = Field(description="column header, e.g. 'PSNR'")
+    unit: str | None = Field(None, description="unit of the value, e.g. 'dB'")
+    higher_is_better: bool = Field(description="direction used by tables, compare, gate and plots")
+    precision: int = Field(description="decimals shown in tables")
+    tolerance: str = Field(description="default regression-gate tolerance: absolute ('0.05') or relative ('2%')")
+    kind: MetricKind = Field(description="frame: one value per frame; clip: one per clip; set: one per run")
+    reduction: str = Field(description="how the headline value is formed")
+
+
+class MetricResult(_Strict):
+    value: float | None = Field(description="headline value (null when nothing was scored)")
+    info: MetricInfo
+    spec: dict[str, Any] = Field(description="exact definition: variant, network, weights sha256, preprocessing")
+    frames: int | None = Field(None, description="frames the value covers (frame metrics)")
+    clips: int = Field(description="clips the value covers")
+    videos: int | None = Field(None, description="videos the value covers")
+    warning: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict, description="metric-specific extras (e.g. cache hits)")
+
+
+# ----------------------------------------------------------------------------- result blocks
+class TokenizerBlock(_Open):
+    name: str
+    plugin: str
+    family: str = Field(description="curve a result belongs to in rate-distortion plots (declared by the plugin)")
+    compression: list[int]
+    causal: bool
+    frame_rule: str
+    spatial_multiple: int
+    latent_channels: int | None
+    codebook_size: int | None
+    bits_per_element: float | None
+    nominal_bits_per_pixel: float | None
+    weights: dict[str, Any] | None
+    config: dict[str, Any]
+
+
+class DatasetBlock(_Open):
+    name: str
+    plugin: str
+    preprocess: dict[str, Any]
+    config: dict[str, Any]
+
+
+class ProtocolBlock(_Open):
+    name: str
+
+
+class ScoringBlock(_Strict):
+    """What the protocol does to reconstructions before every metric (applied once, by the runner)."""
+
+    clamp: bool = Field(description="reconstructions clamped to [-1,1] before scoring")
+    tail_frames: Literal["scored", "excluded"] = Field(description="frames that only repeat a clip's last frame")
+    input_range: list[float] = Field(description="value range of the tensors every metric receives")
+    nonfinite: str = Field(description="what happens to NaN/inf reconstruction values")
+
+
+class Throughput(_Strict):
+    encode_s: float
+    decode_s: float
+    clips: int
+    frames: int
+    encode_frames_per_s: float | None
+    decode_frames_per_s: float | None
+    frames_per_s: float | None
+    clips_per_s: float | None
+    note: str
+
+
+class Memory(_Strict):
+    peak_bytes: int
+    kind: str
+
+
+class FramesBlock(_Strict):
+    evaluated: int = Field(description="frames scored by frame metrics")
+    tokenizer_padded: int = Field(description="frames added to fit the tokenizer's frame rule (never scored)")
+    tail_repeated: int = Field(description="frames repeating a clip's last frame to fill the last clip")
+    tail_frames_scored: bool
+    nonfinite_clips: list[str] = Field(description="'<video>#<clip>' whose reconstruction had NaN/inf values")
+
+
+class FailedVideo(_Strict):
+    video: str
+    path: str | None
+    error: str | None
+
+
+class VideosBlock(_Strict):
+    total: int
+    ok: int
+    failed: list[FailedVideo]
+    resumed: int = Field(description="videos taken from an earlier interrupted run of the same configuration")
+
+
+class RunBlock(_Strict):
+    device: str
+    precision: str
+    batch_size: int
+    seed: int
+    sample_posterior: bool
+    date: str
+    duration_s: float
+
+
+class Fingerprint(_Strict):
+    data: str = Field(description="sha256 of dataset, preprocessing, protocol, videos and metric specs")
+    config: str = Field(description="data plus the tokenizer's configuration, weights sha256 and precision")
+
+
+class Result(_Strict):
+    """One evaluation: ``results.json``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["vidtok-bench/results/v2"] = Field(SCHEMA, alias="schema")
+    tokenizer: TokenizerBlock
+    dataset: DatasetBlock
+    protocol: ProtocolBlock
+    scoring: ScoringBlock
+    metrics: dict[str, MetricResult]
+    bits_per_pixel: float | None = Field(description="measured from the latents actually produced")
+    compression: list[int] = Field(description="T x H x W compression factors")
+    throughput: Throughput
+    memory: Memory
+    frames: FramesBlock
+    videos: VideosBlock
+    run: RunBlock
+    environment: dict[str, Any]
+    config: dict[str, Any] = Field(description="every resolved configuration value")
+    fingerprint: Fingerprint
+
+    _path: Path | None = PrivateAttr(None)
+
+    @property
+    def path(self) -> str:
+        return str(self._path) if self._path else "<memory>"
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self._path.parent if self._path else None
+
+    # accessors every report uses ------------------------------------------------
+    def value(self, metric: str) -> float | None:
+        """A metric's headline value (None when absent or not a finite number)."""
+        m = self.metrics.get(metric)
+        if m is None or m.value is None or not math.isfinite(m.value):
+            return None
+        return float(m.value)
+
+    def info(self, metric: str) -> MetricInfo | None:
+        m = self.metrics.get(metric)
+        return m.info if m else None
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# ----------------------------------------------------------------------------- per-clip records
+class ClipRecord(_Strict):
+    clip: int
+    start: int = Field(description="index of the clip's first frame among the video's sampled frames")
+    frames: int = Field(description="frames scored")
+    valid: int = Field(description="real (not repeated) frames")
+    tail_repeated: int
+    tokenizer_padded: int
+    bits: float
+    pixels: int
+    encode_s: float
+    decode_s: float
+    nonfinite: bool
+    stats: dict[str, list[float | None]] = Field(description="per metric: one value per scored frame (frame) or one (clip)")
+
+
+class VideoRecord(_Strict):
+    video: str
+    path: str | None
+    status: Literal["ok", "failed"] = "ok"
+    error: str | None = None
+    clips: list[ClipRecord] = Field(default_factory=list)
+
+
+class RunMeta(_Strict):
+    fingerprint: Fingerprint
+    started: str
+
+
+# ----------------------------------------------------------------------------- I/O
 def json_safe(obj: Any) -> Any:
-    """NaN/inf become null so results.json stays strict JSON (a missing value, never a number)."""
-    import math
-
+    """NaN/inf become null so files stay strict JSON (a missing value, never a number)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
@@ -64,6 +252,58 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename: a reader never sees a torn file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def write_result(result: Result, run_dir: Path) -> Path:
+    path = Path(run_dir) / RESULTS_FILE
+    write_json_atomic(path, result.dump())
+    result._path = path
+    return path
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+def parse_result(data: Any, source: str = "<memory>") -> Result:
+    """Validate a results dict (upgrading v1); a one-line BenchError names the first bad field."""
+    if not isinstance(data, dict):
+        raise BenchError(f"{source}: not a vidtok-bench results file (not a JSON object)")
+    version = data.get("schema")
+    if version == SCHEMA_V1:
+        data = upgrade_v1(data)
+    elif version != SCHEMA:
+        raise BenchError(f"{source}: not a vidtok-bench results file (schema {version!r}, expected {SCHEMA!r})")
+    try:
+        return Result.model_validate(data)
+    except ValidationError as exc:
+        raise BenchError(f"{source}: invalid results file: {_one_line(exc)}") from None
+
+
+def load_result(path: str | Path) -> Result:
+    """Load one results.json (or the one inside a run directory)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise BenchError(f"{p}: no such results file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{p}: not a valid results.json ({exc})") from None
+    result = parse_result(data, str(p))
+    result._path = p
+    return result
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -82,63 +322,209 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Load one results.json (or the one inside a run directory), checking its schema."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / RESULTS_FILE
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise BenchError(f"{p}: no such results file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{p}: not a valid results.json ({exc})") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise BenchError(f"{p}: not a vidtok-bench results file (schema {data.get('schema') if isinstance(data, dict) else None!r}, expected {SCHEMA!r})")
-    data["_path"] = str(p)
-    return data
+def load_all(paths: Iterable[str | Path]) -> list[Result]:
+    return [load_result(p) for p in find_results(paths)]
 
 
-def metric_value(result: dict[str, Any], metric: str) -> float | None:
-    """A metric's headline number: mean for frame metrics, value for set metrics."""
-    m = result.get("metrics", {}).get(metric)
-    if not m:
+def read_records(path: Path) -> list[VideoRecord]:
+    """Video records of a per_clip.jsonl; a torn or invalid line (an interrupted write) is skipped."""
+    out: list[VideoRecord] = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            out.append(VideoRecord.model_validate_json(line))
+        except ValidationError:
+            continue
+    return out
+
+
+def record_line(record: VideoRecord) -> str:
+    return json.dumps(json_safe(record.model_dump(mode="json")), allow_nan=False) + "\n"
+
+
+def per_video_rows(records: Iterable[VideoRecord], metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """per_video.csv rows; ``metrics`` maps name -> metric object with ``reduce_video`` (frame/clip metrics)."""
+    rows = []
+    for v in records:
+        row: dict[str, Any] = {"video": v.video, "path": v.path, "status": v.status, "error": v.error,
+                               "clips": len(v.clips), "frames": sum(c.frames for c in v.clips)}
+        for name, m in metrics.items():
+            vals = [x for c in v.clips for x in c.stats.get(name, [])]
+            row[name] = m.reduce_video(vals) if vals else math.nan
+        rows.append(row)
+    return rows
+
+
+def write_per_video(rows: list[dict[str, Any]], metric_names: list[str], run_dir: Path) -> Path:
+    import pandas as pd
+
+    path = Path(run_dir) / PER_VIDEO_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pd.DataFrame(rows, columns=[*PER_VIDEO_COLUMNS, *metric_names]).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def read_per_video(run_dir: str | Path):
+    """Successful rows of a run's per_video.csv indexed by video (None when the file is absent)."""
+    import pandas as pd
+
+    f = Path(run_dir) / PER_VIDEO_FILE
+    if not f.is_file():
         return None
-    v = m.get("mean", m.get("value"))
-    return None if v is None else float(v)
+    try:
+        df = pd.read_csv(f)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{f}: not a readable per-video CSV ({str(exc).splitlines()[0]})") from None
+    if "video" not in df.columns:
+        raise BenchError(f"{f}: no 'video' column")
+    if "status" in df.columns:
+        df = df[df["status"].astype(str) == "ok"]
+    if df["video"].duplicated().any():
+        raise BenchError(f"{f}: video '{df['video'][df['video'].duplicated()].iloc[0]}' appears twice")
+    return df.set_index(df["video"].astype(str))
 
 
+# ----------------------------------------------------------------------------- pandas
 def to_frame(paths: Iterable[str | Path]):
-    """One row per results file, flat columns — ``pd.DataFrame`` in one line::
-
-        vidtok_bench.results.to_frame(["outputs/"])
-    """
+    """One row per results file, flat columns: ``vidtok_bench.results.to_frame(["outputs/"])``."""
     import pandas as pd
 
     rows = []
-    for p in find_results(paths):
-        r = load_results(p)
+    for r in load_all(paths):
         row: dict[str, Any] = {
-            "tokenizer": r["tokenizer"]["name"],
-            "dataset": r["dataset"]["name"],
-            "protocol": r["protocol"]["name"],
-            "bits_per_pixel": r.get("bits_per_pixel"),
-            "compression": "x".join(map(str, r.get("compression") or [])),
-            "videos": r["videos"]["ok"],
-            "failed_videos": len(r["videos"]["failed"]),
-            "path": r["_path"],
+            "tokenizer": r.tokenizer.name, "dataset": r.dataset.name, "protocol": r.protocol.name,
+            "bits_per_pixel": r.bits_per_pixel, "compression": "x".join(map(str, r.compression)),
+            "videos": r.videos.ok, "failed_videos": len(r.videos.failed), "path": r.path,
         }
-        for name in r.get("metrics", {}):
-            row[name] = metric_value(r, name)
-        for k, v in (r.get("throughput") or {}).items():
-            row[f"throughput.{k}"] = v
-        row["peak_memory_bytes"] = (r.get("memory") or {}).get("peak_bytes")
+        row.update({name: r.value(name) for name in r.metrics})
+        row.update({f"throughput.{k}": v for k, v in r.throughput.model_dump().items()})
+        row["peak_memory_bytes"] = r.memory.peak_bytes
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def per_video_frame(run_dir: str | Path):
-    """The per-video table of one run as a DataFrame."""
+    """The per-video table of one run as a DataFrame (every row, failed videos included)."""
     import pandas as pd
 
     return pd.read_csv(Path(run_dir) / PER_VIDEO_FILE)
+
+
+# ----------------------------------------------------------------------------- v1
+def upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """A ``results/v1`` dict as v2: ``mean`` becomes ``value``, metric facts come from the registered metric
+    (their owner), the protocol's ``score_tail_frames`` becomes the scoring block, the family is the name.
+    Fingerprints are kept: they say what the old run was, and a v2 run of the same setup differs anyway."""
+    from .registry import METRICS
+
+    d = json.loads(json.dumps(d))  # deep copy
+    d["schema"] = SCHEMA
+    proto = d.setdefault("protocol", {})
+    scored = bool(proto.pop("score_tail_frames", (d.get("frames") or {}).get("tail_frames_scored", False)))
+    d["scoring"] = {"clamp": True, "tail_frames": "scored" if scored else "excluded", "input_range": [-1.0, 1.0],
+                    "nonfinite": "NaN -> 0, +inf -> 1, -inf -> -1 (v1)"}
+    plugins = METRICS.plugins()
+    metrics = {}
+    for name, m in (d.get("metrics") or {}).items():
+        kind = "frame" if "mean" in m else "set"
+        cls = plugins.get(name)
+        if cls is not None:
+            info = cls.info.model_dump()
+        else:
+            hib = bool(m.get("higher_is_better", True))
+            info = {"label": name.upper(), "unit": None, "higher_is_better": hib, "precision": 3, "tolerance": "0",
+                    "kind": kind, "reduction": "unknown (results/v1)"}
+        out = {"value": m.get("mean", m.get("value")), "info": info, "spec": m.get("spec") or {},
+               "clips": int(m.get("clips") or 0), "frames": m.get("frames"), "videos": m.get("videos"),
+               "warning": m.get("warning")}
+        details = {k: v for k, v in m.items() if k not in ("mean", "value", "spec", "clips", "frames", "videos", "warning", "higher_is_better")}
+        out["details"] = details
+        metrics[name] = out
+    d["metrics"] = metrics
+    tok = d.setdefault("tokenizer", {})
+    tok.setdefault("family", _family_from_config(tok))
+    tok.setdefault("spatial_multiple", 1)
+    fr = d.setdefault("frames", {})
+    fr.setdefault("tail_frames_scored", scored)
+    fr.setdefault("nonfinite_clips", [])
+    d.setdefault("videos", {}).setdefault("resumed", 0)
+    run = d.setdefault("run", {})
+    run.setdefault("sample_posterior", False)
+    return d
+
+
+def _family_from_config(tok: dict[str, Any]) -> str | None:
+    """The family the tokenizer's plugin declares for the recorded config (its name when it cannot be built)."""
+    from .registry import TOKENIZERS
+
+    cfg = dict(tok.get("config") or {})
+    try:
+        return TOKENIZERS.build({**cfg, "name": cfg.get("name") or tok.get("name")}, device="cpu").family
+    except Exception:  # a plugin not installed here, or a config it no longer accepts
+        return tok.get("name")
+
+
+def migrate(path: str | Path) -> Path:
+    """Rewrite a results.json (or a run directory's) in the current schema, in place."""
+    result = load_result(path)
+    return write_result(result, Path(result.path).parent)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json, generated from :class:`Result`."""
+    schema = Result.model_json_schema(by_alias=True)
+    schema["$id"] = SCHEMA
+    schema["title"] = "vidtok-bench results.json"
+    return schema
+
+
+SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
+
+
+def field_table() -> str:
+    """Markdown list of every model's fields (docs/results.md embeds it; a test keeps the two equal)."""
+    schema = json_schema()
+    defs = {**schema.get("$defs", {}), "Result": schema,
+            "ClipRecord": ClipRecord.model_json_schema(), "VideoRecord": VideoRecord.model_json_schema()}
+
+    def describe(prop: dict[str, Any]) -> str:
+        if "$ref" in prop:
+            return prop["$ref"].rsplit("/", 1)[-1]
+        if "anyOf" in prop:
+            return " | ".join(describe(p) for p in prop["anyOf"])
+        if prop.get("type") == "array":
+            return f"list[{describe(prop.get('items', {}))}]"
+        if prop.get("type") == "object" and isinstance(prop.get("additionalProperties"), dict):
+            return f"{{name: {describe(prop['additionalProperties'])}}}"
+        return str(prop.get("type", "any"))
+
+    lines = []
+    for name in ("Result", "TokenizerBlock", "MetricResult", "MetricInfo", "ScoringBlock", "FramesBlock",
+                 "VideosBlock", "Fingerprint", "VideoRecord", "ClipRecord"):
+        model = defs[name]
+        extra = " (plugins may add keys)" if model.get("additionalProperties", False) is not False else ""
+        lines.append(f"`{name}`{extra}:\n")
+        for key, prop in model.get("properties", {}).items():
+            desc = prop.get("description", "")
+            lines.append(f"- `{key}` ({describe(prop)})" + (f": {desc}" if desc else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    # python -m vidtok_bench.results > vidtok_bench/results.schema.json
+    # python -m vidtok_bench.results migrate RESULTS...   (rewrite v1 files as v2)
+    # python -m vidtok_bench.results docs docs/results.md (regenerate its field list)
+    if sys.argv[1:2] == ["migrate"]:
+        for p in find_results(sys.argv[2:]):
+            print(migrate(p))
+    elif sys.argv[1:2] == ["docs"]:
+        from .report.readme import update_readme
+
+        update_readme(sys.argv[2], field_table(), "<!-- schema:start -->", "<!-- schema:end -->")
+    else:
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))

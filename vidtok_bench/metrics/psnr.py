@@ -4,16 +4,18 @@
   mean over all frames.
 * ``tokenbench``: MSE pooled over all frames of a video, PSNR per video, mean over videos.
 
-Inputs are in [-1,1]; reconstructions are clamped to [-1,1] first (the VidTok evaluator does).
+Inputs are in [-1,1]. Clamping the reconstruction is a protocol fact (the VidTok evaluator clamps
+once, before every metric), applied by :mod:`vidtok_bench.scoring`, not here.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from ..errors import check_choice
 from ..registry import register_metric
+from ..results import MetricInfo
 from .base import FrameMetric
 
 EPS = 1e-8
@@ -21,7 +23,7 @@ VARIANTS = ("vidtok", "tokenbench")
 
 
 def _to_unit(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(-1, 1).double() + 1) / 2
+    return (x.double() + 1) / 2
 
 
 def frame_mse(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -43,10 +45,13 @@ def psnr_from_mse(mse: float | torch.Tensor) -> Any:
 
 @register_metric("psnr")
 class PSNRMetric(FrameMetric):
-    higher_is_better = True
+    """Peak signal-to-noise ratio per frame (vidtok) or from MSE pooled per video (tokenbench)."""
 
-    def __init__(self, variant: str = "vidtok", device: str = "cpu", **options: Any):
-        super().__init__(device=device, **options)
+    info = MetricInfo(label="PSNR", unit="dB", higher_is_better=True, precision=2, tolerance="0.05", kind="frame",
+                      reduction="vidtok: mean over frames; tokenbench: PSNR of each video's pooled MSE, mean over videos")
+
+    def __init__(self, variant: str = "vidtok", device: str = "cpu"):
+        super().__init__(device=device)
         self.variant = check_choice("psnr variant", variant, VARIANTS)
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -54,21 +59,19 @@ class PSNRMetric(FrameMetric):
         stat = frame_mse(real, fake) if self.variant == "tokenbench" else psnr(real, fake)
         return stat.cpu()
 
-    def reduce_video(self, frame_stats: torch.Tensor) -> float:
-        if self.variant == "tokenbench":
-            return float(psnr_from_mse(frame_stats.mean()))
-        return float(frame_stats.mean())
+    def reduce_video(self, stats: Sequence[float]) -> float:
+        mean = torch.tensor(stats, dtype=torch.float64).mean()
+        return float(psnr_from_mse(mean)) if self.variant == "tokenbench" else float(mean)
 
-    def reduce_run(self, frame_stats: torch.Tensor, video_values: list[float]) -> float:
-        if self.variant == "tokenbench":
-            return float(torch.tensor(video_values, dtype=torch.float64).mean())
-        return float(frame_stats.mean())
+    def reduce_run(self, stats: Sequence[float], video_values: list[float]) -> float:
+        values = video_values if self.variant == "tokenbench" else stats
+        return float(torch.tensor(values, dtype=torch.float64).mean())
 
     def spec(self) -> dict[str, Any]:
         return {
             "metric": "psnr",
             "variant": self.variant,
-            "range": "RGB [0,1], reconstruction clamped to [-1,1] first",
+            "range": "RGB [0,1]",
             "formula": "-10*log10(mse+1e-8)",
             "reduction": "mean over frames" if self.variant == "vidtok" else "MSE pooled per video, mean over videos",
         }

@@ -6,7 +6,8 @@
 * ``tokenbench``: scikit-image's defaults: 7x7 uniform window, sample covariance
   (N/(N-1)), per channel, border of 3 px excluded (= valid filtering), averaged.
 
-The run's value is the mean over frames.
+The run's value is the mean over frames. Inputs are used as given: clamping is the protocol's
+(:mod:`vidtok_bench.scoring`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import check_choice
 from ..registry import register_metric
+from ..results import MetricInfo
 from .base import FrameMetric
 
 VARIANTS = ("vidtok", "tokenbench")
@@ -58,8 +60,8 @@ def _ssim_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor, cov_norm: 
 
 def ssim_frames(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
     """SSIM per image: (N,3,H,W) in [-1,1] -> (N,) float64."""
-    x = (real.clamp(-1, 1).double() + 1) / 2
-    y = (fake.clamp(-1, 1).double() + 1) / 2
+    x = (real.double() + 1) / 2
+    y = (fake.double() + 1) / 2
     if variant == "vidtok":
         f = max(1, round(min(x.shape[-2:]) / 256))
         if f > 1:
@@ -89,10 +91,13 @@ def ssim(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> tor
 
 @register_metric("ssim")
 class SSIMMetric(FrameMetric):
-    higher_is_better = True
+    """Structural similarity per frame (Gaussian 11 as the VidTok evaluator, or scikit-image defaults)."""
 
-    def __init__(self, variant: str = "vidtok", device: str = "cpu", **options: Any):
-        super().__init__(device=device, **options)
+    info = MetricInfo(label="SSIM", higher_is_better=True, precision=4, tolerance="0.002", kind="frame",
+                      reduction="mean over frames")
+
+    def __init__(self, variant: str = "vidtok", device: str = "cpu"):
+        super().__init__(device=device)
         self.variant = check_choice("ssim variant", variant, VARIANTS)
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

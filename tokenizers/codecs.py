@@ -188,7 +188,7 @@ class CodecTokenizer(Tokenizer):
     latent_channels = 3
 
     def __init__(self, codec: str = "h264", crf: float | None = None, bpp: float | None = None, match: str | None = None,
-                 preset: str | None = None, fps: float = 30.0, options: dict[str, Any] | None = None, threads: int = 1,
+                 preset: str | None = None, fps: float | None = None, options: dict[str, Any] | None = None, threads: int = 1,
                  tolerance: float = 0.05, max_iter: int = 12, **kw: Any):
         super().__init__(**kw)
         check_choice(f"tokenizer '{self.name}': codec", codec, CODECS)
@@ -208,7 +208,8 @@ class CodecTokenizer(Tokenizer):
             raise ConfigError(f"tokenizer '{self.name}': crf={crf} is outside {codec}'s range {lo:g}..{hi:g}")
         self.crf = None if crf is None else float(crf)
         self.target_bpp = None if bpp is None else float(bpp)
-        self.preset, self.fps, self.threads = preset, float(fps), int(threads)
+        # fps=None follows the clips' frame rate (set by the runner from the protocol); 30 without one
+        self.preset, self.fixed_fps, self.threads = preset, (None if fps is None else float(fps)), int(threads)
         self.options = {str(k): str(v) for k, v in (options or {}).items()}
         self.tolerance, self.max_iter = float(tolerance), int(max_iter)
         # distinct names per operating point, so tables keep one row per rate
@@ -219,6 +220,16 @@ class CodecTokenizer(Tokenizer):
         else:
             self.name = f"{self.name}_crf{self.crf:g}"
         self.preferred_clip_len = 17
+
+    @property
+    def fps(self) -> float:
+        """Frame rate given to the encoder's rate control: fixed by config, else the clips' own."""
+        return self.fixed_fps or self.frame_rate or 30.0
+
+    @property
+    def family(self) -> str:
+        preset = self.preset or self.spec.default_preset
+        return self.codec if preset == self.spec.default_preset else f"{self.codec} {preset}"
 
     # ------------------------------------------------------------------ rate control
     def _encode(self, frames: np.ndarray, crf: float) -> list[bytes]:

@@ -23,8 +23,7 @@ from vidtok_bench.errors import ConfigError, InputShapeError, check_choice
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.hashing import sha256_file
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
-from vidtok_bench.models.vidtok import VidTokArch, VidTokAutoencoder, build_vidtok, state_dict_shapes
-from vidtok_bench.precision import PRECISIONS, autocast
+from vidtok_bench.models.vidtok_arch import VidTokArch
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
 
@@ -65,7 +64,6 @@ class VidTokTokenizer(Tokenizer):
         seed: int = 42,
         tiling: bool = False,
         t_chunk: int = 16,
-        precision: str | None = None,
         **kw: Any,
     ):
         super().__init__(**kw)
@@ -85,13 +83,10 @@ class VidTokTokenizer(Tokenizer):
                 f"tokenizer '{self.name}': time_downsample_factor={time_downsample_factor} but tempo_ds "
                 f"{a.tempo_ds_list} gives {a.time_factor}; override time_downsample_factor together with tempo_ds"
             )
-        if precision is not None:
-            check_choice(f"tokenizer '{self.name}': precision", precision, PRECISIONS)
         self.tiling = bool(tiling)
         if self.tiling and not (a.causal and a.version == "1.1"):
             raise ConfigError(f"tokenizer '{self.name}': tiling=true is the v1.1 long-video mode; v1.0 models evaluate independent clips")
         self.t_chunk = int(t_chunk)
-        self.precision = precision
         self.sample_posterior = bool(sample_posterior)
         self.seed = int(seed)
         self.checkpoint = str(checkpoint) if checkpoint else None
@@ -108,13 +103,21 @@ class VidTokTokenizer(Tokenizer):
         self.latent_channels = a.z_channels
         self.codebook_size = a.codebook_size
 
-        self._model: VidTokAutoencoder | None = None
+        self._model: Any = None  # VidTokAutoencoder, built on first use (imports diffusers)
         self._weights: dict[str, Any] | None = None
         self._generator: torch.Generator | None = None
+
+    @property
+    def family(self) -> str:
+        a = self.arch
+        v = "" if a.version.startswith("1.0") else f" v{a.version}"
+        return f"vidtok {a.regularizer} {'causal' if a.causal else 'noncausal'}{v}"
 
     # ------------------------------------------------------------------ weights
     def expected_shapes(self) -> dict[str, list[int]]:
         """Encoder/decoder state-dict layout of this architecture (built on the meta device)."""
+        from vidtok_bench.models.vidtok import build_vidtok, state_dict_shapes
+
         return state_dict_shapes(build_vidtok(self.arch, device="meta"))
 
     def _resolve_checkpoint(self) -> Path:
@@ -122,10 +125,12 @@ class VidTokTokenizer(Tokenizer):
             return Path(self.checkpoint).expanduser()
         return fetch_checkpoint(self.hub_path, repo_id=self.hub_repo)
 
-    def load(self) -> VidTokAutoencoder:
-        """Build the model and load its checkpoint (once)."""
+    def load(self) -> Any:
+        """Build the model (a ``VidTokAutoencoder``) and load its checkpoint (once)."""
         if self._model is not None:
             return self._model
+        from vidtok_bench.models.vidtok import build_vidtok
+
         path = self._resolve_checkpoint()
         sd = load_state_dict(path)
         model = build_vidtok(self.arch, device="cpu")
@@ -152,7 +157,8 @@ class VidTokTokenizer(Tokenizer):
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.device, self.precision)
+        """The plugin's own precision when forced (Python API use); otherwise the caller's scope."""
+        return self.precision.scope(self.device) if self.precision else contextlib.nullcontext()
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         if self._generator is None:
@@ -221,6 +227,5 @@ class VidTokTokenizer(Tokenizer):
             "seed": self.seed if self.sample_posterior else None,
             "tiling": self.tiling,
             "t_chunk": self.t_chunk if self.tiling else None,
-            "precision": self.precision,
         })
         return out

@@ -1,41 +1,68 @@
-"""Composing the run configuration with Hydra (compose API, so errors stay one line)."""
+"""The one configuration resolver, used by ``run``, the Python API and ``list``.
+
+Named configs (``conf/{tokenizer,dataset,protocol}/NAME.yaml``) are composed by Hydra, and only
+by Hydra: ``vidtok-bench run tokenizer=X tokenizer.k=v``, ``create_tokenizer("X", k=v)`` and
+``vidtok-bench list`` all read the same composed nodes, so a name with the same overrides always
+means the same values. :func:`plan_run` then turns a composed config into a validated
+:class:`RunPlan` (every numeric option checked before any work; preprocessing resolved from the
+dataset's keys over the protocol's; metric options from the protocol).
+"""
 from __future__ import annotations
 
+import copy
+import functools
+import importlib.resources
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, UnknownNameError
-from .registry import DATASETS, TOKENIZERS
+from .data import PREPROCESS_KEYS
+from .errors import ConfigError, UnknownNameError, suggest
 
-GROUPS = {"tokenizer": TOKENIZERS, "dataset": DATASETS}
+#: config groups with a plugin registry behind them
+PLUGIN_GROUPS = ("tokenizer", "dataset")
+GROUPS = (*PLUGIN_GROUPS, "protocol")
+#: dataset keys that locate data on one machine and so stay out of the data fingerprint
+LOCATION_KEYS = ("root",)
+
+
+def _registry(group: str):
+    from .registry import DATASETS, TOKENIZERS
+
+    return {"tokenizer": TOKENIZERS, "dataset": DATASETS}[group]
+
+
+def yaml_names(group: str) -> list[str]:
+    """Named configs shipped in the package for a group (file names; no plugin is loaded)."""
+    root = importlib.resources.files("vidtok_bench.conf").joinpath(group)
+    return sorted(e.name[:-5] for e in root.iterdir() if e.name.endswith(".yaml"))
+
+
+def group_names(group: str) -> list[str]:
+    """Every name a group accepts: its YAML configs, plus plugins that have none (e.g. from entry points)."""
+    names = set(yaml_names(group))
+    if group in PLUGIN_GROUPS:
+        names |= set(_registry(group).plugins())
+    return sorted(names)
 
 
 def _store_plugin_configs() -> None:
-    """Entry-point plugins without a YAML get a minimal node so `tokenizer=NAME` works."""
+    """Plugins without a YAML get a minimal node so ``tokenizer=NAME`` works for them too."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    for group, registry in GROUPS.items():
-        yaml_names = set(registry.yaml_configs())
-        for name in registry.plugins():
-            if name not in yaml_names:
+    for group in PLUGIN_GROUPS:
+        have = set(yaml_names(group))
+        for name in _registry(group).plugins():
+            if name not in have:
                 node: dict[str, Any] = {"plugin": name}
                 if group == "dataset":
-                    from .runner import PREPROCESS_KEYS
-
                     node.update({k: None for k in PREPROCESS_KEYS})
                 cs.store(group=group, name=name, node=node)
 
 
-def protocol_names() -> list[str]:
-    import importlib.resources
-
-    root = importlib.resources.files("vidtok_bench.conf").joinpath("protocol")
-    return sorted(e.name[:-5] for e in root.iterdir() if e.name.endswith(".yaml"))
-
-
-def compose(overrides: list[str]) -> dict[str, Any]:
-    """Resolve ``conf/config.yaml`` with command-line overrides into a plain dict."""
+def _hydra_compose(overrides: list[str], throw_on_missing: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -43,7 +70,6 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    _check_group_names(overrides)
     _store_plugin_configs()
     GlobalHydra.instance().clear()
     try:
@@ -52,36 +78,236 @@ def compose(overrides: list[str]) -> dict[str, Any]:
         choices = dict(cfg.hydra.runtime.choices)
         with open_dict(cfg):
             del cfg["hydra"]
-        out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=throw_on_missing)
     except (HydraException, OmegaConfBaseException) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        m = re.search(r"Missing mandatory value: (\S+)", str(exc))
-        if m:
-            key = getattr(exc, "full_key", None) or m.group(1)
-            msg = f"{key} must be set (e.g. {key}=PATH)"
-        raise ConfigError(f"invalid configuration: {msg}") from None
+        raise ConfigError(f"invalid configuration: {_hydra_message(exc)}") from None
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(out, dict)
+    return out, choices
+
+
+def _hydra_message(exc: Exception) -> str:
+    text = str(exc).strip()
+    m = re.search(r"Missing mandatory value: (\S+)", text)
+    if m:
+        key = getattr(exc, "full_key", None) or m.group(1)
+        return f"{key} must be set (e.g. {key}=PATH)"
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m:
+        key = m.group(1)
+        top = _top_level_keys()
+        return f"unknown key '{key}'{suggest(key, top)}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@functools.lru_cache(maxsize=1)
+def _top_level_keys() -> list[str]:
+    import yaml
+
+    text = importlib.resources.files("vidtok_bench.conf").joinpath("config.yaml").read_text()
+    return sorted(k for k in (yaml.safe_load(text) or {}) if k != "defaults") + list(GROUPS)
+
+
+def _plugin_key_overrides(overrides: list[str]) -> list[str]:
+    """``tokenizer.k=v``, ``dataset.k=v`` and ``protocol.metric_options.M.k=v`` may name any option the
+    plugin accepts, not only those its YAML lists: they are forced in (``++``) and checked against the
+    plugin's constructor instead, the same way for every kind."""
+    out = []
+    for ov in overrides:
+        key = ov.partition("=")[0]
+        plugin_key = (key.split(".")[0] in PLUGIN_GROUPS and "." in key) or key.startswith("protocol.metric_options.")
+        if not key.startswith(("+", "~")) and plugin_key:
+            ov = "++" + ov
+        out.append(ov)
+    return out
+
+
+def compose(overrides: list[str], throw_on_missing: bool = True) -> dict[str, Any]:
+    """Resolve ``conf/config.yaml`` with command-line overrides into a plain dict (``throw_on_missing``
+    False leaves mandatory ``???`` values for the caller to fill, as the Python API does)."""
+    _check_group_names(overrides)
+    out, choices = _hydra_compose(_plugin_key_overrides(list(overrides)), throw_on_missing)
     # a named config's name is the group option chosen (e.g. trilinear_488), unless set explicitly
-    for group in ("tokenizer", "dataset"):
+    for group in GROUPS:
         if isinstance(out.get(group), dict) and not out[group].get("name"):
             out[group]["name"] = choices.get(group)
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _group_nodes(group: str) -> dict[str, dict[str, Any]]:
+    """Every option of a group composed by Hydra in one call (same values as ``group=NAME`` in a run)."""
+    names = group_names(group)
+    # mandatory values (root: ???) stay unset here; the plugin says what it needs when built
+    out, _ = _hydra_compose([f"+{group}@_all_.{_key(n)}={n}" for n in names], throw_on_missing=False)
+    nodes = out.get("_all_") or {}
+    return {n: {**nodes[_key(n)], "name": n} for n in names}
+
+
+def _key(name: str) -> str:
+    return "k_" + re.sub(r"\W", "_", name)
+
+
+def resolve_group(group: str, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The composed node of ``group=name`` with ``overrides`` applied (a fresh copy)."""
+    nodes = _group_nodes(group)
+    if name not in nodes:
+        raise UnknownNameError(group, name, list(nodes))
+    node = copy.deepcopy(nodes[name])
+    node.update(overrides or {})
+    return node
+
+
 def _check_group_names(overrides: list[str]) -> None:
-    """Unknown tokenizer/dataset/protocol names get a message listing the known ones."""
+    """Unknown tokenizer/dataset/protocol names get a message naming the closest and the known ones."""
     for ov in overrides:
         key, sep, value = ov.partition("=")
-        if not sep:
-            continue
         key = key.lstrip("+~")
-        if key in GROUPS:
-            known = GROUPS[key].names()
+        if sep and key in GROUPS:
+            known = group_names(key)
             if value not in known:
                 raise UnknownNameError(key, value, known)
-        elif key == "protocol":
-            known = protocol_names()
-            if value not in known:
-                raise UnknownNameError("protocol", value, known)
+
+
+# ----------------------------------------------------------------------------- validated plan
+def check_int(key: str, value: Any, minimum: int | None = None, allow_none: bool = False) -> int | None:
+    """An integer option (bools and non-integral numbers refused) with a lower bound: one-line ConfigError."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int) and not isinstance(value, bool) and (minimum is None or value >= minimum)
+    if not ok:
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise ConfigError(f"{key}={value!r} must be an integer{bound}" + (" or null" if allow_none else ""))
+    return int(value)
+
+
+def check_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} must be true or false")
+    return value
+
+
+@dataclass
+class DatasetPlan:
+    """A dataset's constructor options with preprocessing resolved (dataset keys over the protocol's)."""
+
+    args: dict[str, Any]
+
+    def build(self):
+        from .registry import DATASETS
+
+        return DATASETS.build(self.args)
+
+    def fingerprint_view(self) -> dict[str, Any]:
+        return {k: v for k, v in self.args.items() if k not in LOCATION_KEYS}
+
+
+def resolve_preprocess(dataset: dict[str, Any], protocol: dict[str, Any], preferred_clip_len: int | None) -> dict[str, Any]:
+    """Dataset keys override the protocol's; ``clip_len: auto`` is the tokenizer's own clip length,
+    ``whole`` one clip per video; ``native`` fps/size keep the source's."""
+    out: dict[str, Any] = {}
+    for key in PREPROCESS_KEYS:
+        v = dataset.get(key)
+        out[key] = protocol.get(key) if v is None else v
+    if out["clip_len"] == "auto":
+        out["clip_len"] = preferred_clip_len
+    elif out["clip_len"] == "whole":
+        out["clip_len"] = None
+    for key in ("fps", "size"):
+        if out[key] == "native":
+            out[key] = None
+    # null sampling/crop/resize/tail (a protocol without them) take the Preprocess defaults
+    return {k: v for k, v in out.items() if v is not None or k not in ("sampling", "crop", "resize", "tail")}
+
+
+def plan_dataset(cfg: dict[str, Any], tokenizer: Any = None) -> DatasetPlan:
+    """Dataset options of a composed config; ``clip_len: auto`` asks ``tokenizer`` (default: the config's)."""
+    ds = dict(cfg["dataset"])
+    clip_len = ds.get("clip_len") if ds.get("clip_len") is not None else cfg["protocol"].get("clip_len")
+    if tokenizer is None and clip_len == "auto":
+        from .registry import TOKENIZERS
+
+        tokenizer = TOKENIZERS.build(cfg["tokenizer"])
+    pre = resolve_preprocess(ds, cfg["protocol"], tokenizer.preferred_clip_len if tokenizer is not None else None)
+    args = {k: v for k, v in ds.items() if k not in PREPROCESS_KEYS and k != "defaults"}
+    args.update(pre)
+    return DatasetPlan(args)
+
+
+@dataclass
+class RunPlan:
+    """A validated run configuration: what ``run`` does, decided before any video is decoded."""
+
+    cfg: dict[str, Any]
+    device: Any  # torch.device
+    precision: Any  # Precision
+    batch_size: int
+    limit: int | None
+    seed: int
+    prefetch: int
+    progress: bool
+    resume: bool
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    output_dir: Path | None = None
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        return self.cfg["protocol"]
+
+
+def resolve_device(name: str | None):
+    import torch
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={name!r} is not a valid device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device='{name}' requested but CUDA is not available on this machine; use device=cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device={name!r}: only cpu and cuda are supported")
+    return dev
+
+
+def plan_run(cfg: dict[str, Any]) -> RunPlan:
+    """Validate every run-level option of a composed config (one-line ConfigError, before any work)."""
+    from .precision import get_precision
+    from .registry import METRICS, check_options
+    from .scoring import Scoring
+
+    names = cfg.get("metrics") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"metrics={names!r} must be a list of metric names, e.g. 'metrics=[psnr,ssim]'")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"metrics={names} lists a metric twice")
+    protocol = cfg["protocol"]
+    options = protocol.get("metric_options") or {}
+    metrics = {}
+    for name in names:
+        cls = METRICS.get(name)
+        opts = dict(options.get(name) or {})
+        check_options(f"metric '{name}' (protocol {protocol.get('name')}.metric_options.{name})", cls, opts)
+        metrics[name] = opts
+    Scoring.from_protocol(protocol)  # validates the scoring block
+    out = cfg.get("output_dir")
+    return RunPlan(
+        cfg=cfg,
+        device=resolve_device(cfg.get("device")),
+        precision=get_precision(cfg.get("precision")),
+        batch_size=check_int("batch_size", cfg.get("batch_size", 1), 1),
+        limit=check_int("limit", cfg.get("limit"), 0, allow_none=True),
+        seed=check_int("seed", cfg.get("seed", 42)),
+        prefetch=check_int("prefetch", cfg.get("prefetch", 4), 1),
+        progress=check_bool("progress", cfg.get("progress", True)),
+        resume=check_bool("resume", cfg.get("resume", True)),
+        metrics=metrics,
+        output_dir=Path(out) if out else None,
+    )
+
+
+def protocol_names() -> list[str]:
+    return yaml_names("protocol")
+

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
-
-import torch
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 from .errors import ConfigError, check_choice
+
+if TYPE_CHECKING:  # keep `import vidtok_bench.data` (and so configuration) free of torch
+    import torch
 
 SAMPLING_MODES = ("stride", "timestamps")
 TAIL_MODES = ("repeat", "drop")
@@ -79,6 +80,8 @@ class Dataset(ABC):
     """
 
     plugin_name: str = ""
+    #: options accepted through ``**preprocess`` (the registry checks them with the named ones)
+    extra_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str | None = None, **preprocess: Any):
         self.name = name or self.plugin_name
@@ -98,3 +101,8 @@ class Dataset(ABC):
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "plugin": self.plugin_name, "preprocess": self.preprocess.as_dict()}
+
+
+#: the preprocessing keys every dataset accepts (conf/preprocess.yaml lists the same; a test checks)
+PREPROCESS_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Preprocess))
+Dataset.extra_options = PREPROCESS_KEYS

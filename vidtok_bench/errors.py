@@ -10,12 +10,20 @@ class ConfigError(BenchError):
     """An invalid configuration value or override."""
 
 
+def suggest(name: str, known) -> str:
+    """'; did you mean 'x'?' for the closest known names (difflib), or '' when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
 class UnknownNameError(ConfigError):
     """A tokenizer/dataset/metric name that is not registered."""
 
     def __init__(self, kind: str, name: str, known: list[str]):
         self.kind, self.name, self.known = kind, name, sorted(known)
-        super().__init__(f"unknown {kind} '{name}'; known {kind}s: {', '.join(self.known) or '(none)'}")
+        super().__init__(f"unknown {kind} '{name}'{suggest(name, self.known)}; known {kind}s: {', '.join(self.known) or '(none)'}")
 
 
 class DatasetError(BenchError):

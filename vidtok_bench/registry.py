@@ -1,27 +1,20 @@
-"""Plugin registry: built-in plugins, named YAML configs and entry points.
+"""Plugin registry: classes registered with ``@register_tokenizer`` / ``register_dataset`` /
+``register_metric``, found in ``vidtok_bench.{tokenizers,datasets,metrics}`` or through the
+entry-point groups of the same names.
 
-Two layers, as in lm-evaluation-harness:
-
-* a *plugin* is a class registered with ``@register_tokenizer("name")`` (or
-  ``register_dataset`` / ``register_metric``), found in ``vidtok_bench.tokenizers``,
-  ``vidtok_bench.datasets``, ``vidtok_bench.metrics`` or through the entry-point groups
-  ``vidtok_bench.tokenizers``, ``vidtok_bench.datasets`` and ``vidtok_bench.metrics``;
-* a *named config* is ``conf/tokenizer/NAME.yaml`` (or ``conf/dataset/NAME.yaml``) holding
-  ``plugin: <plugin name>`` plus constructor arguments. ``create_tokenizer(NAME, **overrides)``
-  merges overrides into it. A plugin without a YAML is usable by its plugin name.
+Named configurations (``conf/tokenizer/NAME.yaml`` ...) are resolved by :mod:`vidtok_bench.config`,
+the one resolver; this module only knows plugin classes, which options each accepts, and how to
+build one from a resolved config (rejecting unknown options the same way for every kind).
 """
 from __future__ import annotations
 
-import copy
 import importlib
-import importlib.resources
+import inspect
 import pkgutil
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
-import yaml
-
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, UnknownNameError, suggest
 
 T = TypeVar("T")
 
@@ -30,12 +23,9 @@ ENTRY_POINT_GROUPS = {
     "dataset": "vidtok_bench.datasets",
     "metric": "vidtok_bench.metrics",
 }
-_BUILTIN_PACKAGES = {
-    "tokenizer": "vidtok_bench.tokenizers",
-    "dataset": "vidtok_bench.datasets",
-    "metric": "vidtok_bench.metrics",
-}
-_CONF_GROUPS = {"tokenizer": "tokenizer", "dataset": "dataset"}
+_BUILTIN_PACKAGES = dict(ENTRY_POINT_GROUPS)
+#: keys of a resolved config that are not constructor options
+_META_KEYS = ("plugin", "defaults")
 
 
 class Registry:
@@ -43,7 +33,6 @@ class Registry:
         self.kind = kind
         self._plugins: dict[str, Any] = {}
         self._loaded = False
-        self._yaml: dict[str, dict[str, Any]] | None = None
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -87,47 +76,41 @@ class Registry:
             raise UnknownNameError(f"{self.kind} plugin", name, list(self._plugins))
         return self._plugins[name]
 
-    # ---------------------------------------------------------------- named configs
-    def yaml_configs(self) -> dict[str, dict[str, Any]]:
-        """name -> config dict, from conf/<group>/*.yaml (read once: they are package data)."""
-        if self._yaml is None:
-            self._yaml = {}
-            group = _CONF_GROUPS.get(self.kind)
-            if group:
-                root = importlib.resources.files("vidtok_bench.conf").joinpath(group)
-                for entry in sorted(root.iterdir(), key=lambda e: e.name):
-                    if entry.name.endswith(".yaml"):
-                        self._yaml[entry.name[:-5]] = yaml.safe_load(entry.read_text()) or {}
-        return copy.deepcopy(self._yaml)  # callers may merge overrides into nested values
-
-    def named_configs(self) -> dict[str, dict[str, Any]]:
-        """name -> config dict: the YAML configs, plus plugins that have none."""
-        out = self.yaml_configs()
-        for name in self.plugins():
-            out.setdefault(name, {"plugin": name})
-        return out
-
-    def names(self) -> list[str]:
-        return sorted(self.named_configs()) if self.kind in _CONF_GROUPS else sorted(self.plugins())
-
-    def resolve(self, name: str, overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        """Return (plugin class, constructor kwargs) for a named config."""
-        configs = self.named_configs()
-        if name not in configs:
-            raise UnknownNameError(self.kind, name, list(configs))
-        cfg = {k: v for k, v in configs[name].items() if not k.startswith("_") and k != "defaults"}
-        cfg.update(overrides or {})
-        return build_args(self, cfg, default_name=name)
+    def build(self, cfg: dict[str, Any], **runtime: Any) -> Any:
+        """Build a plugin from a resolved config (``plugin`` key + options); ``runtime`` adds values
+        the runner decides (e.g. ``device``). Unknown options are a one-line ConfigError."""
+        plugin = cfg.get("plugin")
+        if not plugin:
+            raise ConfigError(f"{self.kind} config '{cfg.get('name') or ''}' has no 'plugin' key")
+        cls = self.get(plugin)
+        options = {k: v for k, v in cfg.items() if k not in _META_KEYS and not k.startswith("_")}
+        options.update(runtime)
+        check_options(f"{self.kind} '{options.get('name') or plugin}'", cls, options)
+        return cls(**options)
 
 
-def build_args(registry: Registry, cfg: dict[str, Any], default_name: str | None = None) -> tuple[Any, dict[str, Any]]:
-    cfg = dict(cfg)
-    plugin = cfg.pop("plugin", None) or default_name
-    if plugin is None:
-        raise ConfigError(f"{registry.kind} config has no 'plugin' key")
-    cls = registry.get(plugin)
-    cfg.setdefault("name", default_name or plugin)
-    return cls, cfg
+def accepted_options(cls: type) -> set[str]:
+    """Constructor keywords a plugin class accepts: its ``__init__`` parameters, and those of the
+    base classes it forwards ``**kwargs`` to, plus ``extra_options`` a base declares (e.g. a dataset's
+    preprocessing keys)."""
+    names: set[str] = set(getattr(cls, "extra_options", ()))
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def check_options(label: str, cls: type, options: dict[str, Any]) -> None:
+    valid = accepted_options(cls)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        hints = "; ".join(f"'{k}'{suggest(k, valid)}" for k in unknown)
+        raise ConfigError(f"{label} has no option {hints}; valid options: {', '.join(sorted(valid))}")
 
 
 TOKENIZERS = Registry("tokenizer")
@@ -139,19 +122,19 @@ register_dataset = DATASETS.register
 register_metric = METRICS.register
 
 
-def instantiate(registry: Registry, cfg: dict[str, Any]) -> Any:
-    """Build a plugin from a resolved config dict (e.g. Hydra's ``cfg.tokenizer``)."""
-    cls, kwargs = build_args(registry, cfg, default_name=cfg.get("name"))
-    return cls(**kwargs)
-
-
 def create_tokenizer(name: str, **overrides: Any):
     """Build a tokenizer from its named config, e.g. ``create_tokenizer("identity", device="cpu")``."""
-    cls, kwargs = TOKENIZERS.resolve(name, overrides)
-    return cls(**kwargs)
+    from .config import resolve_group
+
+    return TOKENIZERS.build(resolve_group("tokenizer", name, overrides))
 
 
-def create_dataset(name: str, **overrides: Any):
-    """Build a dataset adapter from its named config, e.g. ``create_dataset("folder", root="videos/")``."""
-    cls, kwargs = DATASETS.resolve(name, overrides)
-    return cls(**kwargs)
+def create_dataset(name: str, protocol: str = "vidtok", **overrides: Any):
+    """Build a dataset adapter from its named config under a protocol, e.g.
+    ``create_dataset("folder", root="videos/")`` — the same dataset ``vidtok-bench run dataset=folder
+    dataset.root=videos/`` evaluates (unset preprocessing keys take the protocol's values)."""
+    from .config import compose, plan_dataset
+
+    cfg = compose([f"dataset={name}", f"protocol={protocol}"], throw_on_missing=False)
+    cfg["dataset"].update(overrides)
+    return plan_dataset(cfg).build()

@@ -15,6 +15,7 @@ import torch
 
 from .errors import InputShapeError
 from .frames import FrameRule
+from .precision import Precision, get_precision
 
 
 class Tokenizer(ABC):
@@ -34,14 +35,20 @@ class Tokenizer(ABC):
     codebook_size: int | None = None
     #: storage bits per latent element for continuous tokenizers (bf16 by default)
     bits_per_element: float = 16.0
+    #: frame rate of the clips being encoded, set by the runner: the protocol's fps, or the clips' own
+    #: when the protocol keeps the native rate (codecs give it to their rate control); None when unknown
+    frame_rate: float | None = None
 
-    def __init__(self, device: str | torch.device | None = None, name: str | None = None, **unused: Any):
-        if unused:
-            from .errors import ConfigError
-
-            raise ConfigError(f"tokenizer '{name or self.plugin_name}' got unknown option(s): {', '.join(sorted(unused))}")
+    def __init__(self, device: str | torch.device | None = None, name: str | None = None, precision: str | None = None):
         self.name = name or self.plugin_name
         self.device = torch.device(device or "cpu")
+        #: forced precision (None: the run's); the runner's model scope uses it when set
+        self.precision: Precision | None = get_precision(precision, f"tokenizer '{self.name}': precision") if precision else None
+
+    @property
+    def family(self) -> str:
+        """The curve this tokenizer's results form in rate-distortion plots (its name by default)."""
+        return self.name
 
     # ------------------------------------------------------------------ core API
     @abstractmethod
@@ -99,6 +106,7 @@ class Tokenizer(ABC):
         return {
             "name": self.name,
             "plugin": self.plugin_name,
+            "family": self.family,
             "compression": list(self.compression),
             "causal": self.causal,
             "frame_rule": self.frame_rule.describe(),
@@ -108,6 +116,7 @@ class Tokenizer(ABC):
             "bits_per_element": None if self.discrete else self.bits_per_element,
             "nominal_bits_per_pixel": self.nominal_bits_per_pixel(),
             "weights": self.weights_info() if weights else None,
+            "precision": self.precision.name if self.precision else None,
         }
 
     def weights_info(self) -> dict[str, Any]:

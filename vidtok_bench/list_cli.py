@@ -13,53 +13,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def _tokenizer_row(name: str, cfg: dict[str, Any]) -> list[Any]:
+def listed(group: str) -> list[str]:
+    """Named configs, plus plugins no named config uses (e.g. from entry points); private ones hidden."""
+    from .config import group_names, resolve_group, yaml_names
+
+    configs = yaml_names(group)
+    covered = {resolve_group(group, n).get("plugin") for n in configs}
+    return [n for n in group_names(group) if not n.startswith("_") and (n in configs or n not in covered)]
+
+
+def _tokenizer_row(name: str) -> list[Any]:
+    from .config import resolve_group
     from .registry import TOKENIZERS
 
+    cfg = resolve_group("tokenizer", name)
     try:
-        cls, kwargs = TOKENIZERS.resolve(name)
-        info = cls(**kwargs).info(weights=False)  # never load or download weights for a listing
+        info = TOKENIZERS.build(cfg).info(weights=False)  # never load or download weights for a listing
     except Exception as exc:  # a plugin that cannot be built still gets listed
-        return [name, cfg.get("plugin", name), "?", "?", "?", f"({type(exc).__name__}: {exc})"[:60]]
+        return [name, cfg.get("plugin", name), "?", "?", "?", "?", f"({type(exc).__name__}: {exc})"[:60]]
     comp = "x".join(map(str, info.get("compression", []))) or "?"
     bpp = info.get("nominal_bits_per_pixel")
     if bpp is None or bpp != bpp:
         rate = f"crf {info['crf']}" if info.get("crf") is not None else ""
     else:
         rate = f"{bpp:.4g}"
-    return [name, info.get("plugin", ""), comp, info.get("latent_channels", ""), info.get("codebook_size") or "", rate]
-
-
-def _listed(registry) -> dict[str, dict[str, Any]]:
-    """Named configs, plus plugins that have no named config of their own (e.g. from entry points)."""
-    yaml_cfgs = registry.yaml_configs()
-    covered = {c.get("plugin") for c in yaml_cfgs.values()}
-    out = dict(yaml_cfgs)
-    for name in registry.plugins():
-        if name not in covered and not name.startswith("_"):
-            out.setdefault(name, {"plugin": name})
-    return out
+    return [name, info.get("plugin", ""), info.get("family", ""), comp, info.get("latent_channels", ""),
+            info.get("codebook_size") or "", rate]
 
 
 def main(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from .registry import DATASETS, METRICS
+    from .config import resolve_group
 
     if args.kind == "tokenizers":
-        from .registry import TOKENIZERS
-
-        rows = [_tokenizer_row(n, c) for n, c in _listed(TOKENIZERS).items()]
-        print(tabulate(rows, headers=["name", "plugin", "compression (t×h×w)", "latent ch", "codebook", "bits/pixel"], tablefmt="github"))
+        rows = [_tokenizer_row(n) for n in listed("tokenizer")]
+        print(tabulate(rows, headers=["name", "plugin", "family", "compression (t×h×w)", "latent ch", "codebook", "bits/pixel"], tablefmt="github"))
     elif args.kind == "datasets":
-        rows = [[n, c.get("plugin", n)] for n, c in _listed(DATASETS).items()]
+        rows = [[n, resolve_group("dataset", n).get("plugin", n)] for n in listed("dataset")]
         print(tabulate(rows, headers=["name", "plugin"], tablefmt="github"))
     elif args.kind == "metrics":
+        from .registry import METRICS
+
         rows = []
         for n, cls in sorted(METRICS.plugins().items()):
-            doc = (cls.__doc__ or (cls.__module__ and __import__(cls.__module__, fromlist=["x"]).__doc__) or "").strip().splitlines()
-            rows.append([n, "higher" if cls.higher_is_better else "lower", doc[0] if doc else ""])
-        print(tabulate(rows, headers=["name", "better", "definition"], tablefmt="github"))
+            i = cls.info
+            doc = (cls.__doc__ or "").strip().splitlines()
+            rows.append([n, i.label, i.unit or "", "higher" if i.higher_is_better else "lower", i.kind, i.tolerance,
+                         doc[0] if doc else ""])
+        print(tabulate(rows, headers=["name", "label", "unit", "better", "kind", "gate tolerance", "definition"], tablefmt="github"))
     else:
         from .config import protocol_names
 

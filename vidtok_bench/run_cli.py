@@ -16,7 +16,8 @@ groups (choose one of each; `vidtok-bench list tokenizers|datasets|protocols`):
 common keys:
   metrics=[psnr,ssim,lpips,fvd]   metrics to compute (default [psnr,ssim])
   device=auto|cpu|cuda            auto picks cuda when available
-  precision=fp32|tf32|bf16|fp16   autocast for the tokenizer (fp32 default: TF32 off on CUDA)
+  precision=fp32|tf32|bf16|fp16   the model's precision (fp32 default: no autocast, TF32 off on CUDA;
+                                  tokenizer.precision=... forces one for a single tokenizer)
   batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  progress=true|false
   dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
   dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .config import compose
+    from .config import compose, plan_run
 
     cfg = compose(list(args.overrides))
     if args.cfg:
@@ -47,30 +48,31 @@ def main(args: argparse.Namespace) -> int:
         return 0
     from .runner import Runner
 
-    runner = Runner(cfg)
-    result = runner.run()
-    _print_summary(result, runner)
+    runner = Runner(plan_run(cfg))
+    result = runner.run_result()
+    print_summary(result)
     return 0
 
 
-def _print_summary(result: dict, runner) -> None:
-    lines = []
-    for name, m in result["metrics"].items():
-        v = m.get("mean", m.get("value"))
-        lines.append(f"  {name:<6} {'—' if v is None else f'{v:.4f}'}  ({m.get('frames', m.get('clips'))} {'frames' if 'frames' in m else 'clips'})")
-    bpp = result.get("bits_per_pixel")
-    failed = result["videos"]["failed"]
-    print(f"{result['tokenizer']['name']} on {result['dataset']['name']} ({result['protocol']['name']} protocol): "
-          f"{result['videos']['ok']}/{result['videos']['total']} videos, bpp {bpp if bpp is None else f'{bpp:.4f}'}")
-    print("\n".join(lines))
-    for name, m in result["metrics"].items():
-        if m.get("warning"):
-            print(f"  warning ({name}): {m['warning']}", file=sys.stderr)
-    if result["frames"]["nonfinite_clips"]:
-        print(f"  warning: non-finite reconstructions in {len(result['frames']['nonfinite_clips'])} clip(s), "
-              f"e.g. {result['frames']['nonfinite_clips'][0]} (listed in results.json frames.nonfinite_clips)", file=sys.stderr)
-    if failed:
-        print(f"  {len(failed)} video(s) failed:", file=sys.stderr)
-        for f in failed:
-            print(f"    {f['error']}", file=sys.stderr)
-    print(f"results: {runner.output_dir / 'results.json'}")
+def print_summary(result) -> None:
+    """What a run produced, in the metrics' own labels and precision (read from the result)."""
+    print(f"{result.tokenizer.name} on {result.dataset.name} ({result.protocol.name} protocol): "
+          f"{result.videos.ok}/{result.videos.total} videos, bpp "
+          + ("—" if result.bits_per_pixel is None else f"{result.bits_per_pixel:.4f}"))
+    for name, m in result.metrics.items():
+        v = result.value(name)
+        count = f"{m.frames} frames" if m.info.kind == "frame" else f"{m.clips} clips"
+        unit = f" {m.info.unit}" if m.info.unit else ""
+        print(f"  {name:<8} {'—' if v is None else f'{v:.{m.info.precision + 2}f}'}{unit}  ({count})")
+    for name, m in result.metrics.items():
+        if m.warning:
+            print(f"  warning ({name}): {m.warning}", file=sys.stderr)
+    nonfinite = result.frames.nonfinite_clips
+    if nonfinite:
+        print(f"  warning: non-finite reconstructions in {len(nonfinite)} clip(s), e.g. {nonfinite[0]} "
+              "(listed in results.json frames.nonfinite_clips)", file=sys.stderr)
+    if result.videos.failed:
+        print(f"  {len(result.videos.failed)} video(s) failed:", file=sys.stderr)
+        for f in result.videos.failed:
+            print(f"    {f.error}", file=sys.stderr)
+    print(f"results: {result.path}")

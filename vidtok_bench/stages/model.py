@@ -1,0 +1,58 @@
+"""The model stage: fit clips to the tokenizer's frame rule, encode and decode under the run's
+precision scope, timed separately (synchronised on GPU)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..frames import pad_frames
+from ..precision import Precision
+from ..tokenizer import Tokenizer
+
+
+@dataclass
+class ModelOutput:
+    recon: torch.Tensor  # (B,3,T,H,W) float32 on the device, cut back to the clips' length
+    bits: float  # bits of the whole batch's latent
+    pixels: int  # pixels of the encoded (padded) batch
+    padded: int  # frames added per clip to fit the frame rule
+    encode_s: float
+    decode_s: float
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class ModelStage:
+    def __init__(self, tokenizer: Tokenizer, device: torch.device, precision: Precision):
+        self.tokenizer, self.device = tokenizer, device
+        #: a tokenizer forced to a precision (tokenizer.precision=fp32) wins over the run's
+        self.precision = tokenizer.precision or precision
+        self.encode_s = self.decode_s = 0.0
+        self.clips = self.frames = 0
+
+    def __call__(self, video: torch.Tensor, fps: float | None = None) -> ModelOutput:
+        """``video``: (B,3,T,H,W) in [-1,1] on the CPU; ``fps``: the clips' frame rate."""
+        t = video.shape[2]
+        fitted = self.tokenizer.frame_rule.fit_up(t)
+        x = pad_frames(video, fitted).to(self.device, non_blocking=True)
+        self.tokenizer.frame_rate = fps
+        with torch.inference_mode(), self.precision.scope(self.device):
+            _sync(self.device)
+            t0 = time.perf_counter()
+            latent = self.tokenizer.encode(x)
+            _sync(self.device)
+            t1 = time.perf_counter()
+            recon = self.tokenizer.decode(latent)
+            _sync(self.device)
+            t2 = time.perf_counter()
+        self.encode_s += t1 - t0
+        self.decode_s += t2 - t1
+        self.clips += video.shape[0]
+        self.frames += video.shape[0] * t
+        return ModelOutput(recon.float()[:, :, :t], self.tokenizer.latent_bits(latent),
+                           x.shape[0] * x.shape[2] * x.shape[3] * x.shape[4], fitted - t, t1 - t0, t2 - t1)

@@ -1,0 +1,87 @@
+"""The scoring stage: the protocol's preparation once, then every metric on the prepared clips.
+
+Frame and clip metrics write their statistics into per-clip records (which merge across shards
+by concatenation); set metrics accumulate state that merges exactly (see SetMetric)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..data import Clip
+from ..metrics.base import FrameMetric, Metric, SetMetric
+from ..results import ClipRecord, MetricResult, VideoRecord
+from ..scoring import Scoring
+from .model import ModelOutput
+
+
+class ScoringStage:
+    def __init__(self, metrics: dict[str, Metric], scoring: Scoring):
+        self.metrics, self.scoring = metrics, scoring
+        self.frame_metrics = {n: m for n, m in metrics.items() if isinstance(m, FrameMetric)}
+        self.set_metrics = {n: m for n, m in metrics.items() if isinstance(m, SetMetric)}
+
+    def __call__(self, clips: list[Clip], video: torch.Tensor, out: ModelOutput) -> list[ClipRecord]:
+        """Score one batch: ``video`` the clips (B,3,T,H,W) as given to the model, ``out`` its output."""
+        recon, finite = self.scoring.prepare(out.recon)
+        real = video.to(recon.device)
+        t, n = video.shape[2], len(clips)
+        scored = [self.scoring.scored_frames(t, c.valid) for c in clips]
+        stats: list[dict[str, list[float]]] = [{} for _ in clips]
+        for length, idx in self.scoring.groups(scored):
+            r, f = real[idx, :, :length], recon[idx, :, :length]
+            for name, m in self.frame_metrics.items():
+                for i, values in zip(idx, m.clip_stats(r, f)):
+                    stats[i][name] = values
+            for m in self.set_metrics.values():
+                m.update(r, f, [f"{clips[i].video_id}#{clips[i].index}" for i in idx])
+        return [ClipRecord(clip=c.index, start=c.start, frames=scored[i], valid=c.valid, tail_repeated=c.tail_padded,
+                           tokenizer_padded=out.padded, bits=out.bits / n, pixels=out.pixels // n,
+                           encode_s=out.encode_s / n, decode_s=out.decode_s / n, nonfinite=not bool(finite[i]),
+                           stats=stats[i])
+                for i, c in enumerate(clips)]
+
+    def discard(self, record: VideoRecord) -> None:
+        """Forget a failed video's clips in the set metrics, so it counts nowhere."""
+        for m in self.set_metrics.values():
+            m.discard([f"{record.video}#{c.clip}" for c in record.clips])
+
+    # ----------------------------------------------------------------- state (resume, shards)
+    def save_state(self, state_dir: Path) -> None:
+        for name, m in self.set_metrics.items():
+            state = m.state_dict()
+            if state:
+                state_dir.mkdir(exist_ok=True)
+                tmp = state_dir / f".{name}.pt.tmp"
+                torch.save(state, tmp)
+                tmp.replace(state_dir / f"{name}.pt")
+
+    def load_state(self, state_dir: Path) -> None:
+        for name, m in self.set_metrics.items():
+            f = state_dir / f"{name}.pt"
+            if f.exists():
+                m.load_state_dict(torch.load(f, weights_only=True))
+
+    # ----------------------------------------------------------------- summary
+    def summarise(self, videos: Sequence[VideoRecord], order: Sequence[str]) -> dict[str, MetricResult]:
+        ok = [v for v in videos if v.status == "ok"]
+        n_clips = sum(len(v.clips) for v in ok)
+        out: dict[str, MetricResult] = {}
+        for name, m in self.metrics.items():
+            common: dict[str, Any] = {"info": m.info, "spec": m.spec()}
+            if isinstance(m, FrameMetric):
+                per_video = [[x for c in v.clips for x in c.stats.get(name, [])] for v in ok]
+                per_video = [s for s in per_video if s]
+                values = [x for s in per_video for x in s]
+                value = m.reduce_run(values, [m.reduce_video(s) for s in per_video]) if values else None
+                out[name] = MetricResult(value=value, frames=sum(c.frames for v in ok for c in v.clips) if values else 0,
+                                         clips=n_clips if values else 0, videos=len(per_video), **common)
+            else:
+                res = dict(m.compute(order)) if n_clips else {"value": None, "clips": 0}
+                value = res.pop("value", None)
+                value = None if value is None or not math.isfinite(value) else float(value)
+                out[name] = MetricResult(value=value, clips=int(res.pop("clips", 0)), warning=res.pop("warning", None),
+                                         details=res.pop("details", {}) | res, **common)
+        return out

@@ -18,59 +18,24 @@ from typing import Any
 import numpy as np
 
 from ..errors import BenchError
-from ..results import PER_VIDEO_FILE, RESULTS_FILE, load_results, metric_value
+from ..results import PER_VIDEO_FILE, Result, load_result, read_per_video
 from .bootstrap import bootstrap_mean_ci
 
-#: direction when a results file does not record ``higher_is_better``
-DEFAULT_HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fvd": False}
-PRECISION = {"psnr": 2, "ssim": 4, "lpips": 4, "fvd": 1, "bits_per_pixel": 4}
+#: bits per pixel is a field, not a metric: its display precision lives here
+BPP_PRECISION = 4
 
 
-def higher_is_better(result: dict[str, Any], metric: str) -> bool | None:
-    """A metric's direction: the results file's ``higher_is_better``, else the known default."""
-    m = result.get("metrics", {}).get(metric)
-    if isinstance(m, dict) and "higher_is_better" in m:
-        return bool(m["higher_is_better"])
-    return DEFAULT_HIGHER_IS_BETTER.get(metric)
-
-
-def is_set_metric(result: dict[str, Any], metric: str) -> bool:
-    """Set metrics (FVD) store ``value`` over the whole run instead of a per-frame ``mean``."""
-    m = result.get("metrics", {}).get(metric) or {}
-    return "mean" not in m and "value" in m
-
-
-def load_run(path: str | Path) -> tuple[dict[str, Any], Path]:
+def load_run(path: str | Path) -> tuple[Result, Path]:
     """A run's results and its directory (``path`` is the directory or its results.json)."""
-    p = Path(path)
-    run_dir = p if p.is_dir() else p.parent
-    return load_results(p if p.is_file() else run_dir / RESULTS_FILE), run_dir
-
-
-def read_per_video(run_dir: Path):
-    """Successful rows of a run's per_video.csv indexed by video (None when the file is absent)."""
-    import pandas as pd
-
-    f = run_dir / PER_VIDEO_FILE
-    if not f.is_file():
-        return None
-    try:
-        df = pd.read_csv(f)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{f}: not a readable per-video CSV ({str(exc).splitlines()[0]})") from None
-    if "video" not in df.columns:
-        raise BenchError(f"{f}: no 'video' column")
-    if "status" in df.columns:
-        df = df[df["status"].astype(str) == "ok"]
-    if df["video"].duplicated().any():
-        raise BenchError(f"{f}: video '{df['video'][df['video'].duplicated()].iloc[0]}' appears twice")
-    return df.set_index(df["video"].astype(str))
+    r = load_result(path)
+    assert r.run_dir is not None
+    return r, r.run_dir
 
 
 @dataclass
 class Comparison:
-    a: dict[str, Any]
-    b: dict[str, Any]
+    a: Result
+    b: Result
     metrics: Any  # DataFrame: metric, a, b, delta, ci_low, ci_high, videos, change
     per_video: Any  # DataFrame: video, frames, <m>_a, <m>_b, <m>_delta ... worst first
     sort_metric: str | None
@@ -85,11 +50,9 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
     ra, dir_a = load_run(a)
     rb, dir_b = load_run(b)
     notes: list[str] = []
-    fa = (ra.get("fingerprint") or {}).get("data")
-    fb = (rb.get("fingerprint") or {}).get("data")
-    if fa is None or fb is None or fa != fb:
-        what = ("a results file has no data fingerprint" if fa is None or fb is None
-                else f"data fingerprints differ ({fa[:12]} vs {fb[:12]})")
+    fa, fb = ra.fingerprint.data, rb.fingerprint.data
+    if fa != fb:
+        what = f"data fingerprints differ ({fa[:12]} vs {fb[:12]})"
         if not force:
             raise BenchError(f"{dir_a} and {dir_b} were not evaluated on the same clips ({what}); "
                              "pass --force to compare anyway")
@@ -104,23 +67,19 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
         notes.append(f"{len(common)} videos scored in both runs (A: {len(pva)}, B: {len(pvb)}); "
                      "intervals and the per-video table use those only")
 
-    names = sorted((m for m in ra.get("metrics", {}) if m in rb.get("metrics", {})), key=_metric_order)
-    for m in ra.get("metrics", {}):
-        if m not in rb.get("metrics", {}):
-            notes.append(f"metric '{m}' only in A")
-    for m in rb.get("metrics", {}):
-        if m not in ra.get("metrics", {}):
-            notes.append(f"metric '{m}' only in B")
+    names = [m for m in ra.metrics if m in rb.metrics]
+    notes += [f"metric '{m}' only in A" for m in ra.metrics if m not in rb.metrics]
+    notes += [f"metric '{m}' only in B" for m in rb.metrics if m not in ra.metrics]
 
     rows = []
     frame_metrics = []
     for m in names:
-        va, vb = metric_value(ra, m), metric_value(rb, m)
+        va, vb = ra.value(m), rb.value(m)
         delta = None if va is None or vb is None else vb - va
-        hib = higher_is_better(rb, m)
+        hib = rb.metrics[m].info.higher_is_better
         row = {"metric": m, "a": va, "b": vb, "delta": delta, "ci_low": None, "ci_high": None,
                "videos": None, "change": _change(delta, hib)}
-        if is_set_metric(ra, m) or is_set_metric(rb, m):
+        if "set" in (ra.metrics[m].info.kind, rb.metrics[m].info.kind):
             row["change"] += " (set metric: no CI)" if delta else ""
         elif common and m in pva.columns and m in pvb.columns:
             frame_metrics.append(m)
@@ -132,10 +91,10 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
                 ci = bootstrap_mean_ci(y[ok] - x[ok], w[ok], n_resamples=n_resamples, seed=seed,
                                        confidence=confidence)
                 row.update(ci_low=ci.low, ci_high=ci.high, videos=ci.n)
-                if hib is not None and (ci.low > 0 or ci.high < 0):
+                if ci.low > 0 or ci.high < 0:
                     row["change"] += " (significant)"
         rows.append(row)
-    bpa, bpb = ra.get("bits_per_pixel"), rb.get("bits_per_pixel")
+    bpa, bpb = ra.bits_per_pixel, rb.bits_per_pixel
     if bpa is not None or bpb is not None:
         rows.append({"metric": "bits_per_pixel", "a": bpa, "b": bpb,
                      "delta": None if bpa is None or bpb is None else bpb - bpa,
@@ -154,17 +113,12 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
             per_video[f"{m}_b"] = pd.to_numeric(pvb.loc[common, m], errors="coerce").to_numpy(float)
             per_video[f"{m}_delta"] = per_video[f"{m}_b"] - per_video[f"{m}_a"]
         if sort_metric:
-            sign = -1.0 if higher_is_better(rb, sort_metric) is not False else 1.0
+            sign = -1.0 if rb.metrics[sort_metric].info.higher_is_better else 1.0
             per_video["_regression"] = sign * per_video[f"{sort_metric}_delta"]
             per_video = (per_video.sort_values(["_regression", "video"], ascending=[False, True],
                                                na_position="last", kind="mergesort")
                          .drop(columns="_regression").reset_index(drop=True))
     return Comparison(ra, rb, metrics_df, per_video, sort_metric, notes)
-
-
-def _metric_order(m: str) -> tuple[int, str]:
-    known = list(DEFAULT_HIGHER_IS_BETTER)
-    return (known.index(m) if m in known else len(known), m)
 
 
 def _weights(pv, common: list[str]) -> np.ndarray:
@@ -187,27 +141,33 @@ def _change(delta: float | None, hib: bool | None) -> str:
     return "better" if (delta > 0) == hib else "worse"
 
 
-def _fmt(v: Any, metric: str, signed: bool = False) -> str:
+def precision_of(c: Comparison, metric: str) -> int:
+    """Display decimals: the metric's own (from the results), bits per pixel's field precision."""
+    info = c.b.info(metric) or c.a.info(metric)
+    return info.precision if info else BPP_PRECISION
+
+
+def _fmt(v: Any, precision: int, signed: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
-    p = PRECISION.get(metric, 4)
-    return f"{v:+.{p}f}" if signed else f"{v:.{p}f}"
+    return f"{v:+.{precision}f}" if signed else f"{v:.{precision}f}"
 
 
 def render_comparison(c: Comparison, top: int = 20, confidence: float = 0.95) -> str:
     """Human-readable report: metric deltas with CIs, then the worst videos."""
     from tabulate import tabulate
 
-    label_a = f"A ({c.a['tokenizer']['name']})"
-    label_b = f"B ({c.b['tokenizer']['name']})"
+    label_a = f"A ({c.a.tokenizer.name})"
+    label_b = f"B ({c.b.tokenizer.name})"
     pct = f"{confidence * 100:g}%"
     rows = []
     for r in c.metrics.itertuples(index=False):
+        p = precision_of(c, r.metric)
         ci = "—" if r.ci_low is None or (isinstance(r.ci_low, float) and math.isnan(r.ci_low)) \
-            else f"[{_fmt(r.ci_low, r.metric, True)}, {_fmt(r.ci_high, r.metric, True)}]"
+            else f"[{_fmt(r.ci_low, p, True)}, {_fmt(r.ci_high, p, True)}]"
         n = "—" if r.videos is None or (isinstance(r.videos, float) and math.isnan(r.videos)) else str(int(r.videos))
-        rows.append([r.metric, _fmt(r.a, r.metric), _fmt(r.b, r.metric), _fmt(r.delta, r.metric, True), ci, n, r.change])
-    out = [f"A: {c.a['_path']}", f"B: {c.b['_path']}", "",
+        rows.append([r.metric, _fmt(r.a, p), _fmt(r.b, p), _fmt(r.delta, p, True), ci, n, r.change])
+    out = [f"A: {c.a.path}", f"B: {c.b.path}", "",
            tabulate(rows, ["metric", label_a, label_b, "Δ (B−A)", f"{pct} CI", "videos", "B vs A"],
                     tablefmt="simple", disable_numparse=True,
                     colalign=("left", "right", "right", "right", "right", "right", "left"))]
@@ -216,8 +176,8 @@ def render_comparison(c: Comparison, top: int = 20, confidence: float = 0.95) ->
         metrics = [col[:-6] for col in pv.columns if col.endswith("_delta")]
         headers = ["video", "frames"] + [h for m in metrics for h in (f"{m} A", f"{m} B", f"Δ{m}")]
         body = [[r["video"], "—" if math.isnan(r["frames"]) else str(int(r["frames"]))]
-                + [x for m in metrics for x in (_fmt(r[f"{m}_a"], m), _fmt(r[f"{m}_b"], m),
-                                                _fmt(r[f"{m}_delta"], m, True))]
+                + [x for m in metrics for x in (_fmt(r[f"{m}_a"], precision_of(c, m)), _fmt(r[f"{m}_b"], precision_of(c, m)),
+                                                _fmt(r[f"{m}_delta"], precision_of(c, m), True))]
                 for _, r in pv.iterrows()]
         shown = f"{len(pv)} of {len(c.per_video)}" if len(pv) < len(c.per_video) else f"all {len(pv)}"
         out += ["", f"Per video, worst {c.sort_metric} first ({shown}):",

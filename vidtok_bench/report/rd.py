@@ -2,13 +2,9 @@
 
 Every results.json is one point: x = its measured ``bits_per_pixel``, y = the metric's
 headline value. Points are grouped into *families*, one curve each (points sorted by rate):
-
-* ``tokenizer.family`` when a plugin records one;
-* codecs: the codec (``h264``, ``hevc``, ``av1``, ``vp9``), plus the preset when it is
-  not the encoder's default — a CRF or bpp sweep of one codec is one curve;
-* VidTok: ``vidtok <kl|fsq> <causal|noncausal>`` plus ``v1.1`` for the long-video models —
-  the channel/codebook/compression variants of one design form its curve;
-* anything else: the tokenizer's name (a single point, e.g. one diffusers VAE).
+the family each tokenizer plugin declares (``tokenizer.family`` in the results: a codec and its
+preset, ``vidtok <kl|fsq> <causal|noncausal> [v1.1]``, else the tokenizer's name). Axis labels
+and directions come from the metrics' own declarations recorded in the results.
 
 Results from different datasets or protocols are not comparable; mixing them is an error
 unless ``--allow-mixed``, which adds ``[dataset/protocol]`` to each family instead.
@@ -24,56 +20,26 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import BenchError
-from ..results import find_results, load_results, metric_value
+from ..results import find_results, load_result
 
 DEFAULT_METRICS = ("psnr", "lpips")
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "fvd": "FVD"}
-
-
-def family_of(tokenizer: dict[str, Any]) -> str:
-    """The curve a result belongs to, from the ``tokenizer`` block of its results.json."""
-    if tokenizer.get("family"):
-        return str(tokenizer["family"])
-    plugin = tokenizer.get("plugin") or ""
-    name = str(tokenizer.get("name") or plugin)
-    if plugin == "codec" and tokenizer.get("codec"):
-        fam = str(tokenizer["codec"])
-        preset = tokenizer.get("preset")
-        try:
-            from vidtok_bench.tokenizers.codecs import CODECS
-
-            default = CODECS[fam].default_preset if fam in CODECS else None
-        except ImportError:  # pragma: no cover - plotting must not need the codec module
-            default = preset
-        return fam if preset in (None, default) else f"{fam} {preset}"
-    if plugin == "vidtok" or name.startswith("vidtok_"):
-        reg = tokenizer.get("regularizer") or ("fsq" if tokenizer.get("codebook_size") else "kl")
-        causal = "causal" if tokenizer.get("causal", "noncausal" not in name) else "noncausal"
-        version = str(tokenizer.get("version") or ("1.1" if name.endswith("_v1_1") else "1.0"))
-        return f"vidtok {reg} {causal}" + (f" v{version}" if not version.startswith("1.0") else "")
-    return name
 
 
 def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per results file: family, tokenizer, bits_per_pixel and each metric; plus notes."""
     rows, notes = [], []
     for p in find_results(paths):
-        r = load_results(p)
-        tok = r.get("tokenizer") or {}
-        bpp = r.get("bits_per_pixel")
+        r = load_result(p)
+        bpp = r.bits_per_pixel
         if bpp is None or not float(bpp) > 0:
             notes.append(f"{p}: no bits_per_pixel; left out")
             continue
-        row = {
-            "family": family_of(tok), "tokenizer": tok.get("name"), "bits_per_pixel": float(bpp),
-            "dataset": (r.get("dataset") or {}).get("name"), "protocol": (r.get("protocol") or {}).get("name"),
-            "path": str(p),
-        }
+        row = {"family": r.tokenizer.family, "tokenizer": r.tokenizer.name, "bits_per_pixel": float(bpp),
+               "dataset": r.dataset.name, "protocol": r.protocol.name, "path": str(p)}
         for m in metrics:
-            row[m] = metric_value(r, m)
-            hib = ((r.get("metrics") or {}).get(m) or {}).get("higher_is_better")
-            if hib is not None:
-                row[f"{m}.higher_is_better"] = bool(hib)
+            row[m] = r.value(m)
+            if r.info(m) is not None:
+                row[f"{m}.info"] = r.info(m)
         rows.append(row)
     if not rows:
         raise BenchError("no results with bits_per_pixel to plot")
@@ -108,7 +74,8 @@ def plot_rd(rows: list[dict[str, Any]], metric: str, out_dir: str | Path, title:
     families: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in pts:
         families[r["family"]].append(r)
-    hib = next((r[f"{metric}.higher_is_better"] for r in pts if f"{metric}.higher_is_better" in r), metric != "lpips" and metric != "fvd")
+    info = next(r[f"{metric}.info"] for r in pts if f"{metric}.info" in r)
+    label = info.label + (f" ({info.unit})" if info.unit else "")
     markers = "osD^vP*Xhp<>"
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vidtok-bench"}):
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -121,8 +88,8 @@ def plot_rd(rows: list[dict[str, Any]], metric: str, out_dir: str | Path, title:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(_minor_label))  # 0.02, 0.05, 0.2, 0.5, ...
         ax.set_xlabel("bits per pixel (measured)")
-        ax.set_ylabel(f"{LABELS.get(metric, metric)} ({'higher' if hib else 'lower'} is better)")
-        ax.set_title(title or f"Rate–distortion: {LABELS.get(metric, metric)}")
+        ax.set_ylabel(f"{label} ({'higher' if info.higher_is_better else 'lower'} is better)")
+        ax.set_title(title or f"Rate–distortion: {label}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()

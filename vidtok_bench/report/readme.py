@@ -14,23 +14,23 @@ START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 
 
-def replace_block(text: str, block: str, source: str = "README") -> str:
-    """``text`` with the marked block's content replaced by ``block``.
+def replace_block(text: str, block: str, source: str = "README", start: str = START, end: str = END) -> str:
+    """``text`` with the block between the ``start`` and ``end`` markers replaced by ``block``.
 
     Raises BenchError when a marker is missing, duplicated or the end comes first.
     """
-    n_start, n_end = text.count(START), text.count(END)
+    n_start, n_end = text.count(start), text.count(end)
     if n_start != 1 or n_end != 1:
-        problems = [f"{n} x '{m}'" for m, n in ((START, n_start), (END, n_end)) if n != 1]
-        raise BenchError(f"{source}: expected exactly one '{START}' and one '{END}' marker, found {', '.join(problems)}")
-    i, j = text.index(START), text.index(END)
+        problems = [f"{n} x '{m}'" for m, n in ((start, n_start), (end, n_end)) if n != 1]
+        raise BenchError(f"{source}: expected exactly one '{start}' and one '{end}' marker, found {', '.join(problems)}")
+    i, j = text.index(start), text.index(end)
     if j < i:
-        raise BenchError(f"{source}: '{END}' comes before '{START}'")
+        raise BenchError(f"{source}: '{end}' comes before '{start}'")
     body = block.strip("\n")
-    return text[: i + len(START)] + "\n" + (body + "\n" if body else "") + text[j:]
+    return text[: i + len(start)] + "\n" + (body + "\n" if body else "") + text[j:]
 
 
-def update_readme(path: str | Path, block: str) -> bool:
+def update_readme(path: str | Path, block: str, start: str = START, end: str = END) -> bool:
     """Replace the marked block in the file at ``path``; return whether the file changed."""
     p = Path(path)
     try:
@@ -44,7 +44,7 @@ def update_readme(path: str | Path, block: str) -> bool:
     except UnicodeDecodeError:
         raise BenchError(f"{p}: not UTF-8 text") from None
     crlf = "\r\n" in text
-    new = replace_block(text.replace("\r\n", "\n") if crlf else text, block, str(p))
+    new = replace_block(text.replace("\r\n", "\n") if crlf else text, block, str(p), start, end)
     if crlf:
         new = new.replace("\n", "\r\n")
     if new == text:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import BenchError
-from ..results import find_results, load_results, metric_value
+from ..results import Result, load_all
 
 MISSING = "—"
 KEY_COLUMNS = ("tokenizer", "dataset", "protocol")
@@ -36,15 +36,12 @@ class Column:
     higher_is_better: bool | None = None  # None: no direction (no arrow, sort descending)
 
 
-#: known columns; any other name is looked up in ``results["metrics"]`` (precision 3)
+#: columns that are fields of a result; any other name is a metric, whose label, precision and
+#: direction are read from the results themselves (``metrics[name].info``, declared by the metric)
 COLUMNS: dict[str, Column] = {
     "tokenizer": Column("Tokenizer"),
     "dataset": Column("Dataset"),
     "protocol": Column("Protocol"),
-    "psnr": Column("PSNR", 2, True),
-    "ssim": Column("SSIM", 4, True),
-    "lpips": Column("LPIPS", 4, False),
-    "fvd": Column("FVD", 1, False),
     "bits_per_pixel": Column("bpp", 4),
     "compression": Column("Compression"),
     "videos": Column("Videos", 0),
@@ -60,29 +57,21 @@ COLUMNS: dict[str, Column] = {
 ALIASES = {"bpp": "bits_per_pixel", "memory": "peak_memory_gib", "throughput": "fps"}
 
 
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
-_EXTRACT: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "tokenizer": lambda r: r["tokenizer"]["name"],
-    "dataset": lambda r: r["dataset"]["name"],
-    "protocol": lambda r: r["protocol"]["name"],
-    "bits_per_pixel": lambda r: r.get("bits_per_pixel"),
-    "compression": lambda r: "x".join(map(str, r.get("compression") or [])) or None,
-    "videos": lambda r: _get(r, "videos", "ok"),
-    "failed_videos": lambda r: None if _get(r, "videos", "failed") is None else len(r["videos"]["failed"]),
-    "encode_fps": lambda r: _get(r, "throughput", "encode_frames_per_s"),
-    "decode_fps": lambda r: _get(r, "throughput", "decode_frames_per_s"),
-    "fps": lambda r: _get(r, "throughput", "frames_per_s"),
-    "peak_memory_gib": lambda r: None if _get(r, "memory", "peak_bytes") is None else r["memory"]["peak_bytes"] / 2**30,
-    "latent_channels": lambda r: _get(r, "tokenizer", "latent_channels"),
-    "codebook_size": lambda r: _get(r, "tokenizer", "codebook_size"),
-    "date": lambda r: _get(r, "run", "date"),
+_EXTRACT: dict[str, Callable[[Result], Any]] = {
+    "tokenizer": lambda r: r.tokenizer.name,
+    "dataset": lambda r: r.dataset.name,
+    "protocol": lambda r: r.protocol.name,
+    "bits_per_pixel": lambda r: r.bits_per_pixel,
+    "compression": lambda r: "x".join(map(str, r.compression)) or None,
+    "videos": lambda r: r.videos.ok,
+    "failed_videos": lambda r: len(r.videos.failed),
+    "encode_fps": lambda r: r.throughput.encode_frames_per_s,
+    "decode_fps": lambda r: r.throughput.decode_frames_per_s,
+    "fps": lambda r: r.throughput.frames_per_s,
+    "peak_memory_gib": lambda r: r.memory.peak_bytes / 2**30,
+    "latent_channels": lambda r: r.tokenizer.latent_channels,
+    "codebook_size": lambda r: r.tokenizer.codebook_size,
+    "date": lambda r: r.run.date,
 }
 
 
@@ -92,43 +81,46 @@ def canonical(name: str) -> str:
     return ALIASES.get(n, n)
 
 
-def column_info(name: str, results: Sequence[dict[str, Any]] = ()) -> Column:
-    """Label/precision/direction of a column; a metric's direction comes from the results
-    (``metrics[name].higher_is_better``) when they record it."""
-    if name in _EXTRACT:
+def column_info(name: str, results: Sequence[Result] = ()) -> Column:
+    """Label/precision/direction of a column: a field's from COLUMNS, a metric's from the results."""
+    if name in COLUMNS:
         return COLUMNS[name]
-    hib = next((m["higher_is_better"] for r in results
-                if isinstance(m := _get(r, "metrics", name), dict) and "higher_is_better" in m), None)
-    base = COLUMNS.get(name, Column(name.upper() if len(name) <= 5 else name, 3))
-    return Column(base.label, base.precision, bool(hib) if hib is not None else base.higher_is_better)
+    info = next((r.info(name) for r in results if r.info(name) is not None), None) or _registered_info(name)
+    if info is None:
+        return Column(name, 3)
+    return Column(info.label, info.precision, info.higher_is_better)
 
 
-def value(result: dict[str, Any], name: str) -> Any:
+def _registered_info(name: str):
+    """A registered metric's declared facts, for a column no result has (shown as missing values)."""
+    from ..registry import METRICS
+
+    cls = METRICS.plugins().get(name)
+    return cls.info if cls is not None else None
+
+
+def value(result: Result, name: str) -> Any:
     """One cell's raw value (None when the result does not have it)."""
     if name in _EXTRACT:
-        try:
-            return _EXTRACT[name](result)
-        except (KeyError, TypeError):
-            raise BenchError(f"{result.get('_path', '?')}: results file lacks the field needed for column '{name}'") from None
-    return metric_value(result, name)
+        return _EXTRACT[name](result)
+    return result.value(name)
 
 
-def _date(result: dict[str, Any]) -> datetime:
-    raw = _get(result, "run", "date")
+def _date(result: Result) -> datetime:
     try:
-        d = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        d = datetime.fromisoformat(str(result.run.date).replace("Z", "+00:00"))
     except ValueError:
         return datetime.min.replace(tzinfo=timezone.utc)
     return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
 
 
-def key_of(result: dict[str, Any]) -> tuple[str, str, str]:
+def key_of(result: Result) -> tuple[str, str, str]:
     return tuple(str(value(result, k)) for k in KEY_COLUMNS)  # type: ignore[return-value]
 
 
-def latest(results: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def latest(results: Iterable[Result]) -> tuple[list[Result], list[str]]:
     """Keep the newest result per (tokenizer, dataset, protocol); notes say what was dropped."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[Result]] = {}
     for r in results:
         groups.setdefault(key_of(r), []).append(r)
     kept, notes = [], []
@@ -136,18 +128,18 @@ def latest(results: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
         group.sort(key=_date, reverse=True)
         kept.append(group[0])
         if len(group) > 1:
-            dropped = ", ".join(f"{g['_path']} ({_get(g, 'run', 'date')})" for g in group[1:])
+            dropped = ", ".join(f"{g.path} ({g.run.date})" for g in group[1:])
             notes.append(f"{len(group)} results for {'/'.join(key)}: using the newest, "
-                         f"{group[0]['_path']} ({_get(group[0], 'run', 'date')}); ignoring {dropped}")
+                         f"{group[0].path} ({group[0].run.date}); ignoring {dropped}")
     return kept, notes
 
 
-def load_latest(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], list[str]]:
+def load_latest(paths: Iterable[str | Path]) -> tuple[list[Result], list[str]]:
     """Load every results.json under ``paths`` and keep the newest per key."""
-    return latest(load_results(p) for p in find_results(paths))
+    return latest(load_all(paths))
 
 
-def build_table(results: Sequence[dict[str, Any]], columns: Sequence[str] = DEFAULT_COLUMNS,
+def build_table(results: Sequence[Result], columns: Sequence[str] = DEFAULT_COLUMNS,
                 sort: str | None = "psnr", ascending: bool | None = None):
     """Leaderboard DataFrame: key columns then ``columns``; raw values, NaN/None when missing.
 
@@ -160,16 +152,16 @@ def build_table(results: Sequence[dict[str, Any]], columns: Sequence[str] = DEFA
     if len(set(cols)) != len(cols):
         raise BenchError(f"duplicate column in {list(columns)}")
     rows = [{c: value(r, c) for c in cols} for r in results]
+    known = sorted(set(COLUMNS) | {m for r in results for m in r.metrics})
     for c in cols:
-        if results and c not in COLUMNS and all(row[c] is None for row in rows):
-            known = sorted(set(COLUMNS) | {m for r in results for m in r.get("metrics", {})})
+        if results and c not in COLUMNS and not any(c in r.metrics for r in results) and _registered_info(c) is None:
             raise BenchError(f"unknown column '{c}': no result has it; known columns: {', '.join(known)}")
     df = pd.DataFrame(rows, columns=cols)
     if sort:
         s = canonical(sort)
-        sort_vals = pd.Series([value(r, s) for r in results], dtype=object)
-        if results and s not in COLUMNS and all(v is None for v in sort_vals):
+        if results and s not in COLUMNS and not any(s in r.metrics for r in results) and _registered_info(s) is None:
             raise BenchError(f"--sort {sort}: no result has a value for it")
+        sort_vals = pd.Series([value(r, s) for r in results], dtype=object)
         info = column_info(s, results)
         asc = ascending if ascending is not None else (info.higher_is_better is False)
         numeric = pd.to_numeric(sort_vals, errors="coerce") if info.precision is not None else sort_vals.astype(str)

@@ -24,13 +24,6 @@ class FrameRule:
             n += 1
         return n
 
-    def fit_down(self, t: int) -> int | None:
-        """Largest accepted count <= t, or None."""
-        n = t
-        while n >= self.minimum and not self.accepts(n):
-            n -= 1
-        return n if n >= self.minimum else None
-
     def describe(self) -> str:
         if self.multiple == 1:
             return "any frame count"

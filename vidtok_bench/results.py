@@ -405,13 +405,6 @@ def to_frame(paths: Iterable[str | Path]):
     return pd.DataFrame(rows)
 
 
-def per_video_frame(run_dir: str | Path):
-    """The per-video table of one run as a DataFrame (every row, failed videos included)."""
-    import pandas as pd
-
-    return pd.read_csv(Path(run_dir) / PER_VIDEO_FILE)
-
-
 # ----------------------------------------------------------------------------- v1
 def upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
     """A ``results/v1`` dict as v2: ``mean`` becomes ``value``, metric facts come from the registered metric

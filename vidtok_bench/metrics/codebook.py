@@ -1,0 +1,181 @@
+"""Latent-space statistics: codebook usage of discrete tokenizers and per-channel latent moments.
+
+Both are mergeable accumulators (``update`` per batch, ``merge`` across shards/processes,
+``state_dict``/``load_state_dict`` holding tensors only) so a sharded run gives the 1-process number.
+
+:class:`CodebookUsage` counts token indices (int64, exact; merging is integer addition).
+``compute()`` over the empirical token distribution ``p_k = n_k / N``:
+
+* ``used_fraction = #{k : n_k > 0} / K``
+* ``entropy_nats = -sum_k p_k ln p_k``, ``perplexity = exp(entropy_nats)``,
+  ``entropy_bits = entropy_nats / ln 2`` (bits per token)
+* ``nominal_bits = log2 K`` (bits per token without entropy coding)
+* with ``pixels_per_token`` (e.g. T*H*W / (T'*H'*W') of the tokenizer): ``bpp_entropy =
+  entropy_bits / pixels_per_token`` (the rate of an ideal order-0 entropy coder over this
+  distribution) and ``bpp_nominal = nominal_bits / pixels_per_token``.
+
+:class:`LatentStats` keeps, per channel (dim 1 of the latents), ``n`` (int64), ``sum x`` and
+``sum x^2`` (float64); ``mean = sum x / n``, ``var = sum x^2 / n - mean^2`` (population),
+``std = sqrt(max(var, 0))``. Merging adds the statistics exactly; the float64 sums themselves
+round like any float64 sum (order-dependent in the last bits, ~1e-16 relative).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+#: codebooks up to this size are counted densely with ``torch.bincount``; larger ones sparsely
+DENSE_MAX = 1 << 18
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    return torch.device(device if device is not None else "cpu")
+
+
+class CodebookUsage:
+    """Token-index counts of a codebook of ``codebook_size`` entries (see module doc)."""
+
+    def __init__(self, codebook_size: int, device: str | torch.device | None = None):
+        if int(codebook_size) < 1:
+            raise ValueError(f"codebook_size must be >= 1, got {codebook_size}")
+        self.codebook_size = int(codebook_size)
+        self.device = _device(device)
+        self.dense = self.codebook_size <= DENSE_MAX
+        self._reset()
+
+    def _reset(self) -> None:
+        self._counts = torch.zeros(self.codebook_size if self.dense else 0, dtype=torch.int64, device=self.device)
+        self._index = torch.zeros(0, dtype=torch.int64, device=self.device)  # sparse: sorted used indices
+
+    # -------------------------------------------------------------- accumulate
+    def update(self, indices: torch.Tensor) -> None:
+        """Count every entry of an integer tensor of any shape (e.g. (B,T',H',W') FSQ indices)."""
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise TypeError(f"codebook indices must be an integer tensor, got {indices.dtype}")
+        flat = indices.reshape(-1).to(self.device, torch.int64)
+        if flat.numel() == 0:
+            return
+        lo, hi = int(flat.min()), int(flat.max())
+        if lo < 0 or hi >= self.codebook_size:
+            raise ValueError(f"codebook indices must lie in [0, {self.codebook_size}), got [{lo}, {hi}]")
+        if self.dense:
+            self._counts += torch.bincount(flat, minlength=self.codebook_size)
+        else:
+            self._add(*torch.unique(flat, return_counts=True))
+
+    def _add(self, idx: torch.Tensor, cnt: torch.Tensor) -> None:
+        """Add counts ``cnt`` at codebook entries ``idx`` (1-D, int)."""
+        idx, cnt = idx.to(self.device, torch.int64), cnt.to(self.device, torch.int64)
+        if self.dense:
+            self._counts.index_add_(0, idx, cnt)
+            return
+        self._index, inverse = torch.unique(torch.cat([self._index, idx]), return_inverse=True)
+        self._counts = torch.zeros(len(self._index), dtype=torch.int64, device=self.device).scatter_add_(
+            0, inverse, torch.cat([self._counts, cnt]))
+
+    def merge(self, other: "CodebookUsage") -> "CodebookUsage":
+        """Add ``other``'s counts into this accumulator (exact) and return it."""
+        if other.codebook_size != self.codebook_size:
+            raise ValueError(f"cannot merge codebook sizes {self.codebook_size} and {other.codebook_size}")
+        self._add(*other.nonzero_counts())
+        return self
+
+    def nonzero_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices, counts) of the used codebook entries, indices ascending."""
+        if self.dense:
+            idx = torch.nonzero(self._counts).reshape(-1)
+            return idx, self._counts[idx]
+        keep = self._counts > 0
+        return self._index[keep], self._counts[keep]
+
+    def counts(self) -> torch.Tensor:
+        """Dense (codebook_size,) int64 counts (materialised for sparse codebooks)."""
+        if self.dense:
+            return self._counts.clone()
+        return torch.zeros(self.codebook_size, dtype=torch.int64, device=self.device).index_put_(
+            (self._index,), self._counts)
+
+    # -------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        idx, cnt = self.nonzero_counts()
+        return {"codebook_size": torch.tensor(self.codebook_size), "indices": idx.cpu(), "counts": cnt.cpu()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if int(state["codebook_size"]) != self.codebook_size:
+            raise ValueError(f"state is for codebook size {int(state['codebook_size'])}, not {self.codebook_size}")
+        idx, cnt = state["indices"].reshape(-1), state["counts"].reshape(-1)
+        if idx.shape != cnt.shape or (idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.codebook_size)):
+            raise ValueError("codebook state: indices and counts do not match the codebook")
+        self._reset()
+        self._add(idx, cnt)
+
+    # -------------------------------------------------------------- result
+    def compute(self, pixels_per_token: float | None = None) -> dict[str, Any]:
+        """Usage, perplexity and entropy of the counted tokens (definitions in the module doc)."""
+        _, cnt = self.nonzero_counts()
+        n = int(cnt.sum())
+        nominal = math.log2(self.codebook_size)
+        out: dict[str, Any] = {"codebook_size": self.codebook_size, "tokens": n, "used": int(cnt.numel()),
+                               "used_fraction": cnt.numel() / self.codebook_size, "nominal_bits": nominal}
+        if n == 0:
+            out.update(entropy_nats=float("nan"), entropy_bits=float("nan"), perplexity=float("nan"))
+        else:
+            p = cnt.double() / n
+            h = float(-(p * p.log()).sum())
+            out.update(entropy_nats=h, entropy_bits=h / math.log(2), perplexity=math.exp(h))
+        if pixels_per_token is not None:
+            if pixels_per_token <= 0:
+                raise ValueError(f"pixels_per_token must be > 0, got {pixels_per_token}")
+            out.update(pixels_per_token=float(pixels_per_token), bpp_entropy=out["entropy_bits"] / pixels_per_token,
+                       bpp_nominal=nominal / pixels_per_token)
+        return out
+
+
+class LatentStats:
+    """Per-channel mean/std of continuous latents (channel dim 1) from float64 n, sum x, sum x^2."""
+
+    def __init__(self, channels: int, device: str | torch.device | None = None):
+        self.channels = int(channels)
+        self.device = _device(device)
+        self.n = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.sum = torch.zeros(self.channels, dtype=torch.float64, device=self.device)
+        self.sum_sq = torch.zeros(self.channels, dtype=torch.float64, device=self.device)
+
+    def update(self, latents: torch.Tensor) -> None:
+        """Accumulate latents (B,C,...) (e.g. (B,C,T',H',W') posterior means)."""
+        if latents.ndim < 2 or latents.shape[1] != self.channels:
+            raise ValueError(f"latents must be (B,{self.channels},...), got {tuple(latents.shape)}")
+        x = latents.to(self.device, torch.float64).transpose(0, 1).reshape(self.channels, -1)
+        self.n += x.shape[1]
+        self.sum += x.sum(1)
+        self.sum_sq += x.pow(2).sum(1)
+
+    def merge(self, other: "LatentStats") -> "LatentStats":
+        if other.channels != self.channels:
+            raise ValueError(f"cannot merge {self.channels} and {other.channels} channels")
+        self.n += other.n.to(self.device)
+        self.sum += other.sum.to(self.device)
+        self.sum_sq += other.sum_sq.to(self.device)
+        return self
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"n": self.n.cpu().clone(), "sum": self.sum.cpu().clone(), "sum_sq": self.sum_sq.cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state["sum"].shape != (self.channels,):
+            raise ValueError(f"state has {tuple(state['sum'].shape)} channels, expected ({self.channels},)")
+        self.n = state["n"].to(self.device, torch.int64).clone()
+        self.sum = state["sum"].to(self.device, torch.float64).clone()
+        self.sum_sq = state["sum_sq"].to(self.device, torch.float64).clone()
+
+    def compute(self) -> dict[str, Any]:
+        """``n``, per-channel ``mean``, ``var`` (population) and ``std`` as float64 tensors."""
+        n = int(self.n)
+        mean = self.sum / n if n else torch.full_like(self.sum, float("nan"))
+        var = self.sum_sq / n - mean.pow(2) if n else torch.full_like(self.sum, float("nan"))
+        return {"n": n, "mean": mean, "var": var, "std": var.clamp_min(0).sqrt()}
+
+
+__all__ = ["CodebookUsage", "DENSE_MAX", "LatentStats"]

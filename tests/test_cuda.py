@@ -42,5 +42,5 @@ def test_runner_on_cuda_matches_cpu(tmp_path):
     assert res["cuda"]["memory"]["kind"] == "cuda_max_allocated" and res["cuda"]["memory"]["peak_bytes"] > 0
     assert res["cuda"]["run"]["device"].startswith("cuda")
     for m in ("psnr", "ssim"):
-        assert res["cuda"]["metrics"][m]["mean"] == pytest.approx(res["cpu"]["metrics"][m]["mean"], abs=1e-5)
+        assert res["cuda"]["metrics"][m]["value"] == pytest.approx(res["cpu"]["metrics"][m]["value"], abs=1e-5)
     assert res["cuda"]["throughput"]["frames_per_s"] > 0

@@ -108,7 +108,7 @@ def test_bad_options(tmp_path, bad):
 
 
 def test_yuv_named_config(tree):
-    ds = create_dataset("yuv", root=str(tree), size=16, clip_len=None)
+    ds = create_dataset("yuv", root=str(tree), size=16, clip_len="whole")
     assert ds.plugin_name == "folder" and ds.name == "yuv"
     (v,) = ds.videos()
     assert v.id == "raw_32x16_24.yuv"

@@ -47,7 +47,7 @@ def test_finds_yuv_and_mp4_prefers_yuv(tmp_path, shared_videos):
 
 def test_explicit_size_for_unnamed_yuv(tmp_path):
     (tmp_path / "videoSRC01.yuv").write_bytes(bytes(yuv420_frame_bytes(32, 18) * 4))
-    ds = create_dataset("mcl_jcv", root=str(tmp_path), width=32, height=18, source_fps=30, size=16, clip_len=None)
+    ds = create_dataset("mcl_jcv", root=str(tmp_path), width=32, height=18, source_fps=30, size=16, clip_len="whole")
     with pytest.warns(UserWarning):
         (v,) = ds.videos()
     (clip,) = list(ds.clips(v))

@@ -44,7 +44,7 @@ def test_motion_and_scene_cut():
 
 
 def test_fps_sampling_applies():
-    ds = create_dataset("synthetic", num_videos=1, num_frames=30, height=40, width=40, size=32, clip_len=None, fps=10)
+    ds = create_dataset("synthetic", num_videos=1, num_frames=30, height=40, width=40, size=32, clip_len="whole", fps=10)
     (clip,) = list(ds.clips(ds.videos()[0]))
     assert clip.valid == 10 and clip.fps == 10.0 and clip.source_fps == 30.0  # every 3rd frame
 

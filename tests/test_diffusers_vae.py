@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vidtok_bench.errors import CheckpointError, ConfigError, InputShapeError
+from vidtok_bench.config import resolve_group
 from vidtok_bench.registry import TOKENIZERS, create_tokenizer
 from vidtok_bench.tokenizers.diffusers_vae import DiffusersVAETokenizer
 
@@ -81,9 +82,8 @@ def test_sampling_is_seeded_and_differs_from_mode():
 
 def test_named_configs_are_complete_and_do_not_download():
     names = ["cogvideox", "hunyuan_video", "ltx_video", "wan", "mochi", "cosmos_cv8x8x8", "allegro"]
-    configs = TOKENIZERS.named_configs()
     for n in names:
-        cfg = configs[n]
+        cfg = resolve_group("tokenizer", n)
         assert cfg["plugin"] == "diffusers_vae" and "/" in cfg["pretrained"], n
         tok = create_tokenizer(n)  # lazy: no hub access at construction
         assert tok._model is None

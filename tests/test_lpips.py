@@ -156,4 +156,4 @@ def test_metric_spec_records_network_and_weights() -> None:
     spec = METRICS.get("lpips")(device="cpu", net="vgg").spec()
     assert spec["network"] == "vgg" and spec["weights_sha256"] == manager.artifact("vgg16").sha256
     assert spec["implementation"].startswith("lpips==") and "v0.1" in spec["variant"]
-    assert METRICS.get("lpips").higher_is_better is False
+    assert METRICS.get("lpips").info.higher_is_better is False

@@ -14,15 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = r"""
 import importlib.util, json, sys
 import vidtok_bench, vidtok_bench.tokenizers, vidtok_bench.datasets
-from vidtok_bench.registry import TOKENIZERS, DATASETS
+from vidtok_bench.config import yaml_names
 spec = importlib.util.find_spec("tokenizers")
 print(json.dumps({
     "pkg": vidtok_bench.__file__,
     "tok": vidtok_bench.tokenizers.__file__,
     "ds": vidtok_bench.datasets.__file__,
     "top_tokenizers": None if spec is None else spec.origin,
-    "configs": sorted(TOKENIZERS.yaml_configs()),
-    "datasets": sorted(DATASETS.yaml_configs()),
+    "configs": yaml_names("tokenizer"),
+    "datasets": yaml_names("dataset"),
 }))
 """
 

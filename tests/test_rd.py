@@ -9,38 +9,28 @@ import pytest
 
 from vidtok_bench.errors import BenchError
 from vidtok_bench.report import rd
-from vidtok_bench.results import SCHEMA
+from pathlib import Path
+
+from report_fakes import make_run
 
 
 def _result(tokenizer: dict, bpp: float, psnr: float, lpips: float | None, dataset: str = "mcl_jcv") -> dict:
-    metrics = {"psnr": {"mean": psnr, "frames": 34, "clips": 2, "videos": 1, "spec": {"name": "psnr"}, "higher_is_better": True}}
-    if lpips is not None:
-        metrics["lpips"] = {"mean": lpips, "frames": 34, "clips": 2, "videos": 1, "spec": {"name": "lpips"}, "higher_is_better": False}
-    return {
-        "schema": SCHEMA,
-        "tokenizer": {"compression": [1, 1, 1], "causal": False, "frame_rule": "any frame count", "latent_channels": 3,
-                      "codebook_size": None, "bits_per_element": 16, "nominal_bits_per_pixel": None, "weights": {}, "config": {}, **tokenizer},
-        "dataset": {"name": dataset, "plugin": "folder", "preprocess": {}, "config": {}},
-        "protocol": {"name": "vidtok"},
-        "metrics": metrics,
-        "bits_per_pixel": bpp,
-        "compression": [1, 1, 1],
-        "throughput": {"encode_s": 1.0, "decode_s": 1.0, "encode_frames_per_s": 34, "decode_frames_per_s": 34,
-                       "frames_per_s": 17, "clips_per_s": 1, "clips": 2, "frames": 34},
-        "memory": {"peak_bytes": 1, "kind": "peak_rss"},
-        "frames": {"evaluated": 34, "tokenizer_padded": 0, "tail_repeated": 0},
-        "videos": {"total": 1, "ok": 1, "failed": []},
-        "run": {"device": "cpu", "precision": "fp32", "batch_size": 1, "seed": 42, "date": "2026-01-01T00:00:00Z", "duration_s": 2},
-        "environment": {"vidtok_bench": "0.1.0"},
-        "config": {},
-        "fingerprint": {"data": "d" * 64, "config": "c" * 64},
-    }
+    """A v2 results dict built by the test helpers, with the given tokenizer block and values."""
+    import tempfile
+
+    values = {"psnr": psnr} if lpips is None else {"psnr": psnr, "lpips": lpips}
+    with tempfile.TemporaryDirectory() as d:
+        run = make_run(Path(d), tokenizer=tokenizer["name"], family=tokenizer["family"], dataset=dataset,
+                       per_video={"v0": values}, fvd=None, bits_per_pixel=bpp)
+        r = json.loads((run / "results.json").read_text())
+    r["tokenizer"].update(tokenizer)
+    return r
 
 
-H264 = {"name": "h264", "plugin": "codec", "codec": "h264", "preset": "medium"}
-FSQ = {"name": "vidtok_fsq_causal_488_262144", "plugin": "vidtok", "regularizer": "fsq", "causal": True, "version": "1.0", "codebook_size": 262144}
+H264 = {"name": "h264", "plugin": "codec", "codec": "h264", "preset": "medium", "family": "h264"}
+FSQ = {"name": "vidtok_fsq_causal_488_262144", "plugin": "vidtok", "family": "vidtok fsq causal", "codebook_size": 262144}
 FSQ2 = {**FSQ, "name": "vidtok_fsq_causal_488_4096", "codebook_size": 4096}
-COG = {"name": "cogvideox", "plugin": "diffusers_vae", "vae_class": "AutoencoderKLCogVideoX"}
+COG = {"name": "cogvideox", "plugin": "diffusers_vae", "family": "cogvideox"}
 
 
 def _write(tmp_path, results: list[dict]):
@@ -51,20 +41,25 @@ def _write(tmp_path, results: list[dict]):
     return tmp_path / "runs"
 
 
-def test_family_keys():
-    assert rd.family_of(H264) == "h264"
-    assert rd.family_of({**H264, "preset": "veryslow"}) == "h264 veryslow"
-    assert rd.family_of(FSQ) == rd.family_of(FSQ2) == "vidtok fsq causal"
-    assert rd.family_of({"name": "vidtok_kl_noncausal_488_4chn", "plugin": "vidtok", "regularizer": "kl", "causal": False, "version": "1.0"}) == "vidtok kl noncausal"
-    assert rd.family_of({"name": "vidtok_kl_causal_488_16chn_v1_1", "plugin": "vidtok", "regularizer": "kl", "causal": True, "version": "1.1"}) == "vidtok kl causal v1.1"
-    assert rd.family_of(COG) == "cogvideox"
-    assert rd.family_of({**COG, "family": "mine"}) == "mine"
+def test_plugins_declare_their_family():
+    """The curve a result belongs to is declared by its plugin and recorded in the result."""
+    from vidtok_bench import create_tokenizer
+
+    assert create_tokenizer("h264").family == "h264"
+    assert create_tokenizer("h264", preset="veryslow").family == "h264 veryslow"
+    assert create_tokenizer("av1", crf=30).family == "av1"
+    assert create_tokenizer("vidtok_fsq_causal_488_262144").family == create_tokenizer("vidtok_fsq_causal_488_4096").family \
+        == "vidtok fsq causal"
+    assert create_tokenizer("vidtok_kl_noncausal_488_4chn").family == "vidtok kl noncausal"
+    assert create_tokenizer("vidtok_kl_causal_488_16chn_v1_1").family == "vidtok kl causal v1.1"
+    assert create_tokenizer("cogvideox").family == "cogvideox"
+    assert create_tokenizer("h264").info(weights=False)["family"] == "h264"
 
 
 def test_rd_writes_png_svg_and_points(tmp_path):
     runs = _write(tmp_path, [
-        _result({**H264, "crf": 30}, 0.05, 28.0, 0.30),
-        _result({**H264, "crf": 20}, 0.20, 35.0, 0.10),
+        _result({**H264, "name": "h264_crf30", "crf": 30}, 0.05, 28.0, 0.30),
+        _result({**H264, "name": "h264_crf20", "crf": 20}, 0.20, 35.0, 0.10),
         _result(FSQ, 0.0703, 29.5, 0.20),
         _result(FSQ2, 0.0469, 27.0, 0.28),
         _result(COG, 1.0, 36.0, None),  # no LPIPS: only in the PSNR figure

@@ -80,8 +80,8 @@ def test_weighted_estimate_equals_headline_delta(tmp_path):
     b = make_run(tmp_path / "b", per_video=pv_b, frames=frames)
     c = compare_runs(a, b, n_resamples=500)
     m = c.metrics.set_index("metric")
-    headline = json.loads((b / "results.json").read_text())["metrics"]["psnr"]["mean"] - \
-        json.loads((a / "results.json").read_text())["metrics"]["psnr"]["mean"]
+    headline = json.loads((b / "results.json").read_text())["metrics"]["psnr"]["value"] - \
+        json.loads((a / "results.json").read_text())["metrics"]["psnr"]["value"]
     assert m.loc["psnr", "delta"] == pytest.approx(headline)
     assert m.loc["psnr", "ci_low"] <= headline <= m.loc["psnr", "ci_high"]
     # worst PSNR regression first: v1 (-2), then v2 (+0.5), then v0 (+1)

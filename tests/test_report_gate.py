@@ -88,15 +88,15 @@ def test_fvd_percent_tolerance_and_direction(tmp_path, capsys, base, fvd, tol, e
 def test_direction_comes_from_results_file(tmp_path, capsys):
     b = make_run(tmp_path / "b", per_video={"v0": {"err": 1.0}}, fvd=None)
     c = make_run(tmp_path / "c", per_video={"v0": {"err": 2.0}}, fvd=None)
-    assert gate(capsys, b, c, "err=0.5")[0] == 0  # default direction of an unknown metric: higher is better
+    assert gate(capsys, b, c, "err=0.5")[0] == 0  # the recorded info says higher is better
     for r in (b, c):
-        edit(r, lambda d: d["metrics"]["err"].update(higher_is_better=False))
+        edit(r, lambda d: d["metrics"]["err"]["info"].update(higher_is_better=False))
     rc, out, _ = gate(capsys, b, c, "err=0.5")
     assert rc == 1 and "REGRESSION err" in out
-    # no higher_is_better recorded: the known defaults (lower LPIPS is better) apply
-    b2 = make_run(tmp_path / "b2", per_video={"v0": BASE}, drop_higher_is_better=True)
-    c2 = make_run(tmp_path / "c2", per_video={"v0": {**BASE, "lpips": 0.2}}, drop_higher_is_better=True)
-    assert gate(capsys, b2, c2)[0] == 1
+    # the default tolerance is the one the results record for the metric, not a table in the gate
+    for r in (b, c):
+        edit(r, lambda d: d["metrics"]["err"]["info"].update(tolerance="150%"))
+    assert gate(capsys, b, c)[0] == 0
 
 
 def test_failed_videos_count_as_regression(tmp_path, capsys, base):
@@ -117,7 +117,7 @@ def test_unusable_input_exits_2(tmp_path, capsys, base):
     bad.write_text(json.dumps({"schema": "something/else"}))
     expect2(bad, text="schema")
     bad.write_text(json.dumps({"schema": "vidtok-bench/results/v1", "metrics": []}))
-    expect2(bad, text="missing or not an object")
+    expect2(bad, text="invalid results file: tokenizer.name")
     expect2(make_run(tmp_path / "p", per_video={"v0": BASE}, protocol="tokenbench"), text="protocol differs")
     expect2(make_run(tmp_path / "d", per_video={"v0": BASE}, dataset="mcl_jcv"), text="dataset differs")
     expect2(make_run(tmp_path / "f", per_video={"v0": BASE}, data="other clips"), text="fingerprint.data differs")

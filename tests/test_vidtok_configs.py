@@ -9,11 +9,11 @@ import pytest
 import vidtok_bench
 from vidtok_bench.errors import ConfigError
 from vidtok_bench.frames import FrameRule
-from vidtok_bench.registry import TOKENIZERS
+from vidtok_bench.config import yaml_names
 from _vidtok_fixtures import FIXTURES
 
 SHAPES_FILE = FIXTURES / "full_size_state_dict_shapes.json"
-NAMES = sorted(n for n in TOKENIZERS.named_configs() if n.startswith("vidtok_"))
+NAMES = [n for n in yaml_names("tokenizer") if n.startswith("vidtok_")]
 
 
 def test_all_23_released_names_have_a_config() -> None:

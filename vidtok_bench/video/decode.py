@@ -26,7 +26,7 @@ import torch
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError
-from .clips import cut_clips
+from .clips import SampledFrame, cut_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
@@ -169,25 +169,54 @@ def sample(src_frames: Iterable[tuple[Fraction, Any]], source_fps: Fraction | No
     return sample_timestamps(src_frames, as_fraction(pp.fps), duration)
 
 
+def number_frames(
+    frames: Iterable[tuple[Fraction, Any]], path: str, start: int = 0, end: int | None = None
+) -> Iterator[tuple[Fraction, tuple[int, Any]]]:
+    """``(time, (source index, item))`` for the source frames ``start <= i < end`` (end None: to the last).
+
+    Numbering happens before sampling so every clip can name the source frames it holds. A
+    range reaching past the video's last frame is a VideoError (its frames do not exist).
+    """
+    last = -1
+    it = iter(frames)
+    try:
+        for i, (t, item) in enumerate(it):
+            if end is not None and i >= end:
+                return
+            last = i
+            if i >= start:
+                yield t, (i, item)
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # a decoder stopped early releases its container now
+    if (start > 0 or end is not None) and (last < start or (end is not None and last < end - 1)):
+        want = f"frames {start}-{end - 1}" if end is not None else f"frames from {start}"
+        raise VideoError(path, f"the video has {last + 1} frames; the range asks for {want}")
+
+
 def resized_frames(
-    raw: Iterable[Any], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer, path: str,
+    raw: Iterable[tuple[int, Any]], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer, path: str,
     max_frames: int | None = None, workers: int = 1,
-) -> Iterator[torch.Tensor]:
-    """float (3, h, w) frames in [0, 1], in order; RGB conversion + resize run on ``workers`` threads.
+) -> Iterator[SampledFrame]:
+    """Sampled frames in order: ``(source index, raw item)`` in, resized float (3, h, w) in [0, 1]
+    plus the uint8 RGB (for the video's checksum) out; RGB conversion + resize run on ``workers``
+    threads.
 
     At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
     converted once.
     """
-    def work(item: Any) -> torch.Tensor:
+    def work(item: tuple[int, Any]) -> SampledFrame:
         try:
-            return resizer(to_rgb(item))
+            rgb = to_rgb(item[1])
+            return SampledFrame(item[0], resizer(rgb), rgb)
         except VideoError as exc:
             raise VideoError(path, exc.problem) from None
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="vidtok-resize") if workers > 1 else None
-    pending: deque[Future | torch.Tensor] = deque()
+    pending: deque[Future | SampledFrame] = deque()
     last_item: Any = None
-    last: Future | torch.Tensor | None = None
+    last: Future | SampledFrame | None = None
     count = 0
     try:
         for item in raw:
@@ -217,28 +246,41 @@ def resized_frames(
             pool.shutdown(wait=True)
 
 
+def output_fps(source_fps: Fraction | None, pp: Preprocess) -> float | None:
+    """The frame rate of the sampled frames (recorded on every clip)."""
+    if pp.fps is None:
+        return float(source_fps) if source_fps else None
+    if pp.sampling == "stride" and source_fps:
+        return float(source_fps) / stride_step(float(source_fps), pp.fps)
+    return float(pp.fps)
+
+
 def frames_to_clips(
-    source: FrameSource, pp: Preprocess, video_id: str, workers: int | None = None
+    source: FrameSource, pp: Preprocess, video_id: str, workers: int | None = None,
+    frame_range: tuple[int, int | None] | None = None,
 ) -> Iterator[Clip]:
-    """The whole pipeline for one video: sample -> resize -> clips (raises VideoError)."""
+    """The whole pipeline for one video: sample -> resize -> clips (raises VideoError).
+
+    ``frame_range`` = (start, end): only source frames start <= i < end are sampled (lists such
+    as TokenBench's fix a range per video); fps sampling starts at ``start``.
+    """
     resizer = FrameResizer(pp.size, pp.crop, pp.resize)
     resizer.check(source.height, source.width, source.path)
-    raw = sample(source.frames(), source.fps, pp, source.path)
+    start, end = frame_range or (0, None)
+    numbered = number_frames(source.frames(), source.path, start, end)
+    raw = sample(numbered, source.fps, pp, source.path)
     frames = resized_frames(raw, source.to_rgb, resizer, source.path, pp.max_frames, workers or default_workers())
-    out_fps: float | None
-    if pp.fps is None:
-        out_fps = float(source.fps) if source.fps else None
-    elif pp.sampling == "stride" and source.fps:
-        out_fps = float(source.fps) / stride_step(float(source.fps), pp.fps)
-    else:
-        out_fps = float(pp.fps)
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
-        source_fps=float(source.fps) if source.fps else None, fps=out_fps,
+        source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
+        source_size=(source.width, source.height),
     )
 
 
-def decode_clips(path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None, **yuv: Any) -> Iterator[Clip]:
+def decode_clips(
+    path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None,
+    frame_range: tuple[int, int | None] | None = None, **yuv: Any,
+) -> Iterator[Clip]:
     """Clips of one video file; ``yuv`` = width/height/fps/matrix for raw files."""
     src = open_video(path, **yuv)
-    yield from frames_to_clips(src, pp, video_id or Path(path).name, workers)
+    yield from frames_to_clips(src, pp, video_id or Path(path).name, workers, frame_range)

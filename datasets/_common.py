@@ -1,11 +1,12 @@
 """Shared base of the file-backed dataset adapters (folder, mcl_jcv): options and per-video decoding."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 from vidtok_bench.data import Clip, Dataset, VideoRef
-from vidtok_bench.errors import ConfigError, check_choice
+from vidtok_bench.errors import ConfigError, DatasetError, check_choice
 from vidtok_bench.video.decode import decode_clips, default_workers
 from vidtok_bench.video.yuv import MATRICES
 
@@ -21,6 +22,29 @@ def check_positive(name: str, key: str, value: Any, kind: type = int) -> Any:
     if not ok or isinstance(value, bool):
         raise ConfigError(f"dataset '{name}': {key}={value!r} must be a positive {'integer' if kind is int else 'number'}")
     return kind(value)
+
+
+def check_missing(dataset: Dataset, root: Any, missing: list[str], expected: int, allow_missing: bool, hint: str = "") -> None:
+    """Named sets must be complete to be comparable: listed videos absent from the root stop the
+    run (DatasetError with their count and names) unless ``allow_missing``; then they are
+    recorded in ``dataset.missing`` (``info()["missing"]``) and a warning says so."""
+    dataset.missing = list(missing)
+    if not missing:
+        return
+    names = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
+    msg = f"dataset '{dataset.name}': {len(missing)} of {expected} listed videos missing under {root}: {names}"
+    if not allow_missing:
+        raise DatasetError(f"{msg}; set dataset.allow_missing=true to run without them{'; ' + hint if hint else ''}")
+    warnings.warn(f"{msg}; running without them (allow_missing=true), results are not comparable to the full set", stacklevel=3)
+
+
+def check_bool(name: str, key: str, value: Any) -> bool:
+    """A yes/no option from YAML or the command line (a one-line ConfigError otherwise)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"dataset '{name}': {key}={value!r} must be true or false")
 
 
 class FileDataset(Dataset):

@@ -21,7 +21,7 @@ import hashlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -222,3 +222,41 @@ def _cut(
     if index == 0:
         raise VideoError(source, f"video has {n} sampled frames, fewer than one clip of {clip_len} (tail=drop)")
     yield from out.finish()
+
+
+def recorded_clips(
+    frames: Iterable[SampledFrame],
+    positions: Sequence[int],
+    windows: Sequence[tuple[int, int]],
+    clip_len: int | None,
+    video_id: str = "",
+    source: str = "",
+    **meta: object,
+) -> Iterator[Clip]:
+    """Clips at recorded ``(start, valid)`` windows (a frame manifest's) rather than planned ones.
+
+    ``frames`` arrive in the order of ``positions`` (the sampled positions the windows hold,
+    each once, increasing); a clip is emitted as soon as its last frame arrived and frames no
+    later window needs are dropped. Hashing and the last clip's ``video_sha256`` work as in
+    :func:`cut_clips`. A stream that ends early is a VideoError.
+    """
+    digest = FrameDigest()
+    out = _LastClipDigest(digest)
+    buf: dict[int, tuple[int, torch.Tensor]] = {}
+    k = 0
+    try:
+        for pos, f in zip(positions, frames):
+            buf[pos] = _take(f, pos, digest)
+            while k < len(windows) and sum(windows[k]) - 1 <= pos:
+                start, valid = windows[k]
+                yield from out.push(_make_clip([buf[p] for p in range(start, start + valid)], clip_len or valid,
+                                               video_id, k, start, **meta))
+                k += 1
+                keep_from = windows[k][0] if k < len(windows) else pos + 1
+                for p in [p for p in buf if p < keep_from]:
+                    del buf[p]
+        if k < len(windows):
+            raise VideoError(source or video_id, f"the frames ended before clip {k} of {len(windows)}")
+        yield from out.finish()
+    finally:
+        digest.close()

@@ -9,6 +9,7 @@ procedurally generated frames (the synthetic set) use :func:`frames_to_clips` di
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import deque
@@ -16,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import av
 import av.logging
@@ -26,7 +27,7 @@ import torch
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError
-from .clips import SampledFrame, cut_clips
+from .clips import SampledFrame, cut_clips, recorded_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
@@ -169,30 +170,54 @@ def sample(src_frames: Iterable[tuple[Fraction, Any]], source_fps: Fraction | No
     return sample_timestamps(src_frames, as_fraction(pp.fps), duration)
 
 
+@contextlib.contextmanager
+def _closed_after(frames: Iterator[Any]) -> Iterator[Iterator[Any]]:
+    """Close a frame generator when reading stops, so a decoder stopped early releases its container now."""
+    try:
+        yield frames
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+
+
 def number_frames(
-    frames: Iterable[tuple[Fraction, Any]], path: str, start: int = 0, end: int | None = None
+    frames: Iterator[tuple[Fraction, Any]], path: str, start: int = 0, end: int | None = None
 ) -> Iterator[tuple[Fraction, tuple[int, Any]]]:
     """``(time, (source index, item))`` for the source frames ``start <= i < end`` (end None: to the last).
 
     Numbering happens before sampling so every clip can name the source frames it holds. A
     range reaching past the video's last frame is a VideoError (its frames do not exist).
     """
-    last = -1
-    it = iter(frames)
-    try:
-        for i, (t, item) in enumerate(it):
+    count = 0
+    with _closed_after(frames):
+        for i, (t, item) in enumerate(frames):
             if end is not None and i >= end:
                 return
-            last = i
+            count = i + 1
             if i >= start:
                 yield t, (i, item)
-    finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()  # a decoder stopped early releases its container now
-    if (start > 0 or end is not None) and (last < start or (end is not None and last < end - 1)):
+    if (start > 0 or end is not None) and (count <= start or (end is not None and count < end)):
         want = f"frames {start}-{end - 1}" if end is not None else f"frames from {start}"
-        raise VideoError(path, f"the video has {last + 1} frames; the range asks for {want}")
+        raise VideoError(path, f"the video has {count} frames; the range asks for {want}")
+
+
+def select_frames(frames: Iterator[tuple[Fraction, Any]], wanted: Sequence[int], path: str) -> Iterator[tuple[int, Any]]:
+    """``(source index, item)`` for each of ``wanted`` (non-decreasing source indices, e.g. a
+    manifest's): the video is read once and only up to the last wanted frame; a repeated index
+    yields the same object again, so it is converted once."""
+    k, count = 0, 0
+    with _closed_after(frames):
+        for i, (_, item) in enumerate(frames):
+            count = i + 1
+            pair = (i, item)
+            while k < len(wanted) and wanted[k] == i:
+                yield pair
+                k += 1
+            if k >= len(wanted):
+                return  # not even the next frame is read
+    if k < len(wanted):
+        raise VideoError(path, f"the video has {count} frames; frame {wanted[k]} is needed")
 
 
 def resized_frames(
@@ -267,11 +292,28 @@ def frames_to_clips(
     resizer = FrameResizer(pp.size, pp.crop, pp.resize)
     resizer.check(source.height, source.width, source.path)
     start, end = frame_range or (0, None)
-    numbered = number_frames(source.frames(), source.path, start, end)
+    numbered = number_frames(iter(source.frames()), source.path, start, end)
     raw = sample(numbered, source.fps, pp, source.path)
     frames = resized_frames(raw, source.to_rgb, resizer, source.path, pp.max_frames, workers or default_workers())
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
+        source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
+        source_size=(source.width, source.height),
+    )
+
+
+def replay_clips(
+    source: FrameSource, pp: Preprocess, video_id: str, positions: Sequence[tuple[int, int]],
+    windows: Sequence[tuple[int, int]], clip_len: int | None, workers: int | None = None,
+) -> Iterator[Clip]:
+    """Clips of recorded frames: ``positions`` = (sampled position, source index) of every frame
+    the ``windows`` (start, valid) hold, in order (a frame manifest's); only resize/crop of ``pp`` apply."""
+    resizer = FrameResizer(pp.size, pp.crop, pp.resize)
+    resizer.check(source.height, source.width, source.path)
+    raw = select_frames(iter(source.frames()), [i for _, i in positions], source.path)
+    frames = resized_frames(raw, source.to_rgb, resizer, source.path, None, workers or default_workers())
+    yield from recorded_clips(
+        frames, [p for p, _ in positions], windows, clip_len, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
         source_size=(source.width, source.height),
     )

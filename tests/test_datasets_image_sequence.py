@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from vidtok_bench import create_dataset
+from vidtok_bench.catalog import DAVIS_2017_VAL
 from vidtok_bench.data import Preprocess
 from vidtok_bench.errors import ConfigError, DatasetError, VideoError
 from vidtok_bench.video.decode import frames_to_clips
@@ -147,6 +148,7 @@ def test_listed_sequences_missing(root):
 def test_davis_named_config(tmp_path):
     ds = create_dataset("davis2017_val", root=str(tmp_path), allow_missing=True)
     assert ds.source_fps == 24.0 and len(ds.sequences) == 30 and ds.extensions == ("jpg",)
+    assert ds.sequences == DAVIS_2017_VAL  # the YAML's list and the catalog's (data verify) are the same
     base = tmp_path / "JPEGImages" / "480p"
     write_seq(base / "blackswan", 3, fmt="{:05d}.jpg")
     write_seq(base / "not-in-val", 3, fmt="{:05d}.jpg")

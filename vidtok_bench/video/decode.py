@@ -192,11 +192,11 @@ def number_frames(
     count = 0
     with _closed_after(frames):
         for i, (t, item) in enumerate(frames):
-            if end is not None and i >= end:
-                return
             count = i + 1
             if i >= start:
                 yield t, (i, item)
+            if end is not None and count >= end:
+                return  # the frame after the range is not even read
     if (start > 0 or end is not None) and (count <= start or (end is not None and count < end)):
         want = f"frames {start}-{end - 1}" if end is not None else f"frames from {start}"
         raise VideoError(path, f"the video has {count} frames; the range asks for {want}")

@@ -1,11 +1,14 @@
 """Shared base of the file-backed dataset adapters (folder, mcl_jcv): options and per-video decoding."""
 from __future__ import annotations
 
+import csv
+import json
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 from vidtok_bench.data import Clip, Dataset, VideoRef
-from vidtok_bench.errors import ConfigError, check_choice
+from vidtok_bench.errors import ConfigError, DatasetError, check_choice
 from vidtok_bench.video.decode import decode_clips, default_workers
 from vidtok_bench.video.yuv import MATRICES
 
@@ -21,6 +24,72 @@ def check_positive(name: str, key: str, value: Any, kind: type = int) -> Any:
     if not ok or isinstance(value, bool):
         raise ConfigError(f"dataset '{name}': {key}={value!r} must be a positive {'integer' if kind is int else 'number'}")
     return kind(value)
+
+
+def read_list(path: Path, columns: tuple[str, ...] = ("path",)) -> list[tuple[str, dict[str, Any]]]:
+    """Entries of a CSV/JSON video list as ``(where, {column: value})``; ``where`` names the row for messages.
+
+    CSV: a header row is recognised by a ``path`` cell (its cells name the columns), otherwise
+    cells are ``columns`` in order; empty cells are None. JSON: a list (or ``{"videos": [...]}``)
+    of path strings, of objects with ``path``, or of arrays of ``columns`` in order. Every
+    entry has a non-empty ``path`` string (DatasetError otherwise).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            data: Any = json.loads(text)
+        else:
+            data = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read video list {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"cannot read video list {path}: {str(exc).splitlines()[0]}") from None
+    out: list[tuple[str, dict[str, Any]]] = []
+    if path.suffix.lower() != ".json":
+        header = [c.strip().lower() for c in data[0]] if data else []
+        names, first = (header, 2) if "path" in header else (list(columns), 1)
+        for n, r in enumerate(data[first - 1 :], first):
+            row = {k: (c.strip() or None) for k, c in zip(names, r)}
+            if not row.get("path"):
+                raise DatasetError(f"video list {path}, row {n}: no path")
+            out.append((f"row {n}", row))
+        return out
+    if isinstance(data, dict):
+        data = data.get("videos")
+    if not isinstance(data, list):
+        raise DatasetError(f"video list {path} must be a JSON list of paths or of {{\"path\": ...}} objects")
+    for n, item in enumerate(data):
+        if isinstance(item, str):
+            item = {"path": item}
+        elif isinstance(item, list):
+            item = dict(zip(columns, item))
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item["path"]:
+            raise DatasetError(f"video list {path}, entry {n}: expected a path string or an object with 'path'")
+        out.append((f"entry {n}", item))
+    return out
+
+
+def check_missing(dataset: Dataset, root: Any, missing: list[str], expected: int, allow_missing: bool, hint: str = "") -> None:
+    """Named sets must be complete to be comparable: listed videos absent from the root stop the
+    run (DatasetError with their count and names) unless ``allow_missing``; then they are
+    recorded in ``dataset.missing`` (``info()["missing"]``) and a warning says so."""
+    dataset.missing = list(missing)
+    if not missing:
+        return
+    names = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
+    msg = f"dataset '{dataset.name}': {len(missing)} of {expected} listed videos missing under {root}: {names}"
+    if not allow_missing:
+        raise DatasetError(f"{msg}; set dataset.allow_missing=true to run without them{'; ' + hint if hint else ''}")
+    warnings.warn(f"{msg}; running without them (allow_missing=true), results are not comparable to the full set", stacklevel=3)
+
+
+def check_bool(name: str, key: str, value: Any) -> bool:
+    """A yes/no option from YAML or the command line (a one-line ConfigError otherwise)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"dataset '{name}': {key}={value!r} must be true or false")
 
 
 class FileDataset(Dataset):
@@ -50,11 +119,11 @@ class FileDataset(Dataset):
         self.workers = check_positive(self.name, "workers", workers) or default_workers()
 
     def clips(self, video: VideoRef) -> Iterator[Clip]:
+        """Decoded clips; ``video.meta["frame_range"]`` = (start, end) limits the source frames."""
         assert video.path is not None
-        return decode_clips(
-            video.path, self.preprocess, video.id, self.workers,
-            width=self.width, height=self.height, fps=self.source_fps, matrix=self.yuv_matrix,
-        ) if video.path.lower().endswith(".yuv") else decode_clips(video.path, self.preprocess, video.id, self.workers)
+        yuv = dict(width=self.width, height=self.height, fps=self.source_fps, matrix=self.yuv_matrix) \
+            if video.path.lower().endswith(".yuv") else {}
+        return decode_clips(video.path, self.preprocess, video.id, self.workers, video.meta.get("frame_range"), **yuv)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "root": str(self.root)}

@@ -13,8 +13,6 @@ are missing are kept and fail when read, so they are recorded as failed, never d
 """
 from __future__ import annotations
 
-import csv
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from vidtok_bench.data import VideoRef
 from vidtok_bench.errors import ConfigError, DatasetError
 from vidtok_bench.registry import register_dataset
 
-from ._common import FileDataset
+from ._common import FileDataset, read_list
 
 VIDEO_EXTENSIONS = (
     "mp4", "mkv", "avi", "mov", "webm", "m4v", "mpg", "mpeg", "ts", "m2ts", "flv", "wmv", "ogv", "3gp",
@@ -52,10 +50,9 @@ class FolderDataset(FileDataset):
         if root.is_dir():
             return self._scan(root)
         suffix = root.suffix.lower()
-        if suffix == ".csv":
-            return self._finish(self._read_csv(root), root)
-        if suffix == ".json":
-            return self._finish(self._read_json(root), root)
+        if suffix in (".csv", ".json"):
+            entries = [(row["path"], None if row.get("id") is None else str(row["id"])) for _, row in read_list(root)]
+            return self._finish(entries, root)
         if suffix.lstrip(".") in self.extensions:
             return [VideoRef(id=root.name, path=str(root))]
         raise DatasetError(f"dataset root {root} is neither a directory, a .csv/.json list nor a video file")
@@ -71,46 +68,6 @@ class FolderDataset(FileDataset):
         if not out:
             raise DatasetError(f"no video files ({', '.join(self.extensions)}) found under {root}")
         return sorted(out, key=lambda v: v.id)
-
-    def _read_csv(self, path: Path) -> list[tuple[str, str | None]]:
-        try:
-            rows = [r for r in csv.reader(path.read_text(encoding="utf-8").splitlines()) if r and any(c.strip() for c in r)]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise DatasetError(f"cannot read video list {path}: {exc}") from None
-        if not rows:
-            return []
-        header = [c.strip().lower() for c in rows[0]]
-        first = 2 if "path" in header else 1  # row number of the first entry, for messages
-        if "path" in header:
-            pi, ii = header.index("path"), header.index("id") if "id" in header else None
-            rows = rows[1:]
-        else:
-            pi, ii = 0, None
-        out = []
-        for n, r in enumerate(rows, first):
-            if pi >= len(r) or not r[pi].strip():
-                raise DatasetError(f"video list {path}, row {n}: no path")
-            out.append((r[pi].strip(), r[ii].strip() if ii is not None and ii < len(r) and r[ii].strip() else None))
-        return out
-
-    def _read_json(self, path: Path) -> list[tuple[str, str | None]]:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"cannot read video list {path}: {str(exc).splitlines()[0]}") from None
-        if isinstance(data, dict):
-            data = data.get("videos")
-        if not isinstance(data, list):
-            raise DatasetError(f"video list {path} must be a JSON list of paths or of {{\"path\": ...}} objects")
-        out = []
-        for n, item in enumerate(data):
-            if isinstance(item, str):
-                out.append((item, None))
-            elif isinstance(item, dict) and isinstance(item.get("path"), str):
-                out.append((item["path"], str(item["id"]) if item.get("id") is not None else None))
-            else:
-                raise DatasetError(f"video list {path}, entry {n}: expected a path string or an object with 'path'")
-        return out
 
     def _finish(self, entries: list[tuple[str, str | None]], listfile: Path) -> list[VideoRef]:
         if not entries:

@@ -65,6 +65,14 @@ class Clip:
     valid: int  # frames that are real; frames[:, valid:] repeat the last real frame
     source_fps: float | None = None
     fps: float | None = None
+    #: the source video's frame number of each of the T frames (tail padding repeats the last),
+    #: so a run records exactly which frames it evaluated (frame-count rules differ between papers)
+    source_indices: tuple[int, ...] = ()
+    #: on a video's last clip only: sha256 of the uint8 RGB source frames its clips hold (see
+    #: ``vidtok_bench.video.clips.FrameDigest``), so a replay can tell that the content changed
+    video_sha256: str | None = None
+    #: (width, height) of the source frames before resize
+    source_size: tuple[int, int] | None = None
 
     @property
     def tail_padded(self) -> int:
@@ -90,6 +98,8 @@ class Dataset(ABC):
         if unknown:
             raise ConfigError(f"dataset '{self.name}' got unknown option(s): {', '.join(sorted(unknown))}")
         self.preprocess = Preprocess(**preprocess)
+        #: videos a named set lists but the root lacks (run with allow_missing=true); reported by info()
+        self.missing: list[str] = []
 
     @abstractmethod
     def videos(self) -> list[VideoRef]:
@@ -100,7 +110,8 @@ class Dataset(ABC):
         """Preprocessed clips of one video (raises VideoError when it cannot be read)."""
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "plugin": self.plugin_name, "preprocess": self.preprocess.as_dict()}
+        return {"name": self.name, "plugin": self.plugin_name, "preprocess": self.preprocess.as_dict(),
+                "missing": list(self.missing)}
 
 
 #: the preprocessing keys every dataset accepts (conf/preprocess.yaml lists the same; a test checks)

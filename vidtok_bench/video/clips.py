@@ -6,13 +6,24 @@ window, one partial window covers the frames not yet covered, if any: with
 ``tail='repeat'`` it is filled by repeating its last real frame (VidTok's choice, recorded
 in ``Clip.valid``); with ``tail='drop'`` it is left out. ``clip_len=None`` makes the whole
 video one clip. Only ``max(clip_len, stride)`` small frames are buffered.
+
+Every clip records the source frame number of each of its frames (``Clip.source_indices``)
+and a video's last clip carries ``video_sha256``: the sha256 of the uint8 RGB source frames
+(before resize) at the sampled positions the clips hold, each position once, in order. With
+the default non-overlapping clips and ``tail='repeat'`` that is every sampled frame; overlap
+does not hash a frame twice, tail padding is not hashed, frames a dropped tail or a gap
+between windows (stride > clip_len) would have used are not hashed, and a frame that
+timestamp sampling repeats is hashed at each position it fills.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from ..data import Clip
@@ -46,17 +57,102 @@ def plan_windows(num_frames: int, clip_len: int | None, clip_stride: int | None 
     return out
 
 
-def _make_clip(frames: list[torch.Tensor], length: int, video_id: str, index: int, start: int, **kw) -> Clip:
+class FrameDigest:
+    """Running sha256 over uint8 RGB frames (H, W, 3, row-major bytes), in the order given.
+
+    Why: a video's ``video_sha256`` lets a replay or a comparison tell that the source content
+    changed (re-encoded, another version) even when names and frame counts match. Frames are
+    hashed while streaming on one background thread (hashlib releases the GIL), in order, so
+    the reader thread does not wait for it; at most ``backlog`` frames wait to be hashed.
+    """
+
+    def __init__(self, backlog: int = 4) -> None:
+        self._h = hashlib.sha256()
+        self.frames = 0
+        self._backlog = backlog
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
+
+    def update(self, rgb: np.ndarray | torch.Tensor) -> None:
+        a = rgb.numpy() if isinstance(rgb, torch.Tensor) else np.asarray(rgb)
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+            raise TypeError(f"FrameDigest takes uint8 (H, W, 3) RGB frames, got {a.dtype} {a.shape}")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidtok-sha256")
+        self._pending.append(self._pool.submit(self._h.update, memoryview(np.ascontiguousarray(a)).cast("B")))
+        self.frames += 1
+        while len(self._pending) > self._backlog:
+            self._pending.popleft().result()
+
+    def snapshot(self) -> Callable[[], str | None]:
+        """The digest of the frames given so far, to read later (None when there were none)."""
+        if not self.frames or self._pool is None:
+            return lambda: None
+        fut = self._pool.submit(lambda: self._h.copy().hexdigest())  # runs after the updates before it
+        return fut.result
+
+    def hexdigest(self) -> str | None:
+        return self.snapshot()()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._pending.clear()
+
+
+@dataclass
+class SampledFrame:
+    """One sampled frame on its way into clips."""
+
+    index: int  # the source video's frame number
+    frame: torch.Tensor  # float (3, h, w) in [0, 1]
+    rgb: np.ndarray | None = None  # the uint8 source frame before resize, hashed on arrival
+
+
+def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: str, index: int, start: int, **kw) -> Clip:
     valid = len(frames)
     if valid < length:
         frames = frames + [frames[-1]] * (length - valid)
-    x = torch.stack(frames, dim=1)  # (3, T, H, W) in [0, 1]
+    x = torch.stack([f for _, f in frames], dim=1)  # (3, T, H, W) in [0, 1]
     x = x.mul_(2.0).sub_(1.0)  # to [-1, 1]; no re-quantisation to uint8
-    return Clip(video_id=video_id, index=index, frames=x, start=start, valid=valid, **kw)
+    return Clip(video_id=video_id, index=index, frames=x, start=start, valid=valid,
+                source_indices=tuple(i for i, _ in frames), **kw)
+
+
+class _LastClipDigest:
+    """Holds each clip back until the next one exists, so the video's last clip can carry the
+    digest of the frames the clips hold (taken when that clip was cut: frames that only a
+    dropped tail would have used are not in it)."""
+
+    def __init__(self, digest: FrameDigest):
+        self.digest = digest
+        self.held: tuple[Clip, Callable[[], str | None]] | None = None
+
+    def push(self, clip: Clip) -> Iterator[Clip]:
+        if self.held is not None:
+            yield self.held[0]
+        self.held = (clip, self.digest.snapshot())
+
+    def finish(self) -> Iterator[Clip]:
+        if self.held is not None:
+            clip, digest = self.held
+            self.held = None
+            clip.video_sha256 = digest()
+            yield clip
+
+
+def _take(item: torch.Tensor | SampledFrame, position: int, digest: FrameDigest) -> tuple[int, torch.Tensor]:
+    """(source index, frame) of one stream item; a bare tensor's index is its sampled position."""
+    if isinstance(item, SampledFrame):
+        if item.rgb is not None:
+            digest.update(item.rgb)
+        return item.index, item.frame
+    return position, item
 
 
 def cut_clips(
-    frames: Iterable[torch.Tensor],
+    frames: Iterable[torch.Tensor | SampledFrame],
     clip_len: int | None,
     clip_stride: int | None = None,
     tail: str = "repeat",
@@ -64,22 +160,38 @@ def cut_clips(
     source: str = "",
     source_fps: float | None = None,
     fps: float | None = None,
+    source_size: tuple[int, int] | None = None,
 ) -> Iterator[Clip]:
-    """Clips from float (3, H, W) frames in [0, 1], streamed.
+    """Clips from float (3, H, W) frames in [0, 1] (or :class:`SampledFrame`), streamed.
 
-    Raises VideoError for a video without frames, or one shorter than a clip with
-    ``tail='drop'`` (it would give no clip at all and must not vanish silently).
+    Each clip records its frames' source indices; frames given as :class:`SampledFrame` with
+    ``rgb`` are hashed as they arrive (each sampled position a clip holds, once) and the last
+    clip carries the digest as ``video_sha256``. Raises VideoError for a video without frames,
+    or one shorter than a clip with ``tail='drop'`` (it would give no clip at all and must not
+    vanish silently).
     """
-    source = source or video_id
-    meta = {"source_fps": source_fps, "fps": fps}
+    meta = {"source_fps": source_fps, "fps": fps, "source_size": source_size}
+    digest = FrameDigest()
+    try:
+        yield from _cut(frames, clip_len, clip_stride, tail, video_id, source or video_id, meta, digest)
+    finally:
+        digest.close()
+
+
+def _cut(
+    frames: Iterable[torch.Tensor | SampledFrame], clip_len: int | None, clip_stride: int | None, tail: str,
+    video_id: str, source: str, meta: dict, digest: FrameDigest,
+) -> Iterator[Clip]:
+    out = _LastClipDigest(digest)
     if clip_len is None:
-        allf = list(frames)
+        allf = [_take(f, n, digest) for n, f in enumerate(frames)]
         if not allf:
             raise VideoError(source, "video has no frames")
-        yield _make_clip(allf, len(allf), video_id, 0, 0, **meta)
+        yield from out.push(_make_clip(allf, len(allf), video_id, 0, 0, **meta))
+        yield from out.finish()
         return
     stride = clip_stride or clip_len
-    buf: deque[torch.Tensor] = deque()
+    buf: deque[tuple[int, torch.Tensor]] = deque()
     buf_start = 0  # sampled-frame index of buf[0]
     s = 0  # start of the next window
     n = 0  # frames seen
@@ -87,12 +199,12 @@ def cut_clips(
     covered = 0
     for f in frames:
         n += 1
-        if n - 1 < s:  # stride > clip_len: frames between windows are skipped
+        if n - 1 < s:  # stride > clip_len: frames between windows are skipped (and not hashed)
             buf_start = n
             continue
-        buf.append(f)
+        buf.append(_take(f, n - 1, digest))
         if s + clip_len <= n:
-            yield _make_clip(list(buf)[s - buf_start : s - buf_start + clip_len], clip_len, video_id, index, s, **meta)
+            yield from out.push(_make_clip(list(buf)[s - buf_start : s - buf_start + clip_len], clip_len, video_id, index, s, **meta))
             index += 1
             covered = s + clip_len
             s += stride
@@ -105,7 +217,46 @@ def cut_clips(
         raise VideoError(source, "video has no frames")
     if s < n and covered < n:
         if tail == "repeat":
-            yield _make_clip(list(buf)[s - buf_start :], clip_len, video_id, index, s, **meta)
+            yield from out.push(_make_clip(list(buf)[s - buf_start :], clip_len, video_id, index, s, **meta))
             index += 1
     if index == 0:
         raise VideoError(source, f"video has {n} sampled frames, fewer than one clip of {clip_len} (tail=drop)")
+    yield from out.finish()
+
+
+def recorded_clips(
+    frames: Iterable[SampledFrame],
+    positions: Sequence[int],
+    windows: Sequence[tuple[int, int]],
+    clip_len: int | None,
+    video_id: str = "",
+    source: str = "",
+    **meta: object,
+) -> Iterator[Clip]:
+    """Clips at recorded ``(start, valid)`` windows (a frame manifest's) rather than planned ones.
+
+    ``frames`` arrive in the order of ``positions`` (the sampled positions the windows hold,
+    each once, increasing); a clip is emitted as soon as its last frame arrived and frames no
+    later window needs are dropped. Hashing and the last clip's ``video_sha256`` work as in
+    :func:`cut_clips`. A stream that ends early is a VideoError.
+    """
+    digest = FrameDigest()
+    out = _LastClipDigest(digest)
+    buf: dict[int, tuple[int, torch.Tensor]] = {}
+    k = 0
+    try:
+        for pos, f in zip(positions, frames):
+            buf[pos] = _take(f, pos, digest)
+            while k < len(windows) and sum(windows[k]) - 1 <= pos:
+                start, valid = windows[k]
+                yield from out.push(_make_clip([buf[p] for p in range(start, start + valid)], clip_len or valid,
+                                               video_id, k, start, **meta))
+                k += 1
+                keep_from = windows[k][0] if k < len(windows) else pos + 1
+                for p in [p for p in buf if p < keep_from]:
+                    del buf[p]
+        if k < len(windows):
+            raise VideoError(source or video_id, f"the frames ended before clip {k} of {len(windows)}")
+        yield from out.finish()
+    finally:
+        digest.close()

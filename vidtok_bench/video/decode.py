@@ -9,6 +9,7 @@ procedurally generated frames (the synthetic set) use :func:`frames_to_clips` di
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import deque
@@ -16,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import av
 import av.logging
@@ -26,7 +27,7 @@ import torch
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError
-from .clips import cut_clips
+from .clips import SampledFrame, cut_clips, recorded_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
@@ -169,25 +170,78 @@ def sample(src_frames: Iterable[tuple[Fraction, Any]], source_fps: Fraction | No
     return sample_timestamps(src_frames, as_fraction(pp.fps), duration)
 
 
+@contextlib.contextmanager
+def _closed_after(frames: Iterator[Any]) -> Iterator[Iterator[Any]]:
+    """Close a frame generator when reading stops, so a decoder stopped early releases its container now."""
+    try:
+        yield frames
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+
+
+def number_frames(
+    frames: Iterator[tuple[Fraction, Any]], path: str, start: int = 0, end: int | None = None
+) -> Iterator[tuple[Fraction, tuple[int, Any]]]:
+    """``(time, (source index, item))`` for the source frames ``start <= i < end`` (end None: to the last).
+
+    Numbering happens before sampling so every clip can name the source frames it holds. A
+    range reaching past the video's last frame is a VideoError (its frames do not exist).
+    """
+    count = 0
+    with _closed_after(frames):
+        for i, (t, item) in enumerate(frames):
+            count = i + 1
+            if i >= start:
+                yield t, (i, item)
+            if end is not None and count >= end:
+                return  # the frame after the range is not even read
+    if (start > 0 or end is not None) and (count <= start or (end is not None and count < end)):
+        want = f"frames {start}-{end - 1}" if end is not None else f"frames from {start}"
+        raise VideoError(path, f"the video has {count} frames; the range asks for {want}")
+
+
+def select_frames(frames: Iterator[tuple[Fraction, Any]], wanted: Sequence[int], path: str) -> Iterator[tuple[int, Any]]:
+    """``(source index, item)`` for each of ``wanted`` (non-decreasing source indices, e.g. a
+    manifest's): the video is read once and only up to the last wanted frame; a repeated index
+    yields the same object again, so it is converted once."""
+    k, count = 0, 0
+    with _closed_after(frames):
+        for i, (_, item) in enumerate(frames):
+            count = i + 1
+            pair = (i, item)
+            while k < len(wanted) and wanted[k] == i:
+                yield pair
+                k += 1
+            if k >= len(wanted):
+                return  # not even the next frame is read
+    if k < len(wanted):
+        raise VideoError(path, f"the video has {count} frames; frame {wanted[k]} is needed")
+
+
 def resized_frames(
-    raw: Iterable[Any], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer, path: str,
+    raw: Iterable[tuple[int, Any]], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer, path: str,
     max_frames: int | None = None, workers: int = 1,
-) -> Iterator[torch.Tensor]:
-    """float (3, h, w) frames in [0, 1], in order; RGB conversion + resize run on ``workers`` threads.
+) -> Iterator[SampledFrame]:
+    """Sampled frames in order: ``(source index, raw item)`` in, resized float (3, h, w) in [0, 1]
+    plus the uint8 RGB (for the video's checksum) out; RGB conversion + resize run on ``workers``
+    threads.
 
     At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
     converted once.
     """
-    def work(item: Any) -> torch.Tensor:
+    def work(item: tuple[int, Any]) -> SampledFrame:
         try:
-            return resizer(to_rgb(item))
+            rgb = to_rgb(item[1])
+            return SampledFrame(item[0], resizer(rgb), rgb)
         except VideoError as exc:
             raise VideoError(path, exc.problem) from None
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="vidtok-resize") if workers > 1 else None
-    pending: deque[Future | torch.Tensor] = deque()
+    pending: deque[Future | SampledFrame] = deque()
     last_item: Any = None
-    last: Future | torch.Tensor | None = None
+    last: Future | SampledFrame | None = None
     count = 0
     try:
         for item in raw:
@@ -217,28 +271,58 @@ def resized_frames(
             pool.shutdown(wait=True)
 
 
+def output_fps(source_fps: Fraction | None, pp: Preprocess) -> float | None:
+    """The frame rate of the sampled frames (recorded on every clip)."""
+    if pp.fps is None:
+        return float(source_fps) if source_fps else None
+    if pp.sampling == "stride" and source_fps:
+        return float(source_fps) / stride_step(float(source_fps), pp.fps)
+    return float(pp.fps)
+
+
 def frames_to_clips(
-    source: FrameSource, pp: Preprocess, video_id: str, workers: int | None = None
+    source: FrameSource, pp: Preprocess, video_id: str, workers: int | None = None,
+    frame_range: tuple[int, int | None] | None = None,
 ) -> Iterator[Clip]:
-    """The whole pipeline for one video: sample -> resize -> clips (raises VideoError)."""
+    """The whole pipeline for one video: sample -> resize -> clips (raises VideoError).
+
+    ``frame_range`` = (start, end): only source frames start <= i < end are sampled (lists such
+    as TokenBench's fix a range per video); fps sampling starts at ``start``.
+    """
     resizer = FrameResizer(pp.size, pp.crop, pp.resize)
     resizer.check(source.height, source.width, source.path)
-    raw = sample(source.frames(), source.fps, pp, source.path)
+    start, end = frame_range or (0, None)
+    numbered = number_frames(iter(source.frames()), source.path, start, end)
+    raw = sample(numbered, source.fps, pp, source.path)
     frames = resized_frames(raw, source.to_rgb, resizer, source.path, pp.max_frames, workers or default_workers())
-    out_fps: float | None
-    if pp.fps is None:
-        out_fps = float(source.fps) if source.fps else None
-    elif pp.sampling == "stride" and source.fps:
-        out_fps = float(source.fps) / stride_step(float(source.fps), pp.fps)
-    else:
-        out_fps = float(pp.fps)
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
-        source_fps=float(source.fps) if source.fps else None, fps=out_fps,
+        source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
+        source_size=(source.width, source.height),
     )
 
 
-def decode_clips(path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None, **yuv: Any) -> Iterator[Clip]:
+def replay_clips(
+    source: FrameSource, pp: Preprocess, video_id: str, positions: Sequence[tuple[int, int]],
+    windows: Sequence[tuple[int, int]], clip_len: int | None, workers: int | None = None,
+) -> Iterator[Clip]:
+    """Clips of recorded frames: ``positions`` = (sampled position, source index) of every frame
+    the ``windows`` (start, valid) hold, in order (a frame manifest's); only resize/crop of ``pp`` apply."""
+    resizer = FrameResizer(pp.size, pp.crop, pp.resize)
+    resizer.check(source.height, source.width, source.path)
+    raw = select_frames(iter(source.frames()), [i for _, i in positions], source.path)
+    frames = resized_frames(raw, source.to_rgb, resizer, source.path, None, workers or default_workers())
+    yield from recorded_clips(
+        frames, [p for p, _ in positions], windows, clip_len, video_id=video_id, source=source.path,
+        source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
+        source_size=(source.width, source.height),
+    )
+
+
+def decode_clips(
+    path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None,
+    frame_range: tuple[int, int | None] | None = None, **yuv: Any,
+) -> Iterator[Clip]:
     """Clips of one video file; ``yuv`` = width/height/fps/matrix for raw files."""
     src = open_video(path, **yuv)
-    yield from frames_to_clips(src, pp, video_id or Path(path).name, workers)
+    yield from frames_to_clips(src, pp, video_id or Path(path).name, workers, frame_range)

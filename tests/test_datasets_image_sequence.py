@@ -71,7 +71,7 @@ def test_reads_only_sampled_frames_one_at_a_time(root, monkeypatch):
 
 def test_jpeg_frames(tmp_path):
     write_seq(tmp_path / "v", 4, fmt="{:05d}.jpg")
-    ds = create_dataset("image_sequence", root=str(tmp_path), source_fps=24, fps=None, size=None, crop="none", clip_len=4)
+    ds = create_dataset("image_sequence", root=str(tmp_path), source_fps=24, fps="native", size="native", crop="none", clip_len=4)
     (clip,) = list(ds.clips(ds.videos()[0]))
     assert clip.frames.shape == (3, 4, 12, 20) and clip.source_indices == (0, 1, 2, 3)
     with Image.open(tmp_path / "v" / "00002.jpg") as im:
@@ -115,7 +115,7 @@ def broken(tmp_path, kind):
 def test_bad_sequence_fails_alone(tmp_path, kind, msg):
     broken(tmp_path, kind)
     write_seq(tmp_path / "good", 3)
-    ds = create_dataset("image_sequence", root=str(tmp_path), source_fps=30, size=8, clip_len=3, fps=None)
+    ds = create_dataset("image_sequence", root=str(tmp_path), source_fps=30, size=8, clip_len=3, fps="native")
     vids = {v.id: v for v in ds.videos()}
     with pytest.raises(VideoError, match=msg) as e:
         list(ds.clips(vids["bad"]))

@@ -27,7 +27,7 @@ def root(tmp_path):
     return tmp_path / "v"
 
 
-PP = dict(size=None, crop="none", fps=None, clip_len=3)
+PP = dict(size="native", crop="none", fps="native", clip_len=3)
 
 
 def test_csv_ranges_select_source_frames(root, tmp_path):
@@ -127,7 +127,7 @@ def test_uvg_finds_files_and_reports_missing(tmp_path):
     (root / "ReadySetGo_1920x1080_120fps_420_8bit_YUV.yuv").write_bytes(b"")  # the alias name is accepted
     with pytest.raises(DatasetError, match=r"4 of 7 listed videos missing .*: Bosphorus, HoneyBee, ShakeNDry, YachtRide; set dataset.allow_missing=true.*ultravideo.fi"):
         create_dataset("uvg", root=str(root)).videos()
-    ds = create_dataset("uvg", root=str(root), allow_missing=True, size=None, crop="none", clip_len=1, fps=None)
+    ds = create_dataset("uvg", root=str(root), allow_missing=True, size="native", crop="none", clip_len=1, fps="native")
     with pytest.warns(UserWarning):
         vids = {v.id: v for v in ds.videos()}
     assert sorted(vids) == ["Beauty", "Jockey", "ReadySteadyGo"]

@@ -59,7 +59,7 @@ def test_replay_gives_the_recorded_frames_at_the_runs_size(seqs, tmp_path):
     assert load_manifest(man).videos[0].path == "a"
     # the run asks for other frames (native fps, clips of 5): the manifest's frames win
     with pytest.warns(UserWarning, match="clip_len=5 ignored"):
-        rp = replay(man, seqs, size=4, fps=None, clip_len=5)
+        rp = replay(man, seqs, size=4, fps="native", clip_len=5)
     assert rp.preprocess.clip_len == 3 and rp.preprocess.fps == 5 and rp.preprocess.size == 4
     for v in rp.videos():
         got = list(rp.clips(v))
@@ -87,7 +87,7 @@ def test_overlap_drop_and_repeated_frames_replay_exactly(seqs, tmp_path):
 
 
 def test_changed_content_fails_that_video_only(seqs, tmp_path):
-    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=3, fps=None)
+    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=3, fps="native")
     man, _ = record(ds, seqs, tmp_path / "m.json")
     changed = frame(2).copy()
     changed[0, 0] ^= 1  # one value off by one: invisible, but not the recorded content
@@ -100,7 +100,7 @@ def test_changed_content_fails_that_video_only(seqs, tmp_path):
 
 
 def test_missing_resized_or_shorter_video(seqs, tmp_path):
-    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=3, fps=None)
+    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=3, fps="native")
     man, _ = record(ds, seqs, tmp_path / "m.json")
     for p in (seqs / "b").iterdir():
         p.unlink()
@@ -118,7 +118,7 @@ def test_missing_resized_or_shorter_video(seqs, tmp_path):
 
 
 def test_reads_no_further_than_the_last_recorded_frame(seqs, tmp_path):
-    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=2, fps=None, max_frames=4)
+    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=2, fps="native", max_frames=4)
     man, orig = record(ds, seqs, tmp_path / "m.json")
     (seqs / "a" / "00004.png").write_bytes(b"garbage")  # after the recorded frames 0-3
     got = list(replay(man, seqs).clips(replay(man, seqs).videos()[0]))
@@ -130,13 +130,13 @@ def test_raw_yuv_without_size_in_name_uses_recorded_size(tmp_path):
     root.mkdir()
     p = root / "clip.yuv"  # no *_WxH_FPS in the name
     p.write_bytes(b"".join(rgb_to_yuv420(np.full((4, 8, 3), (200 - 20 * i, 20 * i, 90), np.uint8)) for i in range(5)))
-    ds = create_dataset("folder", root=str(root), width=8, height=4, source_fps=25, size=None, crop="none", clip_len=2, fps=None)
+    ds = create_dataset("folder", root=str(root), width=8, height=4, source_fps=25, size="native", crop="none", clip_len=2, fps="native")
     man, orig = record(ds, root, tmp_path / "m.json")
-    rp = replay(man, root, size=None, crop="none")
+    rp = replay(man, root, size="native", crop="none")
     (v,) = rp.videos()
     got = list(rp.clips(v))
     assert as_layout(got) == as_layout(orig["clip.yuv"]) and got[-1].video_sha256 == orig["clip.yuv"][-1].video_sha256
-    rp = replay(man, root, size=None, crop="none", yuv_matrix="bt601")  # another conversion: other RGB
+    rp = replay(man, root, size="native", crop="none", yuv_matrix="bt601")  # another conversion: other RGB
     with pytest.raises(VideoError, match="content no longer matches"):
         list(rp.clips(rp.videos()[0]))
 
@@ -148,7 +148,7 @@ def test_options(tmp_path, seqs):
         create_dataset("manifest", manifest=str(tmp_path / "m.json"))
     with pytest.raises(DatasetError, match="cannot read manifest"):
         replay(tmp_path / "none.json", seqs)
-    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=3, fps=None)
+    ds = create_dataset("image_sequence", root=str(seqs), source_fps=10, size=8, clip_len=3, fps="native")
     man, _ = record(ds, seqs, tmp_path / "m.json")
     with pytest.raises(DatasetError, match="does not exist"):
         replay(man, tmp_path / "elsewhere").videos()

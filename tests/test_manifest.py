@@ -74,7 +74,7 @@ def test_builder_records_clips_and_round_trips(tmp_path):
 def test_whole_video_clips_record_null_clip_len(tmp_path):
     b = ManifestBuilder()
     for n, v in ((5, "a"), (7, "b")):
-        ds = create_dataset("synthetic", num_videos=1, num_frames=n, height=8, width=8, size=8, clip_len=None)
+        ds = create_dataset("synthetic", num_videos=1, num_frames=n, height=8, width=8, size=8, clip_len="whole")
         for c in ds.clips(ds.videos()[0]):
             b.add_clip(v, f"{v}.mp4", c)
         b.finish_video(v)

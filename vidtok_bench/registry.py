@@ -132,7 +132,9 @@ def create_tokenizer(name: str, **overrides: Any):
 def create_dataset(name: str, protocol: str = "vidtok", **overrides: Any):
     """Build a dataset adapter from its named config under a protocol, e.g.
     ``create_dataset("folder", root="videos/")`` — the same dataset ``vidtok-bench run dataset=folder
-    dataset.root=videos/`` evaluates (unset preprocessing keys take the protocol's values)."""
+    dataset.root=videos/`` evaluates. As on the command line, a preprocessing key left unset (or None)
+    takes the protocol's value; ``fps="native"`` / ``size="native"`` keep the source's, ``clip_len="whole"``
+    makes each video one clip."""
     from .config import compose, plan_dataset
 
     cfg = compose([f"dataset={name}", f"protocol={protocol}"], throw_on_missing=False)

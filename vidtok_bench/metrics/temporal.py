@@ -5,7 +5,8 @@ consecutive frame pair, (B,T-1) float64 on the inputs' device; a video's value i
 its pairs (:func:`per_video`).
 
 * **flicker** (``psnr_diff``, dB, higher is better): frames go to [0,1] as in
-  :mod:`~vidtok_bench.metrics.psnr` (clamped to [-1,1], ``u = (x+1)/2``); for t = 1..T-1,
+  :mod:`~vidtok_bench.metrics.psnr` (``u = (x+1)/2``, inputs as given: clamping is the
+  protocol's, applied before every metric by :mod:`vidtok_bench.scoring`); for t = 1..T-1,
   ``D_t = (u_recon[t] - u_recon[t-1]) - (u_real[t] - u_real[t-1])`` and
   ``psnr_diff_t = -10*log10(mean_{c,h,w}(D_t^2) + 1e-8)``. An error that is constant in time
   (e.g. a fixed offset) scores the maximum, 80 dB; an error that changes from frame to frame

@@ -33,7 +33,7 @@ class Runner:
         self.dataset_plan = plan_dataset(plan.cfg, self.tokenizer)
         self.dataset = self.dataset_plan.build()
         metrics = {n: METRICS.build({"plugin": n, **opts}, device=plan.device) for n, opts in plan.metrics.items()}
-        self.scoring = ScoringStage(metrics, Scoring.from_protocol(plan.protocol))
+        self.scoring = ScoringStage(metrics, Scoring.from_protocol(plan.protocol), self.tokenizer)
         self.model = ModelStage(self.tokenizer, plan.device, plan.precision)
         self.output_dir = plan.output_dir or Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{plan.protocol['name']}"
         self.store = RunStore(self.output_dir)

@@ -15,7 +15,7 @@ import torch
 from ..errors import ConfigError, InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric
+from .base import FrameMetric, per_frame_pairs
 
 _NETS = {"alex": ("alexnet", "AlexNet_0", 5), "vgg": ("vgg16", "VGG16_0", 13)}
 _ALIASES = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
@@ -118,14 +118,7 @@ class LPIPSMetric(FrameMetric):
         return self._model
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if real.shape != fake.shape or real.ndim != 5:
-            raise InputShapeError(f"lpips takes two (B,3,T,H,W) videos of equal shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-        b, c, t, h, w = real.shape
-        xr = real.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        xf = fake.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        out = [self.model(xr[i:i + self.frame_batch], xf[i:i + self.frame_batch]).double().cpu()
-               for i in range(0, b * t, self.frame_batch)]
-        return torch.cat(out).reshape(b, t)
+        return per_frame_pairs(self.model, real, fake, self.frame_batch, "lpips")
 
     def spec(self) -> dict[str, Any]:
         from ..weights import manager

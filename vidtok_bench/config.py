@@ -23,8 +23,9 @@ from .errors import ConfigError, UnknownNameError, suggest
 #: config groups with a plugin registry behind them
 PLUGIN_GROUPS = ("tokenizer", "dataset")
 GROUPS = (*PLUGIN_GROUPS, "protocol")
-#: dataset keys that locate data on one machine and so stay out of the data fingerprint
-LOCATION_KEYS = ("root",)
+#: dataset keys that locate data on one machine and so stay out of the data fingerprint (a replayed
+#: manifest's content hash goes in instead of its path)
+LOCATION_KEYS = ("root", "manifest")
 
 
 def _registry(group: str):
@@ -200,7 +201,14 @@ class DatasetPlan:
         return DATASETS.build(self.args)
 
     def fingerprint_view(self) -> dict[str, Any]:
-        return {k: v for k, v in self.args.items() if k not in LOCATION_KEYS}
+        view = {k: v for k, v in self.args.items() if k not in LOCATION_KEYS}
+        if self.args.get("manifest") not in (None, "", "???"):
+            # dataset=manifest: what the file holds, and the frame settings the replay takes from it
+            from .manifest import load_manifest, manifest_sha256
+
+            m = load_manifest(self.args["manifest"])
+            view = {**m.frame_settings(view), "manifest_sha256": manifest_sha256(m)}
+        return view
 
 
 def resolve_preprocess(dataset: dict[str, Any], protocol: dict[str, Any], preferred_clip_len: int | None) -> dict[str, Any]:

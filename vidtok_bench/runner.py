@@ -2,7 +2,8 @@
 
 Decoding overlaps the model (a background reader). Each finished video is appended to
 ``per_clip.jsonl`` at once, so an interrupted run resumes where it stopped; a broken video is
-recorded as failed and the run goes on. Seeding is scoped to the run; global torch flags are set
+recorded as failed and the run goes on. The exact frames evaluated go to ``frames_manifest.json``,
+whose sha256 is ``fingerprint.manifest``. Seeding is scoped to the run; global torch flags are set
 only inside the model's precision scope.
 """
 from __future__ import annotations
@@ -17,9 +18,10 @@ from .config import RunPlan, plan_dataset, plan_run
 from .errors import BenchError
 from .hashing import fingerprint
 from .registry import METRICS, TOKENIZERS
-from .results import Result, VideoRecord
+from .results import MANIFEST_FILE, Result, VideoRecord
 from .scoring import Scoring
 from .stages.assemble import assemble
+from .stages.manifest import ManifestStage
 from .stages.model import ModelStage
 from .stages.reader import ClipReader
 from .stages.scoring import ScoringStage
@@ -57,6 +59,8 @@ class Runner:
         videos = self.dataset.videos()[: self.plan.limit]
         fps = self.fingerprints([v.id for v in videos])
         finished = self.store.open(fps, self.plan.resume)
+        frames = ManifestStage(self.dataset)
+        frames.resume(finished.values())
         if finished:
             self.scoring.load_state(self.store.state_dir)
         for m in self.scoring.set_metrics.values():
@@ -77,6 +81,7 @@ class Runner:
                         current = VideoRecord(video=ev.video.id, path=ev.video.path)
                     if ev.kind == "batch":
                         self._process(current, ev.clips)
+                        frames.add(current, ev.video, ev.clips)
                         continue
                     if ev.kind == "failed":
                         current.status, current.error = "failed", ev.error
@@ -84,6 +89,7 @@ class Runner:
                         self.scoring.discard(current)
                         current.clips = []
                         tqdm.write(f"vidtok-bench: skipped {current.error}")
+                    frames.finish(current)
                     self.store.append(current)
                     records[current.video] = current
                     self.scoring.save_state(self.store.state_dir)
@@ -96,8 +102,9 @@ class Runner:
         ordered = [records[v.id] for v in videos if v.id in records]
         info = self.tokenizer.info()
         sha = (info.get("weights") or {}).get("sha256")
+        manifest = frames.write(self.store.dir / MANIFEST_FILE, [v.id for v in videos])
         result = assemble(self.plan, info, self.dataset.info(), self.scoring, self.model, ordered,
-                          self.fingerprints([v.id for v in videos], sha) if sha else fps,
+                          {**(self.fingerprints([v.id for v in videos], sha) if sha else fps), "manifest": manifest},
                           time.perf_counter() - started, resumed=len(finished))
         self.store.write(result, ordered, self.scoring.frame_metrics)
         return result

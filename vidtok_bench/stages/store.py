@@ -25,7 +25,8 @@ class RunStore:
         finished: dict[str, VideoRecord] = {}
         if resume and self.clip_log.exists() and self.meta_file.exists():
             prev = json.loads(self.meta_file.read_text())
-            if prev.get("fingerprint") != fingerprint:
+            # fingerprint.manifest is known only at the end: the run's identity is data + config
+            if {k: v for k, v in (prev.get("fingerprint") or {}).items() if v is not None} != fingerprint:
                 raise ConfigError(f"{self.dir} holds an unfinished run with a different configuration; "
                                   "choose another output_dir or pass resume=false")
             finished = {r.video: r for r in read_records(self.clip_log) if r.status == "ok"}

@@ -3,8 +3,9 @@
 Per metric: A, B, delta (B - A) and a paired bootstrap 95% CI over the videos both runs
 scored (frame-weighted, like the headline numbers). Set metrics (FVD) have no per-video
 values, so they get a delta without an interval. Then a per-video breakdown, worst
-regression first for one chosen metric. Runs evaluated on different clips (different data
-fingerprints) are refused unless ``--force``: their deltas would not mean anything.
+regression first for one chosen metric. Runs evaluated on different frames (different frames
+manifests, naming the videos; or different data fingerprints) are refused unless ``--force``:
+their deltas would not mean anything.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 from ..errors import BenchError
 from ..results import PER_VIDEO_FILE, Result, load_result, read_per_video
 from .bootstrap import bootstrap_mean_ci
+from .frames import frames_difference, manifest_note
 
 #: bits per pixel is a field, not a metric: its display precision lives here
 BPP_PRECISION = 4
@@ -50,6 +52,11 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
     ra, dir_a = load_run(a)
     rb, dir_b = load_run(b)
     notes: list[str] = []
+    differ = frames_difference(ra, rb)
+    if differ and not force:
+        raise BenchError(f"{dir_a} (A) vs {dir_b} (B): {differ}; pass --force to compare anyway")
+    notes += [f"compared despite different frames: {differ}"] if differ else []
+    notes += [n for n in [manifest_note(ra, rb)] if n]
     fa, fb = ra.fingerprint.data, rb.fingerprint.data
     if fa != fb:
         what = f"data fingerprints differ ({fa[:12]} vs {fb[:12]})"

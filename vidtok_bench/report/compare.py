@@ -23,6 +23,9 @@ from .bootstrap import bootstrap_mean_ci
 
 #: bits per pixel is a field, not a metric: its display precision lives here
 BPP_PRECISION = 4
+#: fewer paired videos than this never earn a "significant": a bootstrap over 2-4 videos has
+#: only a handful of distinct resamples, and its interval says little about other videos
+MIN_VIDEOS_FOR_SIGNIFICANCE = 5
 
 
 def load_run(path: str | Path) -> tuple[Result, Path]:
@@ -91,7 +94,9 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
                 ci = bootstrap_mean_ci(y[ok] - x[ok], w[ok], n_resamples=n_resamples, seed=seed,
                                        confidence=confidence)
                 row.update(ci_low=ci.low, ci_high=ci.high, videos=ci.n)
-                if ci.low > 0 or ci.high < 0:
+                if ci.n < MIN_VIDEOS_FOR_SIGNIFICANCE:
+                    row["change"] += f" (only {ci.n} videos: no significance call below {MIN_VIDEOS_FOR_SIGNIFICANCE})"
+                elif ci.low > 0 or ci.high < 0:
                     row["change"] += " (significant)"
         rows.append(row)
     bpa, bpb = ra.bits_per_pixel, rb.bits_per_pixel

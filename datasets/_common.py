@@ -53,7 +53,7 @@ class FileDataset(Dataset):
         assert video.path is not None
         return decode_clips(
             video.path, self.preprocess, video.id, self.workers,
-            width=self.width, height=self.height, fps=self.source_fps, matrix=self.yuv_matrix,
+            width=self.width, height=self.height, source_fps=self.source_fps, matrix=self.yuv_matrix,
         ) if video.path.lower().endswith(".yuv") else decode_clips(video.path, self.preprocess, video.id, self.workers)
 
     def info(self) -> dict[str, Any]:

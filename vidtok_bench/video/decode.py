@@ -138,10 +138,11 @@ def open_av(path: str | Path) -> FrameSource:
 
 
 def open_yuv(
-    path: str | Path, width: int | None = None, height: int | None = None, fps: float | None = None, matrix: str = "bt709"
+    path: str | Path, width: int | None = None, height: int | None = None, source_fps: float | None = None,
+    matrix: str = "bt709",
 ) -> FrameSource:
-    """A raw 8-bit YUV 4:2:0 file (size/fps from ``*_WxH_FPS.yuv`` or given)."""
-    info = probe_yuv(path, width, height, fps)
+    """A raw 8-bit YUV 4:2:0 file (size and source frame rate from ``*_WxH_FPS.yuv`` or given)."""
+    info = probe_yuv(path, width, height, source_fps)
 
     def frames() -> Iterator[tuple[Fraction, Any]]:
         for i, rgb in enumerate(iter_yuv_frames(path, info, matrix)):
@@ -239,6 +240,6 @@ def frames_to_clips(
 
 
 def decode_clips(path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None, **yuv: Any) -> Iterator[Clip]:
-    """Clips of one video file; ``yuv`` = width/height/fps/matrix for raw files."""
+    """Clips of one video file; ``yuv`` = width/height/source_fps/matrix for raw files."""
     src = open_video(path, **yuv)
     yield from frames_to_clips(src, pp, video_id or Path(path).name, workers)

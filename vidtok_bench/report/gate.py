@@ -187,8 +187,8 @@ def register(subparsers) -> None:
     p.add_argument("--current", required=True, metavar="FILE", help="current results.json (or its run directory)")
     p.add_argument("--tolerance", nargs="+", default=[], metavar="METRIC=TOL",
                    help="allowed worsening per metric, absolute (psnr=0.05) or relative to the baseline (fvd=2%%); "
-                        "defaults: " + " ".join(f"{k}={v}" for k, v in DEFAULT_TOLERANCES.items())
-                        + "; other metrics: 0")
+                        "defaults: " + " ".join(f"{k}={v}" for k, v in DEFAULT_TOLERANCES.items()).replace("%", "%%")
+                        + "; other metrics: 0")  # argparse %-formats help: a literal % must be %%
     p.set_defaults(func=run)
 
 

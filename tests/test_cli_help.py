@@ -59,3 +59,15 @@ def test_a_missing_subcommand_module_is_an_error_not_a_missing_command(monkeypat
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", [*cli.SUBCOMMAND_MODULES, "vidtok_bench.no_such_cli"])
     with pytest.raises(ModuleNotFoundError, match="no_such_cli"):
         cli.build_parser()
+
+
+#: imports that cost 50 ms to seconds each; building the parser (every `--help`) needs none of them
+HEAVY = ("torch", "numpy", "pandas", "matplotlib", "diffusers", "hydra", "omegaconf", "av", "scipy", "huggingface_hub")
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    code = ("import sys; from vidtok_bench.cli import build_parser; build_parser(); "
+            f"print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [], f"imported while building the parser: {proc.stdout.strip()}"

@@ -13,13 +13,13 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BenchError
 from ..results import PER_VIDEO_FILE, RESULTS_FILE, load_results, metric_value
-from .bootstrap import bootstrap_mean_ci
+
+if TYPE_CHECKING:  # numpy (and pandas) load only when a comparison runs: `--help` stays fast
+    import numpy as np
 
 #: direction when a results file does not record ``higher_is_better``
 DEFAULT_HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fvd": False}
@@ -80,7 +80,10 @@ class Comparison:
 def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None, n_resamples: int = 10_000,
                  seed: int = 0, confidence: float = 0.95, force: bool = False) -> Comparison:
     """Compare run B against run A (deltas are B - A)."""
+    import numpy as np
     import pandas as pd
+
+    from .bootstrap import bootstrap_mean_ci
 
     ra, dir_a = load_run(a)
     rb, dir_b = load_run(b)
@@ -168,6 +171,8 @@ def _metric_order(m: str) -> tuple[int, str]:
 
 
 def _weights(pv, common: list[str]) -> np.ndarray:
+    import numpy as np
+
     if "frames" not in pv.columns:
         return np.ones(len(common))
     return pd_numeric(pv.loc[common, "frames"])

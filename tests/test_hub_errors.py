@@ -61,15 +61,19 @@ FETCH = textwrap.dedent("""
 """)
 
 
-def _fetch_in_subprocess(tmp_path: Path, **env: str) -> tuple[str, float]:
-    """fetch_checkpoint in a fresh process (huggingface_hub reads HF_ENDPOINT etc. once, at import)."""
+def _fetch_in_subprocess(tmp_path: Path, **env: str) -> str:
+    """fetch_checkpoint in a fresh process (huggingface_hub reads HF_ENDPOINT etc. once, at import).
+
+    Asserts it took under 5 s and logged no retries; returns the error line or "PATH <path>".
+    """
     full = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
                 HF_HUB_DISABLE_TELEMETRY="1", **env)
     proc = subprocess.run([sys.executable, "-c", FETCH], env=full, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Retrying" not in proc.stderr, proc.stderr
     lines = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
-    return lines.get("ERROR") or "PATH " + lines["PATH"], float(lines["SECONDS"])
+    assert float(lines["SECONDS"]) < 5  # huggingface_hub alone backs off for ~25 s
+    return lines.get("ERROR") or "PATH " + lines["PATH"]
 
 
 def _assert_actionable(msg: str) -> None:
@@ -82,25 +86,22 @@ def _assert_actionable(msg: str) -> None:
 
 def test_hub_erroring_gets_one_request_and_a_fast_clear_error(tmp_path, failing_hub):
     endpoint, requests = failing_hub
-    msg, seconds = _fetch_in_subprocess(tmp_path, HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0")
+    msg = _fetch_in_subprocess(tmp_path, HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0")
     _assert_actionable(msg)
     assert "the hub answered HTTP 500 and it is not in the local cache" in msg
     assert len(requests) == 1, requests  # huggingface_hub alone retries 5 times with backoff
-    assert seconds < 5
 
 
 def test_hub_refusing_connections_fails_fast(tmp_path, refusing_hub):
-    msg, seconds = _fetch_in_subprocess(tmp_path, HF_ENDPOINT=refusing_hub, HF_HUB_OFFLINE="0")
+    msg = _fetch_in_subprocess(tmp_path, HF_ENDPOINT=refusing_hub, HF_HUB_OFFLINE="0")
     _assert_actionable(msg)
     assert f"the hub at {refusing_hub} cannot be reached (ConnectError" in msg
-    assert seconds < 5
 
 
 def test_hub_offline_env_needs_no_network(tmp_path, refusing_hub):
-    msg, seconds = _fetch_in_subprocess(tmp_path, HF_ENDPOINT=refusing_hub, HF_HUB_OFFLINE="1")
+    msg = _fetch_in_subprocess(tmp_path, HF_ENDPOINT=refusing_hub, HF_HUB_OFFLINE="1")
     _assert_actionable(msg)
     assert "HF_HUB_OFFLINE is set and it is not in the local cache" in msg
-    assert seconds < 5
 
 
 def test_unreachable_hub_falls_back_to_the_cache(tmp_path, failing_hub):
@@ -112,5 +113,5 @@ def test_unreachable_hub_falls_back_to_the_cache(tmp_path, failing_hub):
     target = repo / "snapshots" / commit / "checkpoints" / "vidtok_kl_causal_488_4chn.ckpt"
     target.parent.mkdir(parents=True)
     target.write_bytes(b"cached")
-    out, seconds = _fetch_in_subprocess(tmp_path, HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0")
-    assert out == f"PATH {target}" and len(requests) == 1 and seconds < 5
+    assert _fetch_in_subprocess(tmp_path, HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0") == f"PATH {target}"
+    assert len(requests) == 1

@@ -13,13 +13,13 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BenchError
 from ..results import PER_VIDEO_FILE, Result, load_result, read_per_video
-from .bootstrap import bootstrap_mean_ci
+
+if TYPE_CHECKING:  # numpy (and pandas) load only when a comparison runs: `--help` stays fast
+    import numpy as np
 
 #: bits per pixel is a field, not a metric: its display precision lives here
 BPP_PRECISION = 4
@@ -48,7 +48,10 @@ class Comparison:
 def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None, n_resamples: int = 10_000,
                  seed: int = 0, confidence: float = 0.95, force: bool = False) -> Comparison:
     """Compare run B against run A (deltas are B - A)."""
+    import numpy as np
     import pandas as pd
+
+    from .bootstrap import bootstrap_mean_ci
 
     ra, dir_a = load_run(a)
     rb, dir_b = load_run(b)
@@ -127,6 +130,8 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
 
 
 def _weights(pv, common: list[str]) -> np.ndarray:
+    import numpy as np
+
     if "frames" not in pv.columns:
         return np.ones(len(common))
     return pd_numeric(pv.loc[common, "frames"])

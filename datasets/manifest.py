@@ -75,7 +75,7 @@ class ManifestDataset(Dataset):
                 raise VideoError(str(path), f"video '{v.id}': the manifest records no source_fps for these frames")
             return open_image_sequence(path, v.source_fps)
         size = v.source_size or (None, None)
-        return open_video(path, width=size[0], height=size[1], fps=v.source_fps, matrix=self.yuv_matrix) \
+        return open_video(path, width=size[0], height=size[1], source_fps=v.source_fps, matrix=self.yuv_matrix) \
             if path.suffix.lower() == ".yuv" else open_video(path)
 
     def clips(self, video: VideoRef) -> Iterator[Clip]:

@@ -165,6 +165,7 @@ def test_resume_keeps_the_manifest_complete(root, tmp_path):
     log = tmp_path / "A" / R.PER_CLIP_FILE
     lines = log.read_text().splitlines()
     log.write_text(lines[0] + "\n" + lines[1][:30])  # interrupted after video a, mid-write of b
+    (tmp_path / "A" / R.RESULTS_FILE).unlink()
     res, _ = run(tmp_path / "A", root=root)
     assert res["videos"]["resumed"] == 1
     assert (tmp_path / "A" / R.MANIFEST_FILE).read_text() == expected
@@ -173,6 +174,7 @@ def test_resume_keeps_the_manifest_complete(root, tmp_path):
     record = json.loads(lines[0])
     del record["manifest"]
     log.write_text(json.dumps(record) + "\n")
+    (tmp_path / "A" / R.RESULTS_FILE).unlink()
     with pytest.warns(UserWarning, match=r"1 resumed video\(s\) have no manifest entry \(a\)"):
         res, _ = run(tmp_path / "A", root=root)
     assert res["fingerprint"]["manifest"] is None and not (tmp_path / "A" / R.MANIFEST_FILE).exists()

@@ -256,6 +256,7 @@ class RunPlan:
     prefetch: int
     progress: bool
     resume: bool
+    overwrite: bool
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     output_dir: Path | None = None
 
@@ -311,6 +312,7 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
         prefetch=check_int("prefetch", cfg.get("prefetch", 4), 1),
         progress=check_bool("progress", cfg.get("progress", True)),
         resume=check_bool("resume", cfg.get("resume", True)),
+        overwrite=check_bool("overwrite", cfg.get("overwrite", False)),
         metrics=metrics,
         output_dir=Path(out) if out else None,
     )

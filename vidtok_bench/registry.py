@@ -85,8 +85,12 @@ class Registry:
         cls = self.get(plugin)
         options = {k: v for k, v in cfg.items() if k not in _META_KEYS and not k.startswith("_")}
         options.update(runtime)
-        check_options(f"{self.kind} '{options.get('name') or plugin}'", cls, options)
-        return cls(**options)
+        label = f"{self.kind} '{options.get('name') or plugin}'"
+        check_options(label, cls, options)
+        try:
+            return cls(**options)
+        except (TypeError, ValueError) as exc:  # e.g. crf=abc: a value of the wrong type
+            raise ConfigError(f"{label}: invalid option value ({exc})") from None
 
 
 def accepted_options(cls: type) -> set[str]:

@@ -155,6 +155,8 @@ class VideosBlock(_Strict):
 
 
 class RunBlock(_Strict):
+    status: Literal["complete", "partial", "empty"] = Field(
+        "complete", description="complete: every selected video evaluated; partial: some failed; empty: none scored")
     device: str
     precision: str
     batch_size: int

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .config import RunPlan, plan_dataset, plan_run
-from .errors import BenchError
+from .errors import BenchError, ConfigError
 from .hashing import fingerprint
 from .registry import METRICS, TOKENIZERS
 from .results import MANIFEST_FILE, Result, VideoRecord
@@ -28,6 +28,10 @@ from .stages.scoring import ScoringStage
 from .stages.store import RunStore
 
 
+#: options that change how a run proceeds, not what it computes (left out of the default directory's hash)
+RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch")
+
+
 class Runner:
     def __init__(self, cfg: dict[str, Any] | RunPlan):
         self.plan = plan = cfg if isinstance(cfg, RunPlan) else plan_run(cfg)
@@ -37,8 +41,24 @@ class Runner:
         metrics = {n: METRICS.build({"plugin": n, **opts}, device=plan.device) for n, opts in plan.metrics.items()}
         self.scoring = ScoringStage(metrics, Scoring.from_protocol(plan.protocol))
         self.model = ModelStage(self.tokenizer, plan.device, plan.precision)
-        self.output_dir = plan.output_dir or Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{plan.protocol['name']}"
+        self._check_frames_fit_tokenizer()
+        self.output_dir = plan.output_dir or self.default_output_dir()
         self.store = RunStore(self.output_dir)
+        #: set when the same configuration had already finished in output_dir (nothing was recomputed)
+        self.already_complete = False
+
+    def default_output_dir(self) -> Path:
+        """outputs/<tokenizer>/<dataset>-<protocol>-<hash of the configuration>: never shared by two configurations."""
+        cfg = {k: v for k, v in self.plan.cfg.items() if k not in RUNTIME_KEYS}
+        return Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{self.plan.protocol['name']}-{fingerprint(cfg)[:8]}"
+
+    def _check_frames_fit_tokenizer(self) -> None:
+        """Refuse, before any decoding, a crop size the tokenizer cannot take."""
+        pre, m = self.dataset.preprocess, self.tokenizer.spatial_multiple
+        if pre.size and pre.crop == "center" and pre.size % m:
+            ok = max(m, pre.size // m * m)
+            raise ConfigError(f"dataset.size={pre.size}: tokenizer '{self.tokenizer.name}' needs frame sizes that are "
+                              f"multiples of {m} (e.g. dataset.size={ok})")
 
     def fingerprints(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, str]:
         """``data``: what was evaluated and how; ``config``: that plus the tokenizer's configuration,
@@ -53,16 +73,29 @@ class Runner:
         return self.run_result().dump()
 
     def run_result(self) -> Result:
-        from tqdm import tqdm
-
         started = time.perf_counter()
         videos = self.dataset.videos()[: self.plan.limit]
         fps = self.fingerprints([v.id for v in videos])
-        finished = self.store.open(fps, self.plan.resume)
-        frames = ManifestStage(self.dataset)
-        frames.resume(finished.values())
+        self.store.lock()
+        try:
+            done = self.store.finished(fps) if self.plan.resume and not self.plan.overwrite else None
+            if done is not None:
+                self.already_complete = True
+                return done
+            info = self.tokenizer.info()  # loads the weights now: a missing checkpoint fails before any decoding
+            finished = self.store.open(fps, self.plan.resume, self.plan.overwrite)
+            return self._evaluate(videos, fps, finished, info, started)
+        finally:
+            self.store.unlock()
+
+    def _evaluate(self, videos: list, fps: dict[str, str], finished: dict[str, VideoRecord], info: dict[str, Any],
+                  started: float) -> Result:
+        from tqdm import tqdm
+
         if finished:
             self.scoring.load_state(self.store.state_dir)
+        frames = ManifestStage(self.dataset)
+        frames.resume(finished.values())
         for m in self.scoring.set_metrics.values():
             m.set_reference_key(fingerprint({"data": fps["data"], "root": self.dataset_plan.args.get("root")}))
         if self.plan.device.type == "cuda":
@@ -82,6 +115,7 @@ class Runner:
                     if ev.kind == "batch":
                         self._process(current, ev.clips)
                         frames.add(current, ev.video, ev.clips)
+                        bar.set_postfix_str(f"{current.video} clip {len(current.clips)} {running.text()}", refresh=True)
                         continue
                     if ev.kind == "failed":
                         current.status, current.error = "failed", ev.error
@@ -100,7 +134,6 @@ class Runner:
                 bar.close()
 
         ordered = [records[v.id] for v in videos if v.id in records]
-        info = self.tokenizer.info()
         sha = (info.get("weights") or {}).get("sha256")
         manifest = frames.write(self.store.dir / MANIFEST_FILE, [v.id for v in videos])
         result = assemble(self.plan, info, self.dataset.info(), self.scoring, self.model, ordered,
@@ -110,8 +143,8 @@ class Runner:
         return result
 
     def _process(self, record: VideoRecord, clips: list) -> None:
-        """One batch through the model and the metrics; a BenchError (e.g. a frame size the tokenizer
-        refuses) fails the video."""
+        """One batch through the model and the metrics; any error (a frame size the tokenizer refuses, a
+        metric raising) fails this video only, with a one-line message."""
         if record.status != "ok":
             return
         try:
@@ -121,6 +154,9 @@ class Runner:
             record.clips.extend(self.scoring(clips, video, out))
         except BenchError as exc:
             record.status, record.error = "failed", f"{record.path or record.video}: {exc}"
+        except Exception as exc:  # a model or metric error on one video must not lose the others
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            record.status, record.error = "failed", f"{record.path or record.video}: {type(exc).__name__}: {msg}"
 
 
 class RunningMeans:
@@ -137,6 +173,9 @@ class RunningMeans:
                 acc = self.sums.setdefault(name, [0.0, 0])
                 acc[0] += sum(x for x in vals if x is not None)
                 acc[1] += len(vals)
+        return self.text()
+
+    def text(self) -> str:
         return " ".join(f"{n}={s / k:.4g}" for n, (s, k) in self.sums.items() if k)
 
 

@@ -14,17 +14,20 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BenchError
 from ..results import PER_VIDEO_FILE, Result, load_result, read_per_video
-from .bootstrap import bootstrap_mean_ci
 from .frames import frames_difference, manifest_note
+
+if TYPE_CHECKING:  # numpy (and pandas) load only when a comparison runs: `--help` stays fast
+    import numpy as np
 
 #: bits per pixel is a field, not a metric: its display precision lives here
 BPP_PRECISION = 4
+#: fewer paired videos than this never earn a "significant": a bootstrap over 2-4 videos has
+#: only a handful of distinct resamples, and its interval says little about other videos
+MIN_VIDEOS_FOR_SIGNIFICANCE = 5
 
 
 def load_run(path: str | Path) -> tuple[Result, Path]:
@@ -47,7 +50,10 @@ class Comparison:
 def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None, n_resamples: int = 10_000,
                  seed: int = 0, confidence: float = 0.95, force: bool = False) -> Comparison:
     """Compare run B against run A (deltas are B - A)."""
+    import numpy as np
     import pandas as pd
+
+    from .bootstrap import bootstrap_mean_ci
 
     ra, dir_a = load_run(a)
     rb, dir_b = load_run(b)
@@ -98,7 +104,9 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
                 ci = bootstrap_mean_ci(y[ok] - x[ok], w[ok], n_resamples=n_resamples, seed=seed,
                                        confidence=confidence)
                 row.update(ci_low=ci.low, ci_high=ci.high, videos=ci.n)
-                if ci.low > 0 or ci.high < 0:
+                if ci.n < MIN_VIDEOS_FOR_SIGNIFICANCE:
+                    row["change"] += f" (only {ci.n} videos: no significance call below {MIN_VIDEOS_FOR_SIGNIFICANCE})"
+                elif ci.low > 0 or ci.high < 0:
                     row["change"] += " (significant)"
         rows.append(row)
     bpa, bpb = ra.bits_per_pixel, rb.bits_per_pixel
@@ -129,6 +137,8 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
 
 
 def _weights(pv, common: list[str]) -> np.ndarray:
+    import numpy as np
+
     if "frames" not in pv.columns:
         return np.ones(len(common))
     return pd_numeric(pv.loc[common, "frames"])

@@ -29,6 +29,7 @@ class ManifestStage:
                                        dataset={"name": dataset.name, "plugin": dataset.plugin_name})
         #: why no manifest can be written (None: it can)
         self.unavailable: str | None = None
+        self.videos = 0  # finished videos in the manifest
 
     def _relative(self, path: str | None) -> str | None:
         """The video's path under the dataset root ('/'-separated), None when it has none or lies elsewhere."""
@@ -52,6 +53,7 @@ class ManifestStage:
             try:
                 self.builder.add_video(video_from_json(r.manifest, self.clip_len, f"per-clip record of '{r.video}'"),
                                        self.clip_len)
+                self.videos += 1
             except (BenchError, ValueError) as exc:
                 self._give_up(f"cannot resume its entry: {exc}")
         if without:
@@ -74,14 +76,16 @@ class ManifestStage:
             self.builder.discard_video(record.video)
             return
         record.manifest = self.builder.finish_video(record.video).to_json()
+        self.videos += 1
 
     def write(self, path: Path, order: list[str]) -> str | None:
-        """Write the manifest (videos in dataset order) and return its sha256; None (and no file) when there is none."""
+        """Write the manifest (videos in dataset order) and return its sha256; None (and no file) when there is none
+        (no video finished, or the reason was warned about)."""
         manifest: Manifest | None = None
-        if self.unavailable is None:
+        if self.unavailable is None and self.videos:
             try:
                 manifest = self.builder.manifest()
-            except ValueError as exc:  # no finished video, or clip lengths no manifest can describe
+            except ValueError as exc:  # clip lengths no manifest can describe
                 self._give_up(str(exc))
         if manifest is None:
             Path(path).unlink(missing_ok=True)  # never leave an earlier run's manifest beside these results

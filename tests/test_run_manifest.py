@@ -175,7 +175,7 @@ def test_resume_keeps_the_manifest_complete(root, tmp_path):
     del record["manifest"]
     log.write_text(json.dumps(record) + "\n")
     (tmp_path / "A" / R.RESULTS_FILE).unlink()
-    with pytest.warns(UserWarning, match=r"1 resumed video\(s\) have no manifest entry \(a\)"):
+    with pytest.warns(UserWarning, match=r"1 resumed video\(s\) have no manifest entry \(a; an older run"):
         res, _ = run(tmp_path / "A", root=root)
     assert res["fingerprint"]["manifest"] is None and not (tmp_path / "A" / R.MANIFEST_FILE).exists()
 

@@ -58,7 +58,8 @@ class ManifestStage:
                 self._give_up(f"cannot resume its entry: {exc}")
         if without:
             self._give_up(f"{len(without)} resumed video(s) have no manifest entry ({', '.join(without[:5])}"
-                          f"{', ...' if len(without) > 5 else ''}): rerun with resume=false for a manifest")
+                          f"{', ...' if len(without) > 5 else ''}; an older run, or a dataset without source frame "
+                          "numbers): rerun with overwrite=true for a manifest")
 
     def add(self, record: VideoRecord, video: VideoRef, clips: list[Clip]) -> None:
         """One batch of a video, after scoring (a batch that failed the video is not recorded)."""

@@ -97,7 +97,8 @@ def _hydra_message(exc: Exception) -> str:
     if m:
         key = m.group(1)
         top = _top_level_keys()
-        return f"unknown key '{key}'{suggest(key, top)}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"
+        hint = suggest(key, top)
+        return f"unknown key '{key}'{f' ({hint})' if hint else ''}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"
     return text.splitlines()[0] if text else type(exc).__name__
 
 

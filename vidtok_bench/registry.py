@@ -113,7 +113,7 @@ def check_options(label: str, cls: type, options: dict[str, Any]) -> None:
     valid = accepted_options(cls)
     unknown = sorted(set(options) - valid)
     if unknown:
-        hints = "; ".join(f"'{k}'{suggest(k, valid)}" for k in unknown)
+        hints = "; ".join(f"'{k}'" + (f" ({h})" if (h := suggest(k, valid)) else "") for k in unknown)
         raise ConfigError(f"{label} has no option {hints}; valid options: {', '.join(sorted(valid))}")
 
 

@@ -42,7 +42,8 @@ def _report():
         print(f"\npython -c pass: {base * 1e3:.0f} ms")
         for name, t in RESULTS.items():
             if name != "python":
-                print(f"vidtok-bench {name} --help: {t * 1e3:.0f} ms ({t / base:.1f} x python -c pass)")
+                label = name if name in EARLY_ANSWERS else f"{name} --help"
+                print(f"vidtok-bench {label}: {t * 1e3:.0f} ms ({t / base:.1f} x python -c pass)")
 
 
 def test_python_startup(benchmark) -> None:
@@ -59,3 +60,24 @@ def test_help(benchmark, command: str) -> None:
     if base:
         benchmark.extra_info["ratio_to_python"] = round(t / base, 2)
         assert t / base < MAX_RATIO, f"`vidtok-bench {command} --help` takes {t / base:.1f} x python start-up"
+
+
+#: answers that must come before torch is imported: configuration errors and listings of configs
+EARLY_ANSWERS = {
+    "run limit=abc": 2, "run tokenizer=nope": 2, "run batch_size=0": 2, "run --cfg tokenizer=h264": 0,
+}
+
+
+@pytest.mark.parametrize("command", list(EARLY_ANSWERS))
+def test_configuration_answers_fast(benchmark, command: str) -> None:
+    def spawn() -> None:
+        proc = subprocess.run([sys.executable, "-m", "vidtok_bench.cli", *command.split()], capture_output=True, timeout=120)
+        assert proc.returncode == EARLY_ANSWERS[command], proc.stderr.decode()[-2000:]
+        assert b"Traceback" not in proc.stderr
+
+    benchmark.pedantic(spawn, rounds=ROUNDS, warmup_rounds=1)
+    t = RESULTS[command] = benchmark.stats.stats.mean
+    base = RESULTS.get("python")
+    if base:
+        benchmark.extra_info["ratio_to_python"] = round(t / base, 2)
+        assert t / base < 3 * MAX_RATIO, f"`vidtok-bench {command}` takes {t / base:.1f} x python start-up"

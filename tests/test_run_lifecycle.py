@@ -149,3 +149,18 @@ def test_sigterm_keeps_finished_videos_and_a_rerun_resumes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     res = json.loads((out / "results.json").read_text())
     assert res["videos"]["resumed"] == kept and res["videos"]["ok"] == 40
+
+
+@pytest.mark.parametrize("override", [
+    "limit=abc", "limit=-1", "limit=1.5", "batch_size=0", "batch_size=abc", "seed=abc", "prefetch=0", "progress=maybe",
+    "resume=2", "overwrite=yes", "precision=fp64", "device=tpu", "device=cuda:x", "metrics=psnr", "metrics=[psnr,psnr]",
+    "metrics=[nope]", "tokenizer=h264 tokenizer.crf=abc", "tokenizer=h264 tokenizer.crf=99", "dataset.size=abc",
+    "dataset.size=-4", "dataset.fps=0", "dataset.clip_len=abc", "dataset.tail=sideways", "dataset.num_videos=abc",
+    "tokenizer.t=abc", "protocol=nope", "nokey=1",
+])
+def test_malformed_values_are_one_line_errors_before_any_work(tmp_path, capsys, override):
+    code = main(["run", f"output_dir={tmp_path / 'o'}", *override.split()])
+    _, err = capsys.readouterr()
+    line = one_line(err)
+    assert code == 2 and line.startswith("vidtok-bench: error: ") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o" / "per_clip.jsonl").exists()

@@ -70,6 +70,11 @@ class Registry:
         self._load()
         return dict(self._plugins)
 
+    def known_names(self) -> set[str]:
+        """Plugin names known without importing any plugin module: those registered so far and the
+        entry points' names (configuration errors answer fast; ``plugins()`` imports everything)."""
+        return set(self._plugins) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUPS[self.kind])}
+
     def get(self, name: str) -> Any:
         self._load()
         if name not in self._plugins:
@@ -113,7 +118,7 @@ def check_options(label: str, cls: type, options: dict[str, Any]) -> None:
     valid = accepted_options(cls)
     unknown = sorted(set(options) - valid)
     if unknown:
-        hints = "; ".join(f"'{k}'{suggest(k, valid)}" for k in unknown)
+        hints = "; ".join(f"'{k}'" + (f" ({h})" if (h := suggest(k, valid)) else "") for k in unknown)
         raise ConfigError(f"{label} has no option {hints}; valid options: {', '.join(sorted(valid))}")
 
 

@@ -69,9 +69,10 @@ def main(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
+    plan = plan_run(cfg)  # plain option errors answer here, before torch is imported
     from .runner import Runner
 
-    runner = Runner(plan_run(cfg))
+    runner = Runner(plan)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = runner.run_result()

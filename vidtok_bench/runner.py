@@ -103,7 +103,7 @@ class Runner:
 
         records: dict[str, VideoRecord] = dict(finished)
         todo = [v for v in videos if v.id not in finished]
-        bar = tqdm(total=len(videos), initial=len(finished), unit="video", disable=not self.plan.progress, desc=self.tokenizer.name)
+        bar = ClipProgress(tqdm, len(videos), finished.values(), disable=not self.plan.progress, desc=self.tokenizer.name)
         running = RunningMeans(finished.values())
         current: VideoRecord | None = None
         with torch.random.fork_rng(devices=[self.plan.device] if self.plan.device.type == "cuda" else []):
@@ -115,7 +115,7 @@ class Runner:
                     if ev.kind == "batch":
                         self._process(current, ev.clips)
                         frames.add(current, ev.video, ev.clips)
-                        bar.set_postfix_str(f"{current.video} clip {len(current.clips)} {running.text()}", refresh=True)
+                        bar.clips_done(len(ev.clips), f"{current.video} {running.text()}")
                         continue
                     if ev.kind == "failed":
                         current.status, current.error = "failed", ev.error
@@ -127,8 +127,7 @@ class Runner:
                     self.store.append(current)
                     records[current.video] = current
                     self.scoring.save_state(self.store.state_dir)
-                    bar.update(1)
-                    bar.set_postfix_str(running.add(current))
+                    bar.video_done(current, running.add(current))
                     current = None
             finally:
                 bar.close()
@@ -157,6 +156,39 @@ class Runner:
         except Exception as exc:  # a model or metric error on one video must not lose the others
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             record.status, record.error = "failed", f"{record.path or record.video}: {type(exc).__name__}: {msg}"
+
+
+class ClipProgress:
+    """A progress bar that moves per clip, with an ETA: the total is re-estimated after each video from
+    the clips per video seen so far (the number of clips a video gives is known only once decoded)."""
+
+    def __init__(self, tqdm: Any, videos: int, finished: Any, disable: bool, desc: str):
+        finished = list(finished)
+        self.videos, self.seen_videos = videos, len(finished)
+        self.seen_clips = sum(len(v.clips) for v in finished)
+        self.current = 0
+        self.bar = tqdm(total=None, initial=self.seen_clips, unit="clip", disable=disable, desc=desc)
+        self._estimate()
+
+    def _estimate(self) -> None:
+        if self.seen_videos:
+            per_video = self.seen_clips / self.seen_videos
+            self.bar.total = max(self.bar.n, round(self.seen_clips + (self.videos - self.seen_videos) * per_video))
+
+    def clips_done(self, n: int, postfix: str) -> None:
+        self.current += n
+        self.bar.update(n)
+        self.bar.set_postfix_str(postfix, refresh=False)
+
+    def video_done(self, video: VideoRecord, postfix: str) -> None:
+        self.seen_videos += 1
+        self.seen_clips += self.current
+        self.current = 0
+        self._estimate()
+        self.bar.set_postfix_str(f"{self.seen_videos}/{self.videos} videos {postfix}")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class RunningMeans:

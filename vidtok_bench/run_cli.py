@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 HELP = """\
@@ -18,10 +19,20 @@ common keys:
   device=auto|cpu|cuda            auto picks cuda when available
   precision=fp32|tf32|bf16|fp16   the model's precision (fp32 default: no autocast, TF32 off on CUDA;
                                   tokenizer.precision=... forces one for a single tokenizer)
-  batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  progress=true|false
+  batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  overwrite=true|false  progress=true|false
   dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
   dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N
   tokenizer.checkpoint=PATH  tokenizer.KEY=VALUE (any constructor argument)
+
+exit codes:
+  0  every selected video was evaluated       3  some videos failed (results for the rest written, status partial)
+  2  configuration error, found before work   4  nothing was evaluated (status empty)
+  5  results could not be written (disk full, directory not writable); finished videos are kept
+  130 interrupted (Ctrl-C), 143 terminated (SIGTERM): finished videos are kept; rerun to resume
+
+output directories: default outputs/<tokenizer>/<dataset>-<protocol>-<config hash>; rerunning a
+finished run keeps it (nothing recomputed); work of another configuration is never replaced
+unless overwrite=true.
 
 examples:
   vidtok-bench run
@@ -37,6 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+#: exit codes of `run` (documented in --help and the README)
+EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL, EXIT_EMPTY, EXIT_IO, EXIT_TERMINATED = 0, 2, 3, 4, 5, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (as a cluster scheduler sends): unwinds like Ctrl-C, so finished work stays on disk."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(args: argparse.Namespace) -> int:
     from .config import compose, plan_run
 
@@ -46,12 +69,35 @@ def main(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
+    plan = plan_run(cfg)  # plain option errors answer here, before torch is imported
     from .runner import Runner
 
-    runner = Runner(plan_run(cfg))
-    result = runner.run_result()
+    runner = Runner(plan)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = runner.run_result()
+    except Terminated:
+        print(f"vidtok-bench: terminated (SIGTERM); finished videos are kept in {runner.output_dir} — rerun the "
+              "same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED
+    except OSError as exc:  # a full disk or a directory that became unwritable mid-run
+        print(f"vidtok-bench: error: cannot write in {runner.output_dir}: {exc.strerror or exc}; videos finished "
+              "before are kept in per_clip.jsonl — free space and rerun the same command to resume", file=sys.stderr)
+        return EXIT_IO
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if runner.already_complete:
+        print(f"vidtok-bench: {runner.output_dir} already holds this run, complete; nothing recomputed "
+              "(overwrite=true to run it again)", file=sys.stderr)
     print_summary(result)
-    return 0
+    if result.run.status == "empty":
+        print("vidtok-bench: error: no video was evaluated; results.json records why", file=sys.stderr)
+        return EXIT_EMPTY
+    if result.run.status == "partial":
+        print(f"vidtok-bench: warning: partial result, {len(result.videos.failed)} of {result.videos.total} videos "
+              "failed (listed above and in results.json)", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def print_summary(result) -> None:

@@ -356,3 +356,28 @@ def test_tlpips_metric_equals_the_functional_pair_loop(weights_cache):
     assert got.shape == (2, 6)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert m.clip_stats(real[:, :, :1], fake[:, :, :1]) == [[], []]  # a 1-frame clip has no pair
+
+
+def test_resumed_run_gives_the_uninterrupted_runs_profile_and_codebook(tmp_path, monkeypatch):
+    from vidtok_bench.stages.model import ModelStage
+
+    args = ["tokenizer=trilinear_488", "metrics=[psnr,codebook,profile]", "dataset.num_videos=3"]
+    _, whole = _run(tmp_path / "whole", *args)
+    model_call = ModelStage.__call__
+
+    def interrupted(self, video, fps=None):  # Ctrl-C during the third video (one clip per video)
+        if self.clips == 2:
+            raise KeyboardInterrupt
+        return model_call(self, video, fps)
+
+    monkeypatch.setattr(ModelStage, "__call__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "part", *args)
+    assert (tmp_path / "part" / "state" / "profile.pt").is_file()
+    monkeypatch.setattr(ModelStage, "__call__", model_call)
+    _, resumed = _run(tmp_path / "part", *args)
+    assert resumed.videos.resumed == 2
+    for m in ("codebook", "profile"):
+        a, b = whole.metrics[m], resumed.metrics[m]
+        assert (a.value, a.clips, a.details) == (b.value, b.clips, b.details), m
+    assert whole.metrics["profile"].details["profiles"]["psnr_by_position"]["counts"] == [3] * 17

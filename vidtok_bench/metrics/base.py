@@ -126,6 +126,14 @@ def video_of(clip_id: str) -> str:
     return clip_id.rpartition("#")[0] or clip_id
 
 
+def rows_by_video(clip_ids: Sequence[str]) -> list[list[int]]:
+    """Indices of ``clip_ids`` grouped by video, videos in order of first appearance."""
+    rows: dict[str, list[int]] = {}
+    for i, cid in enumerate(clip_ids):
+        rows.setdefault(video_of(cid), []).append(i)
+    return list(rows.values())
+
+
 class AdditiveSetMetric(SetMetric):
     """A set metric whose state is a sum of per-video *parts* (counts, float64 sums).
 

@@ -29,7 +29,7 @@ import torch
 
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import LatentMetric, video_of
+from .base import LatentMetric, rows_by_video
 
 #: codebooks up to this size are counted densely with ``torch.bincount``; larger ones sparsely
 DENSE_MAX = 1 << 18
@@ -254,10 +254,7 @@ class CodebookMetric(LatentMetric):
     def update_latent(self, latent: Any, tokenizer: Any, pixels: int, clip_ids: list[str]) -> None:
         n = len(clip_ids)
         size = getattr(tokenizer, "codebook_size", None)
-        by_video: dict[str, list[int]] = {}
-        for i, cid in enumerate(clip_ids):
-            by_video.setdefault(video_of(cid), []).append(i)
-        for idx in by_video.values():
+        for idx in rows_by_video(clip_ids):
             part: LatentPart = self.part(clip_ids[idx[0]])
             part.pixels += pixels * len(idx) // n
             part.clips += len(idx)

@@ -33,7 +33,7 @@ import torch
 
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import AdditiveSetMetric, video_of
+from .base import AdditiveSetMetric, rows_by_video
 from .psnr import _to_unit, psnr, psnr_from_mse
 
 
@@ -301,10 +301,7 @@ class ProfileMetric(AdditiveSetMetric):
         lp = self._frame_stats.get(self._lpips_name) if self._lpips_name else None
         lp = torch.tensor(lp, dtype=torch.float64) if lp and all(len(x) == t for x in lp) else None
         self._frame_stats = {}
-        by_video: dict[str, list[int]] = {}
-        for i, cid in enumerate(clip_ids):
-            by_video.setdefault(video_of(cid), []).append(i)
-        for idx in by_video.values():
+        for idx in rows_by_video(clip_ids):
             part = self.part(clip_ids[idx[0]])
             part["clips"] += len(idx)
             if not part["layout"] and layout:

@@ -46,8 +46,10 @@ def plot_profile(name: str, series: list[dict[str, Any]], out_dir: Path, title: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .rd import SVG_STYLE, save_png_svg
+
     markers = "osD^vP*Xhp<>"
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vidtok-bench"}):
+    with plt.rc_context(SVG_STYLE):
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
         for i, s in enumerate(series):
             ax.plot(s["x"], s["y"], marker=markers[i % len(markers)], markersize=4, label=s["label"])
@@ -56,13 +58,7 @@ def plot_profile(name: str, series: list[dict[str, Any]], out_dir: Path, title: 
         ax.set_title(title or f"Error profile: {name}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [out_dir / f"profile_{name}.png", out_dir / f"profile_{name}.svg"]
-        for path in paths:
-            fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
-        plt.close(fig)
-    return paths
+        return save_png_svg(fig, out_dir, f"profile_{name}")
 
 
 def write_points(profiles: dict[str, list[dict[str, Any]]], path: Path) -> Path:

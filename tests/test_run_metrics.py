@@ -46,7 +46,7 @@ def _per_clip(run_dir: Path) -> list[dict]:
 
 # ----------------------------------------------------------------- declared facts
 @pytest.mark.parametrize("name, label, hib, kind", [
-    ("dists", "DISTS", False, "frame"), ("flicker", "Flicker PSNR", True, "frame"), ("tlpips", "tLPIPS", False, "frame"),
+    ("dists", "DISTS", False, "frame"), ("flicker", "Flicker PSNR", True, "clip"), ("tlpips", "tLPIPS", False, "clip"),
     ("codebook", "Codebook use", True, "set"), ("profile", "First-frame penalty", False, "set"),
 ])
 def test_new_metrics_are_registered_with_their_facts(name, label, hib, kind):
@@ -130,7 +130,7 @@ def test_alternating_brightness_flickers_worse_than_a_constant_offset_of_the_sam
     assert const.value("flicker") == pytest.approx(80.0, abs=1e-3)
     assert alt.value("flicker") == pytest.approx(-10 * math.log10(0.1 ** 2 + 1e-8), abs=1e-3)
     assert alt.value("flicker") < const.value("flicker") - 50
-    assert const.metrics["flicker"].frames == 17 and len(_per_clip(tmp_path / "alt")[0]["clips"][0]["stats"]["flicker"]) == 16
+    assert const.metrics["flicker"].frames == 17 and len(_per_clip(tmp_path / "alt")[0]["clips"][0]["stats"]["flicker"]) == 1
 
     assert const.value("tlpips") < 1e-6 < 1e-3 < alt.value("tlpips")
     spec = alt.metrics["flicker"].spec
@@ -352,9 +352,10 @@ def test_tlpips_metric_equals_the_functional_pair_loop(weights_cache):
     fake = (real + 0.2 * torch.randn(real.shape, generator=g)).clamp(-1, 1)
     m = TLPIPSMetric(net="alex", frame_batch=3)  # chunks of 3 frames overlapping by one
     want = tlpips(real, fake, LPIPS("alex"), frame_batch=5)
-    got = m.per_frame(real, fake)
+    got = m.pairs(real, fake)
     assert got.shape == (2, 6)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(m.per_frame(real, fake), want.mean(1, keepdim=True), rtol=1e-5, atol=1e-6)  # a clip: its pairs' mean
     assert m.clip_stats(real[:, :, :1], fake[:, :, :1]) == [[], []]  # a 1-frame clip has no pair
 
 

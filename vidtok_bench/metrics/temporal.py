@@ -24,7 +24,7 @@ import torch
 from ..errors import InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric
+from .base import ClipMetric
 from .psnr import EPS, _to_unit
 
 PairMetric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 -> (N,)
@@ -72,25 +72,25 @@ FLICKER_DEFINITION = ("per consecutive frame pair t-1,t of a clip, frames u=(x+1
                       "flicker_t = -10*log10(mean_{c,h,w}(D_t^2) + 1e-8) dB")
 TLPIPS_DEFINITION = ("per consecutive frame pair t-1,t of a clip: "
                      "|LPIPS(recon[t], recon[t-1]) - LPIPS(real[t], real[t-1])|")
-PAIR_REDUCTION = ("mean over consecutive frame pairs inside each clip (T-1 per clip of T scored frames; "
-                  "no pair spans two clips; a 1-frame clip has none)")
+PAIR_REDUCTION = ("per clip: the mean over its consecutive frame pairs (T-1 for T scored frames; no pair spans "
+                  "two clips; a 1-frame clip has none and is left out); then the mean over clips")
 
 
-class FramePairMetric(FrameMetric):
-    """A frame metric with one statistic per consecutive frame pair of a clip (kind ``frame``: the values
-    stand for frames, T-1 of them per clip of T); a video's value and the run's are means over pairs."""
-
-    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """(B,3,T,H,W) x2 -> (B,T-1) float64 on the CPU: one value per consecutive frame pair."""
-        return self.pairs(real, fake).cpu()
+class FramePairMetric(ClipMetric):
+    """A metric of consecutive frame pairs, kind ``clip``: :meth:`pairs` gives one value per pair,
+    (B,T-1); a clip's statistic is their mean; videos and the run average clips."""
 
     def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """(B,3,T,H,W) x2 -> (B,T-1) float64: one value per consecutive frame pair."""
         raise NotImplementedError
+
+    def per_clip(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return per_video(self.pairs(real, fake)).double().cpu()
 
     def clip_stats(self, real: torch.Tensor, fake: torch.Tensor) -> list[list[float]]:
         if real.shape[2] < 2:  # a 1-frame clip (e.g. a short last clip without its tail) has no pair
             return [[] for _ in range(real.shape[0])]
-        return self.per_frame(real, fake).tolist()
+        return super().clip_stats(real, fake)
 
 
 @register_metric("flicker")
@@ -98,7 +98,7 @@ class FlickerMetric(FramePairMetric):
     """Temporal flicker: PSNR (dB) of the error of frame differences, per consecutive frame pair."""
 
     info = MetricInfo(label="Flicker PSNR", unit="dB", higher_is_better=True, precision=2, tolerance="0.1",
-                      kind="frame", reduction=PAIR_REDUCTION)
+                      kind="clip", reduction=PAIR_REDUCTION)
 
     def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return flicker_psnr(real, fake)
@@ -113,7 +113,7 @@ class FlickerMetric(FramePairMetric):
 class TLPIPSMetric(FramePairMetric):
     """tLPIPS: |LPIPS between consecutive reconstructed frames - the same for the real frames|. Options: ``net``."""
 
-    info = MetricInfo(label="tLPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="frame",
+    info = MetricInfo(label="tLPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="clip",
                       reduction=PAIR_REDUCTION)
 
     def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32):

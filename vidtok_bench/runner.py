@@ -47,6 +47,14 @@ class Runner:
         tok["weights"] = weights_sha256
         return {"data": fingerprint(data), "config": fingerprint({"data": data, "tokenizer": tok, "precision": self.model.precision.name})}
 
+    def reference_key(self) -> str:
+        """What reference-side (real-clip) state depends on: the dataset with its preprocessing and root,
+        and the protocol; not the tokenizer, the video list or other metrics, so every tokenizer, shard
+        and rank on the same data shares it (set metrics add their own network and frame manifest)."""
+        protocol = {k: v for k, v in self.plan.protocol.items() if k != "metric_options"}
+        return fingerprint({"dataset": self.dataset_plan.fingerprint_view(), "protocol": protocol,
+                            "root": self.dataset_plan.args.get("root")})
+
     def run(self) -> dict[str, Any]:
         return self.run_result().dump()
 
@@ -60,7 +68,7 @@ class Runner:
         if finished:
             self.scoring.load_state(self.store.state_dir)
         for m in self.scoring.set_metrics.values():
-            m.set_reference_key(fingerprint({"data": fps["data"], "root": self.dataset_plan.args.get("root")}))
+            m.set_reference_key(self.reference_key())
         if self.plan.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.plan.device)
 

@@ -36,7 +36,9 @@ class ScoringStage:
                 for i, values in zip(idx, m.clip_stats(r, f)):
                     stats[i][name] = values
             for m in self.set_metrics.values():
-                m.update(r, f, [f"{clips[i].video_id}#{clips[i].index}" for i in idx])
+                ids = [f"{clips[i].video_id}#{clips[i].index}" for i in idx]
+                m.note_sources({cid: clips[i].source_indices for cid, i in zip(ids, idx)})
+                m.update(r, f, ids)
         return [ClipRecord(clip=c.index, start=c.start, frames=scored[i], valid=c.valid, tail_repeated=c.tail_padded,
                            tokenizer_padded=out.padded, bits=out.bits / n, pixels=out.pixels // n,
                            encode_s=out.encode_s / n, decode_s=out.decode_s / n, nonfinite=not bool(finite[i]),

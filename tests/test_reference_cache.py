@@ -107,5 +107,6 @@ def test_runner_reference_key_ignores_tokenizer_videos_and_other_metrics(tmp_pat
 
     base = key("tokenizer=trilinear_488", "metrics=[psnr,fvd]")
     assert key("tokenizer=identity", "metrics=[fvd]", "limit=1") == base
+    assert key("tokenizer=trilinear_488", "metrics=[psnr,fvd]", "shard=1/2") == base
     assert key("tokenizer=trilinear_488", "metrics=[psnr,fvd]", "dataset.size=64") != base
     assert key("tokenizer=trilinear_488", "metrics=[psnr,fvd]", "dataset.num_videos=2") != base

@@ -250,6 +250,10 @@ class RunPlan:
     resume: bool
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     output_dir: Path | None = None
+    #: (I, N): evaluate part I of N (``shard=I/N``; torchrun ranks set it too)
+    shard: tuple[int, int] | None = None
+    #: seconds before a silent rank or a stuck collective ends a torchrun job
+    dist_timeout_s: int = 600
 
     @property
     def protocol(self) -> dict[str, Any]:
@@ -274,6 +278,7 @@ def resolve_device(name: str | None):
 
 def plan_run(cfg: dict[str, Any]) -> RunPlan:
     """Validate every run-level option of a composed config (one-line ConfigError, before any work)."""
+    from .distributed import parse_shard
     from .precision import get_precision
     from .registry import METRICS, check_options
     from .scoring import Scoring
@@ -305,6 +310,8 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
         resume=check_bool("resume", cfg.get("resume", True)),
         metrics=metrics,
         output_dir=Path(out) if out else None,
+        shard=parse_shard(cfg.get("shard")),
+        dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1),
     )
 
 

@@ -22,6 +22,10 @@ common keys:
   dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
   dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N
   tokenizer.checkpoint=PATH  tokenizer.KEY=VALUE (any constructor argument)
+  shard=I/N                       evaluate part I of N (0-based) into OUT/shard-I-of-N; then `vidtok-bench merge`
+
+many processes:
+  torchrun --nproc_per_node=N $(which vidtok-bench) run ...   one run over N ranks (NCCL on CUDA, gloo on CPU)
 
 examples:
   vidtok-bench run
@@ -45,6 +49,14 @@ def main(args: argparse.Namespace) -> int:
         import yaml
 
         print(yaml.safe_dump(cfg, sort_keys=False))
+        return 0
+    from .distributed import DistEnv, run_distributed
+
+    env = DistEnv.from_environ()
+    if env is not None:  # under torchrun: this rank's part, and the one result on rank 0
+        result = run_distributed(cfg, env)
+        if result is not None:
+            print_summary(result)
         return 0
     from .runner import Runner
 

@@ -16,9 +16,9 @@ import torch
 from .config import RunPlan, plan_dataset, plan_run
 from .errors import BenchError
 from .hashing import fingerprint
-from .registry import METRICS, TOKENIZERS
-from .results import Result, VideoRecord
-from .scoring import Scoring
+from .distributed import part_videos, shard_dirname
+from .registry import TOKENIZERS
+from .results import Result, ShardBlock, VideoRecord
 from .stages.assemble import assemble
 from .stages.model import ModelStage
 from .stages.reader import ClipReader
@@ -32,11 +32,11 @@ class Runner:
         self.tokenizer = TOKENIZERS.build(plan.cfg["tokenizer"], device=str(plan.device))
         self.dataset_plan = plan_dataset(plan.cfg, self.tokenizer)
         self.dataset = self.dataset_plan.build()
-        metrics = {n: METRICS.build({"plugin": n, **opts}, device=plan.device) for n, opts in plan.metrics.items()}
-        self.scoring = ScoringStage(metrics, Scoring.from_protocol(plan.protocol))
+        self.scoring = ScoringStage.from_plan(plan, plan.device)
         self.model = ModelStage(self.tokenizer, plan.device, plan.precision)
         self.output_dir = plan.output_dir or Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{plan.protocol['name']}"
-        self.store = RunStore(self.output_dir)
+        # a shard (shard=I/N, or torchrun rank I) keeps its part in OUT/shard-I-of-N; merging writes OUT
+        self.store = RunStore(self.output_dir / shard_dirname(*plan.shard) if plan.shard else self.output_dir)
 
     def fingerprints(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, str]:
         """``data``: what was evaluated and how; ``config``: that plus the tokenizer's configuration,
@@ -64,7 +64,9 @@ class Runner:
         started = time.perf_counter()
         videos = self.dataset.videos()[: self.plan.limit]
         fps = self.fingerprints([v.id for v in videos])
-        finished = self.store.open(fps, self.plan.resume)
+        shard = self.plan.shard
+        mine = part_videos(self.dataset, videos, shard)
+        finished = self.store.open(fps, self.plan.resume, f"{shard[0]}/{shard[1]}" if shard else None)
         if finished:
             self.scoring.load_state(self.store.state_dir)
         for m in self.scoring.set_metrics.values():
@@ -73,8 +75,8 @@ class Runner:
             torch.cuda.reset_peak_memory_stats(self.plan.device)
 
         records: dict[str, VideoRecord] = dict(finished)
-        todo = [v for v in videos if v.id not in finished]
-        bar = tqdm(total=len(videos), initial=len(finished), unit="video", disable=not self.plan.progress, desc=self.tokenizer.name)
+        todo = [v for v in mine if v.id not in finished]
+        bar = tqdm(total=len(mine), initial=len(finished), unit="video", disable=not self.plan.progress, desc=self.tokenizer.name)
         running = RunningMeans(finished.values())
         current: VideoRecord | None = None
         with torch.random.fork_rng(devices=[self.plan.device] if self.plan.device.type == "cuda" else []):
@@ -83,6 +85,9 @@ class Runner:
                 for ev in ClipReader(self.dataset, todo, self.plan.batch_size, self.plan.prefetch):
                     if current is None or current.video != ev.video.id:
                         current = VideoRecord(video=ev.video.id, path=ev.video.path)
+                        # seeded per video: sampling tokenizers give the same values however the run is
+                        # split into shards or ranks, or resumed
+                        torch.manual_seed(video_seed(self.plan.seed, ev.video.id))
                     if ev.kind == "batch":
                         self._process(current, ev.clips)
                         continue
@@ -101,12 +106,15 @@ class Runner:
             finally:
                 bar.close()
 
-        ordered = [records[v.id] for v in videos if v.id in records]
+        ordered = [records[v.id] for v in mine if v.id in records]
         info = self.tokenizer.info()
         sha = (info.get("weights") or {}).get("sha256")
         result = assemble(self.plan, info, self.dataset.info(), self.scoring, self.model, ordered,
                           self.fingerprints([v.id for v in videos], sha) if sha else fps,
                           time.perf_counter() - started, resumed=len(finished))
+        if shard:
+            result.shard = ShardBlock(index=shard[0], count=shard[1], videos=[v.id for v in mine],
+                                      dataset_videos=[v.id for v in videos])
         self.store.write(result, ordered, self.scoring.frame_metrics)
         return result
 
@@ -122,6 +130,10 @@ class Runner:
             record.clips.extend(self.scoring(clips, video, out))
         except BenchError as exc:
             record.status, record.error = "failed", f"{record.path or record.video}: {exc}"
+
+
+def video_seed(seed: int, video_id: str) -> int:
+    return int(fingerprint([seed, video_id])[:15], 16)
 
 
 class RunningMeans:

@@ -23,6 +23,14 @@ class ScoringStage:
         self.frame_metrics = {n: m for n, m in metrics.items() if isinstance(m, FrameMetric)}
         self.set_metrics = {n: m for n, m in metrics.items() if isinstance(m, SetMetric)}
 
+    @classmethod
+    def from_plan(cls, plan: Any, device: Any) -> "ScoringStage":
+        """The run's metrics (options from the protocol) on ``device``, under the protocol's scoring."""
+        from ..registry import METRICS
+
+        metrics = {n: METRICS.build({"plugin": n, **opts}, device=device) for n, opts in plan.metrics.items()}
+        return cls(metrics, Scoring.from_protocol(plan.protocol))
+
     def __call__(self, clips: list[Clip], video: torch.Tensor, out: ModelOutput) -> list[ClipRecord]:
         """Score one batch: ``video`` the clips (B,3,T,H,W) as given to the model, ``out`` its output."""
         recon, finite = self.scoring.prepare(out.recon)

@@ -19,19 +19,21 @@ class RunStore:
         self.meta_file = self.dir / RUN_META_FILE
         self.state_dir = self.dir / STATE_DIR
 
-    def open(self, fingerprint: dict[str, str], resume: bool) -> dict[str, VideoRecord]:
-        """Start (or resume) a run; returns the videos an earlier run of the same fingerprint finished."""
+    def open(self, fingerprint: dict[str, str], resume: bool, shard: str | None = None) -> dict[str, VideoRecord]:
+        """Start (or resume) a run (or shard ``"I/N"`` of one); returns the videos an earlier run of the same
+        fingerprint and shard finished."""
         self.dir.mkdir(parents=True, exist_ok=True)
         finished: dict[str, VideoRecord] = {}
         if resume and self.clip_log.exists() and self.meta_file.exists():
             prev = json.loads(self.meta_file.read_text())
-            if prev.get("fingerprint") != fingerprint:
+            if prev.get("fingerprint") != fingerprint or prev.get("shard") != shard:
                 raise ConfigError(f"{self.dir} holds an unfinished run with a different configuration; "
                                   "choose another output_dir or pass resume=false")
             finished = {r.video: r for r in read_records(self.clip_log) if r.status == "ok"}
         if not finished:
             self.clip_log.write_text("")
-        meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat())
+        meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+                       shard=shard)
         write_json_atomic(self.meta_file, meta.model_dump())
         return finished
 

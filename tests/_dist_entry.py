@@ -1,0 +1,31 @@
+"""``vidtok-bench`` for tests launched under torchrun, with one test hook: ``VIDTOK_TEST_KILL=RANK:VIDEO``
+makes that rank kill itself (SIGKILL, as an OOM killer or a lost node would) right after it stored
+that video's record."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def _install_kill_hook() -> None:
+    rank, _, video = os.environ.get("VIDTOK_TEST_KILL", "").partition(":")
+    if not video or os.environ.get("RANK") != rank:
+        return
+    from vidtok_bench.stages.store import RunStore
+
+    append = RunStore.append
+
+    def append_then_die(self, record):
+        append(self, record)
+        if record.video == video:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    RunStore.append = append_then_die
+
+
+if __name__ == "__main__":
+    _install_kill_hook()
+    from vidtok_bench.cli import main
+
+    sys.exit(main())

@@ -128,7 +128,11 @@ def compose(overrides: list[str], throw_on_missing: bool = True) -> dict[str, An
     False leaves mandatory ``???`` values for the caller to fill, as the Python API does)."""
     _check_group_names(overrides)
     out, choices = _hydra_compose(_plugin_key_overrides(list(overrides)), throw_on_missing)
-    # a named config's name is the group option chosen (e.g. trilinear_488), unless set explicitly
+    return name_groups(out, choices)
+
+
+def name_groups(out: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
+    """A named config's name is the group option chosen (e.g. trilinear_488), unless set explicitly."""
     for group in GROUPS:
         if isinstance(out.get(group), dict) and not out[group].get("name"):
             out[group]["name"] = choices.get(group)

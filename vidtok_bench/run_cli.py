@@ -24,8 +24,12 @@ common keys:
   tokenizer.checkpoint=PATH  tokenizer.KEY=VALUE (any constructor argument)
   shard=I/N                       evaluate part I of N (0-based) into OUT/shard-I-of-N; then `vidtok-bench merge`
 
-many processes:
+many processes, sweeps:
   torchrun --nproc_per_node=N $(which vidtok-bench) run ...   one run over N ranks (NCCL on CUDA, gloo on CPU)
+  vidtok-bench run -m tokenizer=a,b dataset=x,y [hydra/launcher=submitit_slurm|submitit_local]
+                                  a Hydra sweep: one output directory per job (OUT/KEY=VALUE,...),
+                                  resumable; `vidtok-bench table OUT` collects them (OUT: output_dir,
+                                  default outputs/sweep)
 
 examples:
   vidtok-bench run
@@ -37,6 +41,7 @@ examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="evaluate a tokenizer (Hydra overrides: KEY=VALUE ...)", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides")
+    p.add_argument("-m", "--multirun", action="store_true", help="sweep over comma-separated values with Hydra's launcher")
     p.add_argument("--cfg", action="store_true", help="print the resolved configuration and exit")
     p.set_defaults(func=main)
 
@@ -44,6 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from .config import compose, plan_run
 
+    if args.multirun:
+        from .sweep import multirun
+
+        return multirun(list(args.overrides))
+    hydra_keys = [o for o in args.overrides if o.lstrip("+~").split("=")[0].split("/")[0].split(".")[0] == "hydra"]
+    if hydra_keys:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{hydra_keys[0]}: Hydra launcher settings apply to sweeps; add -m")
     cfg = compose(list(args.overrides))
     if args.cfg:
         import yaml

@@ -101,4 +101,13 @@ def print_summary(result) -> None:
         print(f"  {len(result.videos.failed)} video(s) failed:", file=sys.stderr)
         for f in result.videos.failed:
             print(f"    {f.error}", file=sys.stderr)
+    if result.shard is not None:
+        root = result.run_dir.parent if result.run_dir else "OUT"
+        print(f"  shard {result.shard.index}/{result.shard.count}: {len(result.shard.videos)} of "
+              f"{len(result.shard.dataset_videos)} videos; when all {result.shard.count} are done: "
+              f"vidtok-bench merge {root} -o {root}")
+    if result.distributed is not None and result.distributed.mode == "torchrun":
+        d = result.distributed
+        rate = "—" if d.total_frames_per_s is None else f"{d.total_frames_per_s:.1f}"
+        print(f"  {d.count} ranks ({d.backend}): {rate} frames/s together, {d.wall_s or 0:.1f} s wall")
     print(f"results: {result.path}")

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from vidtok_bench.data import Clip, Dataset, VideoRef
 from vidtok_bench.errors import ConfigError, DatasetError, check_choice
-from vidtok_bench.video.decode import decode_clips, default_workers
+from vidtok_bench.video.decode import DEFAULT_DECODE_TIMEOUT_S, decode_clips, default_workers
 from vidtok_bench.video.yuv import MATRICES
 
 
@@ -94,7 +94,11 @@ def check_bool(name: str, key: str, value: Any) -> bool:
 
 class FileDataset(Dataset):
     """Videos read from files; raw ``.yuv`` files take size/fps from their names or from
-    ``width``/``height``/``source_fps``, converted with ``yuv_matrix`` (bt709 default)."""
+    ``width``/``height``/``source_fps``, converted with ``yuv_matrix`` (bt709 default).
+
+    ``decode_timeout_s`` (default 600, None: no limit) fails a video that spends longer
+    decoding, so one pathological file cannot stall a whole run.
+    """
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class FileDataset(Dataset):
         source_fps: float | None = None,
         yuv_matrix: str | None = None,
         workers: int | None = None,
+        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
         **preprocess: Any,
     ):
         super().__init__(name=name, **preprocess)
@@ -117,13 +122,16 @@ class FileDataset(Dataset):
         self.yuv_matrix = yuv_matrix or "bt709"
         check_choice(f"dataset '{self.name}': yuv_matrix", self.yuv_matrix, MATRICES)
         self.workers = check_positive(self.name, "workers", workers) or default_workers()
+        self.decode_timeout_s = check_positive(self.name, "decode_timeout_s", decode_timeout_s, float)
 
     def clips(self, video: VideoRef) -> Iterator[Clip]:
         """Decoded clips; ``video.meta["frame_range"]`` = (start, end) limits the source frames."""
         assert video.path is not None
-        yuv = dict(width=self.width, height=self.height, fps=self.source_fps, matrix=self.yuv_matrix) \
-            if video.path.lower().endswith(".yuv") else {}
-        return decode_clips(video.path, self.preprocess, video.id, self.workers, video.meta.get("frame_range"), **yuv)
+        yuv: dict[str, Any] = dict(
+            width=self.width, height=self.height, source_fps=self.source_fps, matrix=self.yuv_matrix,
+        ) if video.path.lower().endswith(".yuv") else {}
+        return decode_clips(video.path, self.preprocess, video.id, self.workers, video.meta.get("frame_range"),
+                            timeout_s=self.decode_timeout_s, **yuv)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "root": str(self.root)}

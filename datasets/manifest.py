@@ -25,9 +25,6 @@ from vidtok_bench.video.yuv import MATRICES
 
 from ._common import check_positive
 
-#: preprocessing keys that choose frames: taken from the manifest, not from the run
-FRAME_KEYS = ("fps", "sampling", "clip_stride", "tail", "max_frames")
-
 
 @register_dataset("manifest")
 class ManifestDataset(Dataset):
@@ -59,9 +56,8 @@ class ManifestDataset(Dataset):
         if asked_clip_len is not None and asked_clip_len != m.clip_len:
             warnings.warn(f"dataset '{self.name}': clip_len={asked_clip_len} ignored, the manifest's clips are "
                           f"{m.clip_len or 'whole-video'} frames", stacklevel=3)
-        recorded = {k: (m.preprocess or {}).get(k, getattr(run, k)) for k in FRAME_KEYS}
         try:
-            return Preprocess(**{**run.as_dict(), **recorded, "clip_len": m.clip_len})
+            return Preprocess(**m.frame_settings(run.as_dict()))
         except ConfigError as exc:
             raise DatasetError(f"manifest {self.manifest_path}: recorded preprocessing is not valid: {exc}") from None
 
@@ -79,7 +75,7 @@ class ManifestDataset(Dataset):
                 raise VideoError(str(path), f"video '{v.id}': the manifest records no source_fps for these frames")
             return open_image_sequence(path, v.source_fps)
         size = v.source_size or (None, None)
-        return open_video(path, width=size[0], height=size[1], fps=v.source_fps, matrix=self.yuv_matrix) \
+        return open_video(path, width=size[0], height=size[1], source_fps=v.source_fps, matrix=self.yuv_matrix) \
             if path.suffix.lower() == ".yuv" else open_video(path)
 
     def clips(self, video: VideoRef) -> Iterator[Clip]:

@@ -1,15 +1,17 @@
-"""``vidtok-bench`` for tests launched under torchrun, with one test hook: ``VIDTOK_TEST_KILL=RANK:VIDEO``
+"""``vidtok-bench`` for tests launched under torchrun, with one test hook: ``VIDTOK_TEST_KILL=RANK:VIDEO[:FILE]``
 makes that rank kill itself (SIGKILL, as an OOM killer or a lost node would) right after it stored
-that video's record."""
+that video's record (once FILE exists, when given: so the test knows what the other ranks finished)."""
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import time
 
 
 def _install_kill_hook() -> None:
-    rank, _, video = os.environ.get("VIDTOK_TEST_KILL", "").partition(":")
+    rank, _, rest = os.environ.get("VIDTOK_TEST_KILL", "").partition(":")
+    video, _, wait_for = rest.partition(":")
     if not video or os.environ.get("RANK") != rank:
         return
     from vidtok_bench.stages.store import RunStore
@@ -19,6 +21,8 @@ def _install_kill_hook() -> None:
     def append_then_die(self, record):
         append(self, record)
         if record.video == video:
+            while wait_for and not os.path.exists(wait_for):
+                time.sleep(0.05)
             os.kill(os.getpid(), signal.SIGKILL)
 
     RunStore.append = append_then_die

@@ -14,6 +14,19 @@ SHARED = ROOT.parent / "shared"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+#: tests marked ``network`` contact a package registry; they run only when this is "1" (CI sets it)
+NETWORK_ENV = "VIDTOK_BENCH_TEST_NETWORK"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``@pytest.mark.network`` tests unless opted in: a plain `pytest -q` stays off the network."""
+    if os.environ.get(NETWORK_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"contacts a package registry; set {NETWORK_ENV}=1 to run it")
+    for item in items:
+        if item.get_closest_marker("network"):
+            item.add_marker(skip)
+
 
 @pytest.fixture(scope="session")
 def shared() -> Path:

@@ -32,7 +32,7 @@ def test_default_run_works_offline_without_weights(tmp_path):
     exe = shutil.which("vidtok-bench") or f"{sys.executable} -m vidtok_bench.cli"
     proc = subprocess.run([*exe.split(), "run", "progress=false"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out_dir = tmp_path / "outputs" / "trilinear_488" / "synthetic-vidtok"
+    (out_dir,) = (tmp_path / "outputs" / "trilinear_488").glob("synthetic-vidtok-*")
     res = json.loads((out_dir / "results.json").read_text())
     assert res["tokenizer"]["name"] == "trilinear_488" and res["dataset"]["name"] == "synthetic"
     assert res["protocol"]["name"] == "vidtok"
@@ -54,7 +54,7 @@ def test_run_on_shared_videos(tmp_path, capsys, shared_videos):
     code, stdout, err = run_cli(capsys, "run", "tokenizer=trilinear_488", "dataset=folder", f"dataset.root={root}", "dataset.fps=30",
                                 "dataset.size=128", "dataset.clip_len=17", "dataset.max_frames=34", "metrics=[psnr,ssim]",
                                 f"output_dir={out}", "limit=3", "device=cpu", "progress=false")
-    assert code == 0, err
+    assert code == 3, err  # partial: one video failed, the others are in the results
     res = json.loads((out / "results.json").read_text())
     assert res["videos"]["total"] == 3 and res["videos"]["ok"] == 2
     (failed,) = res["videos"]["failed"]
@@ -102,13 +102,17 @@ def test_missing_and_empty_roots(tmp_path, capsys):
     assert code == 2 and str(empty) in one_line_error(err)
 
 
-def test_frame_size_the_tokenizer_refuses_fails_the_video_not_the_run(tmp_path, capsys, shared_videos):
-    # 60x60 frames are not a multiple of trilinear_488's 8x8 spatial factor
+def test_frame_size_the_tokenizer_refuses_is_refused_before_any_decoding(tmp_path, capsys, shared_videos):
+    # 60x60 crops are not a multiple of trilinear_488's 8x8 spatial factor: known before decoding
     code, _, err = run_cli(capsys, "run", "dataset=folder", f"dataset.root={shared_videos / 'kinetics_arm_wrestling_340x256.mp4'}",
                            "dataset.size=60", "dataset.max_frames=17", f"output_dir={tmp_path}", "progress=false")
-    assert code == 0
-    res = json.loads((tmp_path / "results.json").read_text())
-    (failed,) = res["videos"]["failed"]
+    assert code == 2 and "multiples of 8 (e.g. dataset.size=56)" in one_line_error(err)
+    assert not (tmp_path / "results.json").exists()
+    # without a crop the frame size is known only per video: that video fails, the run says so
+    code, _, err = run_cli(capsys, "run", "dataset=folder", f"dataset.root={shared_videos / 'kinetics_arm_wrestling_340x256.mp4'}",
+                           "dataset.size=60", "dataset.crop=none", "dataset.max_frames=17", f"output_dir={tmp_path}", "progress=false")
+    assert code == 4
+    (failed,) = json.loads((tmp_path / "results.json").read_text())["videos"]["failed"]
     assert "not a multiple of 8" in failed["error"]
 
 

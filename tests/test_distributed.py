@@ -2,7 +2,6 @@
 single-process run of the same configuration — every per-clip value and FVD compared exactly."""
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -160,17 +159,21 @@ def test_more_ranks_than_videos_with_fvd_equal_the_single_run(tmp_path, tmp_path
 def test_a_killed_rank_keeps_finished_work_and_a_rerun_resumes(tmp_path):
     want = single(tmp_path / "single", "dataset.num_videos=3")
     out = tmp_path / "dist"
-    # rank 0 owns synthetic_000 and synthetic_002: it dies (SIGKILL) once the first is stored
-    proc = torchrun(2, out, "dataset.num_videos=3", env={"VIDTOK_TEST_KILL": "0:synthetic_000"}, timeout=300)
+    done_1 = out / "shard-1-of-2" / R.RESULTS_FILE
+    # rank 0 owns synthetic_000 and synthetic_002, rank 1 synthetic_001: once rank 1 has finished its part,
+    # rank 0 dies (SIGKILL) right after storing its first video
+    kill = {"VIDTOK_TEST_KILL": f"0:synthetic_000:{done_1}"}
+    proc = torchrun(2, out, "dataset.num_videos=3", env=kill, timeout=300)
     assert proc.returncode != 0
     err = proc.stdout + proc.stderr
-    assert "rank 1: stopped by the launcher" in err and "rerun the same command to resume" in err, err[-3000:]
+    assert "rank 1: terminated by the launcher" in err and "rerun the same command to resume" in err, err[-3000:]
     assert not (out / R.RESULTS_FILE).exists()
     assert [r["video"] for r in records(out / "shard-0-of-2")] == ["synthetic_000"]  # finished work kept
-    assert [r["video"] for r in records(out / "shard-1-of-2")] == ["synthetic_001"]
+    finished_1 = done_1.read_text()
     proc = torchrun(2, out, "dataset.num_videos=3", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got, _ = assert_same_values(out, want)
-    assert got.videos.resumed == 2  # only synthetic_002 was evaluated again
-    assert json.loads((out / "shard-0-of-2" / R.RESULTS_FILE).read_text())["videos"]["resumed"] == 1
+    # only synthetic_002 was evaluated again: rank 0 resumed synthetic_000, rank 1's part was complete
+    assert got.videos.resumed == 1 and R.load_result(out / "shard-0-of-2").videos.resumed == 1
+    assert done_1.read_text() == finished_1
     assert os.path.getsize(out / R.PER_CLIP_FILE) > 0

@@ -40,7 +40,7 @@ def fvd_cache(tmp_path, tmp_path_factory, monkeypatch) -> Path:
     return cache
 
 
-def test_shards_merge_into_the_single_run_and_a_sweep_reuses_reference_features(tmp_path, fvd_cache):
+def test_shards_merge_into_the_single_run_and_a_sweep_reuses_reference_features(tmp_path, fvd_cache, capsys):
     # 2 videos x 2 clips = 4 FVD clips, split 3 ways (one shard gets no video)
     extra = ["dataset.num_videos=2", "dataset.num_frames=34", "metrics=[psnr,ssim,fvd]", *FVD_9]
     want = single(tmp_path / "single", *extra)
@@ -61,8 +61,11 @@ def test_shards_merge_into_the_single_run_and_a_sweep_reuses_reference_features(
     fvd = R.load_result(other).metrics["fvd"]
     assert fvd.details["reference_cache_key"] == key and fvd.details["reference_cache_hits"] == 4
     # the merged directory is a finished run: rerunning that configuration there evaluates nothing
+    before = (tmp_path / "merged" / R.RESULTS_FILE).read_text()
+    capsys.readouterr()
     assert cli("run", *TINY, *extra, f"output_dir={tmp_path / 'merged'}") == 0
-    assert R.load_result(tmp_path / "merged").videos.resumed == 2
+    assert "already holds this run, complete; nothing recomputed" in capsys.readouterr().err
+    assert (tmp_path / "merged" / R.RESULTS_FILE).read_text() == before
 
 
 def test_three_way_merge_of_psnr_shards_and_table_skips_shards(tmp_path, capsys):

@@ -125,3 +125,18 @@ def test_bootstrap_rejects_bad_input():
         bootstrap_mean_ci(np.array([1.0, np.nan]))
     with pytest.raises(BenchError):
         bootstrap_mean_ci(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+
+
+def test_no_significance_call_below_the_minimum_number_of_videos(tmp_path):
+    from vidtok_bench.report.compare import MIN_VIDEOS_FOR_SIGNIFICANCE, compare_runs
+
+    def runs(n: int, tag: str):
+        a = make_run(tmp_path / f"a{tag}", per_video={f"v{i}": {"psnr": 30.0 + i} for i in range(n)}, fvd=None)
+        b = make_run(tmp_path / f"b{tag}", tokenizer="tok_b",
+                     per_video={f"v{i}": {"psnr": 31.0 + i} for i in range(n)}, fvd=None)
+        return compare_runs(a, b, n_resamples=500).metrics.set_index("metric").loc["psnr"]
+
+    few = runs(2, "few")  # +1 dB on both videos: a bootstrap would call it significant
+    assert "only 2 videos" in few["change"] and "(significant)" not in few["change"] and few["videos"] == 2
+    many = runs(MIN_VIDEOS_FOR_SIGNIFICANCE, "many")
+    assert "(significant)" in many["change"]

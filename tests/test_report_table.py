@@ -146,3 +146,15 @@ def test_replace_block_keeps_surroundings_and_is_idempotent(before, inside, afte
     assert once.startswith(before + START) and once.endswith(END + after)
     assert block.strip("\n") in once
     assert replace_block(once, block) == once
+
+
+def test_rows_on_different_video_sets_are_flagged(tmp_path, capsys):
+    simple_run(tmp_path / "a", tokenizer="a", n=3)
+    simple_run(tmp_path / "b", tokenizer="b", n=2)  # same dataset/protocol, one video fewer
+    simple_run(tmp_path / "c", tokenizer="c", n=3, data="other clips")
+    _, _, err = table(capsys, tmp_path)
+    assert "cover different video sets" in err and "b: 2/2 videos" in err
+    simple_run(tmp_path / "b", tokenizer="b", n=3)
+    (tmp_path / "c" / "results.json").unlink()
+    _, _, err = table(capsys, tmp_path)
+    assert "different video sets" not in err

@@ -108,8 +108,9 @@ def test_resume_skips_finished_videos(tmp_path):
     cfg = make_cfg(tmp_path)
     Runner(cfg).run()
     log = (tmp_path / R.PER_CLIP_FILE).read_text().splitlines()
-    # simulate an interruption after the first video (and a torn write)
+    # simulate an interruption after the first video (and a torn write): no results.json yet
     (tmp_path / R.PER_CLIP_FILE).write_text(log[0] + "\n" + log[1][:20])
+    (tmp_path / R.RESULTS_FILE).unlink()
     runner = Runner(cfg)
     res = runner.run()
     assert runner.dataset.calls == ["v1", "v2"]

@@ -114,7 +114,7 @@ def test_unknown_size_and_empty_file(tmp_path):
 def test_explicit_size_overrides_name(tmp_path):
     p = tmp_path / "x.yuv"
     p.write_bytes(bytes(yuv420_frame_bytes(32, 16) * 5))
-    (clip,) = list(decode_clips(p, Preprocess(size=16, clip_len=None, fps=None), width=32, height=16, fps=24))
+    (clip,) = list(decode_clips(p, Preprocess(size=16, clip_len=None, fps=None), width=32, height=16, source_fps=24))
     assert clip.frames.shape == (3, 5, 16, 16) and clip.source_fps == 24.0
 
 

@@ -221,7 +221,7 @@ class DiffusersVAETokenizer(Tokenizer):
             if offline or _unreachable(exc):
                 first = "not in the Hugging Face cache" + (" (HF_HUB_OFFLINE=1)" if offline else " and the hub cannot be reached")
             hint = (
-                f"download it where there is network (`huggingface-cli download {src}"
+                f"download it where there is network (`hf download {src}"
                 + (f" --include '{subfolder}/*'" if subfolder else "")
                 + "`) and pass tokenizer.pretrained=LOCAL_DIR or set HF_HOME to that cache"
             ) if not local.is_dir() else "check the folder holds a diffusers config.json and weights"

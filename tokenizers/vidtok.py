@@ -129,10 +129,10 @@ class VidTokTokenizer(Tokenizer):
         """Build the model (a ``VidTokAutoencoder``) and load its checkpoint (once)."""
         if self._model is not None:
             return self._model
+        path = self._resolve_checkpoint()  # first: a missing checkpoint answers before diffusers is imported
+        sd = load_state_dict(path)
         from vidtok_bench.models.vidtok import build_vidtok
 
-        path = self._resolve_checkpoint()
-        sd = load_state_dict(path)
         model = build_vidtok(self.arch, device="cpu")
         check_state_dict(model.state_dict(), sd, str(path), what=f"tokenizer '{self.name}' ({self._arch_text()})")
         model.load_state_dict({k: v for k, v in sd.items() if k.startswith(("encoder.", "decoder."))}, strict=True)

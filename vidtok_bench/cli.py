@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import BenchError
@@ -32,18 +33,37 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `vidtok-bench COMMAND --help` for a command's options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod:  # sub-command not built yet
-                continue
-            raise
-        module.register(sub)
+    for mod in SUBCOMMAND_MODULES:  # a missing one is a packaging error: let it raise
+        importlib.import_module(mod).register(sub)
     return parser
 
 
+#: exit status of a process whose output pipe was closed (128 + SIGPIPE), as shells report it
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its output may go to a reader that stops early (``| head``) without a traceback."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe surfaces here, not as "Exception ignored" at exit
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again (Python docs' recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by something without a file descriptor
+        pass
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

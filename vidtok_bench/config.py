@@ -23,8 +23,9 @@ from .errors import ConfigError, UnknownNameError, suggest
 #: config groups with a plugin registry behind them
 PLUGIN_GROUPS = ("tokenizer", "dataset")
 GROUPS = (*PLUGIN_GROUPS, "protocol")
-#: dataset keys that locate data on one machine and so stay out of the data fingerprint
-LOCATION_KEYS = ("root",)
+#: dataset keys that locate data on one machine and so stay out of the data fingerprint (a replayed
+#: manifest's content hash goes in instead of its path)
+LOCATION_KEYS = ("root", "manifest")
 
 
 def _registry(group: str):
@@ -39,22 +40,25 @@ def yaml_names(group: str) -> list[str]:
     return sorted(e.name[:-5] for e in root.iterdir() if e.name.endswith(".yaml"))
 
 
-def group_names(group: str) -> list[str]:
-    """Every name a group accepts: its YAML configs, plus plugins that have none (e.g. from entry points)."""
+def group_names(group: str, load_plugins: bool = True) -> list[str]:
+    """Every name a group accepts: its YAML configs, plus plugins that have none (e.g. from entry points).
+    ``load_plugins=False`` lists the names known without importing plugin modules (fast)."""
     names = set(yaml_names(group))
     if group in PLUGIN_GROUPS:
-        names |= set(_registry(group).plugins())
+        reg = _registry(group)
+        names |= set(reg.plugins()) if load_plugins else reg.known_names()
     return sorted(names)
 
 
 def _store_plugin_configs() -> None:
-    """Plugins without a YAML get a minimal node so ``tokenizer=NAME`` works for them too."""
+    """Plugins without a YAML (entry points, plugins registered in-process) get a minimal node so
+    ``tokenizer=NAME`` works for them too; no plugin module is imported for it."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     for group in PLUGIN_GROUPS:
         have = set(yaml_names(group))
-        for name in _registry(group).plugins():
+        for name in _registry(group).known_names():
             if name not in have:
                 node: dict[str, Any] = {"plugin": name}
                 if group == "dataset":
@@ -97,7 +101,8 @@ def _hydra_message(exc: Exception) -> str:
     if m:
         key = m.group(1)
         top = _top_level_keys()
-        return f"unknown key '{key}'{suggest(key, top)}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"
+        hint = suggest(key, top)
+        return f"unknown key '{key}'{f' ({hint})' if hint else ''}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -164,14 +169,13 @@ def resolve_group(group: str, name: str, overrides: dict[str, Any] | None = None
 
 
 def _check_group_names(overrides: list[str]) -> None:
-    """Unknown tokenizer/dataset/protocol names get a message naming the closest and the known ones."""
+    """Unknown tokenizer/dataset/protocol names get a message naming the closest and the known ones,
+    without importing any plugin module (a name is a config, or a plugin registered or from an entry point)."""
     for ov in overrides:
         key, sep, value = ov.partition("=")
         key = key.lstrip("+~")
-        if sep and key in GROUPS:
-            known = group_names(key)
-            if value not in known:
-                raise UnknownNameError(key, value, known)
+        if sep and key in GROUPS and value not in (known := group_names(key, load_plugins=False)):
+            raise UnknownNameError(key, value, known)
 
 
 # ----------------------------------------------------------------------------- validated plan
@@ -204,7 +208,14 @@ class DatasetPlan:
         return DATASETS.build(self.args)
 
     def fingerprint_view(self) -> dict[str, Any]:
-        return {k: v for k, v in self.args.items() if k not in LOCATION_KEYS}
+        view = {k: v for k, v in self.args.items() if k not in LOCATION_KEYS}
+        if self.args.get("manifest") not in (None, "", "???"):
+            # dataset=manifest: what the file holds, and the frame settings the replay takes from it
+            from .manifest import load_manifest, manifest_sha256
+
+            m = load_manifest(self.args["manifest"])
+            view = {**m.frame_settings(view), "manifest_sha256": manifest_sha256(m)}
+        return view
 
 
 def resolve_preprocess(dataset: dict[str, Any], protocol: dict[str, Any], preferred_clip_len: int | None) -> dict[str, Any]:
@@ -252,6 +263,7 @@ class RunPlan:
     prefetch: int
     progress: bool
     resume: bool
+    overwrite: bool
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     output_dir: Path | None = None
     #: (I, N): evaluate part I of N (``shard=I/N``; torchrun ranks set it too)
@@ -282,7 +294,17 @@ def resolve_device(name: str | None):
 
 def plan_run(cfg: dict[str, Any]) -> RunPlan:
     """Validate every run-level option of a composed config (one-line ConfigError, before any work)."""
-    from .distributed import parse_shard
+    from .distributed import parse_shard  # torch-free
+
+    # the plain options first: a typo there answers before torch or any plugin is imported
+    plain = dict(batch_size=check_int("batch_size", cfg.get("batch_size", 1), 1),
+                 limit=check_int("limit", cfg.get("limit"), 0, allow_none=True),
+                 seed=check_int("seed", cfg.get("seed", 42)), prefetch=check_int("prefetch", cfg.get("prefetch", 4), 1),
+                 progress=check_bool("progress", cfg.get("progress", True)),
+                 resume=check_bool("resume", cfg.get("resume", True)),
+                 overwrite=check_bool("overwrite", cfg.get("overwrite", False)),
+                 shard=parse_shard(cfg.get("shard")),
+                 dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1))
     from .precision import get_precision
     from .registry import METRICS, check_options
     from .scoring import Scoring
@@ -306,16 +328,9 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
         cfg=cfg,
         device=resolve_device(cfg.get("device")),
         precision=get_precision(cfg.get("precision")),
-        batch_size=check_int("batch_size", cfg.get("batch_size", 1), 1),
-        limit=check_int("limit", cfg.get("limit"), 0, allow_none=True),
-        seed=check_int("seed", cfg.get("seed", 42)),
-        prefetch=check_int("prefetch", cfg.get("prefetch", 4), 1),
-        progress=check_bool("progress", cfg.get("progress", True)),
-        resume=check_bool("resume", cfg.get("resume", True)),
         metrics=metrics,
+        **plain,
         output_dir=Path(out) if out else None,
-        shard=parse_shard(cfg.get("shard")),
-        dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1),
     )
 
 

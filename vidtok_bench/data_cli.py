@@ -11,9 +11,11 @@ import argparse
 import sys
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from . import catalog
-from .download import DownloadError, download
+if TYPE_CHECKING:
+    from . import catalog
+
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="data_action", metavar="ACTION")
     ls = sub.add_parser("list", help="the sets that can be verified / downloaded")
     ls.set_defaults(func=_list)
-    names = ", ".join(catalog.CATALOG)
+    names = "a set `vidtok-bench data list` shows"  # the catalog loads only when a command runs: --help stays fast
     v = sub.add_parser("verify", help="check a downloaded set: files, sizes/frames, sha256 where known")
     v.add_argument("name", metavar="NAME", help=f"one of: {names}")
     v.add_argument("--root", required=True, help="the folder holding the set")
@@ -36,18 +38,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from . import catalog
+
     for e in catalog.CATALOG.values():
         print(f"{e.name:15s} {len(e.videos):3d} videos  {'download' if e.downloads else 'by hand '}  {e.title}")
     return 0
 
 
-def _report(e: catalog.CatalogEntry, root: Path, check_sha256: bool = True) -> bool:
+def _report(e: "catalog.CatalogEntry", root: Path, check_sha256: bool = True) -> bool:
+    from . import catalog
+
     rep = catalog.verify(e, root, check_sha256)
     print("\n".join(rep.lines))
     return rep.ok
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from . import catalog
+
     e = catalog.entry(args.name)
     ok = _report(e, Path(args.root), not args.no_sha256)
     if not ok:
@@ -68,6 +76,8 @@ def _progress(name: str):
 
 
 def _unpack(archive: Path, root: Path) -> str | None:
+    from .download import DownloadError
+
     """Unpack into root; returns what the user must do by hand, if anything."""
     if archive.suffix.lower() == ".zip":
         with zipfile.ZipFile(archive) as z:
@@ -89,6 +99,9 @@ def _unpack(archive: Path, root: Path) -> str | None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from . import catalog
+    from .download import DownloadError, download
+
     e = catalog.entry(args.name)
     root = Path(args.root)
     if not e.downloads:

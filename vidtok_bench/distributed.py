@@ -19,8 +19,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -247,23 +247,18 @@ def _store_prefix() -> str:
     return f"vidtok-bench/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
 
 
-class _Terminated(BaseException):
-    pass
-
-
 # ----------------------------------------------------------------------------- the run
-def run_distributed(cfg: dict[str, Any], env: DistEnv):
-    """Rank ``env.rank``'s share of one evaluation; returns the combined Result on rank 0, None elsewhere."""
+def run_distributed(plan: Any, env: DistEnv):
+    """Rank ``env.rank``'s share of one evaluation (``plan``: a RunPlan); returns the combined Result on
+    rank 0, None elsewhere."""
     import torch
     import torch.distributed as dist
 
-    from .config import plan_run
     from .merge import combine, load_part, write_run
     from .runner import Runner
 
-    plan = plan_run(cfg)
     if plan.shard is not None:
-        raise ConfigError(f"shard={cfg.get('shard')} cannot be combined with torchrun: each rank is already a shard")
+        raise ConfigError(f"shard={plan.cfg.get('shard')} cannot be combined with torchrun: each rank is already a shard")
     device = plan.device
     if device.type == "cuda":
         if env.local_rank >= torch.cuda.device_count():
@@ -276,11 +271,6 @@ def run_distributed(cfg: dict[str, Any], env: DistEnv):
     watch = RankWatch(dist.distributed_c10d._get_default_store(), env.rank, env.world, plan.dist_timeout_s,
                       prefix=_store_prefix()).start()
     where = "its output directory"
-
-    def on_sigterm(signum, frame):  # torchrun stops the others when one rank dies
-        raise _Terminated()
-
-    old = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         runner = Runner(plan)
         where = str(runner.store.dir)
@@ -296,10 +286,12 @@ def run_distributed(cfg: dict[str, Any], env: DistEnv):
         merged = combine(parts, mode="torchrun", backend=backend_for(device), wall_s=time.perf_counter() - started)
         write_run(runner.output_dir, merged)
         return merged.result
-    except _Terminated:
-        raise DistributedError(f"rank {env.rank}: stopped by the launcher (SIGTERM; another rank probably failed, "
-                               f"see the launcher's log); finished videos are kept in {where}; rerun the same "
-                               "command to resume") from None
+    except KeyboardInterrupt as exc:  # SIGTERM (run_cli's Terminated): torchrun stops the others when one rank dies
+        what = "terminated by the launcher (SIGTERM; another rank probably failed, see the launcher's log)" \
+            if type(exc).__name__ == "Terminated" else "interrupted"
+        print(f"vidtok-bench: rank {env.rank}: {what}; finished videos are kept in {where}; rerun the same command "
+              "to resume", file=sys.stderr)
+        raise
     except DistributedError as exc:
         raise DistributedError(f"rank {env.rank}: {exc}; finished videos are kept in {where}; rerun the same "
                                "command to resume") from None
@@ -307,6 +299,5 @@ def run_distributed(cfg: dict[str, Any], env: DistEnv):
         watch.failed(f"{type(exc).__name__}: {exc}" if not isinstance(exc, BenchError) else str(exc))
         raise
     finally:
-        signal.signal(signal.SIGTERM, old)
         watch.stop()
         destroy()

@@ -1,6 +1,9 @@
 """User-facing errors: each carries a one-line message the CLI prints without a traceback."""
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class BenchError(Exception):
     """Base class of every error the CLI reports as a single line."""
@@ -10,20 +13,37 @@ class ConfigError(BenchError):
     """An invalid configuration value or override."""
 
 
-def suggest(name: str, known) -> str:
-    """'; did you mean 'x'?' for the closest known names (difflib), or '' when none is close."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=2, cutoff=0.6)
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-
-
 class UnknownNameError(ConfigError):
     """A tokenizer/dataset/metric name that is not registered."""
 
     def __init__(self, kind: str, name: str, known: list[str]):
         self.kind, self.name, self.known = kind, name, sorted(known)
-        super().__init__(f"unknown {kind} '{name}'{suggest(name, self.known)}; known {kind}s: {', '.join(self.known) or '(none)'}")
+        hint = suggest(name, self.known)
+        super().__init__(
+            f"unknown {kind} '{name}'; {hint + ' ' if hint else ''}known {kind}s: {', '.join(self.known) or '(none)'}"
+        )
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """``"did you mean 'x'?"`` for a mistyped name, or ``""`` when no known name is close.
+
+    For one-line errors about any unknown name or key, so a typo among many names is found at
+    a glance: ``f"unknown key '{k}'" + (f"; {hint}" if (hint := suggest(k, keys)) else "")``.
+    Closeness is difflib's ratio on lower-cased names (at least 0.6); the closest name is
+    offered, with up to two more that are about as close (``'x', 'y' or 'z'``), in the
+    known spelling.
+    """
+    by_lower: dict[str, str] = {}
+    for k in known:
+        by_lower.setdefault(str(k).lower(), str(k))
+    target = str(name).lower()
+    close = difflib.get_close_matches(target, list(by_lower), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    ranked = sorted((-difflib.SequenceMatcher(None, target, c).ratio(), c) for c in close)  # ties: by name
+    picked = [f"'{by_lower[c]}'" for r, c in ranked if -r >= -ranked[0][0] - 0.02]
+    names = picked[0] if len(picked) == 1 else f"{', '.join(picked[:-1])} or {picked[-1]}"
+    return f"did you mean {names}?"
 
 
 class DatasetError(BenchError):

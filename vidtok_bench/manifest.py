@@ -38,6 +38,8 @@ from .data import Clip
 from .errors import DatasetError
 
 SCHEMA = "vidtok-bench/manifest/v1"
+#: preprocessing keys that choose frames: a replay takes them from the manifest, not from the run
+FRAME_KEYS = ("fps", "sampling", "clip_stride", "tail", "max_frames")
 _SCHEMA_PREFIX = "vidtok-bench/manifest/"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -149,6 +151,12 @@ class Manifest:
                 return v
         raise KeyError(video_id)
 
+    def frame_settings(self, run: dict[str, Any]) -> dict[str, Any]:
+        """``run``'s preprocessing with the manifest's frame choice: its ``clip_len`` and the recorded
+        :data:`FRAME_KEYS` (what a replay uses, and so what its fingerprint records)."""
+        recorded = self.preprocess or {}
+        return {**run, **{k: recorded.get(k, run.get(k)) for k in FRAME_KEYS}, "clip_len": self.clip_len}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA, "clip_len": self.clip_len, "preprocess": self.preprocess, "dataset": self.dataset,
@@ -219,6 +227,14 @@ def _video_from_json(d: Any, k: int, clip_len: int | None) -> ManifestVideo:
     if any(b < a for a, b in zip(order, order[1:])):
         raise ValueError(f"{where}: source frame numbers must not decrease along the video (it is read once, in order)")
     return video
+
+
+def video_from_json(d: Any, clip_len: int | None, source: str = "manifest entry") -> ManifestVideo:
+    """One video's entry (as :meth:`ManifestVideo.to_json` writes it), validated (DatasetError naming ``source``)."""
+    try:
+        return _video_from_json(d, 0, clip_len)
+    except ValueError as exc:
+        raise DatasetError(f"{source}: {exc}") from None
 
 
 def manifest_from_json(doc: Any, source: str = "manifest") -> Manifest:

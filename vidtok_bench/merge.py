@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import BenchError
-from .results import (PER_CLIP_FILE, RESULTS_FILE, RUN_META_FILE, STATE_DIR, DistributedBlock, Memory, PartStats, Result,
+from .results import (MANIFEST_FILE, PER_CLIP_FILE, RESULTS_FILE, RUN_META_FILE, STATE_DIR, DistributedBlock, Memory, PartStats, Result,
                       VideoRecord, load_result, read_records)
 
 _SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
@@ -75,8 +75,8 @@ def load_part(path: str | Path) -> Part:
         elif m.clips:
             raise MergeError(f"{d}: {STATE_DIR}/{name}.pt is missing, but the shard scored {m.clips} clips with {name}")
     meta = json.loads((d / RUN_META_FILE).read_text()) if (d / RUN_META_FILE).is_file() else {}
-    return Part(result, [latest[v] for v in result.shard.videos], states, source=str(d),
-                meta_fingerprint=meta.get("fingerprint"))
+    fp = {k: v for k, v in (meta.get("fingerprint") or {}).items() if v is not None}
+    return Part(result, [latest[v] for v in result.shard.videos], states, source=str(d), meta_fingerprint=fp or None)
 
 
 def expand(paths: Sequence[str | Path]) -> list[Path]:
@@ -120,8 +120,9 @@ def check_parts(parts: Sequence[Part], unfinished: Sequence[str] = ()) -> None:
         if differ:
             shown = ", ".join(f"{k}={cfg.get(k)!r} vs {base.get(k)!r}" for k in differ[:4])
             raise MergeError(f"{p.source} and {first.source} come from different configurations: {shown}")
-        if p.result.fingerprint != first.result.fingerprint:
-            which = [k for k in ("data", "config") if getattr(p.result.fingerprint, k) != getattr(first.result.fingerprint, k)]
+        # (fingerprint.manifest is each shard's own frames; the merged one is rebuilt from the records)
+        which = [k for k in ("data", "config") if getattr(p.result.fingerprint, k) != getattr(first.result.fingerprint, k)]
+        if which:
             raise MergeError(f"{p.source} and {first.source} have different {' and '.join(which)} fingerprints "
                              "(other videos, weights or code): not shards of one run")
         if s.dataset_videos != first.result.shard.dataset_videos:
@@ -155,7 +156,7 @@ class Merged:
 def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = None, wall_s: float | None = None) -> Merged:
     """One result from every part of a run, as the single run computes it (records in dataset order)."""
     from .config import plan_run
-    from .stages.assemble import make_throughput, record_blocks
+    from .stages.assemble import make_throughput, record_blocks, run_status
     from .stages.scoring import ScoringStage
 
     check_parts(parts)
@@ -190,27 +191,43 @@ def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = No
     dist = DistributedBlock(mode=mode, count=len(parts), backend=backend, parts=stats,  # type: ignore[arg-type]
                             total_frames_per_s=sum(rates) if rates else None,
                             total_peak_bytes=sum(p.result.memory.peak_bytes for p in parts), wall_s=wall_s)
-    run = first.run.model_copy(update={"date": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+    run = first.run.model_copy(update={"status": run_status(records), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                                        "duration_s": wall_s if wall_s is not None else max(p.result.run.duration_s for p in parts)})
     config = {**first.config, "shard": None}
     result = first.model_copy(update={**blocks, "throughput": throughput, "memory": memory, "run": run, "config": config,
                                       "shard": None, "distributed": dist})
-    meta_fp = parts[0].meta_fingerprint or first.fingerprint.model_dump()
+    meta_fp = parts[0].meta_fingerprint or {"data": first.fingerprint.data, "config": first.fingerprint.config}
     return Merged(Result.model_validate(result.dump()), records, scoring, meta_fp)
 
 
 def write_run(out_dir: str | Path, merged: Merged) -> Path:
     """Write a combined run as a finished single run's directory (results.json, per_video.csv,
-    per_clip.jsonl, set-metric state): rerunning the same configuration there resumes nothing."""
+    per_clip.jsonl, frames manifest, set-metric state): rerunning the same configuration there
+    evaluates nothing. Another configuration's work there is refused, as a run refuses it."""
+    from types import SimpleNamespace
+
+    from .data import Preprocess
+    from .stages.manifest import ManifestStage
     from .stages.store import RunStore
 
+    result = merged.result
     store = RunStore(Path(out_dir))
-    store.open(merged.meta_fingerprint, resume=False)
-    for r in merged.records:
-        store.append(r)
-    merged.scoring.save_state(store.state_dir)
-    merged.result.config["output_dir"] = str(out_dir)
-    store.write(merged.result, merged.records, merged.scoring.frame_metrics)
+    store.lock()
+    try:
+        store.open(merged.meta_fingerprint, resume=False, overwrite=store.holds(merged.meta_fingerprint))
+        for r in merged.records:
+            store.append(r)
+        merged.scoring.save_state(store.state_dir)
+        # the frames manifest of the whole run from the shards' per-video entries, as a single run writes it
+        ds = result.dataset
+        frames = ManifestStage(SimpleNamespace(preprocess=Preprocess(**ds.preprocess), name=ds.name,  # type: ignore[arg-type]
+                                               plugin_name=ds.plugin, root=None))
+        frames.resume([r for r in merged.records if r.status == "ok"])
+        result.fingerprint.manifest = frames.write(store.dir / MANIFEST_FILE, [r.video for r in merged.records])
+        result.config["output_dir"] = str(out_dir)
+        store.write(result, merged.records, merged.scoring.frame_metrics)
+    finally:
+        store.unlock()
     return store.dir
 
 

@@ -70,6 +70,11 @@ class Registry:
         self._load()
         return dict(self._plugins)
 
+    def known_names(self) -> set[str]:
+        """Plugin names known without importing any plugin module: those registered so far and the
+        entry points' names (configuration errors answer fast; ``plugins()`` imports everything)."""
+        return set(self._plugins) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUPS[self.kind])}
+
     def get(self, name: str) -> Any:
         self._load()
         if name not in self._plugins:
@@ -85,8 +90,12 @@ class Registry:
         cls = self.get(plugin)
         options = {k: v for k, v in cfg.items() if k not in _META_KEYS and not k.startswith("_")}
         options.update(runtime)
-        check_options(f"{self.kind} '{options.get('name') or plugin}'", cls, options)
-        return cls(**options)
+        label = f"{self.kind} '{options.get('name') or plugin}'"
+        check_options(label, cls, options)
+        try:
+            return cls(**options)
+        except (TypeError, ValueError) as exc:  # e.g. crf=abc: a value of the wrong type
+            raise ConfigError(f"{label}: invalid option value ({exc})") from None
 
 
 def accepted_options(cls: type) -> set[str]:
@@ -109,7 +118,7 @@ def check_options(label: str, cls: type, options: dict[str, Any]) -> None:
     valid = accepted_options(cls)
     unknown = sorted(set(options) - valid)
     if unknown:
-        hints = "; ".join(f"'{k}'{suggest(k, valid)}" for k in unknown)
+        hints = "; ".join(f"'{k}'" + (f" ({h})" if (h := suggest(k, valid)) else "") for k in unknown)
         raise ConfigError(f"{label} has no option {hints}; valid options: {', '.join(sorted(valid))}")
 
 

@@ -5,7 +5,8 @@ A run directory holds::
 
     results.json       Result (this module's schema, version SCHEMA)
     per_video.csv      one row per video: PER_VIDEO_COLUMNS, then one column per frame/clip metric
-    per_clip.jsonl     one VideoRecord per line (a video with its ClipRecords); used to resume
+    per_clip.jsonl     one VideoRecord per line (a video with its ClipRecords and manifest entry); used to resume
+    frames_manifest.json  the exact source frames evaluated (vidtok_bench.manifest); its sha256 is fingerprint.manifest
     run_meta.json      RunMeta: the fingerprint of the run in progress (resume refuses a different one)
     state/<metric>.pt  set-metric state (e.g. FVD features) so an interrupted run resumes
     shard-I-of-N/      the same files for part I of N (``shard=I/N`` or torchrun rank I), merged into the above
@@ -32,6 +33,7 @@ SCHEMA_V1 = "vidtok-bench/results/v1"
 RESULTS_FILE = "results.json"
 PER_VIDEO_FILE = "per_video.csv"
 PER_CLIP_FILE = "per_clip.jsonl"
+MANIFEST_FILE = "frames_manifest.json"
 RUN_META_FILE = "run_meta.json"
 STATE_DIR = "state"
 #: per_video.csv columns before the metric columns
@@ -98,6 +100,8 @@ class DatasetBlock(_Open):
     plugin: str
     preprocess: dict[str, Any]
     config: dict[str, Any]
+    missing: list[str] = Field(default_factory=list, description="videos a named set lists but the root lacked "
+                                                                  "(the run went on without them: allow_missing=true)")
 
 
 class ProtocolBlock(_Open):
@@ -152,6 +156,8 @@ class VideosBlock(_Strict):
 
 
 class RunBlock(_Strict):
+    status: Literal["complete", "partial", "empty"] = Field(
+        "complete", description="complete: every selected video evaluated; partial: some failed; empty: none scored")
     device: str
     precision: str
     batch_size: int
@@ -198,6 +204,8 @@ class DistributedBlock(_Strict):
 class Fingerprint(_Strict):
     data: str = Field(description="sha256 of dataset, preprocessing, protocol, videos and metric specs")
     config: str = Field(description="data plus the tokenizer's configuration, weights sha256 and precision")
+    manifest: str | None = Field(None, description="sha256 of the frames manifest (vidtok_bench.manifest.manifest_sha256): "
+                                                   "the exact source frames and their content; null when none was written")
 
 
 class Result(_Strict):
@@ -272,6 +280,8 @@ class VideoRecord(_Strict):
     status: Literal["ok", "failed"] = "ok"
     error: str | None = None
     clips: list[ClipRecord] = Field(default_factory=list)
+    manifest: dict[str, Any] | None = Field(None, description="the video's frames-manifest entry (ok videos), so a "
+                                                              "resumed run writes the whole manifest")
 
 
 class RunMeta(_Strict):

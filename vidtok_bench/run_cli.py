@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 HELP = """\
@@ -18,7 +19,7 @@ common keys:
   device=auto|cpu|cuda            auto picks cuda when available
   precision=fp32|tf32|bf16|fp16   the model's precision (fp32 default: no autocast, TF32 off on CUDA;
                                   tokenizer.precision=... forces one for a single tokenizer)
-  batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  progress=true|false
+  batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  overwrite=true|false  progress=true|false
   dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
   dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N
   tokenizer.checkpoint=PATH  tokenizer.KEY=VALUE (any constructor argument)
@@ -30,6 +31,16 @@ many processes, sweeps:
                                   a Hydra sweep: one output directory per job (OUT/KEY=VALUE,...),
                                   resumable; `vidtok-bench table OUT` collects them (OUT: output_dir,
                                   default outputs/sweep)
+
+exit codes:
+  0  every selected video was evaluated       3  some videos failed (results for the rest written, status partial)
+  2  configuration error, found before work   4  nothing was evaluated (status empty)
+  5  results could not be written (disk full, directory not writable); finished videos are kept
+  130 interrupted (Ctrl-C), 143 terminated (SIGTERM): finished videos are kept; rerun to resume
+
+output directories: default outputs/<tokenizer>/<dataset>-<protocol>-<config hash>; rerunning a
+finished run keeps it (nothing recomputed); work of another configuration is never replaced
+unless overwrite=true.
 
 examples:
   vidtok-bench run
@@ -44,6 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--multirun", action="store_true", help="sweep over comma-separated values with Hydra's launcher")
     p.add_argument("--cfg", action="store_true", help="print the resolved configuration and exit")
     p.set_defaults(func=main)
+
+
+#: exit codes of `run` (documented in --help and the README)
+EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL, EXIT_EMPTY, EXIT_IO, EXIT_TERMINATED = 0, 2, 3, 4, 5, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (as a cluster scheduler sends): unwinds like Ctrl-C, so finished work stays on disk."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -64,20 +87,54 @@ def main(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
+    plan = plan_run(cfg)  # plain option errors answer here, before torch is imported
     from .distributed import DistEnv, run_distributed
 
     env = DistEnv.from_environ()
     if env is not None:  # under torchrun: this rank's part, and the one result on rank 0
-        result = run_distributed(cfg, env)
-        if result is not None:
-            print_summary(result)
-        return 0
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            result = run_distributed(plan, env)
+        except Terminated:  # the launcher stops the other ranks when one dies: run_distributed said where work is kept
+            return EXIT_TERMINATED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return EXIT_OK if result is None else finish(result)
     from .runner import Runner
 
-    runner = Runner(plan_run(cfg))
-    result = runner.run_result()
+    runner = Runner(plan)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = runner.run_result()
+    except Terminated:
+        print(f"vidtok-bench: terminated (SIGTERM); finished videos are kept in {runner.output_dir} — rerun the "
+              "same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED
+    except OSError as exc:  # a full disk or a directory that became unwritable mid-run
+        print(f"vidtok-bench: error: cannot write in {runner.output_dir}: {exc.strerror or exc}; videos finished "
+              "before are kept in per_clip.jsonl — free space and rerun the same command to resume", file=sys.stderr)
+        return EXIT_IO
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if runner.already_complete:
+        print(f"vidtok-bench: {runner.output_dir} already holds this run, complete; nothing recomputed "
+              "(overwrite=true to run it again)", file=sys.stderr)
+    return finish(result)
+
+
+def finish(result) -> int:
+    """Print what a run produced and return its exit status."""
     print_summary(result)
-    return 0
+    if result.shard is not None and not result.shard.videos:
+        return EXIT_OK  # a part of a split run that got no video: nothing to do is not an error
+    if result.run.status == "empty":
+        print("vidtok-bench: error: no video was evaluated; results.json records why", file=sys.stderr)
+        return EXIT_EMPTY
+    if result.run.status == "partial":
+        print(f"vidtok-bench: warning: partial result, {len(result.videos.failed)} of {result.videos.total} videos "
+              "failed (listed above and in results.json)", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def print_summary(result) -> None:

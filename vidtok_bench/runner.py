@@ -2,7 +2,8 @@
 
 Decoding overlaps the model (a background reader). Each finished video is appended to
 ``per_clip.jsonl`` at once, so an interrupted run resumes where it stopped; a broken video is
-recorded as failed and the run goes on. Seeding is scoped to the run; global torch flags are set
+recorded as failed and the run goes on. The exact frames evaluated go to ``frames_manifest.json``,
+whose sha256 is ``fingerprint.manifest``. Seeding is scoped to the run; global torch flags are set
 only inside the model's precision scope.
 """
 from __future__ import annotations
@@ -14,16 +15,21 @@ from typing import Any
 import torch
 
 from .config import RunPlan, plan_dataset, plan_run
-from .errors import BenchError
-from .hashing import fingerprint
 from .distributed import part_videos, shard_dirname
+from .errors import BenchError, ConfigError
+from .hashing import fingerprint
 from .registry import TOKENIZERS
-from .results import Result, ShardBlock, VideoRecord
+from .results import MANIFEST_FILE, Result, ShardBlock, VideoRecord
 from .stages.assemble import assemble
+from .stages.manifest import ManifestStage
 from .stages.model import ModelStage
 from .stages.reader import ClipReader
 from .stages.scoring import ScoringStage
 from .stages.store import RunStore
+
+
+#: options that change how a run proceeds, not what it computes (left out of the default directory's hash)
+RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "shard", "dist_timeout_s")
 
 
 class Runner:
@@ -34,9 +40,25 @@ class Runner:
         self.dataset = self.dataset_plan.build()
         self.scoring = ScoringStage.from_plan(plan, plan.device)
         self.model = ModelStage(self.tokenizer, plan.device, plan.precision)
-        self.output_dir = plan.output_dir or Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{plan.protocol['name']}"
+        self._check_frames_fit_tokenizer()
+        self.output_dir = plan.output_dir or self.default_output_dir()
         # a shard (shard=I/N, or torchrun rank I) keeps its part in OUT/shard-I-of-N; merging writes OUT
         self.store = RunStore(self.output_dir / shard_dirname(*plan.shard) if plan.shard else self.output_dir)
+        #: set when the same configuration had already finished in output_dir (nothing was recomputed)
+        self.already_complete = False
+
+    def default_output_dir(self) -> Path:
+        """outputs/<tokenizer>/<dataset>-<protocol>-<hash of the configuration>: never shared by two configurations."""
+        cfg = {k: v for k, v in self.plan.cfg.items() if k not in RUNTIME_KEYS}
+        return Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{self.plan.protocol['name']}-{fingerprint(cfg)[:8]}"
+
+    def _check_frames_fit_tokenizer(self) -> None:
+        """Refuse, before any decoding, a crop size the tokenizer cannot take."""
+        pre, m = self.dataset.preprocess, self.tokenizer.spatial_multiple
+        if pre.size and pre.crop == "center" and pre.size % m:
+            ok = max(m, pre.size // m * m)
+            raise ConfigError(f"dataset.size={pre.size}: tokenizer '{self.tokenizer.name}' needs frame sizes that are "
+                              f"multiples of {m} (e.g. dataset.size={ok})")
 
     def fingerprints(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, str]:
         """``data``: what was evaluated and how; ``config``: that plus the tokenizer's configuration,
@@ -59,24 +81,40 @@ class Runner:
         return self.run_result().dump()
 
     def run_result(self) -> Result:
-        from tqdm import tqdm
-
         started = time.perf_counter()
         videos = self.dataset.videos()[: self.plan.limit]
         fps = self.fingerprints([v.id for v in videos])
-        shard = self.plan.shard
-        mine = part_videos(self.dataset, videos, shard)
-        finished = self.store.open(fps, self.plan.resume, f"{shard[0]}/{shard[1]}" if shard else None)
+        shard = f"{self.plan.shard[0]}/{self.plan.shard[1]}" if self.plan.shard else None
+        self.store.lock()
+        try:
+            done = self.store.finished(fps, shard) if self.plan.resume and not self.plan.overwrite else None
+            if done is not None:
+                self.already_complete = True
+                return done
+            info = self.tokenizer.info()  # loads the weights now: a missing checkpoint fails before any decoding
+            finished = self.store.open(fps, self.plan.resume, self.plan.overwrite, shard)
+            return self._evaluate(videos, fps, finished, info, started)
+        finally:
+            self.store.unlock()
+
+    def _evaluate(self, videos: list, fps: dict[str, str], finished: dict[str, VideoRecord], info: dict[str, Any],
+                  started: float) -> Result:
+        """Evaluate ``videos`` (this shard's part of them) except those ``finished``."""
+        from tqdm import tqdm
+
         if finished:
             self.scoring.load_state(self.store.state_dir)
+        frames = ManifestStage(self.dataset)
+        frames.resume(finished.values())
         for m in self.scoring.set_metrics.values():
             m.set_reference_key(self.reference_key())
         if self.plan.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.plan.device)
 
         records: dict[str, VideoRecord] = dict(finished)
+        mine = part_videos(self.dataset, videos, self.plan.shard)
         todo = [v for v in mine if v.id not in finished]
-        bar = tqdm(total=len(mine), initial=len(finished), unit="video", disable=not self.plan.progress, desc=self.tokenizer.name)
+        bar = ClipProgress(tqdm, len(mine), finished.values(), disable=not self.plan.progress, desc=self.tokenizer.name)
         running = RunningMeans(finished.values())
         current: VideoRecord | None = None
         with torch.random.fork_rng(devices=[self.plan.device] if self.plan.device.type == "cuda" else []):
@@ -90,6 +128,8 @@ class Runner:
                         torch.manual_seed(video_seed(self.plan.seed, ev.video.id))
                     if ev.kind == "batch":
                         self._process(current, ev.clips)
+                        frames.add(current, ev.video, ev.clips)
+                        bar.clips_done(len(ev.clips), f"{current.video} {running.text()}")
                         continue
                     if ev.kind == "failed":
                         current.status, current.error = "failed", ev.error
@@ -97,30 +137,30 @@ class Runner:
                         self.scoring.discard(current)
                         current.clips = []
                         tqdm.write(f"vidtok-bench: skipped {current.error}")
+                    frames.finish(current)
                     self.store.append(current)
                     records[current.video] = current
                     self.scoring.save_state(self.store.state_dir)
-                    bar.update(1)
-                    bar.set_postfix_str(running.add(current))
+                    bar.video_done(current, running.add(current))
                     current = None
             finally:
                 bar.close()
 
         ordered = [records[v.id] for v in mine if v.id in records]
-        info = self.tokenizer.info()
         sha = (info.get("weights") or {}).get("sha256")
+        manifest = frames.write(self.store.dir / MANIFEST_FILE, [v.id for v in videos])
         result = assemble(self.plan, info, self.dataset.info(), self.scoring, self.model, ordered,
-                          self.fingerprints([v.id for v in videos], sha) if sha else fps,
+                          {**(self.fingerprints([v.id for v in videos], sha) if sha else fps), "manifest": manifest},
                           time.perf_counter() - started, resumed=len(finished))
-        if shard:
-            result.shard = ShardBlock(index=shard[0], count=shard[1], videos=[v.id for v in mine],
+        if self.plan.shard:
+            result.shard = ShardBlock(index=self.plan.shard[0], count=self.plan.shard[1], videos=[v.id for v in mine],
                                       dataset_videos=[v.id for v in videos])
         self.store.write(result, ordered, self.scoring.frame_metrics)
         return result
 
     def _process(self, record: VideoRecord, clips: list) -> None:
-        """One batch through the model and the metrics; a BenchError (e.g. a frame size the tokenizer
-        refuses) fails the video."""
+        """One batch through the model and the metrics; any error (a frame size the tokenizer refuses, a
+        metric raising) fails this video only, with a one-line message."""
         if record.status != "ok":
             return
         try:
@@ -130,6 +170,42 @@ class Runner:
             record.clips.extend(self.scoring(clips, video, out))
         except BenchError as exc:
             record.status, record.error = "failed", f"{record.path or record.video}: {exc}"
+        except Exception as exc:  # a model or metric error on one video must not lose the others
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            record.status, record.error = "failed", f"{record.path or record.video}: {type(exc).__name__}: {msg}"
+
+
+class ClipProgress:
+    """A progress bar that moves per clip, with an ETA: the total is re-estimated after each video from
+    the clips per video seen so far (the number of clips a video gives is known only once decoded)."""
+
+    def __init__(self, tqdm: Any, videos: int, finished: Any, disable: bool, desc: str):
+        finished = list(finished)
+        self.videos, self.seen_videos = videos, len(finished)
+        self.seen_clips = sum(len(v.clips) for v in finished)
+        self.current = 0
+        self.bar = tqdm(total=None, initial=self.seen_clips, unit="clip", disable=disable, desc=desc)
+        self._estimate()
+
+    def _estimate(self) -> None:
+        if self.seen_videos:
+            per_video = self.seen_clips / self.seen_videos
+            self.bar.total = max(self.bar.n, round(self.seen_clips + (self.videos - self.seen_videos) * per_video))
+
+    def clips_done(self, n: int, postfix: str) -> None:
+        self.current += n
+        self.bar.update(n)
+        self.bar.set_postfix_str(postfix, refresh=False)
+
+    def video_done(self, video: VideoRecord, postfix: str) -> None:
+        self.seen_videos += 1
+        self.seen_clips += self.current
+        self.current = 0
+        self._estimate()
+        self.bar.set_postfix_str(f"{self.seen_videos}/{self.videos} videos {postfix}")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def video_seed(seed: int, video_id: str) -> int:
@@ -150,6 +226,9 @@ class RunningMeans:
                 acc = self.sums.setdefault(name, [0.0, 0])
                 acc[0] += sum(x for x in vals if x is not None)
                 acc[1] += len(vals)
+        return self.text()
+
+    def text(self) -> str:
         return " ".join(f"{n}={s / k:.4g}" for n, (s, k) in self.sums.items() if k)
 
 

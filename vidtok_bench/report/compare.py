@@ -3,8 +3,9 @@
 Per metric: A, B, delta (B - A) and a paired bootstrap 95% CI over the videos both runs
 scored (frame-weighted, like the headline numbers). Set metrics (FVD) have no per-video
 values, so they get a delta without an interval. Then a per-video breakdown, worst
-regression first for one chosen metric. Runs evaluated on different clips (different data
-fingerprints) are refused unless ``--force``: their deltas would not mean anything.
+regression first for one chosen metric. Runs evaluated on different frames (different frames
+manifests, naming the videos; or different data fingerprints) are refused unless ``--force``:
+their deltas would not mean anything.
 """
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BenchError
 from ..results import PER_VIDEO_FILE, Result, load_result, read_per_video
-from .bootstrap import bootstrap_mean_ci
+from .frames import frames_difference, manifest_note
+
+if TYPE_CHECKING:  # numpy (and pandas) load only when a comparison runs: `--help` stays fast
+    import numpy as np
 
 #: bits per pixel is a field, not a metric: its display precision lives here
 BPP_PRECISION = 4
+#: fewer paired videos than this never earn a "significant": a bootstrap over 2-4 videos has
+#: only a handful of distinct resamples, and its interval says little about other videos
+MIN_VIDEOS_FOR_SIGNIFICANCE = 5
 
 
 def load_run(path: str | Path) -> tuple[Result, Path]:
@@ -45,11 +50,19 @@ class Comparison:
 def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None, n_resamples: int = 10_000,
                  seed: int = 0, confidence: float = 0.95, force: bool = False) -> Comparison:
     """Compare run B against run A (deltas are B - A)."""
+    import numpy as np
     import pandas as pd
+
+    from .bootstrap import bootstrap_mean_ci
 
     ra, dir_a = load_run(a)
     rb, dir_b = load_run(b)
     notes: list[str] = []
+    differ = frames_difference(ra, rb)
+    if differ and not force:
+        raise BenchError(f"{dir_a} (A) vs {dir_b} (B): {differ}; pass --force to compare anyway")
+    notes += [f"compared despite different frames: {differ}"] if differ else []
+    notes += [n for n in [manifest_note(ra, rb)] if n]
     fa, fb = ra.fingerprint.data, rb.fingerprint.data
     if fa != fb:
         what = f"data fingerprints differ ({fa[:12]} vs {fb[:12]})"
@@ -91,7 +104,9 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
                 ci = bootstrap_mean_ci(y[ok] - x[ok], w[ok], n_resamples=n_resamples, seed=seed,
                                        confidence=confidence)
                 row.update(ci_low=ci.low, ci_high=ci.high, videos=ci.n)
-                if ci.low > 0 or ci.high < 0:
+                if ci.n < MIN_VIDEOS_FOR_SIGNIFICANCE:
+                    row["change"] += f" (only {ci.n} videos: no significance call below {MIN_VIDEOS_FOR_SIGNIFICANCE})"
+                elif ci.low > 0 or ci.high < 0:
                     row["change"] += " (significant)"
         rows.append(row)
     bpa, bpb = ra.bits_per_pixel, rb.bits_per_pixel
@@ -122,6 +137,8 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
 
 
 def _weights(pv, common: list[str]) -> np.ndarray:
+    import numpy as np
+
     if "frames" not in pv.columns:
         return np.ones(len(common))
     return pd_numeric(pv.loc[common, "frames"])

@@ -3,7 +3,8 @@
 Exit codes: 0 every metric within tolerance; 1 at least one regression (each listed with
 both values and the allowed tolerance); 2 unusable input — missing/bad file, wrong schema,
 results that are not comparable (protocol, dataset or config fingerprint differ), or a
-baseline metric the current run lacks. Only a change in the *worse* direction counts
+baseline metric the current run lacks. Runs whose frames manifests differ are refused naming the
+videos; results without a manifest hash are checked by the data fingerprint (a note says so). Only a change in the *worse* direction counts
 (``metrics[m].higher_is_better``), and tolerances are absolute (``psnr=0.05``) or relative
 to the baseline value (``fvd=2%``); a metric that --tolerance does not name uses the default
 its metric declares (``info.tolerance``, recorded in the results).
@@ -19,6 +20,7 @@ from typing import Iterable
 
 from ..errors import BenchError
 from ..results import Result, load_result
+from .frames import frames_difference, manifest_note
 
 #: pseudo-metric: videos scored without error (a drop means videos failed in the current run)
 VIDEOS_OK = "videos_ok"
@@ -101,6 +103,9 @@ def _require_comparable(base: Result, cur: Result) -> None:
         nb, nc = getattr(base, key).name, getattr(cur, key).name
         if nb != nc:
             raise BenchError(f"{key} differs: baseline {nb!r} ({base.path}) vs current {nc!r} ({cur.path})")
+    differ = frames_difference(base, cur, ("baseline", "current"))
+    if differ:
+        raise BenchError(f"{differ}, so their numbers are not comparable")
     for key in ("data", "config"):
         fb, fc = getattr(base.fingerprint, key), getattr(cur.fingerprint, key)
         if fb != fc:
@@ -168,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
     tolerances = parse_tolerances(args.tolerance)
     baseline, current = load_result(args.baseline), load_result(args.current)
     checks = gate(baseline, current, tolerances)
+    note = manifest_note(baseline, current, ("baseline", "current"))
+    if note:
+        print(f"vidtok-bench: note: {note}", file=sys.stderr)
     sys.stdout.write(render_checks(checks))
     bad = [c for c in checks if c.regressed]
     for c in bad:

@@ -27,9 +27,12 @@ DEFAULT_METRICS = ("psnr", "lpips")
 
 def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per results file: family, tokenizer, bits_per_pixel and each metric; plus notes."""
-    rows, notes = [], []
+    from .table import video_set_notes
+
+    rows, notes, loaded = [], [], []
     for p in find_results(paths):
         r = load_result(p)
+        loaded.append(r)
         bpp = r.bits_per_pixel
         if bpp is None or not float(bpp) > 0:
             notes.append(f"{p}: no bits_per_pixel; left out")
@@ -41,6 +44,7 @@ def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: 
             if r.info(m) is not None:
                 row[f"{m}.info"] = r.info(m)
         rows.append(row)
+    notes += video_set_notes(loaded)
     if not rows:
         raise BenchError("no results with bits_per_pixel to plot")
     setups = sorted({(r["dataset"], r["protocol"]) for r in rows}, key=str)

@@ -143,7 +143,24 @@ def latest(results: Iterable[Result]) -> tuple[list[Result], list[str]]:
 
 def load_latest(paths: Iterable[str | Path]) -> tuple[list[Result], list[str]]:
     """Load every results.json under ``paths`` and keep the newest per key."""
-    return latest(load_all(paths))
+    kept, notes = latest(load_all(paths))
+    return kept, notes + video_set_notes(kept)
+
+
+def video_set_notes(results: Sequence[Result]) -> list[str]:
+    """Warnings for rows of one dataset/protocol that were not scored on the same videos and clips
+    (different data fingerprints, or some videos failed): their numbers are not directly comparable."""
+    notes = []
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.dataset.name, r.protocol.name), []).append(r)
+    for (ds, proto), group in groups.items():
+        sets = {(r.fingerprint.data, r.videos.ok) for r in group}
+        if len(sets) > 1:
+            detail = ", ".join(f"{r.tokenizer.name}: {r.videos.ok}/{r.videos.total} videos, data {r.fingerprint.data[:8]}"
+                               for r in group)
+            notes.append(f"warning: rows for {ds}/{proto} cover different video sets ({detail}); compare them with care")
+    return notes
 
 
 def build_table(results: Sequence[Result], columns: Sequence[str] = DEFAULT_COLUMNS,

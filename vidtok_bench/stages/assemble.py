@@ -34,6 +34,12 @@ def make_throughput(enc: float, dec: float, n: int, frames: int, note: str | Non
                      "earlier run are not counted")
 
 
+def run_status(videos: Sequence[VideoRecord]) -> str:
+    """complete: every video evaluated; partial: some failed; empty: no clip scored."""
+    ok = [v for v in videos if v.status == "ok"]
+    return "empty" if not any(v.clips for v in ok) else ("partial" if len(ok) < len(videos) else "complete")
+
+
 def record_blocks(scoring: ScoringStage, videos: Sequence[VideoRecord], resumed: int) -> dict[str, Any]:
     """The parts of a result that come from the per-video records and the metrics' state (``videos`` in
     dataset order): the same for a single run and for parts combined in that order."""
@@ -64,7 +70,8 @@ def assemble(plan: RunPlan, tokenizer_info: dict[str, Any], dataset_info: dict[s
         throughput=throughput(model),
         memory=peak_memory(plan.device),
         **record_blocks(scoring, videos, resumed),
-        run=RunBlock(device=str(plan.device), precision=model.precision.name, batch_size=plan.batch_size, seed=plan.seed,
+        run=RunBlock(status=run_status(videos), device=str(plan.device), precision=model.precision.name,
+                     batch_size=plan.batch_size, seed=plan.seed,
                      sample_posterior=bool(cfg["tokenizer"].get("sample_posterior", False)),
                      date=_dt.datetime.now(_dt.timezone.utc).isoformat(), duration_s=duration),
         environment=environment(plan.device),

@@ -1,15 +1,26 @@
 """The run store: the output directory of one run — per-clip records appended as each video
-finishes (so an interrupted run resumes), set-metric state, and the final files."""
+finishes (so an interrupted run resumes), set-metric state, and the final files.
+
+A directory is locked while a run writes it; a finished result is never destroyed: rerunning
+the same configuration says it is complete, and a different configuration needs ``overwrite=true``.
+"""
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import fcntl
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConfigError
-from ..results import (PER_CLIP_FILE, RUN_META_FILE, STATE_DIR, Fingerprint, Result, RunMeta, VideoRecord,
-                       per_video_rows, read_records, record_line, write_json_atomic, write_per_video, write_result)
+from ..errors import BenchError, ConfigError
+from ..results import (MANIFEST_FILE, PER_CLIP_FILE, PER_VIDEO_FILE, RESULTS_FILE, RUN_META_FILE, STATE_DIR, Fingerprint, Result,
+                       RunMeta, VideoRecord, load_result, per_video_rows, read_records, record_line,
+                       write_json_atomic, write_per_video, write_result)
+
+LOCK_FILE = ".lock"
 
 
 class RunStore:
@@ -18,18 +29,80 @@ class RunStore:
         self.clip_log = self.dir / PER_CLIP_FILE
         self.meta_file = self.dir / RUN_META_FILE
         self.state_dir = self.dir / STATE_DIR
+        self._lock: Any = None
 
-    def open(self, fingerprint: dict[str, str], resume: bool, shard: str | None = None) -> dict[str, VideoRecord]:
-        """Start (or resume) a run (or shard ``"I/N"`` of one); returns the videos an earlier run of the same
-        fingerprint and shard finished."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+    # ----------------------------------------------------------------- lifecycle
+    def lock(self) -> None:
+        """Take the directory for this run; a second run writing it at the same time is refused."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fh = open(self.dir / LOCK_FILE, "a+")
+        except OSError as exc:
+            raise ConfigError(f"output_dir={self.dir}: cannot write there ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise ConfigError(f"output_dir={self.dir} is being written by another run; wait for it or choose "
+                                  "another output_dir") from None
+            raise
+        self._lock = fh
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def finished(self, fingerprint: dict[str, str], shard: str | None = None) -> Result | None:
+        """The finished result of the same configuration (and shard ``"I/N"``) already in this directory, if any."""
+        if not (self.dir / RESULTS_FILE).exists():
+            return None
+        try:
+            done = load_result(self.dir)
+        except BenchError:
+            return None
+        same = done.fingerprint.data == fingerprint["data"] and self.holds(fingerprint, shard)
+        return done if same and done.run.status == "complete" else None
+
+    def holds(self, fingerprint: dict[str, str], shard: str | None = None) -> bool:
+        """Whether this directory's run (finished or not) has this fingerprint and shard."""
+        return self._meta_fingerprint() == fingerprint and self._meta().get("shard") == shard
+
+    def _meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.meta_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    def _meta_fingerprint(self) -> dict[str, str] | None:
+        """The fingerprint of the run in progress: data + config (fingerprint.manifest is known only at the end)."""
+        fp = self._meta().get("fingerprint")
+        return {k: v for k, v in fp.items() if v is not None} if isinstance(fp, dict) else None
+
+    def open(self, fingerprint: dict[str, str], resume: bool, overwrite: bool, shard: str | None = None) -> dict[str, VideoRecord]:
+        """Start (or resume) a run, or shard ``"I/N"`` of one; returns the videos an earlier run of the same
+        fingerprint and shard finished.
+
+        Work of another configuration is never replaced silently: without ``overwrite`` it is refused."""
+        same = self.holds(fingerprint, shard)
+        has_work = (self.dir / RESULTS_FILE).exists() or (self.clip_log.exists() and self.clip_log.stat().st_size)
+        if has_work and not same and not overwrite:
+            what = "a finished run" if (self.dir / RESULTS_FILE).exists() else "an unfinished run"
+            raise ConfigError(f"output_dir={self.dir} holds {what} with a different configuration; choose another "
+                              "output_dir, or pass overwrite=true to replace it")
+        if has_work and same and not resume and not overwrite:
+            raise ConfigError(f"output_dir={self.dir} holds work of this configuration and resume=false; "
+                              "pass overwrite=true to start it again from scratch")
         finished: dict[str, VideoRecord] = {}
-        if resume and self.clip_log.exists() and self.meta_file.exists():
-            prev = json.loads(self.meta_file.read_text())
-            if prev.get("fingerprint") != fingerprint or prev.get("shard") != shard:
-                raise ConfigError(f"{self.dir} holds an unfinished run with a different configuration; "
-                                  "choose another output_dir or pass resume=false")
+        if same and resume and not overwrite:
             finished = {r.video: r for r in read_records(self.clip_log) if r.status == "ok"}
+        else:
+            for f in (RESULTS_FILE, PER_VIDEO_FILE, MANIFEST_FILE):
+                (self.dir / f).unlink(missing_ok=True)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
         if not finished:
             self.clip_log.write_text("")
         meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat(),
@@ -41,6 +114,7 @@ class RunStore:
         with self.clip_log.open("a") as log:
             log.write(record_line(record))
             log.flush()
+            os.fsync(log.fileno())
 
     def write(self, result: Result, records: Sequence[VideoRecord], per_video_metrics: dict[str, Any]) -> Path:
         write_per_video(per_video_rows(records, per_video_metrics), list(per_video_metrics), self.dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
 
 RAW_YUV_EXTENSIONS = (".yuv",)
+
+#: seconds one video may spend decoding before it is failed (the file datasets' ``decode_timeout_s``)
+DEFAULT_DECODE_TIMEOUT_S = 600.0
 
 
 def default_workers() -> int:
@@ -75,20 +79,89 @@ def av_frame_to_rgb(frame: "av.VideoFrame") -> np.ndarray:
     return r.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 
+def _one_line(exc: BaseException) -> str:
+    """First line of an exception's message; the type name when it has none (or is not an FFmpeg error)."""
+    text = getattr(exc, "strerror", None) or str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if isinstance(exc, (av.FFmpegError, OSError)) and line:
+        return line
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
 def _av_error(path: str, exc: BaseException, what: str) -> VideoError:
-    msg = getattr(exc, "strerror", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    return VideoError(path, f"{what}: {msg}")
+    """One-line VideoError for any exception PyAV raised on this file.
+
+    Corrupt data makes PyAV raise more than ``av.FFmpegError`` (e.g. ``UnicodeDecodeError``
+    from garbled metadata, ``ValueError`` from a frame it cannot convert), so callers catch
+    ``Exception`` around PyAV calls and let this name the type.
+    """
+    return VideoError(path, f"{what}: {_one_line(exc)}")
 
 
-def open_av(path: str | Path) -> FrameSource:
-    """Probe a container file with PyAV (raises VideoError when it cannot be opened)."""
+class DecodeBudget:
+    """Seconds one video has spent *decoding*, against ``limit_s`` (None: unlimited).
+
+    Clips are streamed, so the decode generator is suspended while the consumer encodes and
+    scores each clip; that time is not decoding and is left out (:meth:`pause` /
+    :meth:`resume` around each ``yield``), else a slow tokenizer would fail long videos.
+    """
+
+    def __init__(self, path: str, limit_s: float | None):
+        self.path, self.limit_s = path, limit_s
+        self.spent = 0.0
+        self._since: float | None = time.monotonic()
+
+    def elapsed(self) -> float:
+        return self.spent + (time.monotonic() - self._since if self._since is not None else 0.0)
+
+    def remaining(self) -> float | None:
+        return None if self.limit_s is None else max(0.0, self.limit_s - self.elapsed())
+
+    def check(self) -> None:
+        """Raise VideoError once the budget is spent (called per packet)."""
+        if self.limit_s is not None and self.elapsed() > self.limit_s:
+            raise self.exceeded()
+
+    def exceeded(self) -> VideoError:
+        return VideoError(self.path, f"decoding took longer than {self.limit_s:g} s (dataset.decode_timeout_s)")
+
+    def pause(self) -> None:
+        self.spent, self._since = self.elapsed(), None
+
+    def resume(self) -> None:
+        self._since = time.monotonic()
+
+
+def _av_open(path: str, budget: DecodeBudget) -> "av.container.InputContainer":
+    """``av.open`` that tolerates garbled metadata and gives up on a stuck open/read after the budget.
+
+    PyAV's ``timeout`` interrupts FFmpeg's blocking I/O (``av.ExitError``): the open may take
+    what is left of the budget, each read at most the whole budget.
+    """
+    left = budget.remaining()
+    timeout = None if left is None else (left, budget.limit_s)
+    try:
+        return av.open(path, metadata_errors="replace", timeout=timeout)
+    except av.ExitError:
+        raise budget.exceeded() from None
+    except Exception as exc:  # see _av_error: not only av.FFmpegError
+        raise _av_error(path, exc, "cannot open video") from None
+
+
+def open_av(path: str | Path, timeout_s: float | None = None) -> FrameSource:
+    """Probe a container file with PyAV (raises VideoError when it cannot be opened).
+
+    ``timeout_s`` bounds the seconds spent decoding the video (each call of ``frames()``),
+    checked per packet; the probe's open is bounded by it too.
+    """
     path = str(path)
     if not os.path.exists(path):
         raise VideoError(path, "file not found")
     if not os.path.isfile(path):
         raise VideoError(path, "not a regular file")
+    c = _av_open(path, DecodeBudget(path, timeout_s))
     try:
-        with av.open(path) as c:
+        with c:
             if not c.streams.video:
                 raise VideoError(path, "no video stream")
             s = c.streams.video[0]
@@ -96,17 +169,16 @@ def open_av(path: str | Path) -> FrameSource:
             width, height, n = s.codec_context.width, s.codec_context.height, s.frames or None
             if n is None and c.duration and rate:  # e.g. Matroska: only a duration in the header
                 n = round(c.duration / 1_000_000 * float(rate))
-    except av.FFmpegError as exc:
-        raise _av_error(path, exc, "cannot open video") from None
-    except OSError as exc:
-        raise VideoError(path, f"cannot read file ({exc.strerror or exc})") from None
-    fps = Fraction(rate) if rate else None
+            source_fps = Fraction(rate) if rate else None
+    except VideoError:
+        raise
+    except Exception as exc:  # see _av_error
+        raise _av_error(path, exc, "cannot read the video stream") from None
 
     def frames() -> Iterator[tuple[Fraction, Any]]:
-        try:
-            container = av.open(path)
-        except (av.FFmpegError, OSError) as exc:
-            raise _av_error(path, exc, "cannot open video") from None
+        budget = DecodeBudget(path, timeout_s)
+        container = _av_open(path, budget)
+        i = -1
         try:
             stream = container.streams.video[0]
             if av.logging.get_level() is None:
@@ -116,33 +188,43 @@ def open_av(path: str | Path) -> FrameSource:
                 # waits for the GIL that the decoding thread holds): decode single-threaded then
                 stream.thread_count = 1
             tb = stream.time_base
-            i = -1
-            try:
-                for i, frame in enumerate(container.decode(stream)):
+            # demux + decode per packet (what container.decode does) so the budget is checked
+            # even while packets yield no frames
+            for packet in container.demux(stream):
+                budget.check()
+                for frame in packet.decode():
+                    i += 1
                     if frame.pts is not None and tb is not None:
                         t = Fraction(frame.pts) * tb
-                    elif fps:
-                        t = Fraction(i) / fps
+                    elif source_fps:
+                        t = Fraction(i) / source_fps
                     else:
                         raise VideoError(path, "frames have no timestamps and the stream no frame rate")
+                    budget.pause()
                     yield t, frame
-            except av.FFmpegError as exc:
-                raise _av_error(path, exc, f"decoding failed after {i + 1} frames") from None
+                    budget.resume()
             # reached only when the whole stream was read: a file cut short decodes without
             # an error but yields fewer frames than its header declares
             if n is not None and i + 1 < n - max(2, 0.02 * n):
                 raise VideoError(path, f"file looks truncated: decoded {i + 1} frames, its header declares {n}")
+        except VideoError:
+            raise
+        except av.ExitError:  # PyAV's I/O timeout interrupted a read
+            raise budget.exceeded() from None
+        except Exception as exc:  # see _av_error
+            raise _av_error(path, exc, f"decoding failed after {i + 1} frames") from None
         finally:
             container.close()
 
-    return FrameSource(path, width, height, fps, frames, av_frame_to_rgb, n)
+    return FrameSource(path, width, height, source_fps, frames, av_frame_to_rgb, n)
 
 
 def open_yuv(
-    path: str | Path, width: int | None = None, height: int | None = None, fps: float | None = None, matrix: str = "bt709"
+    path: str | Path, width: int | None = None, height: int | None = None, source_fps: float | None = None,
+    matrix: str = "bt709",
 ) -> FrameSource:
-    """A raw 8-bit YUV 4:2:0 file (size/fps from ``*_WxH_FPS.yuv`` or given)."""
-    info = probe_yuv(path, width, height, fps)
+    """A raw 8-bit YUV 4:2:0 file (size and source frame rate from ``*_WxH_FPS.yuv`` or given)."""
+    info = probe_yuv(path, width, height, source_fps)
 
     def frames() -> Iterator[tuple[Fraction, Any]]:
         for i, rgb in enumerate(iter_yuv_frames(path, info, matrix)):
@@ -151,11 +233,11 @@ def open_yuv(
     return FrameSource(str(path), info.width, info.height, info.fps, frames, lambda a: a, info.num_frames)
 
 
-def open_video(path: str | Path, **yuv: Any) -> FrameSource:
-    """Any supported file: raw ``.yuv`` through numpy, everything else through PyAV."""
+def open_video(path: str | Path, timeout_s: float | None = None, **yuv: Any) -> FrameSource:
+    """Any supported file: raw ``.yuv`` through numpy, everything else through PyAV (``timeout_s``: see open_av)."""
     if str(path).lower().endswith(RAW_YUV_EXTENSIONS):
         return open_yuv(path, **yuv)
-    return open_av(path)
+    return open_av(path, timeout_s)
 
 
 def sample(src_frames: Iterable[tuple[Fraction, Any]], source_fps: Fraction | None, pp: Preprocess, path: str) -> Iterator[Any]:
@@ -234,6 +316,9 @@ def resized_frames(
     def work(item: tuple[int, Any]) -> SampledFrame:
         try:
             rgb = to_rgb(item[1])
+        except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
+            raise _av_error(path, exc, "cannot convert a decoded frame to RGB") from None
+        try:
             return SampledFrame(item[0], resizer(rgb), rgb)
         except VideoError as exc:
             raise VideoError(path, exc.problem) from None
@@ -321,8 +406,11 @@ def replay_clips(
 
 def decode_clips(
     path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None,
-    frame_range: tuple[int, int | None] | None = None, **yuv: Any,
+    frame_range: tuple[int, int | None] | None = None, *, timeout_s: float | None = None, **yuv: Any,
 ) -> Iterator[Clip]:
-    """Clips of one video file; ``yuv`` = width/height/fps/matrix for raw files."""
-    src = open_video(path, **yuv)
+    """Clips of one video file; ``yuv`` = width/height/source_fps/matrix for raw files.
+
+    ``timeout_s`` fails a container file that spends longer decoding (see :func:`open_av`).
+    """
+    src = open_video(path, timeout_s, **yuv)
     yield from frames_to_clips(src, pp, video_id or Path(path).name, workers, frame_range)

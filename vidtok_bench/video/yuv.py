@@ -58,9 +58,9 @@ def parse_yuv_name(name: str) -> tuple[int, int, Fraction] | None:
 
 
 def probe_yuv(
-    path: str | Path, width: int | None = None, height: int | None = None, fps: float | None = None
+    path: str | Path, width: int | None = None, height: int | None = None, source_fps: float | None = None
 ) -> YuvInfo:
-    """Size, rate and frame count of a raw file; explicit values override the name."""
+    """Size, source frame rate and frame count of a raw file; explicit values override the name."""
     deep = _DEEP.search(os.path.basename(str(path)))
     if deep:
         raise VideoError(str(path), f"{deep.group(1)}-bit raw YUV is not supported (8-bit 4:2:0 only)")
@@ -71,8 +71,7 @@ def probe_yuv(
                 str(path), "raw YUV size unknown: name it *_WIDTHxHEIGHT_FPS.yuv or set dataset.width/height/source_fps"
             )
         width, height = parsed[0], parsed[1]
-    if fps is None:
-        fps = parsed[2] if parsed is not None else None
+    fps = source_fps if source_fps is not None else (parsed[2] if parsed is not None else None)
     if fps is None:
         raise VideoError(str(path), "raw YUV frame rate unknown: name it *_WIDTHxHEIGHT_FPS.yuv or set dataset.source_fps")
     if width <= 0 or height <= 0 or float(fps) <= 0:

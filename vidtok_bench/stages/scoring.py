@@ -23,6 +23,14 @@ class ScoringStage:
         self.frame_metrics = {n: m for n, m in metrics.items() if isinstance(m, FrameMetric)}
         self.set_metrics = {n: m for n, m in metrics.items() if isinstance(m, SetMetric)}
 
+    @classmethod
+    def from_plan(cls, plan: Any, device: Any) -> "ScoringStage":
+        """The run's metrics (options from the protocol) on ``device``, under the protocol's scoring."""
+        from ..registry import METRICS
+
+        metrics = {n: METRICS.build({"plugin": n, **opts}, device=device) for n, opts in plan.metrics.items()}
+        return cls(metrics, Scoring.from_protocol(plan.protocol))
+
     def __call__(self, clips: list[Clip], video: torch.Tensor, out: ModelOutput) -> list[ClipRecord]:
         """Score one batch: ``video`` the clips (B,3,T,H,W) as given to the model, ``out`` its output."""
         recon, finite = self.scoring.prepare(out.recon)
@@ -36,7 +44,9 @@ class ScoringStage:
                 for i, values in zip(idx, m.clip_stats(r, f)):
                     stats[i][name] = values
             for m in self.set_metrics.values():
-                m.update(r, f, [f"{clips[i].video_id}#{clips[i].index}" for i in idx])
+                ids = [f"{clips[i].video_id}#{clips[i].index}" for i in idx]
+                m.note_sources({cid: clips[i].source_indices for cid, i in zip(ids, idx)})
+                m.update(r, f, ids)
         return [ClipRecord(clip=c.index, start=c.start, frames=scored[i], valid=c.valid, tail_repeated=c.tail_padded,
                            tokenizer_padded=out.padded, bits=out.bits / n, pixels=out.pixels // n,
                            encode_s=out.encode_s / n, decode_s=out.decode_s / n, nonfinite=not bool(finite[i]),

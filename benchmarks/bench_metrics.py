@@ -1,7 +1,11 @@
 """Metric network throughput on CPU fp32 (2 threads): I3D clips/s at 16x224x224 and LPIPS
 frames/s at 256x256 (AlexNet and VGG), each also as a ratio to a fixed baseline measured in
 the same run (one 3x3 64->64 conv over a 256x256 image), so figures from different machines
-can be compared. Weights come from ../shared/weights when present, else from the cache.
+can be compared. Then each metric's share of a run's wall time (``metrics.<m>.time_s`` /
+``run.duration_s`` of the same run): one run with every metric (trilinear_488, 2 synthetic
+videos of 34 frames at 128x128) and, when the VidTok fixtures are there, the codebook metric on
+an FSQ tokenizer. Weights come from ../shared/weights when present, else from the cache (DISTS
+alpha/beta from the installed DISTS-pytorch wheel).
 Run: pytest benchmarks/bench_metrics.py --benchmark-only -s
 """
 from __future__ import annotations
@@ -15,6 +19,8 @@ import torch.nn.functional as F
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
 RESULTS: dict[str, float] = {}  # name -> seconds per call
+SHARES: dict[str, list[tuple[str, float, float]]] = {}  # run -> (metric, seconds, share of the run's wall time)
+FIXTURES = SHARED_WEIGHTS.parent / "fixtures" / "vidtok"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,6 +32,12 @@ def _setup(tmp_path_factory):
     if SHARED_WEIGHTS.is_dir():
         os.environ[manager.CACHE_ENV] = str(tmp_path_factory.mktemp("weights"))
         manager.import_path(SHARED_WEIGHTS, progress=None)
+        try:
+            import DISTS_pytorch
+
+            manager.import_path(Path(DISTS_pytorch.__file__).parent / "weights.pt", progress=None)
+        except ImportError:
+            pass
     yield
     if old is None:
         os.environ.pop(manager.CACHE_ENV, None)
@@ -64,7 +76,44 @@ def test_lpips_frames_256(benchmark, net: str) -> None:
     RESULTS[f"lpips_{net}"] = benchmark.stats.stats.mean / 8  # per frame pair
 
 
+ALL_METRICS = "[psnr,ssim,lpips,fvd,dists,flicker,tlpips,codebook,profile]"
+RUN = ["dataset=synthetic", "dataset.num_videos=2", "dataset.num_frames=34", "dataset.size=128", "dataset.height=128",
+       "dataset.width=128", "device=cpu", "progress=false"]
+
+
+def _shares(name: str, overrides: list[str], out) -> None:
+    from vidtok_bench.config import compose
+    from vidtok_bench.runner import Runner
+
+    res = Runner(compose([*RUN, *overrides, f"output_dir={out}"])).run_result()
+    SHARES[name] = [(m, r.time_s or 0.0, (r.time_s or 0.0) / res.run.duration_s) for m, r in res.metrics.items()]
+    SHARES[name].append(("(run wall time)", res.run.duration_s, 1.0))
+
+
+def test_metric_share_of_a_run(benchmark, tmp_path) -> None:
+    benchmark.pedantic(lambda: _shares("trilinear_488, every metric", ["tokenizer=trilinear_488", f"metrics={ALL_METRICS}"],
+                                       tmp_path / "all"), rounds=1, iterations=1)
+
+
+def test_codebook_share_of_an_fsq_run(benchmark, tmp_path) -> None:
+    import json
+
+    cases = FIXTURES / "cases.json"
+    if not cases.is_file():
+        pytest.skip(f"VidTok fixtures not found at {FIXTURES}")
+    case = json.loads(cases.read_text())["v10_fsq_causal_488_4096"]
+    ep = case["encoder_params"]
+    arch = [f"tokenizer.{k}={json.dumps(ep[k]).replace(' ', '')}" for k in ("z_channels", "ch", "ch_mult", "num_res_blocks")]
+    ov = ["tokenizer=vidtok_fsq_causal_488_4096", f"tokenizer.checkpoint={FIXTURES / 'v10_fsq_causal_488_4096.ckpt'}",
+          f"tokenizer.fsq_levels={json.dumps(case['fsq_levels']).replace(' ', '')}", *arch, "metrics=[psnr,codebook]"]
+    benchmark.pedantic(lambda: _shares("vidtok fsq 4096 (ch=8 fixture), codebook", ov, tmp_path / "fsq"), rounds=1, iterations=1)
+
+
 def _report() -> None:
+    for run, rows in SHARES.items():
+        print(f"\nshare of the run's wall time: {run}")
+        for m, sec, share in rows:
+            print(f"  {m:<16} {sec:8.2f} s  {100 * share:5.1f} %")
     base = RESULTS.get("baseline")
     if not base:
         return

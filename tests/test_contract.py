@@ -37,7 +37,7 @@ from vidtok_bench.config import group_names, resolve_group, yaml_names
 from vidtok_bench.data import Dataset
 from vidtok_bench.errors import BenchError, CheckpointError, ConfigError, InputShapeError, WeightsError
 from vidtok_bench.frames import FrameRule
-from vidtok_bench.metrics.base import ClipMetric, FrameMetric, Metric, SetMetric
+from vidtok_bench.metrics.base import ClipMetric, FrameMetric, LatentMetric, Metric, SetMetric
 from vidtok_bench.precision import Precision
 from vidtok_bench.registry import DATASETS, METRICS, TOKENIZERS, accepted_options
 from vidtok_bench.report.gate import parse_tolerance
@@ -660,11 +660,22 @@ def test_set_metric_contract(name: str, weights_cache) -> None:
     real = H.smooth_video(2, 9, 32, 32, seed=3)
     fake = (real + 0.3 * torch.randn(real.shape, generator=torch.Generator().manual_seed(4))).clamp(-1, 1)
     ids, order = ["v0#0", "v1#0"], ["v0", "v1"]
+    tokens = torch.randint(0, 64, (2, 3, 4, 4), generator=torch.Generator().manual_seed(5))
+
+    class Tok:  # a discrete tokenizer's facts, for metrics of the latent
+        name, codebook_size = "tok", 64
+
+    def update(m: SetMetric, rows: slice) -> None:
+        if isinstance(m, LatentMetric):  # fed the tokenizer's latent (token ids), not pixels
+            m.update_latent(tokens[rows], Tok(), 9 * 32 * 32, ids[rows])
+        else:
+            m.update(real[rows], fake[rows], ids[rows])
+
     one = new()
     json.dumps(one.spec(), allow_nan=False)
-    one.update(real[:1], fake[:1], ids[:1])
+    update(one, slice(0, 1))
     shard_a = copy.deepcopy(one.state_dict())
-    one.update(real[1:], fake[1:], ids[1:])
+    update(one, slice(1, 2))
     out = one.compute(order)
     assert isinstance(out, dict) and out["clips"] == 2
     assert isinstance(out["value"], float) and math.isfinite(out["value"]), out
@@ -673,7 +684,7 @@ def test_set_metric_contract(name: str, weights_cache) -> None:
     again = restored.compute(order)
     assert (again["value"], again["clips"]) == (out["value"], out["clips"])
     shard_b = new()
-    shard_b.update(real[1:], fake[1:], ids[1:])
+    update(shard_b, slice(1, 2))
     merged = new()
     merged.load_state_dict(shard_b.state_dict())
     merged.merge_state_dict(shard_a)

@@ -210,6 +210,15 @@ class VidTokTokenizer(Tokenizer):
             out = model.decode_latent(z.float(), tiling=self.tiling, t_chunk=self.t_chunk)
         return out.float()
 
+    def tile_layout(self, frames: int, height: int, width: int) -> dict[str, Any] | None:
+        """v1.1 long-video mode: the first frame alone, then temporal chunks of ``t_chunk`` frames
+        (encoder and decoder cut at the same frames); no spatial tiles."""
+        if not self.tiling:
+            return None
+        from vidtok_bench.models.vidtok import _chunks
+
+        return {"t_starts": [s for s, _ in _chunks(frames, self.t_chunk)], "t_chunk": self.t_chunk}
+
     def info(self, weights: bool = True) -> dict[str, Any]:
         out = super().info(weights)
         a = self.arch

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = [
     "vidtok_bench.report.compare",
     "vidtok_bench.report.gate",
     "vidtok_bench.report.rd",
+    "vidtok_bench.report.profile_plot",
 ]
 
 

@@ -76,6 +76,8 @@ class MetricResult(_Strict):
     videos: int | None = Field(None, description="videos the value covers")
     warning: str | None = None
     details: dict[str, Any] = Field(default_factory=dict, description="metric-specific extras (e.g. cache hits)")
+    time_s: float | None = Field(None, description="seconds the run spent in this metric (scoring and final "
+                                 "computation, synchronised on GPU; videos resumed from an earlier run not counted)")
 
 
 # ----------------------------------------------------------------------------- result blocks

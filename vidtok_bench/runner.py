@@ -38,7 +38,7 @@ class Runner:
         self.tokenizer = TOKENIZERS.build(plan.cfg["tokenizer"], device=str(plan.device))
         self.dataset_plan = plan_dataset(plan.cfg, self.tokenizer)
         self.dataset = self.dataset_plan.build()
-        self.scoring = ScoringStage.from_plan(plan, plan.device)
+        self.scoring = ScoringStage.from_plan(plan, plan.device, self.tokenizer)
         self.model = ModelStage(self.tokenizer, plan.device, plan.precision)
         self._check_frames_fit_tokenizer()
         self.output_dir = plan.output_dir or self.default_output_dir()

@@ -59,6 +59,13 @@ class Tokenizer(ABC):
     def decode(self, latent: Any) -> torch.Tensor:
         """latent -> (B,3,T,H,W) in [-1,1]."""
 
+    def tile_layout(self, frames: int, height: int, width: int) -> dict[str, Any] | None:
+        """Where this tokenizer cuts a clip of ``frames`` x ``height`` x ``width`` into pieces it codes
+        separately (error profiles measure the seams): ``t_starts``, the first frame of each temporal
+        chunk (``[0, 1, 17, ...]``), and/or ``tile`` / ``overlap``, spatial tiles as (height, width)
+        pixels. None (the default) when each clip is coded whole."""
+        return None
+
     def reconstruct(self, video: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(video))
 

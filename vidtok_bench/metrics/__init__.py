@@ -1,8 +1,8 @@
 """Video reconstruction metrics, usable on your own tensors.
 
 Functional: :func:`psnr`, :func:`ssim`, :func:`frechet_distance`.
-Networks: :class:`LPIPS` (``net="alex"|"vgg"``; (N,3,H,W) in [-1,1] -> (N,) scores) and
-:class:`I3D` ((B,3,T,224,224) in [-1,1] -> (B,400) logits, the FVD feature).
+Networks: :class:`LPIPS` (``net="alex"|"vgg"``; (N,3,H,W) in [-1,1] -> (N,) scores),
+:class:`DISTS` (``DISTS(device=...)(x, y)``, the same shapes) and :class:`I3D` ((B,3,T,224,224) in [-1,1] -> (B,400) logits, the FVD feature).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .ssim import ssim  # noqa: E402
 
 _LAZY = {
     "LPIPS": "vidtok_bench.metrics.lpips",
+    "DISTS": "vidtok_bench.metrics.dists",
     "I3D": "vidtok_bench.metrics.i3d",
     "frechet_distance": "vidtok_bench.metrics.fvd",
 }

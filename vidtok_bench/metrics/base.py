@@ -9,6 +9,14 @@ with each value and report code reads them from the result, never from tables of
 * :class:`ClipMetric` (kind ``clip``) gives one statistic per clip.
 * :class:`SetMetric` (kind ``set``) compares two *sets* of clips (FVD): computed once over the
   whole run from state that merges exactly across shards — never an average over batches.
+  :class:`AdditiveSetMetric` is a set metric whose state is a sum of per-video parts (counts,
+  sums): a failed video's part is dropped exactly and a video counted twice is refused.
+* :class:`LatentMetric` is a set metric of the tokenizer's *latents* (codebook use): the runner
+  hands it each batch's latent as ``encode`` returned it.
+
+Optional hooks, no-ops by default: :meth:`Metric.bind` (the tokenizer under test and the run's
+other metrics, once before any clip) and :meth:`SetMetric.observe_frame_stats` (the per-frame
+statistics the run's frame metrics gave the clips of the next ``update``).
 
 Metrics receive tensors the protocol has already prepared (clamped, tail frames removed):
 see :mod:`vidtok_bench.scoring`. They do not re-apply protocol facts themselves.
@@ -37,6 +45,11 @@ class Metric(ABC):
     @abstractmethod
     def spec(self) -> dict[str, Any]:
         """Exact definition: variant, network, weights sha256, preprocessing."""
+
+    def bind(self, tokenizer: Any, metrics: dict[str, "Metric"]) -> None:
+        """Called once before any clip with the tokenizer under test and the run's metrics (by name).
+        Nothing by default; a metric that needs the tokenizer's layout (tiles, chunks) reads it here.
+        The spec must not depend on it: the data fingerprint is the same for every tokenizer."""
 
 
 class FrameMetric(Metric):
@@ -91,6 +104,10 @@ class SetMetric(Metric):
         """``{'value': float, 'clips': int, ...}`` over everything seen. ``order`` lists video ids in
         dataset order: state is used in that order, so the value never depends on how work was split."""
 
+    def observe_frame_stats(self, stats: dict[str, list[list[float]]], clip_ids: list[str]) -> None:
+        """Per-frame statistics (metric name -> one list per clip) the run's frame metrics gave the clips
+        of the ``update`` call that follows; ignored by default."""
+
     def discard(self, clip_ids: list[str]) -> None:
         """Forget the clips of a video that failed part-way, so it does not count."""
         if clip_ids:
@@ -106,6 +123,134 @@ class SetMetric(Metric):
     def merge_state_dict(self, state: dict[str, Any]) -> None:
         """Add another shard's state to this one (exact: no averaging)."""
         raise NotImplementedError(f"{type(self).__name__} cannot merge state")
+
+
+def video_of(clip_id: str) -> str:
+    """The video id of a clip id "<video_id>#<clip index>"."""
+    return clip_id.rpartition("#")[0] or clip_id
+
+
+def rows_by_video(clip_ids: Sequence[str]) -> list[list[int]]:
+    """Indices of ``clip_ids`` grouped by video, videos in order of first appearance."""
+    rows: dict[str, list[int]] = {}
+    for i, cid in enumerate(clip_ids):
+        rows.setdefault(video_of(cid), []).append(i)
+    return list(rows.values())
+
+
+class AdditiveSetMetric(SetMetric):
+    """A set metric whose state is a sum of per-video *parts* (counts, float64 sums).
+
+    A video's part is kept apart until the video is finished (the runner saves state after each
+    video, after discarding a failed one), so a failed video is dropped exactly; then it is added
+    to the total. Shards merge by adding totals; a video counted in two shards is refused.
+    Subclasses say what a part is: :meth:`new_part`, :meth:`add_parts`, :meth:`part_state`,
+    :meth:`load_part`.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        super().__init__(device=device)
+        self._total: Any = None
+        self._pending: dict[str, Any] = {}
+        self._videos: list[str] = []
+
+    @abstractmethod
+    def new_part(self) -> Any:
+        """An empty part."""
+
+    @abstractmethod
+    def add_parts(self, a: Any, b: Any) -> Any:
+        """``a + b`` (exact for counts; may modify and return ``a``)."""
+
+    @abstractmethod
+    def part_state(self, part: Any) -> dict[str, Any]:
+        """A part as tensors, lists and numbers (``torch.load(weights_only=True)`` reads it back)."""
+
+    @abstractmethod
+    def load_part(self, state: dict[str, Any]) -> Any:
+        """The inverse of :meth:`part_state`."""
+
+    def part(self, clip_id: str) -> Any:
+        """The (pending) part of the clip's video, to add this clip's contribution to."""
+        video = video_of(clip_id)
+        if video not in self._pending:
+            self._pending[video] = self.new_part()
+        return self._pending[video]
+
+    def _commit(self) -> None:
+        for video, part in self._pending.items():
+            if video in self._videos:
+                raise ValueError(f"{self.plugin_name or type(self).__name__}: video '{video}' counted twice")
+            self._total = part if self._total is None else self.add_parts(self._total, part)
+            self._videos.append(video)
+        self._pending = {}
+
+    def total(self) -> Any:
+        """Every finished video's parts added together (None before any)."""
+        self._commit()
+        return self._total
+
+    @property
+    def videos(self) -> list[str]:
+        self._commit()
+        return list(self._videos)
+
+    def discard(self, clip_ids: list[str]) -> None:
+        for cid in clip_ids:
+            self._pending.pop(video_of(cid), None)
+
+    def state_dict(self) -> dict[str, Any]:
+        total = self.total()
+        return {} if total is None else {"videos": list(self._videos), "total": self.part_state(total)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pending = {}
+        self._videos = list(state.get("videos", []))
+        self._total = self.load_part(state["total"]) if "total" in state else None
+
+    def merge_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        self._commit()
+        dup = set(self._videos) & set(state.get("videos", []))
+        if dup:
+            raise ValueError(f"{self.plugin_name or type(self).__name__} merge: video {sorted(dup)[0]} appears in two shards")
+        other = self.load_part(state["total"])
+        self._total = other if self._total is None else self.add_parts(self._total, other)
+        self._videos += list(state.get("videos", []))
+
+
+class LatentMetric(AdditiveSetMetric):
+    """A set metric of the tokenizer's latents. The runner calls :meth:`update_latent` once per batch
+    with the latent exactly as ``tokenizer.encode`` returned it (token ids for discrete tokenizers,
+    a float tensor for continuous ones, any object for codecs); :meth:`update` (pixels) does nothing."""
+
+    def update(self, real: torch.Tensor, fake: torch.Tensor, clip_ids: list[str]) -> None:
+        pass
+
+    @abstractmethod
+    def update_latent(self, latent: Any, tokenizer: Any, pixels: int, clip_ids: list[str]) -> None:
+        """``latent`` of the batch's clips ``clip_ids`` (dim 0 = clips when a tensor); ``pixels`` the
+        pixels the tokenizer encoded for them (T x H x W summed over the batch, its frame padding included)."""
+
+
+def frames_of(video: torch.Tensor) -> torch.Tensor:
+    """(B,3,T,H,W) -> (B*T,3,H,W), frames of clip 0 first."""
+    b, c, t, h, w = video.shape
+    return video.transpose(1, 2).reshape(b * t, c, h, w)
+
+
+def per_frame_pairs(net: Any, real: torch.Tensor, fake: torch.Tensor, frame_batch: int, name: str) -> torch.Tensor:
+    """``net(real_frame, fake_frame)`` for every frame of two (B,3,T,H,W) videos, ``frame_batch`` frames
+    per call: (B,T) float64 on the CPU (the shared loop of the image-network frame metrics)."""
+    if real.shape != fake.shape or real.ndim != 5:
+        from ..errors import InputShapeError
+
+        raise InputShapeError(f"{name} takes two (B,3,T,H,W) videos of equal shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    b, t = real.shape[0], real.shape[2]
+    xr, xf = frames_of(real), frames_of(fake)
+    out = [net(xr[i:i + frame_batch], xf[i:i + frame_batch]).double().cpu() for i in range(0, b * t, frame_batch)]
+    return torch.cat(out).reshape(b, t)
 
 
 def clip_order_key(order: Sequence[str] | None):

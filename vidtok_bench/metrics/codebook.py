@@ -22,9 +22,14 @@ round like any float64 sum (order-dependent in the last bits, ~1e-16 relative).
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
+
+from ..registry import register_metric
+from ..results import MetricInfo
+from .base import LatentMetric, rows_by_video
 
 #: codebooks up to this size are counted densely with ``torch.bincount``; larger ones sparsely
 DENSE_MAX = 1 << 18
@@ -178,4 +183,115 @@ class LatentStats:
         return {"n": n, "mean": mean, "var": var, "std": var.clamp_min(0).sqrt()}
 
 
-__all__ = ["CodebookUsage", "DENSE_MAX", "LatentStats"]
+@dataclass
+class LatentPart:
+    """What the ``codebook`` metric counts for some clips: token counts (discrete) or channel moments
+    (continuous), the pixels those latents encode, and why nothing was counted (codec streams)."""
+
+    usage: CodebookUsage | None = None
+    stats: LatentStats | None = None
+    pixels: int = 0
+    clips: int = 0
+    skipped: str | None = None
+
+
+CODEBOOK_SPEC = {
+    "name": "codebook",
+    "tokens": "every token of every encoded clip (the tokenizer's frame padding and repeated tail frames included)",
+    "used_fraction": "#{k : n_k > 0} / K over the evaluated set; value = 100 * used_fraction",
+    "entropy": "H = -sum_k p_k ln p_k, p_k = n_k / N (order-0, over the evaluated set); perplexity = exp(H); "
+               "entropy_bits = H / ln 2 per token",
+    "bits_per_pixel": "pixels_per_token = encoded pixels (padded T x H x W) / tokens; bpp_entropy = entropy_bits / "
+                      "pixels_per_token (an ideal order-0 entropy coder); bpp_nominal = log2(K) / pixels_per_token",
+    "continuous": "value null; details.latent_stats: per-channel (dim 1) mean and population std over all positions",
+    "merge": "integer token counts added across videos and shards (exact)",
+}
+
+
+@register_metric("codebook")
+class CodebookMetric(LatentMetric):
+    """Codebook use of discrete tokenizers (used fraction, perplexity, entropy-coded bpp); latent mean/std otherwise."""
+
+    info = MetricInfo(label="Codebook use", unit="%", higher_is_better=True, precision=2, tolerance="1", kind="set",
+                      reduction="100 x fraction of the K codes used at least once over all tokens of the run")
+
+    def spec(self) -> dict[str, Any]:
+        return dict(CODEBOOK_SPEC)
+
+    # -------------------------------------------------------------- parts
+    def new_part(self) -> LatentPart:
+        return LatentPart()
+
+    def add_parts(self, a: LatentPart, b: LatentPart) -> LatentPart:
+        if b.usage is not None:
+            a.usage = b.usage if a.usage is None else a.usage.merge(b.usage)
+        if b.stats is not None:
+            a.stats = b.stats if a.stats is None else a.stats.merge(b.stats)
+        a.pixels += b.pixels
+        a.clips += b.clips
+        a.skipped = a.skipped or b.skipped
+        return a
+
+    def part_state(self, part: LatentPart) -> dict[str, Any]:
+        out: dict[str, Any] = {"pixels": part.pixels, "clips": part.clips, "skipped": part.skipped or ""}
+        if part.usage is not None:
+            out["usage"] = part.usage.state_dict()
+        if part.stats is not None:
+            out["stats"] = part.stats.state_dict()
+        return out
+
+    def load_part(self, state: dict[str, Any]) -> LatentPart:
+        part = LatentPart(pixels=int(state["pixels"]), clips=int(state["clips"]), skipped=state.get("skipped") or None)
+        if "usage" in state:
+            part.usage = CodebookUsage(int(state["usage"]["codebook_size"]), device=self.device)
+            part.usage.load_state_dict(state["usage"])
+        if "stats" in state:
+            part.stats = LatentStats(int(state["stats"]["sum"].numel()), device=self.device)
+            part.stats.load_state_dict(state["stats"])
+        return part
+
+    # -------------------------------------------------------------- accumulate
+    def update_latent(self, latent: Any, tokenizer: Any, pixels: int, clip_ids: list[str]) -> None:
+        n = len(clip_ids)
+        size = getattr(tokenizer, "codebook_size", None)
+        for idx in rows_by_video(clip_ids):
+            part: LatentPart = self.part(clip_ids[idx[0]])
+            part.pixels += pixels * len(idx) // n
+            part.clips += len(idx)
+            if not isinstance(latent, torch.Tensor) or latent.shape[0] != n:
+                part.skipped = (f"the latent is a {type(latent).__name__}, not a tensor with one row per clip: "
+                                "no token or channel statistics")
+                continue
+            z = latent[idx]
+            if size is not None and not z.is_floating_point():
+                if part.usage is None:
+                    part.usage = CodebookUsage(int(size), device=self.device)
+                part.usage.update(z)
+            elif z.is_floating_point() and z.ndim >= 2:
+                if part.stats is None:
+                    part.stats = LatentStats(z.shape[1], device=self.device)
+                part.stats.update(z)
+            else:
+                part.skipped = f"integer latent without a codebook size (tokenizer {getattr(tokenizer, 'name', '?')})"
+
+    def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
+        part: LatentPart | None = self.total()
+        if part is None:
+            return {"value": None, "clips": 0}
+        out: dict[str, Any] = {"clips": part.clips, "value": None}
+        if part.usage is not None:
+            tokens = int(part.usage.nonzero_counts()[1].sum())
+            res = part.usage.compute(part.pixels / tokens if tokens and part.pixels else None)
+            out["value"] = 100.0 * res["used_fraction"]
+            out["details"] = {**res, "pixels": part.pixels}
+        elif part.stats is not None:
+            st = part.stats.compute()
+            out["warning"] = "continuous latent (no codebook): no value; details.latent_stats holds per-channel mean/std"
+            out["details"] = {"latent_stats": {"channels": part.stats.channels, "n": st["n"],
+                                               "mean": st["mean"].cpu().tolist(), "std": st["std"].cpu().tolist()}}
+        else:
+            out["warning"] = part.skipped or "no latent seen"
+        return out
+
+
+__all__ = ["CODEBOOK_SPEC", "CodebookMetric", "CodebookUsage", "DENSE_MAX", "LatentPart", "LatentStats"]

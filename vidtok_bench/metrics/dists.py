@@ -26,6 +26,9 @@ import torch.nn.functional as F
 
 from ..errors import InputShapeError
 from ..precision import full_fp32
+from ..registry import register_metric
+from ..results import MetricInfo
+from .base import FrameMetric, per_frame_pairs
 
 CHANNELS = (3, 64, 128, 256, 512, 512)
 STAGES = ((0, 2), (2, 4), (4, 7), (7, 10), (10, 13))  # VGG16 conv indices of each stage
@@ -114,4 +117,34 @@ class DISTS:
                 "input_range": "[-1,1] -> [0,1], no clamping, no resize", "higher_is_better": False}
 
 
-__all__ = ["DISTS", "dists_from_features", "l2pool", "l2pool_filter"]
+@register_metric("dists")
+class DISTSMetric(FrameMetric):
+    """Per-frame DISTS (Ding et al. 2020, as DISTS-pytorch 0.1); the run's value is the mean over frames."""
+
+    info = MetricInfo(label="DISTS", higher_is_better=False, precision=4, tolerance="0.002", kind="frame",
+                      reduction="mean over frames")
+
+    def __init__(self, device: str | torch.device = "cpu", frame_batch: int = 16):
+        super().__init__(device=device)
+        self.frame_batch = max(1, int(frame_batch))
+        self._model: DISTS | None = None
+
+    @property
+    def model(self) -> DISTS:
+        if self._model is None:  # built (weights fetched) on first use, not at config time
+            self._model = DISTS(device=self.device)
+        return self._model
+
+    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return per_frame_pairs(self.model, real, fake, self.frame_batch, "dists")
+
+    def spec(self) -> dict[str, Any]:
+        from ..weights import manager
+
+        return {"name": "dists", "definition": "DISTS (Ding et al. 2020) as DISTS-pytorch==0.1",
+                "network": "torchvision ImageNet VGG16, L2 pooling, stages relu1_2..relu5_3 + image",
+                "weights_sha256": {n: manager.artifact(n).sha256 for n in ("vgg16", "dists")},
+                "input_range": "[-1,1] -> [0,1], no resize; per frame", "reduction": self.info.reduction}
+
+
+__all__ = ["DISTS", "DISTSMetric", "dists_from_features", "l2pool", "l2pool_filter"]

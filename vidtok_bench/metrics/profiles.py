@@ -31,7 +31,10 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from .psnr import _to_unit
+from ..registry import register_metric
+from ..results import MetricInfo
+from .base import AdditiveSetMetric, rows_by_video
+from .psnr import _to_unit, psnr, psnr_from_mse
 
 
 class Profile:
@@ -176,5 +179,168 @@ def spatial_profile(real: torch.Tensor, recon: torch.Tensor, tile: int | Sequenc
     return prof
 
 
-__all__ = ["Profile", "boundary_distance", "clip_positions", "spatial_profile", "squared_error_map",
-           "tile_distance_map", "tile_edges"]
+def chunk_positions(num_frames: int, t_starts: Sequence[int]) -> torch.Tensor:
+    """(T,) int64 position of each frame inside its temporal chunk (chunks start at ``t_starts``, 0 first)."""
+    starts = torch.tensor(sorted({0, *(int(s) for s in t_starts if 0 <= int(s) < num_frames)}))
+    t = torch.arange(num_frames)
+    return t - starts[torch.searchsorted(starts, t, right=True) - 1]
+
+
+def penalty_db(mse: Profile) -> float:
+    """Boundary penalty in dB from a squared-error profile: PSNR of the pooled MSE of keys >= 1 minus
+    PSNR of the pooled MSE at key 0 (``-10 log10(mse + 1e-8)`` as PSNR); NaN when either side is empty."""
+    c = mse.counts
+    if not len(c) or int(c[0]) == 0 or len(c) < 2 or int(c[1:].sum()) == 0:
+        return float("nan")
+    rest = float(mse.sums[1:].sum()) / int(c[1:].sum())
+    return float(psnr_from_mse(rest) - psnr_from_mse(float(mse.sums[0]) / int(c[0])))
+
+
+PROFILE_SPEC = {
+    "name": "profile",
+    "psnr": "per-frame PSNR as psnr variant vidtok: -10*log10(mse+1e-8), RGB [0,1]",
+    "position": "frame index inside the tokenizer's clip (the clip it encodes), or inside its temporal chunk "
+                "when the tokenizer codes clips in chunks (tokenizer.tile_layout: t_starts)",
+    "chunk_boundary_distance": "frames to the nearest interior chunk start (both neighbours of a boundary: 0)",
+    "tile_distance": "pixels to the nearest interior spatial tile boundary (row or column; tokenizer.tile_layout: "
+                     "tile, overlap); squared error pooled per distance",
+    "first_frame_penalty_db": "mean PSNR of frames at positions >= 1 (pooled over frames) - mean PSNR at position 0",
+    "worst_position": "position with the lowest mean PSNR",
+    "boundary_penalty_db": "frames at chunk-boundary distance >= 1 against distance 0: mean PSNR difference",
+    "spatial_boundary_penalty_db": "PSNR of the pooled MSE of pixels at tile distance >= 1 - PSNR at distance 0",
+    "lpips": "with lpips=true and an lpips metric in the run, its per-frame values profiled by position too "
+             "(penalty in LPIPS units, positive = position 0 worse)",
+    "frames": "the frames the protocol scores (tail frames as the protocol says)",
+}
+
+
+@register_metric("profile")
+class ProfileMetric(AdditiveSetMetric):
+    """Error profiles: PSNR (and LPIPS) by frame position in the tokenizer's clip/chunk and by distance to chunk and tile seams."""
+
+    info = MetricInfo(label="First-frame penalty", unit="dB", higher_is_better=False, precision=2, tolerance="0.1",
+                      kind="set", reduction="mean PSNR of frames at positions >= 1 of the tokenizer's clips (or chunks), "
+                                        "pooled over frames, minus that of the frames at position 0")
+
+    def __init__(self, device: str | torch.device = "cpu", lpips: bool = True):
+        super().__init__(device=device)
+        self.lpips = bool(lpips)
+        self.tokenizer: Any = None
+        self._lpips_name: str | None = None
+        self._frame_stats: dict[str, list[list[float]]] = {}
+
+    def spec(self) -> dict[str, Any]:
+        return {**PROFILE_SPEC, "lpips_profiled": self.lpips}
+
+    def bind(self, tokenizer: Any, metrics: dict[str, Any]) -> None:
+        from .lpips import LPIPSMetric
+
+        self.tokenizer = tokenizer
+        self._lpips_name = next((n for n, m in metrics.items() if isinstance(m, LPIPSMetric)), None) if self.lpips else None
+
+    # -------------------------------------------------------------- parts: {"clips": n, "layout": {...}, name: Profile}
+    def new_part(self) -> dict[str, Any]:
+        return {"clips": 0, "layout": {}, "profiles": {}}
+
+    def add_parts(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        a["clips"] += b["clips"]
+        a["layout"] = a["layout"] or b["layout"]
+        for name, prof in b["profiles"].items():
+            if name in a["profiles"]:
+                a["profiles"][name].merge(prof)
+            else:
+                a["profiles"][name] = prof
+        return a
+
+    def part_state(self, part: dict[str, Any]) -> dict[str, Any]:
+        return {"clips": part["clips"], "layout": dict(part["layout"]),
+                "profiles": {n: p.state_dict() for n, p in part["profiles"].items()}}
+
+    def load_part(self, state: dict[str, Any]) -> dict[str, Any]:
+        profiles = {}
+        for name, st in state["profiles"].items():
+            profiles[name] = Profile(bool(st["higher_is_better"]))
+            profiles[name].load_state_dict(st)
+        return {"clips": int(state["clips"]), "layout": dict(state["layout"]), "profiles": profiles}
+
+    @staticmethod
+    def _add(part: dict[str, Any], name: str, higher_is_better: bool, values: torch.Tensor, keys: torch.Tensor) -> None:
+        if name not in part["profiles"]:
+            part["profiles"][name] = Profile(higher_is_better)
+        part["profiles"][name].update(values, keys)
+
+    #: axis labels of each profile (``profile-plot`` draws ``plot`` against the key)
+    AXES = {
+        "psnr_by_position": ("frame position in the tokenizer's clip / chunk", "PSNR (dB)"),
+        "lpips_by_position": ("frame position in the tokenizer's clip / chunk", "LPIPS"),
+        "psnr_by_chunk_boundary_distance": ("frames to the nearest temporal chunk boundary", "PSNR (dB)"),
+        "mse_by_tile_distance": ("pixels to the nearest spatial tile boundary", "PSNR of the pooled MSE (dB)"),
+    }
+
+    def describe(self, name: str, prof: Profile) -> dict[str, Any]:
+        """A profile's summary with its axis labels and the series to plot (MSE drawn as PSNR)."""
+        out = {**prof.summary(), "x_label": self.AXES[name][0], "y_label": self.AXES[name][1], "plot": "means"}
+        if name == "mse_by_tile_distance":
+            out["psnr_db"] = psnr_from_mse(prof.means()).tolist()
+            out["plot"] = "psnr_db"
+        return out
+
+    # -------------------------------------------------------------- accumulate
+    def observe_frame_stats(self, stats: dict[str, list[list[float]]], clip_ids: list[str]) -> None:
+        self._frame_stats = stats
+
+    def update(self, real: torch.Tensor, fake: torch.Tensor, clip_ids: list[str]) -> None:
+        _, _, t, h, w = real.shape
+        layout = (self.tokenizer.tile_layout(t, h, w) if self.tokenizer is not None else None) or {}
+        starts = [int(s) for s in layout.get("t_starts") or ()]
+        pos = chunk_positions(t, starts) if starts else clip_positions(t, t)
+        interior = [s for s in starts if 0 < s < t]
+        bdist = boundary_distance(t, interior) if interior else None
+        tile = layout.get("tile")
+        frame_psnr = psnr(real, fake).cpu()  # (B,T) float64
+        lp = self._frame_stats.get(self._lpips_name) if self._lpips_name else None
+        lp = torch.tensor(lp, dtype=torch.float64) if lp and all(len(x) == t for x in lp) else None
+        self._frame_stats = {}
+        for idx in rows_by_video(clip_ids):
+            part = self.part(clip_ids[idx[0]])
+            part["clips"] += len(idx)
+            if not part["layout"] and layout:
+                part["layout"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in layout.items()
+                                  if k != "t_starts"}
+            self._add(part, "psnr_by_position", True, frame_psnr[idx], pos)
+            if lp is not None:
+                self._add(part, "lpips_by_position", False, lp[idx], pos)
+            if bdist is not None:
+                self._add(part, "psnr_by_chunk_boundary_distance", True, frame_psnr[idx], bdist)
+            if tile:
+                if "mse_by_tile_distance" not in part["profiles"]:
+                    part["profiles"]["mse_by_tile_distance"] = Profile(higher_is_better=False)
+                spatial_profile(real[idx], fake[idx], tile, layout.get("overlap") or 0,
+                                part["profiles"]["mse_by_tile_distance"])
+
+    def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
+        part = self.total()
+        if part is None:
+            return {"value": None, "clips": 0}
+        profiles = part["profiles"]
+        pos = profiles.get("psnr_by_position")
+        first = pos.penalty() if pos is not None else float("nan")
+        details: dict[str, Any] = {
+            "first_frame_penalty_db": first,
+            "worst_position": pos.worst() if pos is not None and int(pos.counts.sum()) else None,
+            "boundary_penalty_db": profiles["psnr_by_chunk_boundary_distance"].penalty()
+            if "psnr_by_chunk_boundary_distance" in profiles else None,
+            "spatial_boundary_penalty_db": penalty_db(profiles["mse_by_tile_distance"])
+            if "mse_by_tile_distance" in profiles else None,
+            "lpips_first_frame_penalty": profiles["lpips_by_position"].penalty() if "lpips_by_position" in profiles else None,
+            "layout": part["layout"],
+            "profiles": {name: self.describe(name, p) for name, p in profiles.items()},
+        }
+        out: dict[str, Any] = {"value": first, "clips": part["clips"], "details": details}
+        if not first == first:  # NaN
+            out["warning"] = "no first-frame penalty: every clip has a single scored frame"
+        return out
+
+
+__all__ = ["PROFILE_SPEC", "Profile", "ProfileMetric", "boundary_distance", "chunk_positions", "clip_positions",
+           "penalty_db", "spatial_profile", "squared_error_map", "tile_distance_map", "tile_edges"]

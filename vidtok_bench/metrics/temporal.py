@@ -17,11 +17,14 @@ its pairs (:func:`per_video`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from ..errors import InputShapeError
+from ..registry import register_metric
+from ..results import MetricInfo
+from .base import ClipMetric
 from .psnr import EPS, _to_unit
 
 PairMetric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 -> (N,)
@@ -64,4 +67,103 @@ def per_video(pair_values: torch.Tensor) -> torch.Tensor:
     return pair_values.mean(dim=1)
 
 
-__all__ = ["flicker_psnr", "per_video", "tlpips"]
+FLICKER_DEFINITION = ("per consecutive frame pair t-1,t of a clip, frames u=(x+1)/2 in [0,1]: "
+                      "D_t = (u_recon[t]-u_recon[t-1]) - (u_real[t]-u_real[t-1]); "
+                      "flicker_t = -10*log10(mean_{c,h,w}(D_t^2) + 1e-8) dB")
+TLPIPS_DEFINITION = ("per consecutive frame pair t-1,t of a clip: "
+                     "|LPIPS(recon[t], recon[t-1]) - LPIPS(real[t], real[t-1])|")
+PAIR_REDUCTION = ("per clip: the mean over its consecutive frame pairs (T-1 for T scored frames; no pair spans "
+                  "two clips; a 1-frame clip has none and is left out); then the mean over clips")
+
+
+class FramePairMetric(ClipMetric):
+    """A metric of consecutive frame pairs, kind ``clip``: :meth:`pairs` gives one value per pair,
+    (B,T-1); a clip's statistic is their mean; videos and the run average clips."""
+
+    def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """(B,3,T,H,W) x2 -> (B,T-1) float64: one value per consecutive frame pair."""
+        raise NotImplementedError
+
+    def per_clip(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return per_video(self.pairs(real, fake)).double().cpu()
+
+    def clip_stats(self, real: torch.Tensor, fake: torch.Tensor) -> list[list[float]]:
+        if real.shape[2] < 2:  # a 1-frame clip (e.g. a short last clip without its tail) has no pair
+            return [[] for _ in range(real.shape[0])]
+        return super().clip_stats(real, fake)
+
+
+@register_metric("flicker")
+class FlickerMetric(FramePairMetric):
+    """Temporal flicker: PSNR (dB) of the error of frame differences, per consecutive frame pair."""
+
+    info = MetricInfo(label="Flicker PSNR", unit="dB", higher_is_better=True, precision=2, tolerance="0.1",
+                      kind="clip", reduction=PAIR_REDUCTION)
+
+    def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return flicker_psnr(real, fake)
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": "flicker", "definition": FLICKER_DEFINITION, "range": "RGB [0,1]",
+                "note": "an error constant in time scores 80 dB (the 1e-8 floor); inputs as the protocol prepared them",
+                "reduction": PAIR_REDUCTION}
+
+
+@register_metric("tlpips")
+class TLPIPSMetric(FramePairMetric):
+    """tLPIPS: |LPIPS between consecutive reconstructed frames - the same for the real frames|. Options: ``net``."""
+
+    info = MetricInfo(label="tLPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="clip",
+                      reduction=PAIR_REDUCTION)
+
+    def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32):
+        from .lpips import _net_name
+
+        super().__init__(device=device)
+        self.net = _net_name(net)
+        self.frame_batch = max(1, int(frame_batch))
+        self._model: Any = None
+        self._shared: Any = None
+
+    def bind(self, tokenizer: Any, metrics: dict[str, Any]) -> None:
+        """Share the network of an ``lpips`` metric of the same run with the same net (one copy in memory)."""
+        from .lpips import LPIPSMetric
+
+        self._shared = next((m for m in metrics.values() if isinstance(m, LPIPSMetric) and m.net == self.net
+                             and m.device == self.device), None)
+
+    @property
+    def model(self) -> Any:
+        if self._shared is not None:
+            return self._shared.model
+        if self._model is None:  # built (weights fetched) on first use
+            from .lpips import LPIPS
+
+            self._model = LPIPS(self.net, device=self.device)
+        return self._model
+
+    def _consecutive(self, video: torch.Tensor) -> torch.Tensor:
+        """(B,3,T,H,W) -> (B,T-1) LPIPS of consecutive frames, ``frame_batch`` frames per network call."""
+        out = torch.zeros(video.shape[0], video.shape[2] - 1, dtype=torch.float64)
+        step = max(2, self.frame_batch)
+        for b in range(video.shape[0]):
+            frames = video[b].transpose(0, 1)  # (T,3,H,W)
+            for s in range(0, frames.shape[0] - 1, step - 1):  # chunks overlap by one frame
+                out[b, s:s + step - 1] = self.model.consecutive(frames[s:s + step]).double().cpu()
+        return out
+
+    def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """:func:`tlpips` with each frame's LPIPS features computed once per video (the same numbers)."""
+        _check(real, fake, "tlpips")
+        return (self._consecutive(fake) - self._consecutive(real)).abs()
+
+    def spec(self) -> dict[str, Any]:
+        from .lpips import _NETS, _lpips_version
+        from ..weights import manager
+
+        return {"name": "tlpips", "definition": TLPIPS_DEFINITION, "lpips": "LPIPS v0.1 (lin layers)",
+                "network": self.net, "weights_sha256": manager.artifact(_NETS[self.net][0]).sha256,
+                "implementation": f"lpips=={_lpips_version()}", "input_range": "[-1,1]", "reduction": PAIR_REDUCTION}
+
+
+__all__ = ["FlickerMetric", "FramePairMetric", "TLPIPSMetric", "flicker_psnr", "per_video", "tlpips"]

@@ -5,7 +5,8 @@ scored (frame-weighted, like the headline numbers). Set metrics (FVD) have no pe
 values, so they get a delta without an interval. Then a per-video breakdown, worst
 regression first for one chosen metric. Runs evaluated on different frames (different frames
 manifests, naming the videos; or different data fingerprints) are refused unless ``--force``:
-their deltas would not mean anything.
+their deltas would not mean anything. A metric whose recorded spec differs between the runs
+(another variant, network or definition) is never compared, ``--force`` or not.
 """
 from __future__ import annotations
 
@@ -81,6 +82,11 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
                      "intervals and the per-video table use those only")
 
     names = [m for m in ra.metrics if m in rb.metrics]
+    for m in list(names):  # even with --force: a metric defined differently (e.g. an FVD variant) is never compared
+        keys = spec_difference(ra.metrics[m].spec, rb.metrics[m].spec)
+        if keys:
+            names.remove(m)
+            notes.append(f"metric '{m}' is defined differently in A and B ({', '.join(keys)} differ): not compared")
     notes += [f"metric '{m}' only in A" for m in ra.metrics if m not in rb.metrics]
     notes += [f"metric '{m}' only in B" for m in rb.metrics if m not in ra.metrics]
 
@@ -134,6 +140,11 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
                                                na_position="last", kind="mergesort")
                          .drop(columns="_regression").reset_index(drop=True))
     return Comparison(ra, rb, metrics_df, per_video, sort_metric, notes)
+
+
+def spec_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Top-level keys whose values differ between two metric specs."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def _weights(pv, common: list[str]) -> np.ndarray:

@@ -23,6 +23,8 @@ from ..errors import BenchError
 from ..results import find_results, load_result
 
 DEFAULT_METRICS = ("psnr", "lpips")
+#: matplotlib settings of every figure the reports write: SVG text kept as text, reproducible ids
+SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "vidtok-bench"}
 
 
 def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
@@ -81,7 +83,7 @@ def plot_rd(rows: list[dict[str, Any]], metric: str, out_dir: str | Path, title:
     info = next(r[f"{metric}.info"] for r in pts if f"{metric}.info" in r)
     label = info.label + (f" ({info.unit})" if info.unit else "")
     markers = "osD^vP*Xhp<>"
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vidtok-bench"}):
+    with plt.rc_context(SVG_STYLE):
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
         for i, (fam, group) in enumerate(sorted(families.items())):
             group = sorted(group, key=lambda r: r["bits_per_pixel"])
@@ -96,13 +98,21 @@ def plot_rd(rows: list[dict[str, Any]], metric: str, out_dir: str | Path, title:
         ax.set_title(title or f"Rate–distortion: {label}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / f"rd_{metric}.png", out / f"rd_{metric}.svg"]
-        for path in paths:
-            fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
-        plt.close(fig)
+        return save_png_svg(fig, out_dir, f"rd_{metric}")
+
+
+def save_png_svg(fig: Any, out_dir: str | Path, stem: str) -> list[Path]:
+    """Lay out ``fig``, write ``<stem>.png`` and ``<stem>.svg`` (no date in the SVG) into ``out_dir``
+    and close it; call it inside :data:`SVG_STYLE` so SVG text stays text. Returns the paths."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    for path in paths:
+        fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
+    plt.close(fig)
     return paths
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -20,6 +21,8 @@ class ModelOutput:
     padded: int  # frames added per clip to fit the frame rule
     encode_s: float
     decode_s: float
+    #: the latent as ``tokenizer.encode`` returned it (token ids, float latent, codec streams), for latent metrics
+    latent: Any = None
 
 
 def _sync(device: torch.device) -> None:
@@ -55,4 +58,4 @@ class ModelStage:
         self.clips += video.shape[0]
         self.frames += video.shape[0] * t
         return ModelOutput(recon.float()[:, :, :t], self.tokenizer.latent_bits(latent),
-                           x.shape[0] * x.shape[2] * x.shape[3] * x.shape[4], fitted - t, t1 - t0, t2 - t1)
+                           x.shape[0] * x.shape[2] * x.shape[3] * x.shape[4], fitted - t, t1 - t0, t2 - t1, latent)

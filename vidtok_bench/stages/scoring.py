@@ -1,35 +1,56 @@
 """The scoring stage: the protocol's preparation once, then every metric on the prepared clips.
 
 Frame and clip metrics write their statistics into per-clip records (which merge across shards
-by concatenation); set metrics accumulate state that merges exactly (see SetMetric)."""
+by concatenation); set metrics accumulate state that merges exactly (see SetMetric); latent
+metrics see each batch's latent. The time spent in each metric is recorded with its result."""
 from __future__ import annotations
 
 import math
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
 from ..data import Clip
-from ..metrics.base import FrameMetric, Metric, SetMetric
+from ..metrics.base import FrameMetric, LatentMetric, Metric, SetMetric
 from ..results import ClipRecord, MetricResult, VideoRecord
 from ..scoring import Scoring
 from .model import ModelOutput
 
 
 class ScoringStage:
-    def __init__(self, metrics: dict[str, Metric], scoring: Scoring):
-        self.metrics, self.scoring = metrics, scoring
+    def __init__(self, metrics: dict[str, Metric], scoring: Scoring, tokenizer: Any = None):
+        self.metrics, self.scoring, self.tokenizer = metrics, scoring, tokenizer
         self.frame_metrics = {n: m for n, m in metrics.items() if isinstance(m, FrameMetric)}
         self.set_metrics = {n: m for n, m in metrics.items() if isinstance(m, SetMetric)}
+        self.latent_metrics = {n: m for n, m in metrics.items() if isinstance(m, LatentMetric)}
+        #: seconds spent in each metric (scoring and final computation) in this process
+        self.seconds: dict[str, float] = {n: 0.0 for n in metrics}
+        for m in metrics.values():
+            m.bind(tokenizer, metrics)
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        device = self.metrics[name].device
+        if device.type == "cuda":  # queued kernels belong to the metric that queued them
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            self.seconds[name] += time.perf_counter() - t0
 
     @classmethod
-    def from_plan(cls, plan: Any, device: Any) -> "ScoringStage":
+    def from_plan(cls, plan: Any, device: Any, tokenizer: Any = None) -> "ScoringStage":
         """The run's metrics (options from the protocol) on ``device``, under the protocol's scoring."""
         from ..registry import METRICS
 
         metrics = {n: METRICS.build({"plugin": n, **opts}, device=device) for n, opts in plan.metrics.items()}
-        return cls(metrics, Scoring.from_protocol(plan.protocol))
+        return cls(metrics, Scoring.from_protocol(plan.protocol), tokenizer)
 
     def __call__(self, clips: list[Clip], video: torch.Tensor, out: ModelOutput) -> list[ClipRecord]:
         """Score one batch: ``video`` the clips (B,3,T,H,W) as given to the model, ``out`` its output."""
@@ -38,15 +59,25 @@ class ScoringStage:
         t, n = video.shape[2], len(clips)
         scored = [self.scoring.scored_frames(t, c.valid) for c in clips]
         stats: list[dict[str, list[float]]] = [{} for _ in clips]
+        ids = [f"{c.video_id}#{c.index}" for c in clips]
+        for name, m in self.latent_metrics.items():
+            with self._timed(name):
+                m.update_latent(out.latent, self.tokenizer, out.pixels, ids)
         for length, idx in self.scoring.groups(scored):
             r, f = real[idx, :, :length], recon[idx, :, :length]
             for name, m in self.frame_metrics.items():
-                for i, values in zip(idx, m.clip_stats(r, f)):
-                    stats[i][name] = values
-            for m in self.set_metrics.values():
-                ids = [f"{clips[i].video_id}#{clips[i].index}" for i in idx]
-                m.note_sources({cid: clips[i].source_indices for cid, i in zip(ids, idx)})
-                m.update(r, f, ids)
+                with self._timed(name):
+                    for i, values in zip(idx, m.clip_stats(r, f)):
+                        stats[i][name] = values
+            group_stats = {name: [stats[i][name] for i in idx] for name in self.frame_metrics}
+            for name, m in self.set_metrics.items():
+                if name in self.latent_metrics:
+                    continue
+                with self._timed(name):
+                    group_ids = [ids[i] for i in idx]
+                    m.note_sources({ids[i]: clips[i].source_indices for i in idx})
+                    m.observe_frame_stats(group_stats, group_ids)
+                    m.update(r, f, group_ids)
         return [ClipRecord(clip=c.index, start=c.start, frames=scored[i], valid=c.valid, tail_repeated=c.tail_padded,
                            tokenizer_padded=out.padded, bits=out.bits / n, pixels=out.pixels // n,
                            encode_s=out.encode_s / n, decode_s=out.decode_s / n, nonfinite=not bool(finite[i]),
@@ -89,9 +120,11 @@ class ScoringStage:
                 out[name] = MetricResult(value=value, frames=sum(c.frames for v in ok for c in v.clips) if values else 0,
                                          clips=n_clips if values else 0, videos=len(per_video), **common)
             else:
-                res = dict(m.compute(order)) if n_clips else {"value": None, "clips": 0}
+                with self._timed(name):
+                    res = dict(m.compute(order)) if n_clips else {"value": None, "clips": 0}
                 value = res.pop("value", None)
                 value = None if value is None or not math.isfinite(value) else float(value)
                 out[name] = MetricResult(value=value, clips=int(res.pop("clips", 0)), warning=res.pop("warning", None),
                                          details=res.pop("details", {}) | res, **common)
+            out[name].time_s = self.seconds[name]
         return out

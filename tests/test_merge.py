@@ -12,6 +12,9 @@ import pytest
 from _split_runs import FVD_9, TINY, assert_same_values, cli, one_thread, single
 from _weights_fixture import seeded_cache_dir
 from vidtok_bench import results as R
+from vidtok_bench.datasets.synthetic import SyntheticDataset
+from vidtok_bench.errors import VideoError
+from vidtok_bench.registry import register_dataset
 
 
 def shards(out: Path, n: int, *extra: str, which=None) -> Path:
@@ -80,6 +83,27 @@ def test_three_way_merge_of_psnr_shards_and_table_skips_shards(tmp_path, capsys)
     text, err = capsys.readouterr()
     assert text.count("trilinear_488") == 1 and re.search(r"\|\s+5\s+\|", text), text
     assert "skipped 3 shard result(s)" in err
+
+
+@register_dataset("_one_broken")
+class OneBroken(SyntheticDataset):
+    """The synthetic set with synthetic_001 unreadable (a decoder error)."""
+
+    def clips(self, video):
+        if video.id == "synthetic_001":
+            raise VideoError(f"/data/{video.id}.mp4", "truncated file")
+        return super().clips(video)
+
+
+def test_a_failed_video_is_recorded_once_and_the_merge_is_the_single_run(tmp_path):
+    extra = ["dataset=_one_broken", "dataset.num_videos=3"]
+    with one_thread():
+        assert cli("run", *TINY, *extra, f"output_dir={tmp_path / 'single'}") == 3  # partial, as a run says
+        codes = [cli("run", *TINY, *extra, f"shard={i}/2", f"output_dir={tmp_path / 'split'}") for i in range(2)]
+    assert codes == [0, 4]  # shard 1 holds only the broken video: nothing scored there
+    assert cli("merge", str(tmp_path / "split"), "-o", str(tmp_path / "merged")) == 3
+    got, _ = assert_same_values(tmp_path / "merged", tmp_path / "single")
+    assert [f.video for f in got.videos.failed] == ["synthetic_001"] and got.run.status == "partial"
 
 
 def test_merge_names_missing_and_unfinished_shards(tmp_path, capsys):

@@ -242,7 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .run_cli import print_summary
+    from .run_cli import finish
 
     parts, unfinished = [], []
     for d in expand(args.dirs):
@@ -259,5 +259,4 @@ def main(args: argparse.Namespace) -> int:
         raise MergeError(f"unfinished shard directories: {', '.join(unfinished)}; rerun them (the same command resumes)")
     merged = combine(parts)
     write_run(args.output, merged)
-    print_summary(merged.result)
-    return 0
+    return finish(merged.result)  # the exit status of `run`: 3 when videos failed, 4 when nothing was scored

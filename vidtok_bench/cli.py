@@ -15,6 +15,7 @@ from .errors import BenchError
 #: modules providing sub-commands, in the order --help lists them
 SUBCOMMAND_MODULES = [
     "vidtok_bench.run_cli",
+    "vidtok_bench.merge",
     "vidtok_bench.list_cli",
     "vidtok_bench.data_cli",
     "vidtok_bench.weights.cli",

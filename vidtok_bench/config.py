@@ -133,7 +133,11 @@ def compose(overrides: list[str], throw_on_missing: bool = True) -> dict[str, An
     False leaves mandatory ``???`` values for the caller to fill, as the Python API does)."""
     _check_group_names(overrides)
     out, choices = _hydra_compose(_plugin_key_overrides(list(overrides)), throw_on_missing)
-    # a named config's name is the group option chosen (e.g. trilinear_488), unless set explicitly
+    return name_groups(out, choices)
+
+
+def name_groups(out: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
+    """A named config's name is the group option chosen (e.g. trilinear_488), unless set explicitly."""
     for group in GROUPS:
         if isinstance(out.get(group), dict) and not out[group].get("name"):
             out[group]["name"] = choices.get(group)
@@ -262,6 +266,10 @@ class RunPlan:
     overwrite: bool
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     output_dir: Path | None = None
+    #: (I, N): evaluate part I of N (``shard=I/N``; torchrun ranks set it too)
+    shard: tuple[int, int] | None = None
+    #: seconds before a silent rank or a stuck collective ends a torchrun job
+    dist_timeout_s: int = 600
 
     @property
     def protocol(self) -> dict[str, Any]:
@@ -286,13 +294,17 @@ def resolve_device(name: str | None):
 
 def plan_run(cfg: dict[str, Any]) -> RunPlan:
     """Validate every run-level option of a composed config (one-line ConfigError, before any work)."""
+    from .distributed import parse_shard  # torch-free
+
     # the plain options first: a typo there answers before torch or any plugin is imported
     plain = dict(batch_size=check_int("batch_size", cfg.get("batch_size", 1), 1),
                  limit=check_int("limit", cfg.get("limit"), 0, allow_none=True),
                  seed=check_int("seed", cfg.get("seed", 42)), prefetch=check_int("prefetch", cfg.get("prefetch", 4), 1),
                  progress=check_bool("progress", cfg.get("progress", True)),
                  resume=check_bool("resume", cfg.get("resume", True)),
-                 overwrite=check_bool("overwrite", cfg.get("overwrite", False)))
+                 overwrite=check_bool("overwrite", cfg.get("overwrite", False)),
+                 shard=parse_shard(cfg.get("shard")),
+                 dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1))
     from .precision import get_precision
     from .registry import METRICS, check_options
     from .scoring import Scoring

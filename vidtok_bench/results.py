@@ -9,6 +9,7 @@ A run directory holds::
     frames_manifest.json  the exact source frames evaluated (vidtok_bench.manifest); its sha256 is fingerprint.manifest
     run_meta.json      RunMeta: the fingerprint of the run in progress (resume refuses a different one)
     state/<metric>.pt  set-metric state (e.g. FVD features) so an interrupted run resumes
+    shard-I-of-N/      the same files for part I of N (``shard=I/N`` or torchrun rank I), merged into the above
 
 ``python -m vidtok_bench.results`` prints the JSON Schema; the copy shipped in the package
 (``results.schema.json``) and the field list in ``docs/results.md`` are checked against it by tests.
@@ -168,6 +169,40 @@ class RunBlock(_Strict):
     duration_s: float
 
 
+class ShardBlock(_Strict):
+    """The part of a run one shard evaluated (``run shard=I/N``, or one torchrun rank)."""
+
+    index: int = Field(description="I of shard=I/N (0-based)")
+    count: int = Field(description="N of shard=I/N")
+    videos: list[str] = Field(description="the videos this shard evaluated, in dataset order")
+    dataset_videos: list[str] = Field(description="every video of the whole run, in dataset order")
+
+
+class PartStats(_Strict):
+    """Throughput and memory of one part of a combined run (a torchrun rank or a merged shard)."""
+
+    index: int
+    host: str | None
+    device: str
+    videos: int
+    duration_s: float
+    throughput: Throughput
+    memory: Memory
+
+
+class DistributedBlock(_Strict):
+    """How a result was combined from parts; its top-level throughput sums the parts' times and counts
+    (rates per device) and its memory is the largest part's peak."""
+
+    mode: Literal["torchrun", "merge"]
+    count: int = Field(description="number of parts (ranks or shards)")
+    backend: str | None = Field(description="torch.distributed backend (torchrun), null for merged shards")
+    parts: list[PartStats]
+    total_frames_per_s: float | None = Field(description="sum of the parts' model frames/s: the aggregate throughput")
+    total_peak_bytes: int = Field(description="sum of the parts' peak memory")
+    wall_s: float | None = Field(description="wall time of the whole torchrun job on rank 0 (null for merged shards)")
+
+
 class Fingerprint(_Strict):
     data: str = Field(description="sha256 of dataset, preprocessing, protocol, videos and metric specs")
     config: str = Field(description="data plus the tokenizer's configuration, weights sha256 and precision")
@@ -196,6 +231,8 @@ class Result(_Strict):
     environment: dict[str, Any]
     config: dict[str, Any] = Field(description="every resolved configuration value")
     fingerprint: Fingerprint
+    shard: ShardBlock | None = Field(None, description="set on one shard's partial result; null on a whole run")
+    distributed: DistributedBlock | None = Field(None, description="set when the result combines torchrun ranks or shards")
 
     _path: Path | None = PrivateAttr(None)
 
@@ -252,6 +289,7 @@ class VideoRecord(_Strict):
 class RunMeta(_Strict):
     fingerprint: Fingerprint
     started: str
+    shard: str | None = None  # "I/N" of a shard's directory
 
 
 # ----------------------------------------------------------------------------- I/O
@@ -507,7 +545,8 @@ def field_table() -> str:
 
     lines = []
     for name in ("Result", "TokenizerBlock", "MetricResult", "MetricInfo", "ScoringBlock", "FramesBlock",
-                 "VideosBlock", "Fingerprint", "VideoRecord", "ClipRecord"):
+                 "VideosBlock", "Fingerprint", "ShardBlock", "DistributedBlock", "PartStats",
+                 "VideoRecord", "ClipRecord"):
         model = defs[name]
         extra = " (plugins may add keys)" if model.get("additionalProperties", False) is not False else ""
         lines.append(f"`{name}`{extra}:\n")

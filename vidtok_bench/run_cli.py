@@ -23,6 +23,14 @@ common keys:
   dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
   dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N
   tokenizer.checkpoint=PATH  tokenizer.KEY=VALUE (any constructor argument)
+  shard=I/N                       evaluate part I of N (0-based) into OUT/shard-I-of-N; then `vidtok-bench merge`
+
+many processes, sweeps:
+  torchrun --nproc_per_node=N $(which vidtok-bench) run ...   one run over N ranks (NCCL on CUDA, gloo on CPU)
+  vidtok-bench run -m tokenizer=a,b dataset=x,y [hydra/launcher=submitit_slurm|submitit_local]
+                                  a Hydra sweep: one output directory per job (OUT/KEY=VALUE,...),
+                                  resumable; `vidtok-bench table OUT` collects them (OUT: output_dir,
+                                  default outputs/sweep)
 
 exit codes:
   0  every selected video was evaluated       3  some videos failed (results for the rest written, status partial)
@@ -44,6 +52,7 @@ examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="evaluate a tokenizer (Hydra overrides: KEY=VALUE ...)", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides")
+    p.add_argument("-m", "--multirun", action="store_true", help="sweep over comma-separated values with Hydra's launcher")
     p.add_argument("--cfg", action="store_true", help="print the resolved configuration and exit")
     p.set_defaults(func=main)
 
@@ -63,6 +72,15 @@ def _on_sigterm(signum, frame) -> None:
 def main(args: argparse.Namespace) -> int:
     from .config import compose, plan_run
 
+    if args.multirun:
+        from .sweep import multirun
+
+        return multirun(list(args.overrides))
+    hydra_keys = [o for o in args.overrides if o.lstrip("+~").split("=")[0].split("/")[0].split(".")[0] == "hydra"]
+    if hydra_keys:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{hydra_keys[0]}: Hydra launcher settings apply to sweeps; add -m")
     cfg = compose(list(args.overrides))
     if args.cfg:
         import yaml
@@ -70,6 +88,18 @@ def main(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
     plan = plan_run(cfg)  # plain option errors answer here, before torch is imported
+    from .distributed import DistEnv, run_distributed
+
+    env = DistEnv.from_environ()
+    if env is not None:  # under torchrun: this rank's part, and the one result on rank 0
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            result = run_distributed(plan, env)
+        except Terminated:  # the launcher stops the other ranks when one dies: run_distributed said where work is kept
+            return EXIT_TERMINATED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return EXIT_OK if result is None else finish(result)
     from .runner import Runner
 
     runner = Runner(plan)
@@ -89,7 +119,14 @@ def main(args: argparse.Namespace) -> int:
     if runner.already_complete:
         print(f"vidtok-bench: {runner.output_dir} already holds this run, complete; nothing recomputed "
               "(overwrite=true to run it again)", file=sys.stderr)
+    return finish(result)
+
+
+def finish(result) -> int:
+    """Print what a run produced and return its exit status."""
     print_summary(result)
+    if result.shard is not None and not result.shard.videos:
+        return EXIT_OK  # a part of a split run that got no video: nothing to do is not an error
     if result.run.status == "empty":
         print("vidtok-bench: error: no video was evaluated; results.json records why", file=sys.stderr)
         return EXIT_EMPTY
@@ -121,4 +158,13 @@ def print_summary(result) -> None:
         print(f"  {len(result.videos.failed)} video(s) failed:", file=sys.stderr)
         for f in result.videos.failed:
             print(f"    {f.error}", file=sys.stderr)
+    if result.shard is not None:
+        root = result.run_dir.parent if result.run_dir else "OUT"
+        print(f"  shard {result.shard.index}/{result.shard.count}: {len(result.shard.videos)} of "
+              f"{len(result.shard.dataset_videos)} videos; when all {result.shard.count} are done: "
+              f"vidtok-bench merge {root} -o {root}")
+    if result.distributed is not None and result.distributed.mode == "torchrun":
+        d = result.distributed
+        rate = "—" if d.total_frames_per_s is None else f"{d.total_frames_per_s:.1f}"
+        print(f"  {d.count} ranks ({d.backend}): {rate} frames/s together, {d.wall_s or 0:.1f} s wall")
     print(f"results: {result.path}")

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 
 from .config import RunPlan, plan_dataset, plan_run
+from .distributed import part_videos, shard_dirname
 from .errors import BenchError, ConfigError
 from .hashing import fingerprint
-from .registry import METRICS, TOKENIZERS
-from .results import MANIFEST_FILE, Result, VideoRecord
-from .scoring import Scoring
+from .registry import TOKENIZERS
+from .results import MANIFEST_FILE, Result, ShardBlock, VideoRecord
 from .stages.assemble import assemble
 from .stages.manifest import ManifestStage
 from .stages.model import ModelStage
@@ -29,7 +29,7 @@ from .stages.store import RunStore
 
 
 #: options that change how a run proceeds, not what it computes (left out of the default directory's hash)
-RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch")
+RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "shard", "dist_timeout_s")
 
 
 class Runner:
@@ -38,12 +38,12 @@ class Runner:
         self.tokenizer = TOKENIZERS.build(plan.cfg["tokenizer"], device=str(plan.device))
         self.dataset_plan = plan_dataset(plan.cfg, self.tokenizer)
         self.dataset = self.dataset_plan.build()
-        metrics = {n: METRICS.build({"plugin": n, **opts}, device=plan.device) for n, opts in plan.metrics.items()}
-        self.scoring = ScoringStage(metrics, Scoring.from_protocol(plan.protocol), self.tokenizer)
+        self.scoring = ScoringStage.from_plan(plan, plan.device, self.tokenizer)
         self.model = ModelStage(self.tokenizer, plan.device, plan.precision)
         self._check_frames_fit_tokenizer()
         self.output_dir = plan.output_dir or self.default_output_dir()
-        self.store = RunStore(self.output_dir)
+        # a shard (shard=I/N, or torchrun rank I) keeps its part in OUT/shard-I-of-N; merging writes OUT
+        self.store = RunStore(self.output_dir / shard_dirname(*plan.shard) if plan.shard else self.output_dir)
         #: set when the same configuration had already finished in output_dir (nothing was recomputed)
         self.already_complete = False
 
@@ -69,6 +69,14 @@ class Runner:
         tok["weights"] = weights_sha256
         return {"data": fingerprint(data), "config": fingerprint({"data": data, "tokenizer": tok, "precision": self.model.precision.name})}
 
+    def reference_key(self) -> str:
+        """What reference-side (real-clip) state depends on: the dataset with its preprocessing and root,
+        and the protocol; not the tokenizer, the video list or other metrics, so every tokenizer, shard
+        and rank on the same data shares it (set metrics add their own network and frame manifest)."""
+        protocol = {k: v for k, v in self.plan.protocol.items() if k != "metric_options"}
+        return fingerprint({"dataset": self.dataset_plan.fingerprint_view(), "protocol": protocol,
+                            "root": self.dataset_plan.args.get("root")})
+
     def run(self) -> dict[str, Any]:
         return self.run_result().dump()
 
@@ -76,20 +84,22 @@ class Runner:
         started = time.perf_counter()
         videos = self.dataset.videos()[: self.plan.limit]
         fps = self.fingerprints([v.id for v in videos])
+        shard = f"{self.plan.shard[0]}/{self.plan.shard[1]}" if self.plan.shard else None
         self.store.lock()
         try:
-            done = self.store.finished(fps) if self.plan.resume and not self.plan.overwrite else None
+            done = self.store.finished(fps, shard) if self.plan.resume and not self.plan.overwrite else None
             if done is not None:
                 self.already_complete = True
                 return done
             info = self.tokenizer.info()  # loads the weights now: a missing checkpoint fails before any decoding
-            finished = self.store.open(fps, self.plan.resume, self.plan.overwrite)
+            finished = self.store.open(fps, self.plan.resume, self.plan.overwrite, shard)
             return self._evaluate(videos, fps, finished, info, started)
         finally:
             self.store.unlock()
 
     def _evaluate(self, videos: list, fps: dict[str, str], finished: dict[str, VideoRecord], info: dict[str, Any],
                   started: float) -> Result:
+        """Evaluate ``videos`` (this shard's part of them) except those ``finished``."""
         from tqdm import tqdm
 
         if finished:
@@ -97,13 +107,14 @@ class Runner:
         frames = ManifestStage(self.dataset)
         frames.resume(finished.values())
         for m in self.scoring.set_metrics.values():
-            m.set_reference_key(fingerprint({"data": fps["data"], "root": self.dataset_plan.args.get("root")}))
+            m.set_reference_key(self.reference_key())
         if self.plan.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.plan.device)
 
         records: dict[str, VideoRecord] = dict(finished)
-        todo = [v for v in videos if v.id not in finished]
-        bar = ClipProgress(tqdm, len(videos), finished.values(), disable=not self.plan.progress, desc=self.tokenizer.name)
+        mine = part_videos(self.dataset, videos, self.plan.shard)
+        todo = [v for v in mine if v.id not in finished]
+        bar = ClipProgress(tqdm, len(mine), finished.values(), disable=not self.plan.progress, desc=self.tokenizer.name)
         running = RunningMeans(finished.values())
         current: VideoRecord | None = None
         with torch.random.fork_rng(devices=[self.plan.device] if self.plan.device.type == "cuda" else []):
@@ -112,6 +123,9 @@ class Runner:
                 for ev in ClipReader(self.dataset, todo, self.plan.batch_size, self.plan.prefetch):
                     if current is None or current.video != ev.video.id:
                         current = VideoRecord(video=ev.video.id, path=ev.video.path)
+                        # seeded per video: sampling tokenizers give the same values however the run is
+                        # split into shards or ranks, or resumed
+                        torch.manual_seed(video_seed(self.plan.seed, ev.video.id))
                     if ev.kind == "batch":
                         self._process(current, ev.clips)
                         frames.add(current, ev.video, ev.clips)
@@ -132,12 +146,15 @@ class Runner:
             finally:
                 bar.close()
 
-        ordered = [records[v.id] for v in videos if v.id in records]
+        ordered = [records[v.id] for v in mine if v.id in records]
         sha = (info.get("weights") or {}).get("sha256")
         manifest = frames.write(self.store.dir / MANIFEST_FILE, [v.id for v in videos])
         result = assemble(self.plan, info, self.dataset.info(), self.scoring, self.model, ordered,
                           {**(self.fingerprints([v.id for v in videos], sha) if sha else fps), "manifest": manifest},
                           time.perf_counter() - started, resumed=len(finished))
+        if self.plan.shard:
+            result.shard = ShardBlock(index=self.plan.shard[0], count=self.plan.shard[1], videos=[v.id for v in mine],
+                                      dataset_videos=[v.id for v in videos])
         self.store.write(result, ordered, self.scoring.frame_metrics)
         return result
 
@@ -189,6 +206,10 @@ class ClipProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def video_seed(seed: int, video_id: str) -> int:
+    return int(fingerprint([seed, video_id])[:15], 16)
 
 
 class RunningMeans:

@@ -91,6 +91,10 @@ class SetMetric(Metric):
         clip length, so reference (real) features can be cached on disk and reused."""
         self.reference_key = key
 
+    def note_sources(self, sources: dict[str, tuple[int, ...]]) -> None:
+        """Called before ``update`` with each clip's source frame numbers (its frame manifest), so
+        reference-side state cached on disk can be keyed by exactly the frames it came from."""
+
     @abstractmethod
     def update(self, real: torch.Tensor, fake: torch.Tensor, clip_ids: list[str]) -> None:
         """Accumulate a batch of clips (B,3,T,H,W) in [-1,1]; ``clip_ids`` are "<video_id>#<clip index>"."""

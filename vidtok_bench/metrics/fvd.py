@@ -3,7 +3,12 @@
 FVD is a property of two *sets* of clips, so the plugin accumulates features over the whole
 run and computes one number at the end (never an average over batches). Reference (real)
 features depend only on the data, preprocessing, clip length and network, so they are
-cached on disk per clip and reused by every tokenizer evaluated on the same data.
+cached on disk per clip and reused by every tokenizer evaluated on the same data: one directory
+per (dataset, protocol, I3D weights, FVD preprocessing), one file per clip named by the clip, its
+shape and its source frame numbers (the frame manifest). Files are written atomically (a reader
+never sees a torn one) and computed under a lock, so concurrent ranks, shards and sweep jobs
+compute each reference clip once; the result records the cache key.
+
 
 Named variants (option ``variant``, recorded in the spec, so runs of different variants have
 different data fingerprints and compare/gate refuse to set them side by side):
@@ -19,11 +24,13 @@ bootstrap percentile interval (:mod:`~vidtok_bench.metrics.fvd_ci`; ``n_resample
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,6 +48,7 @@ from .base import SetMetric, clip_order_key, video_of
 FVD_VERSION = "1"
 FEATURE_DIM = 400
 MIN_FRAMES = 9  # I3D downsamples time by 8, then pools 2 steps
+LOCK_STRIPES = 256  # lock files per cache directory (clips hash onto them)
 VARIANT_RE = re.compile(r"^(whole|clips16|clips16_per_video_([1-9][0-9]*))$")
 
 
@@ -72,12 +80,16 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
     """
     from scipy import linalg
 
+    from threadpoolctl import threadpool_limits
+
     a, b = _as_2d(features_a, "features_a"), _as_2d(features_b, "features_b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    with warnings.catch_warnings():
+    # one BLAS thread: multi-threaded LAPACK rounds differently with each thread count (~1e-9 relative on
+    # rank-deficient covariances), so the value would depend on the process that computes it
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+        s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
         # rank-deficient covariances (fewer clips than dimensions) are the norm; FVD.compute warns about that
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = np.real(linalg.sqrtm(s_a @ s_b))
@@ -162,6 +174,7 @@ class FVD(SetMetric):
         self._real: list[np.ndarray] = []
         self._fake: list[np.ndarray] = []
         self._ids: list[str] = []
+        self._sources: dict[str, tuple[int, ...]] = {}
         self.reference_cache_hits = 0
 
     # -------------------------------------------------------------- definition
@@ -202,42 +215,97 @@ class FVD(SetMetric):
             out.append(self.net(x).cpu().numpy().astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
 
-    def _cache_dir(self) -> Path | None:
+    def cache_key(self) -> str | None:
+        """The reference-feature cache key: data and protocol (the runner's reference key), I3D weights,
+        this metric's preprocessing and version; None when caching is off."""
         if not (self.cache_reference and self.reference_key):
+            return None
+        key = json.dumps({"reference": self.reference_key, "pre": self.preprocessing(),
+                          "weights": self._weights_sha256(), "v": FVD_VERSION}, sort_keys=True)
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def _cache_dir(self) -> Path | None:
+        key = self.cache_key()
+        if key is None:
             return None
         from ..weights.manager import cache_dir
 
-        key = json.dumps({"reference": self.reference_key, "pre": self.preprocessing(),
-                          "weights": self._weights_sha256(), "v": FVD_VERSION}, sort_keys=True)
-        return cache_dir() / "fvd_reference" / hashlib.sha256(key.encode()).hexdigest()[:32]
+        return cache_dir() / "fvd_reference" / key
 
     @staticmethod
-    def _clip_file(root: Path, clip_id: str, shape: tuple[int, ...]) -> Path:
-        h = hashlib.sha256(f"{clip_id}|{shape[1:]}".encode()).hexdigest()[:32]  # (C,T,H,W): clip length too
-        return root / f"{h}.npy"
+    def _clip_file(root: Path, clip_id: str, shape: tuple[int, ...], frames: tuple[int, ...] = ()) -> Path:
+        # (C,T,H,W): clip length too; the source frame numbers when the dataset records them
+        ident = f"{clip_id}|{shape[1:]}" + (f"|{','.join(map(str, frames))}" if frames else "")
+        return root / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.npy"
+
+    def note_sources(self, sources: dict[str, tuple[int, ...]]) -> None:
+        self._sources.update(sources)
+
+    @staticmethod
+    def _load(f: Path) -> np.ndarray | None:
+        try:
+            v = np.load(f, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return v if v.shape == (FEATURE_DIM,) else None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _locked(root: Path, files: list[Path]):
+        """Exclusive locks on the stripes of ``files`` (taken in order: no deadlock between processes)."""
+        try:
+            import fcntl
+        except ImportError:  # no POSIX locks: atomic writes still keep readers safe
+            yield
+            return
+        locks = root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        stripes = sorted({int(f.stem[:8], 16) % LOCK_STRIPES for f in files})
+        held = []
+        try:
+            for s in stripes:
+                fh = open(locks / f"{s:03d}.lock", "a+")
+                held.append(fh)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+        finally:
+            for fh in reversed(held):
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+
+    @staticmethod
+    def _save(f: Path, value: np.ndarray) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp.npy", dir=f.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, value)
+            os.replace(tmp, f)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _reference_features(self, real: torch.Tensor, clip_ids: list[str]) -> np.ndarray:
         root = self._cache_dir()
+        sources = [tuple(self._sources.pop(cid, ())) for cid in clip_ids]
         if root is None:
             return self.features(real)
-        files = [self._clip_file(root, cid, tuple(real[i].shape)) for i, cid in enumerate(clip_ids)]
-        feats: list[np.ndarray | None] = []
-        for f in files:
-            try:
-                v = np.load(f, allow_pickle=False)
-                feats.append(v if v.shape == (FEATURE_DIM,) else None)
-            except (OSError, ValueError):
-                feats.append(None)
+        files = [self._clip_file(root, cid, tuple(real[i].shape), sources[i]) for i, cid in enumerate(clip_ids)]
+        feats = [self._load(f) for f in files]
         missing = [i for i, v in enumerate(feats) if v is None]
-        self.reference_cache_hits += len(files) - len(missing)
         if missing:
-            new = self.features(real[missing])
             root.mkdir(parents=True, exist_ok=True)
-            for j, i in enumerate(missing):
-                feats[i] = new[j]
-                tmp = files[i].with_name(f".{files[i].stem}.{os.getpid()}.tmp.npy")
-                np.save(tmp, new[j])
-                os.replace(tmp, files[i])
+            with self._locked(root, [files[i] for i in missing]):
+                # another process may have computed them while this one waited for the lock
+                for i in missing:
+                    feats[i] = self._load(files[i])
+                missing = [i for i in missing if feats[i] is None]
+                if missing:
+                    new = self.features(real[missing])
+                    for j, i in enumerate(missing):
+                        feats[i] = new[j]
+                        self._save(files[i], new[j])
+        self.reference_cache_hits += len(files) - len(missing)
         return np.stack(feats)  # type: ignore[arg-type]
 
     # -------------------------------------------------------------- SetMetric
@@ -272,7 +340,8 @@ class FVD(SetMetric):
     def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
         n = len(self._fake)
         videos = list(dict.fromkeys(video_of(c) for c in sorted(self._ids, key=clip_order_key(order))))
-        details: dict[str, Any] = {"reference_cache_hits": self.reference_cache_hits, "videos": len(videos),
+        details: dict[str, Any] = {"reference_cache_hits": self.reference_cache_hits,
+                                   "reference_cache_key": self.cache_key(), "videos": len(videos),
                                    "variant": self.variant, "left_out_clips": len(self._left_out)}
         for why in sorted(set(self._left_out.values())):
             details.setdefault("left_out", {})[why] = sum(1 for w in self._left_out.values() if w == why)
@@ -307,7 +376,8 @@ class FVD(SetMetric):
         z = np.zeros((0, FEATURE_DIM), np.float32)
         return {"real": torch.from_numpy(np.stack(self._real) if self._real else z),
                 "fake": torch.from_numpy(np.stack(self._fake) if self._fake else z),
-                "clip_ids": list(self._ids), "left_out": dict(self._left_out)}
+                "clip_ids": list(self._ids), "reference_cache_hits": self.reference_cache_hits,
+                "reference_key": self.reference_key, "left_out": dict(self._left_out)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         real, fake = np.asarray(state["real"], np.float32), np.asarray(state["fake"], np.float32)
@@ -315,6 +385,8 @@ class FVD(SetMetric):
         if real.shape != fake.shape or len(ids) != real.shape[0]:
             raise ValueError(f"fvd state: real {real.shape}, fake {fake.shape}, {len(ids)} clip ids do not match")
         self._real, self._fake, self._ids = list(real), list(fake), ids
+        self.reference_cache_hits = int(state.get("reference_cache_hits", 0))
+        self.reference_key = state.get("reference_key", getattr(self, "reference_key", None))
         self._left_out = dict(state.get("left_out", {}))
 
     def merge_state_dict(self, state: dict[str, Any]) -> None:
@@ -324,7 +396,11 @@ class FVD(SetMetric):
         dup = set(self._ids) & set(other._ids)
         if dup:
             raise ValueError(f"fvd merge: clip {sorted(dup)[0]} appears in two shards")
+        if self.reference_key and other.reference_key and self.reference_key != other.reference_key:
+            raise ValueError("fvd merge: the shards' reference features come from different data")
+        self.reference_key = self.reference_key or other.reference_key
         self._real += other._real
         self._fake += other._fake
         self._ids += other._ids
+        self.reference_cache_hits += other.reference_cache_hits
         self._left_out.update(other._left_out)

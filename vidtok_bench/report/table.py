@@ -121,9 +121,16 @@ def key_of(result: Result) -> tuple[str, str, str]:
 def latest(results: Iterable[Result]) -> tuple[list[Result], list[str]]:
     """Keep the newest result per (tokenizer, dataset, protocol); notes say what was dropped."""
     groups: dict[tuple[str, str, str], list[Result]] = {}
+    shards = []
     for r in results:
+        if r.shard is not None:  # one part of a split run: partial values
+            shards.append(r)
+            continue
         groups.setdefault(key_of(r), []).append(r)
     kept, notes = [], []
+    if shards:
+        notes.append(f"skipped {len(shards)} shard result(s) (a part of a run each, e.g. {shards[0].path}); "
+                     "combine them with `vidtok-bench merge`")
     for key, group in groups.items():
         group.sort(key=_date, reverse=True)
         kept.append(group[0])

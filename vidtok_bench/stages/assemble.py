@@ -22,39 +22,56 @@ def peak_memory(device: torch.device) -> Memory:
 
 
 def throughput(model: ModelStage) -> Throughput:
-    enc, dec, n, frames = model.encode_s, model.decode_s, model.clips, model.frames
+    return make_throughput(model.encode_s, model.decode_s, model.clips, model.frames)
+
+
+def make_throughput(enc: float, dec: float, n: int, frames: int, note: str | None = None) -> Throughput:
     return Throughput(
         encode_s=enc, decode_s=dec, clips=n, frames=frames,
         encode_frames_per_s=frames / enc if enc else None, decode_frames_per_s=frames / dec if dec else None,
         frames_per_s=frames / (enc + dec) if enc + dec else None, clips_per_s=n / (enc + dec) if enc + dec else None,
-        note="model time only (encode and decode timed separately, synchronised on GPU); clips resumed from an "
-             "earlier run are not counted")
+        note=note or "model time only (encode and decode timed separately, synchronised on GPU); clips resumed from an "
+                     "earlier run are not counted")
+
+
+def run_status(videos: Sequence[VideoRecord]) -> str:
+    """complete: every video evaluated; partial: some failed; empty: no clip scored."""
+    ok = [v for v in videos if v.status == "ok"]
+    return "empty" if not any(v.clips for v in ok) else ("partial" if len(ok) < len(videos) else "complete")
+
+
+def record_blocks(scoring: ScoringStage, videos: Sequence[VideoRecord], resumed: int) -> dict[str, Any]:
+    """The parts of a result that come from the per-video records and the metrics' state (``videos`` in
+    dataset order): the same for a single run and for parts combined in that order."""
+    ok = [v for v in videos if v.status == "ok"]
+    clips = [c for v in ok for c in v.clips]
+    pixels = sum(c.pixels for c in clips)
+    return dict(
+        metrics=scoring.summarise(videos, [v.video for v in videos]),
+        bits_per_pixel=sum(c.bits for c in clips) / pixels if pixels else None,
+        frames=FramesBlock(evaluated=sum(c.frames for c in clips), tokenizer_padded=sum(c.tokenizer_padded for c in clips),
+                           tail_repeated=sum(c.tail_repeated for c in clips), tail_frames_scored=scoring.scoring.score_tail,
+                           nonfinite_clips=[f"{v.video}#{c.clip}" for v in ok for c in v.clips if c.nonfinite]),
+        videos=VideosBlock(total=len(videos), ok=len(ok), resumed=resumed,
+                           failed=[FailedVideo(video=v.video, path=v.path, error=v.error) for v in videos if v.status != "ok"]),
+    )
 
 
 def assemble(plan: RunPlan, tokenizer_info: dict[str, Any], dataset_info: dict[str, Any], scoring: ScoringStage,
              model: ModelStage, videos: Sequence[VideoRecord], fingerprint: dict[str, str], duration: float,
              resumed: int) -> Result:
-    ok = [v for v in videos if v.status == "ok"]
-    clips = [c for v in ok for c in v.clips]
-    pixels = sum(c.pixels for c in clips)
     cfg = plan.cfg
     return Result(
         tokenizer={**tokenizer_info, "config": cfg["tokenizer"]},
         dataset={**dataset_info, "config": cfg["dataset"]},
         protocol=cfg["protocol"],
         scoring=scoring.scoring.record(),
-        metrics=scoring.summarise(videos, [v.video for v in videos]),
-        bits_per_pixel=sum(c.bits for c in clips) / pixels if pixels else None,
         compression=list(tokenizer_info["compression"]),
         throughput=throughput(model),
         memory=peak_memory(plan.device),
-        frames=FramesBlock(evaluated=sum(c.frames for c in clips), tokenizer_padded=sum(c.tokenizer_padded for c in clips),
-                           tail_repeated=sum(c.tail_repeated for c in clips), tail_frames_scored=scoring.scoring.score_tail,
-                           nonfinite_clips=[f"{v.video}#{c.clip}" for v in ok for c in v.clips if c.nonfinite]),
-        videos=VideosBlock(total=len(videos), ok=len(ok), resumed=resumed,
-                           failed=[FailedVideo(video=v.video, path=v.path, error=v.error) for v in videos if v.status != "ok"]),
-        run=RunBlock(status="empty" if not clips else ("partial" if len(ok) < len(videos) else "complete"),
-                     device=str(plan.device), precision=model.precision.name, batch_size=plan.batch_size, seed=plan.seed,
+        **record_blocks(scoring, videos, resumed),
+        run=RunBlock(status=run_status(videos), device=str(plan.device), precision=model.precision.name,
+                     batch_size=plan.batch_size, seed=plan.seed,
                      sample_posterior=bool(cfg["tokenizer"].get("sample_posterior", False)),
                      date=_dt.datetime.now(_dt.timezone.utc).isoformat(), duration_s=duration),
         environment=environment(plan.device),

@@ -44,6 +44,14 @@ class ScoringStage:
                 torch.cuda.synchronize(device)
             self.seconds[name] += time.perf_counter() - t0
 
+    @classmethod
+    def from_plan(cls, plan: Any, device: Any, tokenizer: Any = None) -> "ScoringStage":
+        """The run's metrics (options from the protocol) on ``device``, under the protocol's scoring."""
+        from ..registry import METRICS
+
+        metrics = {n: METRICS.build({"plugin": n, **opts}, device=device) for n, opts in plan.metrics.items()}
+        return cls(metrics, Scoring.from_protocol(plan.protocol), tokenizer)
+
     def __call__(self, clips: list[Clip], video: torch.Tensor, out: ModelOutput) -> list[ClipRecord]:
         """Score one batch: ``video`` the clips (B,3,T,H,W) as given to the model, ``out`` its output."""
         recon, finite = self.scoring.prepare(out.recon)
@@ -66,8 +74,10 @@ class ScoringStage:
                 if name in self.latent_metrics:
                     continue
                 with self._timed(name):
-                    m.observe_frame_stats(group_stats, [ids[i] for i in idx])
-                    m.update(r, f, [ids[i] for i in idx])
+                    group_ids = [ids[i] for i in idx]
+                    m.note_sources({ids[i]: clips[i].source_indices for i in idx})
+                    m.observe_frame_stats(group_stats, group_ids)
+                    m.update(r, f, group_ids)
         return [ClipRecord(clip=c.index, start=c.start, frames=scored[i], valid=c.valid, tail_repeated=c.tail_padded,
                            tokenizer_padded=out.padded, bits=out.bits / n, pixels=out.pixels // n,
                            encode_s=out.encode_s / n, decode_s=out.decode_s / n, nonfinite=not bool(finite[i]),

@@ -55,30 +55,39 @@ class RunStore:
             self._lock.close()
             self._lock = None
 
-    def finished(self, fingerprint: dict[str, str]) -> Result | None:
-        """The finished result of the same configuration already in this directory, if any."""
+    def finished(self, fingerprint: dict[str, str], shard: str | None = None) -> Result | None:
+        """The finished result of the same configuration (and shard ``"I/N"``) already in this directory, if any."""
         if not (self.dir / RESULTS_FILE).exists():
             return None
         try:
             done = load_result(self.dir)
         except BenchError:
             return None
-        same = done.fingerprint.data == fingerprint["data"] and self._meta_fingerprint() == fingerprint
+        same = done.fingerprint.data == fingerprint["data"] and self.holds(fingerprint, shard)
         return done if same and done.run.status == "complete" else None
+
+    def holds(self, fingerprint: dict[str, str], shard: str | None = None) -> bool:
+        """Whether this directory's run (finished or not) has this fingerprint and shard."""
+        return self._meta_fingerprint() == fingerprint and self._meta().get("shard") == shard
+
+    def _meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.meta_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
 
     def _meta_fingerprint(self) -> dict[str, str] | None:
         """The fingerprint of the run in progress: data + config (fingerprint.manifest is known only at the end)."""
-        try:
-            fp = json.loads(self.meta_file.read_text()).get("fingerprint")
-        except (OSError, ValueError):
-            return None
+        fp = self._meta().get("fingerprint")
         return {k: v for k, v in fp.items() if v is not None} if isinstance(fp, dict) else None
 
-    def open(self, fingerprint: dict[str, str], resume: bool, overwrite: bool) -> dict[str, VideoRecord]:
-        """Start (or resume) a run; returns the videos an earlier run of the same fingerprint finished.
+    def open(self, fingerprint: dict[str, str], resume: bool, overwrite: bool, shard: str | None = None) -> dict[str, VideoRecord]:
+        """Start (or resume) a run, or shard ``"I/N"`` of one; returns the videos an earlier run of the same
+        fingerprint and shard finished.
 
         Work of another configuration is never replaced silently: without ``overwrite`` it is refused."""
-        same = self._meta_fingerprint() == fingerprint
+        same = self.holds(fingerprint, shard)
         has_work = (self.dir / RESULTS_FILE).exists() or (self.clip_log.exists() and self.clip_log.stat().st_size)
         if has_work and not same and not overwrite:
             what = "a finished run" if (self.dir / RESULTS_FILE).exists() else "an unfinished run"
@@ -96,7 +105,8 @@ class RunStore:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         if not finished:
             self.clip_log.write_text("")
-        meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat())
+        meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+                       shard=shard)
         write_json_atomic(self.meta_file, meta.model_dump())
         return finished
 

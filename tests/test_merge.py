@@ -1,0 +1,150 @@
+"""Independent shards (run shard=I/N) and `vidtok-bench merge`: the merged result equals the single
+run; shards of different configurations, fingerprints, splits or incomplete sets are refused."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from _split_runs import FVD_9, TINY, assert_same_values, cli, one_thread, single
+from _weights_fixture import seeded_cache_dir
+from vidtok_bench import results as R
+from vidtok_bench.datasets.synthetic import SyntheticDataset
+from vidtok_bench.errors import VideoError
+from vidtok_bench.registry import register_dataset
+
+
+def shards(out: Path, n: int, *extra: str, which=None) -> Path:
+    for i in which if which is not None else range(n):
+        with one_thread():
+            assert cli("run", *TINY, *extra, f"shard={i}/{n}", f"output_dir={out}") == 0
+    return out
+
+
+def refused(capsys, *args: str) -> str:
+    """The one-line error of a command that must fail."""
+    capsys.readouterr()
+    assert cli(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vidtok-bench: error: ") and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture
+def fvd_cache(tmp_path, tmp_path_factory, monkeypatch) -> Path:
+    """A fresh reference-feature cache beside the seeded I3D weights."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "weights").symlink_to(seeded_cache_dir(tmp_path_factory) / "weights")
+    monkeypatch.setenv("VIDTOK_BENCH_CACHE", str(cache))
+    return cache
+
+
+def test_shards_merge_into_the_single_run_and_a_sweep_reuses_reference_features(tmp_path, fvd_cache, capsys):
+    # 2 videos x 2 clips = 4 FVD clips, split 3 ways (one shard gets no video)
+    extra = ["dataset.num_videos=2", "dataset.num_frames=34", "metrics=[psnr,ssim,fvd]", *FVD_9]
+    want = single(tmp_path / "single", *extra)
+    out = shards(tmp_path / "split", 3, *extra)
+    parts = [R.load_result(out / f"shard-{i}-of-3") for i in range(3)]
+    assert [p.shard.videos for p in parts] == [["synthetic_000"], ["synthetic_001"], []]
+    assert all(p.shard.dataset_videos == ["synthetic_000", "synthetic_001"] for p in parts)
+    assert (out / "shard-0-of-3" / "state" / "fvd.pt").is_file()
+    assert cli("merge", str(out), "-o", str(tmp_path / "merged")) == 0
+    got, ref = assert_same_values(tmp_path / "merged", want)
+    assert got.distributed.mode == "merge" and got.distributed.count == 3 and got.shard is None
+    # reference features: computed once by the single run, taken from the cache by every shard
+    key = ref.metrics["fvd"].details["reference_cache_key"]
+    assert got.metrics["fvd"].details["reference_cache_key"] == key
+    assert got.metrics["fvd"].details["reference_cache_hits"] == 4
+    # another tokenizer on the same data (a tokenizer sweep) computes only its own clips' features
+    other = single(tmp_path / "identity", *extra, "tokenizer=identity", "metrics=[fvd]")
+    fvd = R.load_result(other).metrics["fvd"]
+    assert fvd.details["reference_cache_key"] == key and fvd.details["reference_cache_hits"] == 4
+    # the merged directory is a finished run: rerunning that configuration there evaluates nothing
+    before = (tmp_path / "merged" / R.RESULTS_FILE).read_text()
+    capsys.readouterr()
+    assert cli("run", *TINY, *extra, f"output_dir={tmp_path / 'merged'}") == 0
+    assert "already holds this run, complete; nothing recomputed" in capsys.readouterr().err
+    assert (tmp_path / "merged" / R.RESULTS_FILE).read_text() == before
+
+
+def test_three_way_merge_of_psnr_shards_and_table_skips_shards(tmp_path, capsys):
+    want = single(tmp_path / "single", "dataset.num_videos=5")
+    out = shards(tmp_path / "split", 3, "dataset.num_videos=5")
+    # shard directories may be named one by one, in any order
+    dirs = [str(out / f"shard-{i}-of-3") for i in (2, 0, 1)]
+    assert cli("merge", *dirs, "-o", str(out)) == 0
+    assert_same_values(out, want)
+    capsys.readouterr()
+    assert cli("table", str(out), "--columns", "psnr", "videos") == 0
+    text, err = capsys.readouterr()
+    assert text.count("trilinear_488") == 1 and re.search(r"\|\s+5\s+\|", text), text
+    assert "skipped 3 shard result(s)" in err
+
+
+@register_dataset("_one_broken")
+class OneBroken(SyntheticDataset):
+    """The synthetic set with synthetic_001 unreadable (a decoder error)."""
+
+    def clips(self, video):
+        if video.id == "synthetic_001":
+            raise VideoError(f"/data/{video.id}.mp4", "truncated file")
+        return super().clips(video)
+
+
+def test_a_failed_video_is_recorded_once_and_the_merge_is_the_single_run(tmp_path):
+    extra = ["dataset=_one_broken", "dataset.num_videos=3"]
+    with one_thread():
+        assert cli("run", *TINY, *extra, f"output_dir={tmp_path / 'single'}") == 3  # partial, as a run says
+        codes = [cli("run", *TINY, *extra, f"shard={i}/2", f"output_dir={tmp_path / 'split'}") for i in range(2)]
+    assert codes == [0, 4]  # shard 1 holds only the broken video: nothing scored there
+    assert cli("merge", str(tmp_path / "split"), "-o", str(tmp_path / "merged")) == 3
+    got, _ = assert_same_values(tmp_path / "merged", tmp_path / "single")
+    assert [f.video for f in got.videos.failed] == ["synthetic_001"] and got.run.status == "partial"
+
+
+def test_merge_names_missing_and_unfinished_shards(tmp_path, capsys):
+    out = shards(tmp_path / "split", 4, "dataset.num_videos=4", which=[0, 2, 3])
+    err = refused(capsys, "merge", str(out), "-o", str(tmp_path / "m"))
+    assert re.search(r"incomplete: missing shard\(s\) 1/4 of 4", err), err
+    (out / "shard-2-of-4" / R.RESULTS_FILE).unlink()  # as if it were stopped before its end
+    err = refused(capsys, "merge", str(out), "-o", str(tmp_path / "m"))
+    assert re.search(r"missing shard\(s\) 1/4, 2/4 of 4; unfinished: .*shard-2-of-4", err), err
+    assert not (tmp_path / "m" / R.RESULTS_FILE).exists()
+
+
+def test_merge_refuses_shards_of_different_runs(tmp_path, capsys):
+    a = shards(tmp_path / "a", 2, "dataset.num_videos=2", which=[0])
+    b = shards(tmp_path / "b", 2, "dataset.num_videos=2", "tokenizer=identity", which=[1])
+    err = refused(capsys, "merge", str(a), str(b), "-o", str(tmp_path / "m"))
+    assert re.search(r"different configurations: tokenizer\..*'identity' vs 'trilinear_488'", err), err
+    c = shards(tmp_path / "c", 3, "dataset.num_videos=2", which=[1])
+    err = refused(capsys, "merge", str(a), str(c), "-o", str(tmp_path / "m"))
+    assert re.search("shards of different splits", err), err
+    # same configuration, different fingerprint (e.g. other weights or code): refused too
+    d = shards(tmp_path / "d", 2, "dataset.num_videos=2", which=[1])
+    f = d / "shard-1-of-2" / R.RESULTS_FILE
+    doc = json.loads(f.read_text())
+    doc["fingerprint"]["config"] = "0" * 64
+    f.write_text(json.dumps(doc))
+    err = refused(capsys, "merge", str(a), str(d), "-o", str(tmp_path / "m"))
+    assert re.search("different config fingerprints", err), err
+    err = refused(capsys, "merge", str(a / "shard-0-of-2"), str(a / "shard-0-of-2"), "-o", str(tmp_path / "m"))
+    assert re.search(r"shard 0/2 given twice", err), err
+
+
+def test_a_whole_run_is_not_a_shard_and_shard_dirs_do_not_mix(tmp_path, capsys):
+    whole = single(tmp_path / "whole", "dataset.num_videos=2")
+    err = refused(capsys, "merge", str(whole), "-o", str(tmp_path / "m"))
+    assert re.search("a whole run, not a shard", err), err
+    out = shards(tmp_path / "split", 2, "dataset.num_videos=2", which=[0])
+    # another shard written into a shard's directory is refused by the store (resume is per shard)
+    shutil.copy(out / "shard-0-of-2" / R.RUN_META_FILE, tmp_path / "meta.json")
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    meta["shard"] = "1/2"
+    (out / "shard-0-of-2" / R.RUN_META_FILE).write_text(json.dumps(meta))
+    err = refused(capsys, "run", *TINY, "dataset.num_videos=2", "shard=0/2", f"output_dir={out}")
+    assert re.search("different configuration", err), err

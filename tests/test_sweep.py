@@ -1,0 +1,58 @@
+"""`vidtok-bench run -m ...`: sweeps through Hydra's launchers, one directory per job, resumable,
+collected by `vidtok-bench table`; a tokenizers x shards array merged per tokenizer."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from _split_runs import TINY, assert_same_values, cli, single
+from vidtok_bench import results as R
+
+
+def _job_dirs(sweep) -> dict[str, R.Result]:
+    return {r.tokenizer.name: r for r in (R.load_result(p) for p in sorted(sweep.rglob(R.RESULTS_FILE)))}
+
+
+def test_submitit_local_sweep_of_two_tokenizers_collected_by_table(tmp_path, capsys):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    args = ["run", "-m", *TINY, "tokenizer=identity,trilinear_488", "dataset.num_videos=2", "metrics=[psnr]",
+            f"output_dir={sweep}", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]
+    assert cli(*args) == 0
+    jobs = _job_dirs(sweep)
+    assert set(jobs) == {"identity", "trilinear_488"}
+    # one directory per job, named by its overrides
+    assert {p.run_dir.name for p in jobs.values()} == {
+        "dataset.height=32,dataset.num_frames=17,dataset.num_videos=2,dataset.size=32,dataset.width=32,"
+        f"dataset=synthetic,device=cpu,metrics=[psnr],tokenizer={t}" for t in ("identity", "trilinear_488")}
+    # each job is the run its overrides describe
+    want = R.load_result(single(tmp_path / "one", "tokenizer=trilinear_488", "dataset.num_videos=2", "metrics=[psnr]"))
+    assert jobs["trilinear_488"].value("psnr") == want.value("psnr")
+    assert jobs["identity"].value("psnr") == pytest.approx(80.0)
+    capsys.readouterr()
+    assert cli("table", str(sweep), "--columns", "psnr") == 0
+    table = capsys.readouterr().out
+    assert re.search(r"\| identity\s+\|", table) and re.search(r"\| trilinear_488\s+\|", table)
+    # the same sweep again finds every job complete: nothing is evaluated or rewritten
+    dates = {t: r.run.date for t, r in jobs.items()}
+    assert cli(*args) == 0
+    assert {t: r.run.date for t, r in _job_dirs(sweep).items()} == dates
+
+
+def test_basic_launcher_array_over_tokenizers_and_shards_then_merge(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert cli("run", "-m", *TINY, "tokenizer=identity,trilinear_488", "shard=0/2,1/2", "dataset.num_videos=3",
+               f"output_dir={sweep}") == 0
+    dirs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    # the shards of one job share its directory (shard is not part of the name)
+    assert [sorted(x.name for x in d.iterdir() if x.is_dir()) for d in dirs] == [["shard-0-of-2", "shard-1-of-2"]] * 2
+    for d in dirs:
+        tokenizer = d.name.rsplit("tokenizer=", 1)[1]
+        assert cli("merge", str(d), "-o", str(d)) == 0
+        assert_same_values(d, single(tmp_path / tokenizer, f"tokenizer={tokenizer}", "dataset.num_videos=3"))
+
+
+def test_hydra_settings_without_m_are_refused(tmp_path, capsys):
+    assert cli("run", *TINY, "hydra/launcher=submitit_local", f"output_dir={tmp_path}") == 2
+    assert "add -m" in capsys.readouterr().err

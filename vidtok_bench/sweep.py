@@ -1,0 +1,113 @@
+"""``vidtok-bench run -m KEY=a,b ...``: sweeps through Hydra's own multirun machinery.
+
+Hydra expands the sweep and hands each job to the chosen launcher: the basic one (in this process,
+one job after another), ``hydra/launcher=submitit_local`` (local subprocesses) or
+``hydra/launcher=submitit_slurm`` (Slurm jobs; ``pip install "vidtok-bench[slurm]"``). Each job is
+an ordinary run in its own output directory, ``SWEEP/KEY=VALUE,...`` named by the job's overrides
+(``SWEEP``: ``output_dir``, default ``outputs/sweep``), so rerunning the same sweep resumes every job
+where it stopped, and ``vidtok-bench table SWEEP`` collects the results. ``shard`` is left out of the
+directory name: the shards of one job share it (``SWEEP/KEY=VALUE,.../shard-I-of-N``), ready for
+``vidtok-bench merge``.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+DEFAULT_SWEEP_DIR = "outputs/sweep"
+#: keys that do not change what a job computes, or that split one job (shard): not in its directory name
+EXCLUDED_FROM_DIRNAME = ("shard", "progress", "resume", "prefetch", "output_dir", "dist_timeout_s")
+
+
+def _dirname(override_dirname: str) -> str:
+    """A job directory name from Hydra's ``override_dirname``: one path component."""
+    return re.sub(r"(^|,)[+~]+", r"\1", override_dirname).replace("/", "_") or "default"
+
+
+def _register_resolver() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("vidtok_bench_dirname"):
+        OmegaConf.register_new_resolver("vidtok_bench_dirname", _dirname)
+
+
+# the launcher composes each job's config again where the job runs (a Slurm node, a subprocess), after
+# unpickling `job` and so importing this module: the resolver and plugin configs must exist there too
+_register_resolver()
+
+
+def _store_configs() -> None:
+    from .config import _store_plugin_configs
+
+    _store_plugin_configs()
+
+
+_store_configs()
+
+
+def job(cfg: Any) -> str:
+    """One sweep job: the composed config as an ordinary run in the job's own directory."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from .config import name_groups, plan_run
+    from .errors import BenchError
+    from .run_cli import print_summary
+    from .runner import Runner
+
+    hc = HydraConfig.get()
+    out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert isinstance(out, dict)
+    name_groups(out, dict(hc.runtime.choices))
+    out["output_dir"] = hc.runtime.output_dir
+    try:
+        result = Runner(plan_run(out)).run_result()
+    except BenchError as exc:
+        print(f"vidtok-bench: error: {exc}", file=sys.stderr)
+        raise
+    print_summary(result)
+    return result.path
+
+
+def multirun(overrides: list[str]) -> int:
+    """Run a sweep with Hydra (``-m``); returns the exit status."""
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .config import _plugin_key_overrides
+
+    user = list(overrides)
+    base = DEFAULT_SWEEP_DIR
+    for ov in list(user):
+        key, _, value = ov.partition("=")
+        if key == "output_dir" and "," not in value:
+            base = value  # the sweep's directory; each job gets its own below it
+            user.remove(ov)
+    settings = [
+        f"hydra.sweep.dir={base}",
+        "hydra.sweep.subdir='${vidtok_bench_dirname:${hydra.job.override_dirname}}'",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(EXCLUDED_FROM_DIRNAME)}]",
+        "hydra.job.chdir=false",
+        # no .hydra/ files per job: the shards of one job share its directory
+        "hydra.output_subdir=null",
+        "hydra/job_logging=stdout",
+        "hydra/hydra_logging=none",
+    ]
+    if any(o.startswith("hydra/launcher=submitit") for o in user):
+        # one folder for all jobs' submitit files, not the default .submitit/%j: submitit's local controller
+        # opens its logs in the %j folder before the submitting process has created it (a race lost under load)
+        settings.append("hydra.launcher.submitit_folder=${hydra.sweep.dir}/.submitit")
+    task = hydra.main(version_base="1.3", config_path="pkg://vidtok_bench.conf", config_name="config")(job)
+    argv = sys.argv
+    sys.argv = ["vidtok-bench", "--multirun", *settings, *_plugin_key_overrides(user)]
+    GlobalHydra.instance().clear()
+    try:
+        task()
+    except SystemExit as exc:  # Hydra reports a failed job and exits
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    print(f"sweep: results under {base}/ (collect them with `vidtok-bench table {base}`)")
+    return 0

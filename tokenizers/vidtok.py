@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from vidtok_bench.checkpoints import check_state_dict, load_state_dict
-from vidtok_bench.errors import ConfigError, InputShapeError, check_choice
+from vidtok_bench.errors import ConfigError, InputShapeError
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.hashing import sha256_file
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path

@@ -26,7 +26,6 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import BenchError
-from .hashing import fingerprint  # noqa: F401  (re-exported: results are fingerprinted with it)
 
 SCHEMA = "vidtok-bench/results/v2"
 SCHEMA_V1 = "vidtok-bench/results/v1"

@@ -24,7 +24,6 @@ import av
 import av.logging
 import numpy as np
 from av.video.reformatter import VideoReformatter
-import torch
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError

@@ -148,3 +148,31 @@ def test_a_whole_run_is_not_a_shard_and_shard_dirs_do_not_mix(tmp_path, capsys):
     (out / "shard-0-of-2" / R.RUN_META_FILE).write_text(json.dumps(meta))
     err = refused(capsys, "run", *TINY, "dataset.num_videos=2", "shard=0/2", f"output_dir={out}")
     assert re.search("different configuration", err), err
+
+
+def test_shards_of_the_additive_metrics_merge_into_the_single_run(tmp_path):
+    """codebook (latent statistics of a continuous tokenizer), profile and flicker from two shards equal the
+    single run's, details included (float64 sums added in another order: equal to 1e-12 relative; token
+    counts are exact, see test_run_metrics); each metric's time is the parts' time plus the final computation."""
+    extra = ["dataset.num_videos=3", "metrics=[psnr,flicker,codebook,profile]"]
+    want = single(tmp_path / "single", *extra)
+    out = shards(tmp_path / "split", 2, *extra)
+    assert cli("merge", str(out), "-o", str(out)) == 0
+    a, b = assert_same_values(out, want)
+    for name in ("codebook", "profile"):
+        got, want = _flat(a.metrics[name].details), _flat(b.metrics[name].details)
+        assert got.keys() == want.keys() and len(want) >= 8, name
+        for k, v in want.items():
+            assert got[k] == (pytest.approx(v, rel=1e-12, abs=1e-12) if isinstance(v, float) else v), (name, k)
+    parts = [R.load_result(out / f"shard-{i}-of-2") for i in range(2)]
+    for name in a.metrics:
+        assert a.metrics[name].time_s >= sum(p.metrics[name].time_s for p in parts) > 0, name
+
+
+def _flat(obj, prefix: str = "") -> dict:
+    """Nested dicts and lists as {"a.b.0": leaf}."""
+    if isinstance(obj, dict):
+        return {k: v for key, val in obj.items() for k, v in _flat(val, f"{prefix}{key}.").items()}
+    if isinstance(obj, list):
+        return {k: v for i, val in enumerate(obj) for k, v in _flat(val, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): obj}

@@ -173,6 +173,8 @@ def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = No
                     m.merge_state_dict(p.states[name])
                 except ValueError as exc:
                     raise MergeError(f"{p.source}: {exc}") from None
+    for name in scoring.seconds:  # each metric's time: the parts' own, then the final computation here
+        scoring.seconds[name] = sum((p.result.metrics[name].time_s or 0.0) for p in parts if name in p.result.metrics)
     by_video = {r.video: r for p in parts for r in p.records}
     records = [by_video[v] for v in order if v in by_video]
     blocks = record_blocks(scoring, records, resumed=sum(p.result.videos.resumed for p in parts))

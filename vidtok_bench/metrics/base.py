@@ -143,7 +143,9 @@ class AdditiveSetMetric(SetMetric):
 
     A video's part is kept apart until the video is finished (the runner saves state after each
     video, after discarding a failed one), so a failed video is dropped exactly; then it is added
-    to the total. Shards merge by adding totals; a video counted in two shards is refused.
+    to the total. Shards merge by adding totals; a video counted in two shards is refused. Integer
+    counts merge exactly; float64 sums are added in another order than one process adds them, so
+    they agree to the last bits (~1e-16 relative), not bit for bit.
     Subclasses say what a part is: :meth:`new_part`, :meth:`add_parts`, :meth:`part_state`,
     :meth:`load_part`.
     """

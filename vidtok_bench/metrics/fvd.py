@@ -112,9 +112,12 @@ def frechet_distance_eig(features_a: Any, features_b: Any) -> float:
     ac, bc = a - a.mean(axis=0), b - b.mean(axis=0)
     diff = a.mean(axis=0) - b.mean(axis=0)
     tr_a, tr_b = float((ac * ac).sum()) / (n - 1), float((bc * bc).sum()) / (m - 1)
-    if max(n, m) > d:  # A_c = Q_a R_a: the singular values of A_c B_c^T are those of R_a R_b^T (D x D)
-        ac, bc = np.linalg.qr(ac, mode="r"), np.linalg.qr(bc, mode="r")
-    tr_sqrt = float(np.linalg.svd(ac @ bc.T, compute_uv=False).sum()) / math.sqrt((n - 1) * (m - 1))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # as frechet_distance: the same value in every process
+        if max(n, m) > d:  # A_c = Q_a R_a: the singular values of A_c B_c^T are those of R_a R_b^T (D x D)
+            ac, bc = np.linalg.qr(ac, mode="r"), np.linalg.qr(bc, mode="r")
+        tr_sqrt = float(np.linalg.svd(ac @ bc.T, compute_uv=False).sum()) / math.sqrt((n - 1) * (m - 1))
     return float(diff @ diff + tr_a + tr_b - 2.0 * tr_sqrt)
 
 

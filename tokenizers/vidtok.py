@@ -13,6 +13,7 @@ then a sample from a generator seeded with ``seed``. FSQ models return int64 tok
 from __future__ import annotations
 
 import contextlib
+import copy
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -135,6 +136,16 @@ class VidTokTokenizer(Tokenizer):
         self._weights = {"path": str(path), "sha256": sha256_file(path), "version": self.arch.version,
                          "source": "local" if self.checkpoint else f"hf://{self.hub_repo}/{self.hub_path}"}
         return self._model
+
+    def meta_copy(self) -> "VidTokTokenizer":
+        """This tokenizer with a weightless model on the meta device: encode/decode give shapes,
+        FLOPs and activation sizes (``vidtok_bench.flops``) without a checkpoint, memory or compute."""
+        clone = copy.copy(self)
+        clone.device = torch.device("meta")
+        clone.precision = None  # autocast has no meta backend; FLOPs do not depend on it
+        clone._model = build_vidtok(self.arch, device="meta")
+        clone._weights = {}
+        return clone
 
     def _arch_text(self) -> str:
         a = self.arch

@@ -15,6 +15,7 @@ from .errors import BenchError
 SUBCOMMAND_MODULES = [
     "vidtok_bench.run_cli",
     "vidtok_bench.list_cli",
+    "vidtok_bench.profile_cli",
     "vidtok_bench.weights.cli",
     "vidtok_bench.report.table_cli",
     "vidtok_bench.report.compare",

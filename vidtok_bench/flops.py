@@ -8,6 +8,7 @@ any other tokenizer is run once, for real, on a zero clip of the given shape.
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any, Callable, Sequence
 
@@ -97,19 +98,20 @@ def _stand_in(tokenizer: Any) -> Any:
     return meta_copy() if callable(meta_copy) else tokenizer
 
 
-def _measure(tokenizer: Any, shape: Sequence[int], mode_factory: Callable[[], Any],
-             read: Callable[[Any], int]) -> dict[str, int]:
-    """Run encode then decode of a zero clip under a fresh dispatch mode each; ``read`` the mode."""
+def _measure(tokenizer: Any, shape: Sequence[int],
+             modes: dict[str, tuple[Callable[[], Any], Callable[[Any], int]]]) -> dict[str, dict[str, int]]:
+    """Encode then decode a zero clip once, under every mode in ``modes`` (name: (factory, read)) at once;
+    returns ``{"encode": {name: read(mode)}, "decode": {...}}``."""
     tok = _stand_in(tokenizer)
     x = torch.zeros(tuple(shape), device=tok.device)
-    out = {}
+    out: dict[str, dict[str, int]] = {}
+    latent = x
     with torch.no_grad():
-        with mode_factory() as mode:
-            latent = tok.encode(x)
-        out["encode"] = read(mode)
-        with mode_factory() as mode:
-            tok.decode(latent)
-        out["decode"] = read(mode)
+        for phase in ("encode", "decode"):
+            with contextlib.ExitStack() as stack:
+                active = {name: stack.enter_context(factory()) for name, (factory, _) in modes.items()}
+                latent = tok.encode(x) if phase == "encode" else tok.decode(latent)
+            out[phase] = {name: modes[name][1](mode) for name, mode in active.items()}
     return out
 
 
@@ -126,12 +128,16 @@ def flop_counter() -> FlopCounterMode:
     return FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
 
 
+_FLOPS = (flop_counter, lambda m: int(m.get_total_flops()))
+
+
 def count_flops(tokenizer: Any, shape: Sequence[int] = (1, 3, 17, 256, 256)) -> dict[str, int]:
     """FLOPs of one ``encode`` and one ``decode`` of a clip of ``shape`` (B,3,T,H,W).
 
     ``shape`` must already satisfy the tokenizer's frame rule and spatial multiple.
     """
-    return _measure(tokenizer, shape, flop_counter, lambda m: int(m.get_total_flops()))
+    got = _measure(tokenizer, shape, {"flops": _FLOPS})
+    return {phase: v["flops"] for phase, v in got.items()}
 
 
 class LiveBytes(torch.utils._python_dispatch.TorchDispatchMode):
@@ -165,7 +171,13 @@ class LiveBytes(torch.utils._python_dispatch.TorchDispatchMode):
 def estimate_activation_bytes(tokenizer: Any, shape: Sequence[int]) -> int | None:
     """Peak activation bytes of encode or decode at ``shape``, from a meta-device run; None when
     the tokenizer has no meta copy (a real run would spend the memory the estimate should guard)."""
+    costs = meta_costs(tokenizer, shape)
+    return None if costs is None else max(costs["encode"]["bytes"], costs["decode"]["bytes"])
+
+
+def meta_costs(tokenizer: Any, shape: Sequence[int]) -> dict[str, dict[str, int]] | None:
+    """FLOPs and activation bytes of encode and decode from one meta-device pass
+    (``{"encode": {"flops", "bytes"}, "decode": {...}}``); None without a meta copy."""
     if not callable(getattr(tokenizer, "meta_copy", None)):
         return None
-    peaks = _measure(tokenizer, shape, LiveBytes, lambda m: m.peak)
-    return max(peaks.values())
+    return _measure(tokenizer, shape, {"flops": _FLOPS, "bytes": (LiveBytes, lambda m: m.peak)})

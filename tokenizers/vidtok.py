@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -25,6 +25,7 @@ from vidtok_bench.frames import FrameRule
 from vidtok_bench.hashing import sha256_file
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
 from vidtok_bench.models.vidtok import VidTokArch, VidTokAutoencoder, build_vidtok, state_dict_shapes
+from vidtok_bench.models.vidtok_fast import use_channels_last
 from vidtok_bench.precision import PRECISIONS, autocast
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
@@ -67,6 +68,9 @@ class VidTokTokenizer(Tokenizer):
         tiling: bool = False,
         t_chunk: int = 16,
         precision: str | None = None,
+        channels_last: bool | None = None,
+        compile: bool = False,
+        cudnn_benchmark: bool | None = None,
         **kw: Any,
     ):
         super().__init__(**kw)
@@ -93,6 +97,12 @@ class VidTokTokenizer(Tokenizer):
             raise ConfigError(f"tokenizer '{self.name}': tiling=true is the v1.1 long-video mode; v1.0 models evaluate independent clips")
         self.t_chunk = int(t_chunk)
         self.precision = precision
+        # None: the channels-last forward on CPUs (oneDNN), diffusers' own layout elsewhere
+        self.channels_last = None if channels_last is None else bool(channels_last)
+        self.compile = bool(compile)
+        # None: autotune cuDNN kernels when a call repeats the previous call's shape (fixed-size clips)
+        self.cudnn_benchmark = None if cudnn_benchmark is None else bool(cudnn_benchmark)
+        self._last_shape: dict[str, tuple[int, ...]] = {}
         self.sample_posterior = bool(sample_posterior)
         self.seed = int(seed)
         self.checkpoint = str(checkpoint) if checkpoint else None
@@ -133,6 +143,11 @@ class VidTokTokenizer(Tokenizer):
         check_state_dict(model.state_dict(), sd, str(path), what=f"tokenizer '{self.name}' ({self._arch_text()})")
         model.load_state_dict({k: v for k, v in sd.items() if k.startswith(("encoder.", "decoder."))}, strict=True)
         self._model = model.to(self.device).eval().requires_grad_(False)
+        use_channels_last(self._model, self._channels_last())
+        if self.compile:
+            # compiles the forward in place (state-dict keys unchanged); the first call of each shape pays for it
+            self._model.encoder.compile()
+            self._model.decoder.compile()
         self._weights = {"path": str(path), "sha256": sha256_file(path), "version": self.arch.version,
                          "source": "local" if self.checkpoint else f"hf://{self.hub_repo}/{self.hub_path}"}
         return self._model
@@ -143,8 +158,8 @@ class VidTokTokenizer(Tokenizer):
         clone = copy.copy(self)
         clone.device = torch.device("meta")
         clone.precision = None  # autocast has no meta backend; FLOPs do not depend on it
-        clone._model = build_vidtok(self.arch, device="meta")
-        clone._weights = {}
+        clone._model = use_channels_last(build_vidtok(self.arch, device="meta"), self._channels_last())
+        clone._weights, clone._last_shape = {}, {}
         return clone
 
     def _arch_text(self) -> str:
@@ -158,12 +173,32 @@ class VidTokTokenizer(Tokenizer):
     def to(self, device: str | torch.device) -> "VidTokTokenizer":
         super().to(device)
         if self._model is not None:
-            self._model.to(self.device)
+            use_channels_last(self._model.to(self.device), self._channels_last())
         return self
 
     # ------------------------------------------------------------------ helpers
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.device, self.precision)
+    def _channels_last(self) -> bool:
+        return self.device.type == "cpu" if self.channels_last is None else self.channels_last
+
+    def _cudnn_benchmark_for(self, kind: str, shape: tuple[int, ...]) -> bool:
+        """Autotune when this ``kind`` of call repeats the previous shape: fixed-size clips pay one search,
+        whole videos of varying length (tiling) keep cuDNN's heuristics instead of a search per length."""
+        static = self._last_shape.get(kind) == shape
+        self._last_shape[kind] = shape
+        return static if self.cudnn_benchmark is None else self.cudnn_benchmark
+
+    @contextlib.contextmanager
+    def _kernels(self, kind: str, x: torch.Tensor) -> Iterator[None]:
+        """no_grad, autocast, and cuDNN autotuning on CUDA where shapes are static."""
+        bench = self._cudnn_benchmark_for(kind, tuple(x.shape))
+        old = torch.backends.cudnn.benchmark
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = bench
+        try:
+            with torch.no_grad(), autocast(self.device, self.precision):
+                yield
+        finally:
+            torch.backends.cudnn.benchmark = old
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         if self._generator is None:
@@ -176,7 +211,7 @@ class VidTokTokenizer(Tokenizer):
         self.check_input(video)
         model = self.load()
         x = video.to(self.device, torch.float32)
-        with torch.no_grad(), self._autocast():
+        with self._kernels("encode", x):
             return model.encode_raw(x, tiling=self.tiling, t_chunk=self.t_chunk).float()
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -211,7 +246,7 @@ class VidTokTokenizer(Tokenizer):
                 raise InputShapeError(f"{self.name}: {exc}") from None
         if z.ndim != 5 or z.shape[1] != self.arch.z_channels:
             raise InputShapeError(f"{self.name}: latent must be (B,{self.arch.z_channels},T',H',W'), got {tuple(z.shape)}")
-        with torch.no_grad(), self._autocast():
+        with self._kernels("decode", z):
             out = model.decode_latent(z.float(), tiling=self.tiling, t_chunk=self.t_chunk)
         return out.float()
 
@@ -233,5 +268,7 @@ class VidTokTokenizer(Tokenizer):
             "tiling": self.tiling,
             "t_chunk": self.t_chunk if self.tiling else None,
             "precision": self.precision,
+            "channels_last": self._channels_last(),
+            "compile": self.compile,
         })
         return out

@@ -22,7 +22,7 @@ def autocast(device: torch.device, precision: str | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def allow_tf32(enabled: bool) -> Iterator[None]:
+def tf32(enabled: bool) -> Iterator[None]:
     """Allow (or forbid) TF32 for cuDNN convolutions and CUDA matmuls inside the block, then restore."""
     cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
@@ -35,4 +35,4 @@ def allow_tf32(enabled: bool) -> Iterator[None]:
 def full_fp32() -> contextlib.AbstractContextManager:
     """Turn off TF32 (on by default for cuDNN convs): on an H100 it moves I3D logits by ~1.6e-2,
     past the 1e-3 parity with the TF reference; full fp32 stays within ~3e-5."""
-    return allow_tf32(False)
+    return tf32(False)

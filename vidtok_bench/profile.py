@@ -26,7 +26,7 @@ import torch
 
 from .errors import BenchError, ConfigError, check_choice
 from .flops import achieved, flop_counter, meta_costs
-from .precision import PRECISIONS, allow_tf32, autocast
+from .precision import PRECISIONS, autocast, tf32
 
 OK, OOM, NOT_APPLICABLE, ERROR = "ok", "OOM", "n/a", "error"
 
@@ -210,7 +210,7 @@ def numerics(device: torch.device, precision: str, cudnn_benchmark: bool = True)
     old_bench = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = bool(cudnn_benchmark) and device.type == "cuda"
     try:
-        with torch.inference_mode(), allow_tf32(precision == "tf32"), autocast(device, precision):
+        with torch.inference_mode(), tf32(precision == "tf32"), autocast(device, precision):
             yield
     finally:
         torch.backends.cudnn.benchmark = old_bench

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from .errors import BenchError, ConfigError, check_choice
-from .flops import achieved, flop_counter, meta_costs
+from .flops import achieved, count_flops, meta_costs
 from .precision import PRECISIONS, autocast, tf32
 
 OK, OOM, NOT_APPLICABLE, ERROR = "ok", "OOM", "n/a", "error"
@@ -261,18 +261,11 @@ def profile_point(tok: Any, shape: tuple[int, ...], spec: ProfileSpec, device: t
     try:
         x = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
         with numerics(device, spec.precision, spec.cudnn_benchmark):
-            for i in range(spec.warmup):
-                if i == 0 and flops is None:  # no meta copy: count during the first (untimed) warm-up
-                    with flop_counter() as fc:
-                        latent = tok.encode(x)
-                    enc_flops = fc.get_total_flops()
-                    with flop_counter() as fc:
-                        y = tok.decode(latent)
-                    flops = {"encode": int(enc_flops), "decode": int(fc.get_total_flops())}
-                else:
-                    latent = tok.encode(x)
-                    y = tok.decode(latent)
-                latent = y = None
+            warmup = spec.warmup
+            if flops is None and warmup:  # no meta copy: the first (untimed) warm-up runs under the FLOP counter
+                flops, warmup = count_flops(tok, shape), warmup - 1
+            for _ in range(warmup):
+                tok.decode(tok.encode(x))
             enc_t, dec_t, enc_m, dec_m = [], [], [], []
             for _ in range(spec.repeats):
                 latent, te, me = _timed(lambda: tok.encode(x), device)
@@ -282,8 +275,8 @@ def profile_point(tok: Any, shape: tuple[int, ...], spec: ProfileSpec, device: t
     except BenchError:
         raise  # configuration problems (missing checkpoint, bad shape) are the user's to fix, not a data point
     except Exception as exc:  # noqa: BLE001 - one failing point must not end the sweep
-        oom = is_oom(exc)
-        rec.update(status=OOM if oom else ERROR, note=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}")
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        rec.update(status=OOM if is_oom(exc) else ERROR, note=f"{type(exc).__name__}: {first_line}")
         return rec
     finally:
         del x, latent, y

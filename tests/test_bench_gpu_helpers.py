@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -63,9 +61,11 @@ def test_time_phases_times_each_phase(bench) -> None:
     assert calls == ["s", "e", "s", "d", "s"] * 2
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU skip")
-def test_bench_gpu_skips_cleanly_without_cuda() -> None:
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(BENCH), "-q", "-p", "no:cacheprovider", "-rs",
-                           "--benchmark-disable"], capture_output=True, text=True, timeout=300, cwd=BENCH.parents[1])
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "6 skipped" in proc.stdout and "no CUDA device" in proc.stdout
+def test_every_gpu_test_skips_without_cuda(bench) -> None:
+    """Importing worked (the fixture); every test in it carries the CUDA skip, whose reason says why."""
+    tests = [f for name, f in vars(bench).items() if name.startswith("test_") and callable(f)]
+    assert len(tests) == 3
+    for f in tests:
+        marks = [m for m in getattr(f, "pytestmark", []) if m.name == "skipif"]
+        assert marks and marks[0].args[0] == (not torch.cuda.is_available())
+        assert "no CUDA device" in marks[0].kwargs["reason"]

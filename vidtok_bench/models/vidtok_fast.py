@@ -72,19 +72,30 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=CL3D)
 
 
+def _level(h: torch.Tensor, spatial: nn.ModuleList, temporal: nn.ModuleList) -> torch.Tensor:
+    """One resolution level: each per-frame 2D ResNet block followed by its temporal block."""
+    for blk2d, blk1d in zip(spatial, temporal):
+        h = _per_frame(lambda f, blk=blk2d: blk(f, None), h)
+        h = _temporal_block(blk1d, h)
+    return h
+
+
+def _resample(h: torch.Tensor, spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor:
+    """Spatial down/upsampling per frame, then the temporal one where this level has it."""
+    h = _per_frame(spatial, h)
+    return h if temporal is None else _cl(temporal(h))
+
+
 class FastEncoder(VidTokEncoder3D):
     """VidTokEncoder3D with the channels-last forward (inference only)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = _cl(self.conv_in(_cl(x)))
         for i in range(self.num_resolutions):
-            for j in range(self.num_res_blocks):
-                h = _per_frame(lambda f, blk=self.down[i].block[j]: blk(f, None), h)
-                h = _temporal_block(self.down_temporal[i].block[j], h)
+            h = _level(h, self.down[i].block, self.down_temporal[i].block)
             if i in self.spatial_ds:
-                h = _per_frame(self.down[i].downsample, h)
-                if i in self.tempo_ds:
-                    h = _cl(self.down_temporal[i].downsample(h))
+                temporal = self.down_temporal[i].downsample if i in self.tempo_ds else None
+                h = _resample(h, self.down[i].downsample, temporal)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h, None)), None)
         return self.conv_out(self.nonlinearity(self.norm_out(h))).contiguous()
 
@@ -96,13 +107,10 @@ class FastDecoder(VidTokDecoder3D):
         h = _cl(self.conv_in(_cl(z)))
         h = _cl(self.mid.block_2(self.mid.attn_1(self.mid.block_1(h, None)), None))
         for i in reversed(range(self.num_resolutions)):
-            for j in range(self.num_res_blocks + 1):
-                h = _per_frame(lambda f, blk=self.up[i].block[j]: blk(f, None), h)
-                h = _temporal_block(self.up_temporal[i].block[j], h)
+            h = _level(h, self.up[i].block, self.up_temporal[i].block)
             if i in self.spatial_us:
-                h = _per_frame(self.up[i].upsample, h)
-                if i in self.tempo_us:
-                    h = _cl(self.up_temporal[i].upsample(h))
+                temporal = self.up_temporal[i].upsample if i in self.tempo_us else None
+                h = _resample(h, self.up[i].upsample, temporal)
         return self.conv_out(self.nonlinearity(self.norm_out(h))).contiguous()
 
 

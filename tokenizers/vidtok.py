@@ -100,7 +100,7 @@ class VidTokTokenizer(Tokenizer):
         # None: the channels-last forward on CPUs (oneDNN), diffusers' own layout elsewhere
         self.channels_last = None if channels_last is None else bool(channels_last)
         self.compile = bool(compile)
-        # None: autotune cuDNN kernels when a call repeats the previous call's shape (fixed-size clips)
+        # None: autotune cuDNN kernels when a call repeats the previous call's shape (fixed-size clips), else leave the flag
         self.cudnn_benchmark = None if cudnn_benchmark is None else bool(cudnn_benchmark)
         self._last_shape: dict[str, tuple[int, ...]] = {}
         self.sample_posterior = bool(sample_posterior)
@@ -180,19 +180,21 @@ class VidTokTokenizer(Tokenizer):
     def _channels_last(self) -> bool:
         return self.device.type == "cpu" if self.channels_last is None else self.channels_last
 
-    def _cudnn_benchmark_for(self, kind: str, shape: tuple[int, ...]) -> bool:
+    def _cudnn_benchmark_for(self, kind: str, shape: tuple[int, ...]) -> bool | None:
         """Autotune when this ``kind`` of call repeats the previous shape: fixed-size clips pay one search,
-        whole videos of varying length (tiling) keep cuDNN's heuristics instead of a search per length."""
+        whole videos of varying length (tiling) do not pay one per length. None: leave the caller's setting."""
         static = self._last_shape.get(kind) == shape
         self._last_shape[kind] = shape
-        return static if self.cudnn_benchmark is None else self.cudnn_benchmark
+        if self.cudnn_benchmark is not None:
+            return self.cudnn_benchmark
+        return True if static else None
 
     @contextlib.contextmanager
     def _kernels(self, kind: str, x: torch.Tensor) -> Iterator[None]:
         """no_grad, autocast, and cuDNN autotuning on CUDA where shapes are static."""
         bench = self._cudnn_benchmark_for(kind, tuple(x.shape))
         old = torch.backends.cudnn.benchmark
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and bench is not None:
             torch.backends.cudnn.benchmark = bench
         try:
             with torch.no_grad(), autocast(self.device, self.precision):

@@ -13,8 +13,9 @@ then a sample from a generator seeded with ``seed``. FSQ models return int64 tok
 from __future__ import annotations
 
 import contextlib
+import copy
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -64,6 +65,9 @@ class VidTokTokenizer(Tokenizer):
         seed: int = 42,
         tiling: bool = False,
         t_chunk: int = 16,
+        channels_last: bool | None = None,
+        compile: bool = False,
+        cudnn_benchmark: bool | None = None,
         **kw: Any,
     ):
         super().__init__(**kw)
@@ -87,6 +91,12 @@ class VidTokTokenizer(Tokenizer):
         if self.tiling and not (a.causal and a.version == "1.1"):
             raise ConfigError(f"tokenizer '{self.name}': tiling=true is the v1.1 long-video mode; v1.0 models evaluate independent clips")
         self.t_chunk = int(t_chunk)
+        # None: the channels-last forward on CPUs (oneDNN), diffusers' own layout elsewhere
+        self.channels_last = None if channels_last is None else bool(channels_last)
+        self.compile = bool(compile)
+        # None: autotune cuDNN kernels when a call repeats the previous call's shape (fixed-size clips), else leave the flag
+        self.cudnn_benchmark = None if cudnn_benchmark is None else bool(cudnn_benchmark)
+        self._last_shape: dict[str, tuple[int, ...]] = {}
         self.sample_posterior = bool(sample_posterior)
         self.seed = int(seed)
         self.checkpoint = str(checkpoint) if checkpoint else None
@@ -136,10 +146,26 @@ class VidTokTokenizer(Tokenizer):
         model = build_vidtok(self.arch, device="cpu")
         check_state_dict(model.state_dict(), sd, str(path), what=f"tokenizer '{self.name}' ({self._arch_text()})")
         model.load_state_dict({k: v for k, v in sd.items() if k.startswith(("encoder.", "decoder."))}, strict=True)
-        self._model = model.to(self.device).eval().requires_grad_(False)
+        self._model = self._layout(model.to(self.device).eval().requires_grad_(False))
+        if self.compile:
+            # compiles the forward in place (state-dict keys unchanged); the first call of each shape pays for it
+            self._model.encoder.compile()
+            self._model.decoder.compile()
         self._weights = {"path": str(path), "sha256": sha256_file(path), "version": self.arch.version,
                          "source": "local" if self.checkpoint else f"hf://{self.hub_repo}/{self.hub_path}"}
         return self._model
+
+    def meta_copy(self) -> "VidTokTokenizer":
+        """This tokenizer with a weightless model on the meta device: encode/decode give shapes,
+        FLOPs and activation sizes (``vidtok_bench.flops``) without a checkpoint, memory or compute."""
+        from vidtok_bench.models.vidtok import build_vidtok
+
+        clone = copy.copy(self)
+        clone.device = torch.device("meta")
+        clone.precision = None  # autocast has no meta backend; FLOPs do not depend on it
+        clone._model = clone._layout(build_vidtok(self.arch, device="meta"))
+        clone._weights, clone._last_shape = {}, {}
+        return clone
 
     def _arch_text(self) -> str:
         a = self.arch
@@ -152,13 +178,40 @@ class VidTokTokenizer(Tokenizer):
     def to(self, device: str | torch.device) -> "VidTokTokenizer":
         super().to(device)
         if self._model is not None:
-            self._model.to(self.device)
+            self._layout(self._model.to(self.device))
         return self
 
     # ------------------------------------------------------------------ helpers
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        """The plugin's own precision when forced (Python API use); otherwise the caller's scope."""
-        return self.precision.scope(self.device) if self.precision else contextlib.nullcontext()
+    def _channels_last(self) -> bool:
+        return self.device.type == "cpu" if self.channels_last is None else self.channels_last
+
+    def _layout(self, model: Any) -> Any:
+        from vidtok_bench.models.vidtok_fast import use_channels_last
+
+        return use_channels_last(model, self._channels_last())
+
+    def _cudnn_benchmark_for(self, kind: str, shape: tuple[int, ...]) -> bool | None:
+        """Autotune when this ``kind`` of call repeats the previous shape: fixed-size clips pay one search,
+        whole videos of varying length (tiling) do not pay one per length. None: leave the caller's setting."""
+        static = self._last_shape.get(kind) == shape
+        self._last_shape[kind] = shape
+        if self.cudnn_benchmark is not None:
+            return self.cudnn_benchmark
+        return True if static else None
+
+    @contextlib.contextmanager
+    def _kernels(self, kind: str, x: torch.Tensor) -> Iterator[None]:
+        """no_grad, the plugin's own precision when forced (Python API use; otherwise the caller's
+        scope), and cuDNN autotuning on CUDA where shapes are static."""
+        bench = self._cudnn_benchmark_for(kind, tuple(x.shape))
+        old = torch.backends.cudnn.benchmark
+        if self.device.type == "cuda" and bench is not None:
+            torch.backends.cudnn.benchmark = bench
+        try:
+            with torch.no_grad(), (self.precision.scope(self.device) if self.precision else contextlib.nullcontext()):
+                yield
+        finally:
+            torch.backends.cudnn.benchmark = old
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         if self._generator is None:
@@ -171,7 +224,7 @@ class VidTokTokenizer(Tokenizer):
         self.check_input(video)
         model = self.load()
         x = video.to(self.device, torch.float32)
-        with torch.no_grad(), self._autocast():
+        with self._kernels("encode", x):
             return model.encode_raw(x, tiling=self.tiling, t_chunk=self.t_chunk).float()
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -206,7 +259,7 @@ class VidTokTokenizer(Tokenizer):
                 raise InputShapeError(f"{self.name}: {exc}") from None
         if z.ndim != 5 or z.shape[1] != self.arch.z_channels:
             raise InputShapeError(f"{self.name}: latent must be (B,{self.arch.z_channels},T',H',W'), got {tuple(z.shape)}")
-        with torch.no_grad(), self._autocast():
+        with self._kernels("decode", z):
             out = model.decode_latent(z.float(), tiling=self.tiling, t_chunk=self.t_chunk)
         return out.float()
 
@@ -236,5 +289,7 @@ class VidTokTokenizer(Tokenizer):
             "seed": self.seed if self.sample_posterior else None,
             "tiling": self.tiling,
             "t_chunk": self.t_chunk if self.tiling else None,
+            "channels_last": self._channels_last(),
+            "compile": self.compile,
         })
         return out

@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = [
     "vidtok_bench.merge",
     "vidtok_bench.list_cli",
     "vidtok_bench.data_cli",
+    "vidtok_bench.profile_cli",
     "vidtok_bench.weights.cli",
     "vidtok_bench.report.table_cli",
     "vidtok_bench.report.compare",

@@ -228,7 +228,8 @@ def _chunks(t: int, size: int) -> list[tuple[int, int]]:
 def build_vidtok(arch: VidTokArch, device: str | torch.device = "cpu") -> VidTokAutoencoder:
     """Build the model; ``device='meta'`` gives the state-dict layout without allocating weights."""
     with torch.device(device):
-        return VidTokAutoencoder(arch).eval()
+        # .to(): the blend factors are made with torch.Tensor([...]), which ignores the device context
+        return VidTokAutoencoder(arch).to(device).eval()
 
 
 def state_dict_shapes(model: nn.Module) -> dict[str, list[int]]:

@@ -1,0 +1,212 @@
+"""One-command GPU benchmark (skipped without CUDA); about 1-2 minutes on one H100.
+
+* VidTok 4x8x8 (KL, 4 channels), full-size architecture with random weights (or a real
+  checkpoint: VIDTOK_BENCH_CKPT=path.ckpt), one 17x256x256 clip, fp32 (TF32 off) and bf16
+  autocast, diffusers' forward and the channels-last forward: encode and decode s/clip,
+  achieved TFLOP/s and MFU against the GPU's dense peak (vidtok_bench.flops), and the
+  top-10 kernels of one encode+decode from torch.profiler.
+* PSNR of the bf16 reconstruction against fp32 on the same input, and the PSNR delta
+  (bf16 - fp32) of each against the input.
+* LPIPS-VGG frames/s at 256x256, batch 64 (real weights when cached, else random: same speed).
+
+Run: pytest benchmarks/bench_gpu.py --benchmark-only -s   (VIDTOK_BENCH_OUT=dir also writes bench_gpu.json)
+The helpers above the tests are CPU-safe and unit-tested in tests/test_bench_gpu_helpers.py.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import vidtok_bench  # noqa: F401  (before torch: sets OMP_WAIT_POLICY)
+import torch  # noqa: E402
+
+from vidtok_bench.flops import achieved, count_flops, device_peak_flops  # noqa: E402
+from vidtok_bench.metrics.psnr import psnr  # noqa: E402
+from vidtok_bench.precision import tf32  # noqa: E402
+
+TOKENIZER = "vidtok_kl_causal_488_4chn"
+CLIP = (1, 3, 17, 256, 256)
+REPEATS = 3
+LPIPS_BATCH = 64
+RESULTS: dict[str, Any] = {}
+
+
+# ----------------------------------------------------------------------------- CPU-safe helpers
+def synthetic_clip(shape: tuple[int, ...] = CLIP, seed: int = 0) -> torch.Tensor:
+    """A smooth moving pattern in [-1,1] (B,3,T,H,W): structured like video, unlike uniform noise,
+    so a bf16-vs-fp32 PSNR reflects what real content would see."""
+    b, c, t, h, w = shape
+    g = torch.Generator().manual_seed(seed)
+    freq = torch.rand(b, c, 1, 1, 1, generator=g) * 6 + 2
+    phase = torch.rand(b, c, 1, 1, 1, generator=g) * 2 * math.pi
+    tt = torch.arange(t).view(1, 1, t, 1, 1) / max(t, 1)
+    yy = torch.linspace(0, 1, h).view(1, 1, 1, h, 1)
+    xx = torch.linspace(0, 1, w).view(1, 1, 1, 1, w)
+    return (torch.sin(freq * (xx + 0.3 * yy + 0.5 * tt) * math.pi + phase) * 0.8).clamp(-1, 1)
+
+
+def phase_report(flops: int | None, times: list[float], device: torch.device | str, precision: str) -> dict[str, Any]:
+    """Median seconds, achieved TFLOP/s and MFU for one phase (encode or decode)."""
+    sec = statistics.median(times)
+    return {"s": sec, "times_s": times, "flops": flops, **achieved(flops, sec, device, precision)}
+
+
+def top_kernels(key_averages: Any, n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` events with the most self device time (CPU time when nothing ran on a device), with share in %."""
+    def dev(e: Any) -> float:
+        return float(getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0) or 0)
+
+    events = list(key_averages)
+    timer = dev if any(dev(e) > 0 for e in events) else (lambda e: float(e.self_cpu_time_total))
+    total = sum(timer(e) for e in events) or 1.0
+    events.sort(key=timer, reverse=True)
+    return [{"name": e.key, "ms": timer(e) / 1e3, "calls": e.count, "pct": 100 * timer(e) / total}
+            for e in events[:n] if timer(e) > 0]
+
+
+def format_kernels(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    return tabulate([[r["name"][:70], f"{r['ms']:.1f}", r["calls"], f"{r['pct']:.1f}"] for r in rows],
+                    headers=["kernel", "ms", "calls", "%"], tablefmt="github")
+
+
+def time_phases(encode: Callable[[], Any], decode: Callable[[Any], Any], sync: Callable[[], None],
+                repeats: int = REPEATS) -> tuple[list[float], list[float], Any]:
+    """Time encode and decode separately ``repeats`` times (synchronising around each); returns the last output."""
+    enc, dec, out = [], [], None
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        z = encode()
+        sync()
+        t1 = time.perf_counter()
+        out = decode(z)
+        sync()
+        enc.append(t1 - t0)
+        dec.append(time.perf_counter() - t1)
+    return enc, dec, out
+
+
+# ----------------------------------------------------------------------------- GPU tests
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: bench_gpu runs on a GPU host")
+
+
+@pytest.fixture(scope="module")
+def vidtok() -> Any:
+    """The tokenizer with full-size random weights (or VIDTOK_BENCH_CKPT), its FLOPs, and the input clip."""
+    tok = vidtok_bench.create_tokenizer(TOKENIZER, device="cuda", channels_last=False,
+                                        **({"checkpoint": os.environ["VIDTOK_BENCH_CKPT"]} if os.environ.get("VIDTOK_BENCH_CKPT") else {}))
+    if not os.environ.get("VIDTOK_BENCH_CKPT"):
+        from vidtok_bench.models.vidtok import build_vidtok
+
+        torch.manual_seed(0)
+        tok._model = build_vidtok(tok.arch, device="cuda").requires_grad_(False)  # random weights, no download
+    flops = count_flops(tok, CLIP)  # meta device: about a second
+    yield tok, flops, synthetic_clip().cuda()
+    _write_report()
+
+
+@cuda
+@pytest.mark.parametrize("path", ["plain", "channels_last"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_vidtok_17x256x256(benchmark, vidtok, precision: str, path: str) -> None:
+    from vidtok_bench.models.vidtok_fast import use_channels_last
+
+    tok, flops, x = vidtok
+    tok.precision, tok.cudnn_benchmark = precision, True  # static shape: let cuDNN pick kernels once
+    use_channels_last(tok.load(), path == "channels_last")
+    dev = torch.device("cuda")
+    sync = torch.cuda.synchronize
+
+    def clip() -> None:
+        tok.decode(tok.encode(x))
+        sync()
+
+    try:
+        with tf32(False):  # fp32 means fp32
+            clip()  # warm-up: cuDNN autotuning
+            torch.cuda.reset_peak_memory_stats()
+            enc, dec, recon = time_phases(lambda: tok.encode(x), tok.decode, sync)
+            peak = torch.cuda.max_memory_allocated()
+            benchmark.pedantic(clip, rounds=1, iterations=1)
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                clip()
+        kernels = top_kernels(prof.key_averages(), 10)
+    finally:
+        use_channels_last(tok.load(), False)
+    key = f"{precision}_{path}"
+    rep = {"encode": phase_report(flops["encode"], enc, dev, precision),
+           "decode": phase_report(flops["decode"], dec, dev, precision),
+           "peak_gib": peak / 2**30, "gpu": torch.cuda.get_device_name(), "peak_tflops": (device_peak_flops(dev, precision) or 0) / 1e12,
+           "top_kernels": kernels}
+    RESULTS[key] = rep
+    RESULTS.setdefault("recon", {})[key] = recon.float().cpu()
+    benchmark.extra_info.update({k: rep[k]["s"] for k in ("encode", "decode")})
+    mfu = " ".join(f"{p} {rep[p]['s']:.3f} s {rep[p]['tflops']:.1f} TFLOP/s MFU {rep[p]['mfu'] or float('nan'):.3f}" for p in ("encode", "decode"))
+    print(f"\nVidTok 17x256x256 {key} on {rep['gpu']}: {mfu}; peak {rep['peak_gib']:.2f} GiB\n{format_kernels(kernels)}")
+    assert recon.shape == x.shape and torch.isfinite(recon).all()
+
+
+@cuda
+def test_psnr_bf16_vs_fp32(vidtok) -> None:
+    recon = RESULTS.get("recon", {})
+    if not {"fp32_plain", "bf16_plain"} <= set(recon):
+        pytest.skip("needs test_vidtok_17x256x256[fp32/bf16-plain] to run first (same session)")
+    x = vidtok[2].float().cpu()
+    a, b = recon["fp32_plain"], recon["bf16_plain"]
+    rep = {"psnr_bf16_vs_fp32_db": psnr(a, b).mean().item(),
+           "psnr_fp32_db": psnr(x, a).mean().item(), "psnr_bf16_db": psnr(x, b).mean().item()}
+    rep["delta_db"] = rep["psnr_bf16_db"] - rep["psnr_fp32_db"]
+    RESULTS["psnr"] = rep
+    print(f"\nbf16 vs fp32 (same input): {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
+    assert rep["psnr_bf16_vs_fp32_db"] > 20  # bf16 must stay near fp32 (random weights: weaker than real ones)
+
+
+@cuda
+def test_lpips_vgg_frames_per_s(benchmark) -> None:
+    import warnings
+
+    import lpips as lpips_pkg
+
+    from vidtok_bench.metrics.lpips import LPIPS
+
+    try:
+        net = LPIPS("vgg", device="cuda", fetch=False).model
+        weights = "real"
+    except Exception:  # noqa: BLE001 - no cached weights on a bare GPU host: the same network, random weights
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = lpips_pkg.LPIPS(net="vgg", version="0.1", pretrained=False, pnet_rand=True, verbose=False).cuda().eval()
+        weights = "random"
+    x, y = (torch.rand(LPIPS_BATCH, 3, 256, 256, device="cuda") * 2 - 1 for _ in range(2))
+
+    def batch() -> None:
+        net(x, y)
+        torch.cuda.synchronize()
+
+    with tf32(False), torch.inference_mode():
+        batch()
+        benchmark.pedantic(batch, rounds=5, iterations=1, warmup_rounds=1)
+    fps = LPIPS_BATCH / benchmark.stats.stats.median
+    RESULTS["lpips_vgg"] = {"frames_per_s": fps, "batch": LPIPS_BATCH, "weights": weights}
+    print(f"\nLPIPS-VGG 256x256 fp32 batch {LPIPS_BATCH}: {fps:.0f} frames/s ({weights} weights)")
+    assert fps > 0
+
+
+def _write_report() -> None:
+    out = os.environ.get("VIDTOK_BENCH_OUT")
+    if not out or not RESULTS:
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    report = {k: v for k, v in RESULTS.items() if k != "recon"}
+    (Path(out) / "bench_gpu.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

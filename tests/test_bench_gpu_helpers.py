@@ -1,0 +1,71 @@
+"""benchmarks/bench_gpu.py imports and skips cleanly without CUDA; its CPU-safe helpers compute the right things."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidtok_bench.metrics.psnr import psnr
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_gpu", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_synthetic_clip_is_structured_video(bench) -> None:
+    x = bench.synthetic_clip((1, 3, 5, 32, 48))
+    assert x.shape == (1, 3, 5, 32, 48) and x.min() >= -1 and x.max() <= 1
+    assert torch.equal(x, bench.synthetic_clip((1, 3, 5, 32, 48)))  # seeded
+    big = bench.synthetic_clip((1, 3, 3, 256, 256))
+    assert (big[..., 1:] - big[..., :-1]).abs().mean() < 0.05  # smooth at the benchmark's size (noise: ~0.67)
+    assert (x[:, :, 1:] - x[:, :, :-1]).abs().max() > 0  # and it moves
+    noisy = (x + 0.01 * torch.randn_like(x)).clamp(-1, 1)
+    assert 40 < psnr(x, noisy).mean().item() < 60  # the PSNR the bf16-vs-fp32 test reports behaves
+
+
+def test_phase_report_mfu(bench) -> None:
+    rep = bench.phase_report(66.9e12, [2.0, 1.0, 3.0], "NVIDIA H100 80GB HBM3", "fp32")
+    assert rep["s"] == 2.0 and rep["tflops"] == pytest.approx(33.45) and rep["mfu"] == pytest.approx(0.5)
+    assert bench.phase_report(1e9, [1.0], "cpu", "fp32")["mfu"] is None
+
+
+def test_top_kernels_from_a_cpu_profile(bench) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    x, w = torch.randn(1, 8, 32, 32), torch.randn(8, 8, 3, 3)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            torch.nn.functional.conv2d(x, w).relu().sum()
+    rows = bench.top_kernels(prof.key_averages(), n=3)
+    assert 1 <= len(rows) <= 3
+    assert [r["ms"] for r in rows] == sorted((r["ms"] for r in rows), reverse=True)
+    assert 0 < sum(r["pct"] for r in rows) <= 100.0 + 1e-6
+    assert all(r["calls"] >= 1 for r in rows)
+    table = bench.format_kernels(rows)
+    assert rows[0]["name"][:20] in table and table.count("\n") == len(rows) + 1
+
+
+def test_time_phases_times_each_phase(bench) -> None:
+    calls = []
+    enc, dec, out = bench.time_phases(lambda: calls.append("e") or 1, lambda z: calls.append("d") or z + 1,
+                                      sync=lambda: calls.append("s"), repeats=2)
+    assert len(enc) == len(dec) == 2 and all(t >= 0 for t in enc + dec) and out == 2
+    assert calls == ["s", "e", "s", "d", "s"] * 2
+
+
+def test_every_gpu_test_skips_without_cuda(bench) -> None:
+    """Importing worked (the fixture); every test in it carries the CUDA skip, whose reason says why."""
+    tests = [f for name, f in vars(bench).items() if name.startswith("test_") and callable(f)]
+    assert len(tests) == 3
+    for f in tests:
+        marks = [m for m in getattr(f, "pytestmark", []) if m.name == "skipif"]
+        assert marks and marks[0].args[0] == (not torch.cuda.is_available())
+        assert "no CUDA device" in marks[0].kwargs["reason"]

@@ -1,0 +1,143 @@
+"""`vidtok-bench profile`: every point in json/csv/markdown/plot, positive times, OOM marked (never a crash)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from vidtok_bench.cli import main
+from vidtok_bench.errors import ConfigError
+from vidtok_bench.frames import FrameRule
+from vidtok_bench.profile import ERROR, OK, OOM, ProfileSpec, fit_shape, is_oom, parse_overrides, profile_point
+from _vidtok_fixtures import FIXTURES, cases, overrides
+
+
+def _profile(capsys, out, *args: str) -> tuple[int, dict, str]:
+    code = main(["profile", *args, "-o", str(out)])
+    stdout = capsys.readouterr().out
+    return code, json.loads((out / "profile.json").read_text()), stdout
+
+
+def _check_outputs(out, res: dict, n: int, plot: bool = True) -> None:
+    points = res["points"]
+    assert len(points) == n
+    rows = list(csv.DictReader((out / "profile.csv").open()))
+    assert len(rows) == n and [r["status"] for r in rows] == [p["status"] for p in points]
+    md = (out / "profile.md").read_text()
+    for p in points:
+        assert f"| {p['frames']}×{p['height']}×{p['width']} " in md
+    if plot:
+        assert (out / "profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (out / "profile.svg").read_bytes()[:2000]
+
+
+@pytest.mark.parametrize("name", ["trilinear_488", "identity"])
+def test_weight_free_tokenizers(tmp_path, capsys, name: str) -> None:
+    code, res, stdout = _profile(capsys, tmp_path, f"tokenizer={name}", "sizes=[32,64]", "frames=[5,9]", "repeats=2", "device=cpu",
+                                 f"plot={str(name == 'trilinear_488').lower()}")
+    assert code == 0, stdout
+    _check_outputs(tmp_path, res, 4, plot=name == "trilinear_488")
+    assert {(p["frames"], p["height"]) for p in res["points"]} == {(5, 32), (5, 64), (9, 32), (9, 64)}
+    for p in res["points"]:
+        assert p["status"] == OK and p["encode_s"] > 0 and p["decode_s"] > 0
+        assert len(p["encode_times_s"]) == 2 and all(t > 0 for t in p["encode_times_s"] + p["decode_times_s"])
+        assert p["memory_kind"] == "peak_rss" and p["decode_peak_bytes"] > 0
+        assert p["encode_mfu"] is None  # no peak figure for CPUs
+
+
+def _fixture_args(case_name: str) -> list[str]:
+    args = [f"tokenizer.{k}={json.dumps(v).replace(' ', '')}" for k, v in overrides(cases()[case_name]).items()]
+    return args + [f"tokenizer.checkpoint={FIXTURES / (case_name + '.ckpt')}"]
+
+
+def test_vidtok_fixture_checkpoint(tmp_path, capsys) -> None:
+    """Every (size, frames) point measured, with FLOPs from the meta-device model."""
+    code, res, stdout = _profile(capsys, tmp_path, "tokenizer=vidtok_kl_causal_488_4chn", *_fixture_args("v10_kl_causal_488"),
+                                 "sizes=[32,64]", "frames=[5,9]", "repeats=1", "warmup=0", "plot=false")
+    assert code == 0, stdout
+    _check_outputs(tmp_path, res, 4, plot=False)
+    assert res["tokenizer"]["name"] == "vidtok_kl_causal_488_4chn"
+    for p in res["points"]:
+        assert p["status"] == OK and p["encode_s"] > 0 and p["decode_s"] > 0
+        assert p["encode_flops"] > 0 and p["decode_flops"] > p["encode_flops"]  # the decoder is the heavier half
+        assert p["encode_tflops"] == pytest.approx(p["encode_flops"] / p["encode_s"] / 1e12)
+        assert p["estimated_activation_bytes"] > 4 * 3 * p["pixels"]
+
+
+def test_tiling_axis_on_a_v11_model(tmp_path, capsys) -> None:
+    """v1.1 has the tiled long mode: tiling=[false,true] gives one point each; the tiled decoder re-decodes overlap."""
+    code, res, stdout = _profile(capsys, tmp_path, "tokenizer=vidtok_kl_causal_488_4chn_v1_1", *_fixture_args("v11_kl_causal_488"),
+                                 "tokenizer.t_chunk=4", "sizes=[32]", "frames=[9]", "tiling=[false,true]", "repeats=1", "plot=false")
+    assert code == 0, stdout
+    untiled, tiled = res["points"]
+    assert (untiled["tiling"], tiled["tiling"]) == (False, True)
+    assert untiled["status"] == tiled["status"] == OK
+    assert tiled["decode_flops"] > untiled["decode_flops"]
+
+
+def test_tiling_true_on_a_model_without_tiled_mode_is_na(tmp_path, capsys) -> None:
+    code, res, stdout = _profile(capsys, tmp_path, "tokenizer=vidtok_kl_causal_488_4chn", *_fixture_args("v10_kl_causal_488"),
+                                 "sizes=[32]", "frames=[5]", "tiling=[false,true]", "repeats=1", "warmup=0", "plot=false")
+    assert code == 0, stdout
+    assert [p["status"] for p in res["points"]] == [OK, "n/a"]
+    assert "v1.1 long-video mode" in res["points"][1]["note"]
+
+
+def test_memory_guard_marks_points_oom_and_exits_0(tmp_path, capsys) -> None:
+    code, res, stdout = _profile(capsys, tmp_path, "tokenizer=identity", "sizes=[32,64]", "frames=[5,9]", "max_memory_gb=1e-6")
+    assert code == 0
+    assert [p["status"] for p in res["points"]] == [OOM] * 4
+    assert all("max_memory_gb" in p["note"] and p.get("encode_s") is None for p in res["points"])
+    assert "note: 4 point(s) OOM" in stdout
+    assert (tmp_path / "profile.md").read_text().count("| OOM ") == 4
+
+
+class _Failing:
+    """A tokenizer whose encode raises ``exc``."""
+
+    frame_rule, spatial_multiple, device = FrameRule(), 1, torch.device("cpu")
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def encode(self, x):
+        raise self.exc
+
+    def decode(self, z):
+        return z
+
+
+@pytest.mark.parametrize("exc, status", [
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"), OOM),
+    (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), OOM),
+    (MemoryError(), OOM),
+    (ValueError("something else"), ERROR),
+])
+def test_failures_inside_a_point_are_recorded(exc, status) -> None:
+    rec = profile_point(_Failing(exc), (1, 3, 2, 8, 8), ProfileSpec(), torch.device("cpu"), limit_bytes=None)
+    assert rec["status"] == status and type(exc).__name__ in rec["note"]
+    assert is_oom(exc) == (status == OOM)
+
+
+def test_parse_overrides() -> None:
+    spec = parse_overrides(["tokenizer=identity", "sizes=[256,512]", "frames=17", "tiling=[false,true]",
+                            "tokenizer.checkpoint=/x/y.ckpt", "max_memory_gb=2", "precision=bf16"])
+    assert spec.sizes == [256, 512] and spec.frames == [17] and spec.tiling == [False, True]
+    assert spec.tokenizer_overrides == {"checkpoint": "/x/y.ckpt"} and spec.max_memory_gb == 2.0
+    with pytest.raises(ConfigError, match="unknown profile key 'size'"):
+        parse_overrides(["size=[1]"])
+    with pytest.raises(ConfigError, match="precision"):
+        parse_overrides(["precision=fp8"])
+    with pytest.raises(ConfigError, match="positive"):
+        parse_overrides(["frames=[0]"])
+
+
+def test_fit_shape_follows_frame_rule_and_spatial_multiple() -> None:
+    class Tok:
+        frame_rule, spatial_multiple = FrameRule(4, 1, 1), 16
+
+    assert fit_shape(Tok(), 30, 6) == (1, 3, 9, 32, 32)
+    assert fit_shape(Tok(), 720, 17, aspect=16 / 9, batch=2) == (2, 3, 17, 720, 1280)
+    assert fit_shape(Tok(), 1080, 33) == (1, 3, 33, 1088, 1088)

@@ -1,0 +1,471 @@
+"""Speed and memory of one tokenizer over a grid of clip sizes and lengths (``vidtok-bench profile``).
+
+Each point fits its frame count to the tokenizer's frame rule and its size to the spatial
+multiple, warms up, then times ``encode`` and ``decode`` separately (median over repeats,
+CUDA-synchronised), records peak memory per phase (CUDA: max allocated; CPU: peak RSS,
+``VmHWM`` reset per phase), FLOPs and achieved TFLOP/s / MFU. A point that runs out of
+memory is marked ``OOM`` and the sweep goes on; on the CPU a point whose estimated
+activation memory exceeds ``max_memory_gb`` is marked ``OOM`` without running, because
+Linux would rather kill the process than raise an allocation error.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import json
+import math
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from .errors import BenchError, ConfigError, check_choice
+from .flops import achieved, count_flops, meta_costs
+from .precision import PRECISIONS, get_precision
+
+OK, OOM, NOT_APPLICABLE, ERROR = "ok", "OOM", "n/a", "error"
+
+
+@dataclass
+class ProfileSpec:
+    """What to profile; every field is a ``KEY=VALUE`` argument of ``vidtok-bench profile``."""
+
+    tokenizer: str = "trilinear_488"
+    sizes: list[int] = field(default_factory=lambda: [256, 512, 720, 1080])
+    frames: list[int] = field(default_factory=lambda: [17, 33, 65])
+    #: frame width / height; 1 gives the square crops the benchmark protocols evaluate
+    aspect: float = 1.0
+    batch: int = 1
+    precision: str = "fp32"
+    device: str = "auto"
+    repeats: int = 3
+    warmup: int = 1
+    #: [None]: the tokenizer's own setting; [false, true] compares tiled and untiled runs
+    tiling: list[bool | None] = field(default_factory=lambda: [None])
+    #: skip points whose estimated activation memory exceeds this; None: 90% of free RAM on CPU, no guard on CUDA
+    max_memory_gb: float | None = None
+    #: let cuDNN pick the fastest kernels per shape (every point has a static shape; warm-up pays the search)
+    cudnn_benchmark: bool = True
+    output_dir: str | None = None
+    plot: bool = True
+    tokenizer_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def out_dir(self) -> Path:
+        return Path(self.output_dir or Path("outputs") / "profile" / self.tokenizer)
+
+
+def parse_overrides(args: list[str]) -> ProfileSpec:
+    """Hydra-style ``KEY=VALUE`` arguments (``sizes=[256,512]``, ``tokenizer.checkpoint=PATH``) to a spec."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(args))
+    except HydraException as exc:
+        raise ConfigError(f"invalid profile argument: {str(exc).strip().splitlines()[0]}") from None
+    spec = ProfileSpec()
+    known = [f for f in ProfileSpec.__dataclass_fields__ if f != "tokenizer_overrides"]
+    for ov in parsed:
+        key, value = ov.key_or_group, ov.value()
+        if key.startswith("tokenizer."):
+            spec.tokenizer_overrides[key.split(".", 1)[1]] = value
+        elif key in known:
+            setattr(spec, key, value)
+        else:
+            raise ConfigError(f"unknown profile key '{key}'; known: {', '.join(known)}, tokenizer.KEY")
+    return _checked(spec)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _checked(spec: ProfileSpec) -> ProfileSpec:
+    try:
+        spec.sizes = [int(s) for s in _as_list(spec.sizes)]
+        spec.frames = [int(f) for f in _as_list(spec.frames)]
+        spec.tiling = [None if t is None else bool(t) for t in _as_list(spec.tiling)]
+        spec.repeats, spec.warmup, spec.batch = int(spec.repeats), int(spec.warmup), int(spec.batch)
+        spec.aspect = float(spec.aspect)
+        spec.max_memory_gb = None if spec.max_memory_gb is None else float(spec.max_memory_gb)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"profile: {exc}") from None
+    if not spec.sizes or not spec.frames or min(spec.sizes + spec.frames) < 1:
+        raise ConfigError("profile: sizes and frames must be non-empty lists of positive integers")
+    if spec.repeats < 1 or spec.warmup < 0 or spec.batch < 1 or spec.aspect <= 0:
+        raise ConfigError("profile: repeats and batch must be >= 1, warmup >= 0, aspect > 0")
+    check_choice("profile: precision", spec.precision, PRECISIONS)
+    return spec
+
+
+# ----------------------------------------------------------------------------- memory
+def is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is an out-of-memory failure (CUDA, or a CPU allocation that failed)."""
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in msg for s in ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate", "bad_alloc"))
+
+
+def _proc_status_bytes(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _proc_status_bytes("VmHWM") is not None
+    except OSError:
+        return False
+
+
+def _malloc_trim() -> None:
+    """Give freed heap back to the OS, so the next phase's RSS peak is its own and not the last one's leftovers."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class PeakMemory:
+    """Peak memory while the ``with`` block runs: ``peak_bytes`` (absolute) and ``delta_bytes`` (above the start).
+
+    CUDA: ``max_memory_allocated``. CPU: resident set size, from ``VmHWM`` after resetting it,
+    else sampled every millisecond with psutil (which can miss short spikes).
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.kind = "cuda_max_allocated" if device.type == "cuda" else "peak_rss"
+        self.peak_bytes = self.delta_bytes = 0
+        self._sampler: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._sampled = 0
+
+    def __enter__(self) -> "PeakMemory":
+        # no gc.collect() here: tensors die by reference count, and a full collection costs ~0.3 s with torch loaded
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        _malloc_trim()
+        self._base = _rss()
+        if not _reset_peak_rss():
+            self._sampled = self._base
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self._sampled = max(self._sampled, _rss())
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        elif self._sampler is not None:
+            self._stop.set()
+            self._sampler.join()
+            peak = max(self._sampled, _rss())
+        else:
+            peak = _proc_status_bytes("VmHWM") or _rss()
+        self.peak_bytes, self.delta_bytes = int(peak), max(0, int(peak - self._base))
+
+
+def _rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+# ----------------------------------------------------------------------------- one point
+def fit_shape(tokenizer: Any, size: int, frames: int, aspect: float = 1.0, batch: int = 1) -> tuple[int, ...]:
+    """(B,3,T,H,W): frames fitted up to the frame rule, H and W rounded up to the spatial multiple."""
+    m = int(getattr(tokenizer, "spatial_multiple", 1) or 1)
+
+    def up(v: float) -> int:
+        return max(m, int(math.ceil(v / m)) * m)
+
+    return (batch, 3, tokenizer.frame_rule.fit_up(int(frames)), up(size), up(size * aspect))
+
+
+@contextlib.contextmanager
+def numerics(device: torch.device, precision: str, cudnn_benchmark: bool = True) -> Iterator[None]:
+    """The precision the runner would use (fp32 means TF32 off on CUDA), under inference mode."""
+    old_bench = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark) and device.type == "cuda"
+    try:
+        with torch.inference_mode(), get_precision(precision).scope(device):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = old_bench
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, PeakMemory]:
+    with PeakMemory(device) as mem:
+        _sync(device)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        dt = time.perf_counter() - t0
+    return out, dt, mem
+
+
+def memory_limit_bytes(spec: ProfileSpec, device: torch.device) -> float | None:
+    if spec.max_memory_gb is not None:
+        return spec.max_memory_gb * 2**30
+    if device.type == "cpu":
+        import psutil
+
+        return 0.9 * psutil.virtual_memory().available
+    return None
+
+
+def rough_activation_bytes(shape: tuple[int, ...]) -> int:
+    """Fallback estimate for tokenizers without a meta-device copy: input, latent, output and one temporary in fp32."""
+    return 4 * 4 * math.prod(shape)
+
+
+def profile_point(tok: Any, shape: tuple[int, ...], spec: ProfileSpec, device: torch.device,
+                  limit_bytes: float | None) -> dict[str, Any]:
+    """Measure one (size, frames, tiling) point; never raises for OOM or a failing tokenizer."""
+    rec: dict[str, Any] = {"status": OK, "note": None}
+    costs = meta_costs(tok, shape)  # one meta-device pass: FLOPs and activation sizes, no memory spent
+    est = max(c["bytes"] for c in costs.values()) if costs else rough_activation_bytes(shape)
+    rec["estimated_activation_bytes"] = est
+    if limit_bytes is not None and est > limit_bytes:
+        rec.update(status=OOM, note=f"not run: estimated activations {est / 2**30:.3g} GiB > limit {limit_bytes / 2**30:.3g} GiB (max_memory_gb)")
+        return rec
+    flops: dict[str, int] | None = {k: c["flops"] for k, c in costs.items()} if costs else None
+    x = latent = y = None
+    try:
+        x = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
+        with numerics(device, spec.precision, spec.cudnn_benchmark):
+            warmup = spec.warmup
+            if flops is None and warmup:  # no meta copy: the first (untimed) warm-up runs under the FLOP counter
+                flops, warmup = count_flops(tok, shape), warmup - 1
+            for _ in range(warmup):
+                tok.decode(tok.encode(x))
+            enc_t, dec_t, enc_m, dec_m = [], [], [], []
+            for _ in range(spec.repeats):
+                latent, te, me = _timed(lambda: tok.encode(x), device)
+                y, td, md = _timed(lambda: tok.decode(latent), device)
+                enc_t.append(te), dec_t.append(td), enc_m.append(me), dec_m.append(md)
+                latent = y = None
+    except BenchError:
+        raise  # configuration problems (missing checkpoint, bad shape) are the user's to fix, not a data point
+    except Exception as exc:  # noqa: BLE001 - one failing point must not end the sweep
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        rec.update(status=OOM if is_oom(exc) else ERROR, note=f"{type(exc).__name__}: {first_line}")
+        return rec
+    finally:
+        del x, latent, y
+        if rec["status"] != OK:
+            gc.collect()  # a traceback's frames can hold the failed point's tensors in a cycle
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    rec.update(_summary(enc_t, dec_t, enc_m, dec_m, flops, device, spec.precision))
+    return rec
+
+
+def _summary(enc_t: list[float], dec_t: list[float], enc_m: list[PeakMemory], dec_m: list[PeakMemory],
+             flops: dict[str, int] | None, device: torch.device, precision: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"memory_kind": enc_m[0].kind}
+    for phase, times, mems in (("encode", enc_t, enc_m), ("decode", dec_t, dec_m)):
+        sec = statistics.median(times)
+        f = flops.get(phase) if flops else None
+        ach = achieved(f, sec, device, precision)
+        out.update({
+            f"{phase}_s": sec, f"{phase}_times_s": times, f"{phase}_flops": f,
+            f"{phase}_tflops": ach["tflops"], f"{phase}_mfu": ach["mfu"],
+            f"{phase}_peak_bytes": max(m.peak_bytes for m in mems),
+            f"{phase}_delta_bytes": max(m.delta_bytes for m in mems),
+        })
+    out["peak_delta_bytes"] = max(out["encode_delta_bytes"], out["decode_delta_bytes"])
+    return out
+
+
+# ----------------------------------------------------------------------------- the sweep
+def _build(spec: ProfileSpec, device: torch.device, tiling: bool | None) -> Any:
+    from . import create_tokenizer
+
+    kw = dict(spec.tokenizer_overrides)
+    if tiling is not None:
+        kw["tiling"] = tiling
+    return create_tokenizer(spec.tokenizer, device=device, **kw)
+
+
+def run_profile(spec: ProfileSpec, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Profile every (tiling, frames, size) point and write the outputs; returns what profile.json holds."""
+    from .environment import environment
+    from .config import resolve_device
+
+    device = resolve_device(spec.device)
+    limit = memory_limit_bytes(spec, device)
+    points: list[dict[str, Any]] = []
+    info: dict[str, Any] | None = None
+    for tiling in spec.tiling:
+        try:
+            tok = _build(spec, device, tiling)
+        except ConfigError as exc:
+            if tiling is None or len(spec.tiling) == 1:
+                raise
+            tok, why = None, str(exc)  # e.g. tiling=true on a model without a tiled mode
+        if tok is not None and info is None:
+            info = tok.info(weights=False)
+        for frames in spec.frames:
+            for size in spec.sizes:
+                base = {"size": size, "frames_requested": frames, "tiling": tiling}
+                if tok is None:
+                    points.append({**base, "status": NOT_APPLICABLE, "note": why})
+                    continue
+                shape = fit_shape(tok, size, frames, spec.aspect, spec.batch)
+                base.update(tiling=getattr(tok, "tiling", tiling), frames=shape[2], height=shape[3], width=shape[4],
+                            pixels=shape[2] * shape[3] * shape[4])
+                rec = {**base, **profile_point(tok, shape, spec, device, limit)}
+                points.append(rec)
+                if log:
+                    log(_line(rec))
+    result = {
+        "tokenizer": info or {"name": spec.tokenizer},
+        "spec": asdict(spec),
+        "device": str(device),
+        "memory_limit_bytes": limit,
+        "environment": environment(device),
+        "points": points,
+    }
+    write_outputs(result, spec.out_dir(), plot=spec.plot)
+    return result
+
+
+def _line(p: dict[str, Any]) -> str:
+    where = f"{p.get('frames', p['frames_requested'])}x{p.get('height', p['size'])}x{p.get('width', p['size'])}"
+    tiled = "" if p["tiling"] is None else f" tiling={str(p['tiling']).lower()}"
+    if p["status"] != OK:
+        return f"  {where}{tiled}: {p['status']} ({p['note']})"
+    return (f"  {where}{tiled}: encode {p['encode_s']:.4g} s, decode {p['decode_s']:.4g} s, "
+            f"peak +{p['peak_delta_bytes'] / 2**20:.1f} MiB")
+
+
+# ----------------------------------------------------------------------------- outputs
+#: (key, label, precision) of the markdown table; None precision: text
+TABLE_COLUMNS = (
+    ("resolution", "T×H×W", None), ("tiling", "Tiling", None), ("status", "Status", None),
+    ("encode_s", "Enc. s", 4), ("decode_s", "Dec. s", 4),
+    ("encode_gflops", "Enc. GFLOP/s", 1), ("decode_gflops", "Dec. GFLOP/s", 1),
+    ("encode_mfu", "Enc. MFU", 3), ("decode_mfu", "Dec. MFU", 3),
+    ("peak_mib", "Peak mem. (MiB)", 1), ("gflop", "GFLOP enc+dec", 1),
+)
+CSV_KEYS = ("size", "frames_requested", "frames", "height", "width", "pixels", "tiling", "status", "encode_s", "decode_s",
+            "encode_flops", "decode_flops", "encode_tflops", "decode_tflops", "encode_mfu", "decode_mfu",
+            "encode_peak_bytes", "decode_peak_bytes", "encode_delta_bytes", "decode_delta_bytes", "memory_kind",
+            "estimated_activation_bytes", "note")
+
+
+def _table_value(p: dict[str, Any], key: str) -> Any:
+    if key == "resolution":
+        return f"{p.get('frames', p['frames_requested'])}×{p.get('height', p['size'])}×{p.get('width', p['size'])}"
+    if key == "tiling":
+        return "—" if p["tiling"] is None else str(p["tiling"]).lower()
+    if key == "peak_mib":
+        return None if p.get("peak_delta_bytes") is None else p["peak_delta_bytes"] / 2**20
+    if key.endswith("_gflops"):  # GFLOP/s: readable for CPUs (a few dozen) and GPUs (tens of thousands) alike
+        t = p.get(key.replace("_gflops", "_tflops"))
+        return None if t is None else t * 1e3
+    if key == "gflop":
+        f = [p.get("encode_flops"), p.get("decode_flops")]
+        return None if None in f else sum(f) / 1e9
+    return p.get(key)
+
+
+def markdown_table(points: list[dict[str, Any]]) -> str:
+    """The points as a pipe table, formatted as the leaderboard tables are (missing: an em dash)."""
+    import pandas as pd
+
+    from .report.table import Column, render
+
+    cols = {key: Column(label, prec) for key, label, prec in TABLE_COLUMNS}
+    df = pd.DataFrame([{k: _table_value(p, k) for k in cols} for p in points], columns=list(cols))
+    df.attrs["columns"] = cols
+    return render(df, "markdown")
+
+
+def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True) -> dict[str, Path]:
+    """profile.json (everything), profile.csv (one row per point), profile.md (table + notes), profile.png/.svg."""
+    import csv
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = result["points"]
+    paths = {"json": out_dir / "profile.json", "csv": out_dir / "profile.csv", "md": out_dir / "profile.md"}
+    paths["json"].write_text(json.dumps(result, indent=2, default=str) + "\n")
+    with paths["csv"].open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(CSV_KEYS), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows([{k: ("" if p.get(k) is None else p.get(k)) for k in CSV_KEYS} for p in points])
+    tok = result["tokenizer"].get("name", "?")
+    notes = [f"- {_line(p).strip()}" for p in points if p["status"] != OK]
+    md = [f"# Profile: {tok} on {result['device']} ({result['spec']['precision']})", "", markdown_table(points)]
+    if notes:
+        md += ["Points not measured:", "", *notes, ""]
+    md.append("Peak memory is the most allocated above what was held before each phase (encode, decode); "
+              "MFU is against the GPU's dense peak (none on CPUs or unlisted GPUs).")
+    paths["md"].write_text("\n".join(md) + "\n")
+    if plot:
+        paths.update(plot_profile(points, out_dir / "profile", title=f"{tok} ({result['device']}, {result['spec']['precision']})"))
+    return paths
+
+
+def plot_profile(points: list[dict[str, Any]], stem: Path, title: str = "") -> dict[str, Path]:
+    """Time (encode+decode) and peak memory against pixels per clip, one line per frame count (dashed: tiled)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    groups: dict[tuple[int, Any], list[dict[str, Any]]] = {}
+    for p in points:
+        if p["status"] == OK:
+            groups.setdefault((p["frames"], p["tiling"]), []).append(p)
+    for (frames, tiling), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        ps.sort(key=lambda p: p["pixels"])
+        px = [p["pixels"] for p in ps]
+        label = f"{frames} frames" + ("" if tiling is None else f", tiling={str(tiling).lower()}")
+        style = "--" if tiling else "-"
+        ax_t.plot(px, [p["encode_s"] + p["decode_s"] for p in ps], style, marker="o", label=label)
+        ax_m.plot(px, [p["peak_delta_bytes"] / 2**20 for p in ps], style, marker="o", label=label)
+    for ax, ylabel in ((ax_t, "encode + decode (s / clip)"), (ax_m, "peak memory above start (MiB)")):
+        ax.set_xlabel("pixels per clip (T·H·W)")
+        ax.set_ylabel(ylabel)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog" if ax is ax_m else "log")
+        ax.grid(True, which="both", alpha=0.3)
+        if groups:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = {"png": stem.with_suffix(".png"), "svg": stem.with_suffix(".svg")}
+    for path in out.values():
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return out

@@ -149,3 +149,16 @@ def test_bad_options_are_config_errors():
         DiffusersVAETokenizer(vae_class="AutoencoderKLWan", config={}, torch_dtype="float8")
     with pytest.raises(ConfigError, match="pretrained"):
         DiffusersVAETokenizer(vae_class="AutoencoderKLWan")
+
+
+@pytest.mark.parametrize("cls", sorted(TINY))
+def test_meta_copy_counts_the_flops_of_a_real_run(cls):
+    """The runner's FLOP count (a meta-device copy) equals the count of a real, weighted run."""
+    from vidtok_bench.flops import count_flops, meta_flops
+
+    _, _, (T, H, W), _ = TINY[cls]
+    tok = _tok(cls)
+    meta = meta_flops(tok, (1, 3, T, H, W))
+    assert meta is not None and meta["encode"] > 0 and meta["decode"] > 0
+    tok.meta_copy = None  # force the real run
+    assert count_flops(tok, (1, 3, T, H, W)) == meta

@@ -136,3 +136,14 @@ def test_activation_estimate_runs_on_meta_and_scales() -> None:
     assert small > 4 * 3 * 5 * 32 * 32  # more than the clip itself
     assert 3.5 < big / small < 4.5
     assert tok._model is None  # the estimate never loaded the checkpoint
+
+
+def test_throughput_block_turns_flops_into_rates_and_mfu() -> None:
+    """1e12 encode and 3e12 decode FLOPs in 1 s + 1 s against a 4 TFLOP/s peak: 1, 3 and 2 TFLOP/s, MFU 0.5."""
+    from vidtok_bench.stages.assemble import make_throughput
+
+    t = make_throughput(1.0, 1.0, 2, 34, flops=(1e12, 3e12), peak_flops=4e12)
+    assert (t.encode_tflops_per_s, t.decode_tflops_per_s, t.tflops_per_s) == pytest.approx((1.0, 3.0, 2.0))
+    assert t.peak_tflops_per_s == pytest.approx(4.0) and t.mfu == pytest.approx(0.5)
+    unknown = make_throughput(1.0, 1.0, 2, 34, flops=(None, None), peak_flops=4e12)
+    assert unknown.tflops_per_s is None and unknown.mfu is None

@@ -176,3 +176,18 @@ def _flat(obj, prefix: str = "") -> dict:
     if isinstance(obj, list):
         return {k: v for i, val in enumerate(obj) for k, v in _flat(val, f"{prefix}{i}.").items()}
     return {prefix.rstrip("."): obj}
+
+
+def test_merged_flops_are_the_sum_of_the_parts(tmp_path, monkeypatch):
+    """FLOPs add over shards (rates stay per device): a stand-in count of 1000 encode / 3000 decode FLOPs per clip."""
+    import vidtok_bench.stages.model as model_stage
+
+    monkeypatch.setattr(model_stage, "meta_flops", lambda tok, shape: {"encode": 1000 * shape[0], "decode": 3000 * shape[0]})
+    extra = ["dataset.num_videos=3"]
+    want = R.load_result(single(tmp_path / "single", *extra)).throughput
+    out = shards(tmp_path / "split", 2, *extra)
+    assert cli("merge", str(out), "-o", str(out)) == 0
+    got = R.load_result(out).throughput
+    assert want.encode_flops == got.encode_flops == 1000 * got.clips and want.decode_flops == got.decode_flops == 3000 * got.clips
+    assert got.tflops_per_s == pytest.approx(4000 * got.clips / (got.encode_s + got.decode_s) / 1e12)
+    assert got.mfu is None  # CPU: no peak

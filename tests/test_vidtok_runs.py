@@ -64,3 +64,49 @@ def test_missing_checkpoint_offline_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "vidtok_kl_causal_488_16chn.ckpt" in err[0] and "tokenizer.checkpoint=" in err[0]
+
+
+def test_run_records_flops_and_achieved_rate(tmp_path, capsys):
+    """results.json counts every encode/decode's FLOPs: 3 clips of 17x32x32, each what count_flops gives for
+    one clip (counted independently here, on the tokenizer the run used); rates are FLOPs / model seconds."""
+    from vidtok_bench import create_tokenizer
+    from vidtok_bench.flops import count_flops
+
+    case = "v10_kl_causal_488"
+    code = main(["run", "tokenizer=vidtok_kl_causal_488_4chn", *_args(case), "dataset=synthetic", "dataset.num_videos=1",
+                 "dataset.num_frames=40", "dataset.size=32", "batch_size=2", f"output_dir={tmp_path}", "progress=false",
+                 "device=cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    t = json.loads((tmp_path / "results.json").read_text())["throughput"]
+    tok = create_tokenizer("vidtok_kl_causal_488_4chn", checkpoint=str(FIXTURES / f"{case}.ckpt"), **overrides(cases()[case]))
+    one = count_flops(tok, (1, 3, 17, 32, 32))
+    assert t["clips"] == 3 and t["encode_flops"] == 3 * one["encode"] and t["decode_flops"] == 3 * one["decode"]
+    assert t["encode_tflops_per_s"] == pytest.approx(t["encode_flops"] / t["encode_s"] / 1e12)
+    assert t["tflops_per_s"] == pytest.approx((t["encode_flops"] + t["decode_flops"]) / (t["encode_s"] + t["decode_s"]) / 1e12)
+    assert t["peak_tflops_per_s"] is None and t["mfu"] is None  # no datasheet peak for CPUs
+    assert f"{t['tflops_per_s']:.3g} TFLOP/s" in out and "of model time" in out
+
+
+def test_tokenizers_without_a_meta_copy_record_no_flops(tmp_path, capsys):
+    code = main(["run", "tokenizer=trilinear_488", "dataset=synthetic", "dataset.num_videos=1", "dataset.num_frames=17",
+                 "dataset.size=32", f"output_dir={tmp_path}", "progress=false"])
+    assert code == 0, capsys.readouterr().err
+    t = json.loads((tmp_path / "results.json").read_text())["throughput"]
+    assert t["encode_flops"] is None and t["tflops_per_s"] is None and t["mfu"] is None and t["encode_s"] > 0
+
+
+def test_table_shows_the_achieved_rate(tmp_path, capsys):
+    case = "v10_kl_causal_488"
+    assert main(["run", "tokenizer=vidtok_kl_causal_488_4chn", *_args(case), "dataset=synthetic", "dataset.num_videos=1",
+                 "dataset.num_frames=17", "dataset.size=32", f"output_dir={tmp_path}", "progress=false"]) == 0
+    t = json.loads((tmp_path / "results.json").read_text())["throughput"]
+    capsys.readouterr()
+    assert main(["table", str(tmp_path), "--columns", "psnr", "tflops", "mfu", "gflop_per_clip", "--format", "csv"]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()[:2]
+    cells = dict(zip(header.split(","), row.split(",")))
+    # rounded to the columns' precision (1 and 3 decimals)
+    assert float(cells["gflop_per_clip"]) == pytest.approx((t["encode_flops"] + t["decode_flops"]) / 1e9, abs=0.05)
+    assert float(cells["tflops"]) == pytest.approx(t["tflops_per_s"], abs=5e-4) and cells["mfu"] == ""
+    assert main(["table", str(tmp_path), "--columns", "tflops", "gflop_per_clip"]) == 0
+    assert "TFLOP/s ↑" in capsys.readouterr().out

@@ -12,6 +12,7 @@ reconstruction, so they are recorded in ``info()`` but not applied.
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,24 @@ class DiffusersVAETokenizer(Tokenizer):
         if self._model is None:
             self._build()
         return self._model
+
+    def meta_copy(self) -> "DiffusersVAETokenizer":
+        """This tokenizer with the same architecture built on the meta device (no weights, memory or
+        compute): encode/decode give shapes and FLOPs (``vidtok_bench.flops``). Builds the real model
+        first when it is not loaded, for its config (a download is never made for this alone: the
+        runner counts only after the weights are loaded)."""
+        import diffusers
+
+        model = self.model
+        with torch.device("meta"):
+            meta = getattr(diffusers, self.vae_class).from_config(dict(model.config))
+        meta = meta.to(device="meta", dtype=DTYPES[self.torch_dtype]).eval()
+        for attr in ("use_tiling", "use_slicing", "use_framewise_encoding", "use_framewise_decoding"):
+            if hasattr(model, attr):
+                setattr(meta, attr, getattr(model, attr))
+        clone = copy.copy(self)
+        clone.device, clone._model = torch.device("meta"), meta
+        return clone
 
     def to(self, device: str | torch.device) -> "DiffusersVAETokenizer":
         super().to(device)

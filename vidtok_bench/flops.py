@@ -175,6 +175,18 @@ def estimate_activation_bytes(tokenizer: Any, shape: Sequence[int]) -> int | Non
     return None if costs is None else max(costs["encode"]["bytes"], costs["decode"]["bytes"])
 
 
+def meta_flops(tokenizer: Any, shape: Sequence[int]) -> dict[str, int] | None:
+    """FLOPs of one encode and one decode at ``shape`` from the tokenizer's meta-device copy, or None:
+    without a meta copy (codecs, plain tensor tokenizers) or when its model cannot run on the meta
+    device. Costs no weights, memory or compute, so the runner counts every batch shape it meets."""
+    if not callable(getattr(tokenizer, "meta_copy", None)):
+        return None
+    try:
+        return count_flops(tokenizer, shape)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):  # an op without a meta kernel
+        return None
+
+
 def meta_costs(tokenizer: Any, shape: Sequence[int]) -> dict[str, dict[str, int]] | None:
     """FLOPs and activation bytes of encode and decode from one meta-device pass
     (``{"encode": {"flops", "bytes"}, "decode": {...}}``); None without a meta copy."""

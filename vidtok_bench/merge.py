@@ -153,6 +153,16 @@ class Merged:
     meta_fingerprint: dict[str, str]
 
 
+def _sum_known(values: list[float | None]) -> float | None:
+    """The sum, or None when a part did not know its value (a part that scored no clip counts 0)."""
+    return None if any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
+
+
+def _same(values: list[float | None], scale: float = 1.0) -> float | None:
+    """The one value every part shares (the same device model's peak), else None: an MFU over mixed devices means nothing."""
+    return values[0] * scale if values and values[0] and all(v == values[0] for v in values) else None
+
+
 def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = None, wall_s: float | None = None) -> Merged:
     """One result from every part of a run, as the single run computes it (records in dataset order)."""
     from .config import plan_run
@@ -182,7 +192,9 @@ def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = No
     throughput = make_throughput(sum(t.encode_s for t in thr), sum(t.decode_s for t in thr), sum(t.clips for t in thr),
                                  sum(t.frames for t in thr),
                                  note=f"summed over {len(parts)} parts (rates per device; distributed.total_frames_per_s "
-                                      f"is the aggregate); {thr[0].note}")
+                                      f"is the aggregate); {thr[0].note}",
+                                 flops=(_sum_known([t.encode_flops for t in thr]), _sum_known([t.decode_flops for t in thr])),
+                                 peak_flops=_same([t.peak_tflops_per_s for t in thr], scale=1e12))
     peak = max(parts, key=lambda p: p.result.memory.peak_bytes).result.memory
     kinds = {p.result.memory.kind for p in parts}
     memory = Memory(peak_bytes=peak.peak_bytes, kind=peak.kind if len(kinds) == 1 else "mixed: " + ", ".join(sorted(kinds)))

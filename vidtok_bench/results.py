@@ -128,6 +128,15 @@ class Throughput(_Strict):
     frames_per_s: float | None
     clips_per_s: float | None
     note: str
+    encode_flops: float | None = Field(None, description="FLOPs of every encode call (torch.utils.flop_counter on a meta-device "
+                                                         "copy of the model; null where the tokenizer has none)")
+    decode_flops: float | None = Field(None, description="FLOPs of every decode call, counted as encode_flops")
+    encode_tflops_per_s: float | None = Field(None, description="encode_flops / encode_s / 1e12")
+    decode_tflops_per_s: float | None = Field(None, description="decode_flops / decode_s / 1e12")
+    tflops_per_s: float | None = Field(None, description="(encode_flops + decode_flops) / (encode_s + decode_s) / 1e12")
+    peak_tflops_per_s: float | None = Field(None, description="the device's dense datasheet peak at the run's precision "
+                                                              "(vidtok_bench.flops.PEAK_TFLOPS); null for CPUs and unlisted GPUs")
+    mfu: float | None = Field(None, description="tflops_per_s / peak_tflops_per_s: the fraction of the device's peak reached")
 
 
 class Memory(_Strict):

@@ -137,6 +137,22 @@ def finish(result) -> int:
     return EXIT_OK
 
 
+def throughput_line(result) -> str | None:
+    """Model speed (frames/s, achieved TFLOP/s and MFU where known) and the metrics' share of the model's time."""
+    t = result.throughput
+    if not t.frames or t.frames_per_s is None:
+        return None
+    parts = [f"model {t.encode_frames_per_s:.3g} frames/s encode, {t.decode_frames_per_s:.3g} decode"]
+    if t.tflops_per_s is not None:
+        parts.append(f"{t.tflops_per_s:.3g} TFLOP/s" + (f" = {t.mfu:.1%} of the device's {t.peak_tflops_per_s:.4g} TFLOP/s peak"
+                                                         if t.mfu is not None else ""))
+    metric_s = sum(m.time_s or 0.0 for m in result.metrics.values())
+    model_s = t.encode_s + t.decode_s
+    if metric_s and model_s:
+        parts.append(f"metrics {metric_s:.3g} s = {metric_s / model_s:.0%} of model time")
+    return "; ".join(parts)
+
+
 def print_summary(result) -> None:
     """What a run produced, in the metrics' own labels and precision (read from the result)."""
     print(f"{result.tokenizer.name} on {result.dataset.name} ({result.protocol.name} protocol): "
@@ -147,6 +163,9 @@ def print_summary(result) -> None:
         count = f"{m.frames} frames" if m.info.kind == "frame" else f"{m.clips} clips"
         unit = f" {m.info.unit}" if m.info.unit else ""
         print(f"  {name:<8} {'—' if v is None else f'{v:.{m.info.precision + 2}f}'}{unit}  ({count})")
+    speed = throughput_line(result)
+    if speed:
+        print(f"  {speed}")
     for name, m in result.metrics.items():
         if m.warning:
             print(f"  warning ({name}): {m.warning}", file=sys.stderr)

@@ -50,6 +50,9 @@ COLUMNS: dict[str, Column] = {
     "decode_fps": Column("Dec. frames/s", 1, True),
     "fps": Column("Frames/s", 1, True),
     "peak_memory_gib": Column("Peak mem. (GiB)", 2, False),
+    "tflops": Column("TFLOP/s", 3, True),
+    "mfu": Column("MFU", 3, True),
+    "gflop_per_clip": Column("GFLOP/clip", 1, False),
     "latent_channels": Column("Latent ch.", 0),
     "codebook_size": Column("Codebook", 0),
     "date": Column("Date"),
@@ -69,10 +72,19 @@ _EXTRACT: dict[str, Callable[[Result], Any]] = {
     "decode_fps": lambda r: r.throughput.decode_frames_per_s,
     "fps": lambda r: r.throughput.frames_per_s,
     "peak_memory_gib": lambda r: r.memory.peak_bytes / 2**30,
+    "tflops": lambda r: r.throughput.tflops_per_s,
+    "mfu": lambda r: r.throughput.mfu,
+    "gflop_per_clip": lambda r: _gflop_per_clip(r.throughput),
     "latent_channels": lambda r: r.tokenizer.latent_channels,
     "codebook_size": lambda r: r.tokenizer.codebook_size,
     "date": lambda r: r.run.date,
 }
+
+
+def _gflop_per_clip(t: Any) -> float | None:
+    if t.encode_flops is None or t.decode_flops is None or not t.clips:
+        return None
+    return (t.encode_flops + t.decode_flops) / t.clips / 1e9
 
 
 def canonical(name: str) -> str:

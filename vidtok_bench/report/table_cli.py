@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--columns", nargs="+", default=list(DEFAULT_COLUMNS), metavar="COL",
                    help="columns after tokenizer/dataset/protocol: metric names (psnr ssim lpips fvd ...), "
                         "bits_per_pixel (bpp), compression, videos, failed_videos, encode_fps, decode_fps, fps, "
-                        f"peak_memory_gib, latent_channels, codebook_size, date (default: {' '.join(DEFAULT_COLUMNS)})")
+                        f"peak_memory_gib, tflops, mfu, gflop_per_clip, latent_channels, codebook_size, date (default: {' '.join(DEFAULT_COLUMNS)})")
     p.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     p.add_argument("--sort", default="psnr", metavar="COL",
                    help="sort by this column, best first (direction-aware; default psnr)")

@@ -1,5 +1,6 @@
 """The model stage: fit clips to the tokenizer's frame rule, encode and decode under the run's
-precision scope, timed separately (synchronised on GPU)."""
+precision scope, timed separately (synchronised on GPU), and count the FLOPs of each batch shape
+once (on the tokenizer's meta-device copy, outside the timed calls)."""
 from __future__ import annotations
 
 import time
@@ -8,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..flops import meta_flops
 from ..frames import pad_frames
 from ..precision import Precision
 from ..tokenizer import Tokenizer
@@ -37,12 +39,27 @@ class ModelStage:
         self.precision = tokenizer.precision or precision
         self.encode_s = self.decode_s = 0.0
         self.clips = self.frames = 0
+        #: FLOPs of every call so far; None once a batch shape could not be counted
+        self.encode_flops: float | None = 0.0
+        self.decode_flops: float | None = 0.0
+        self._flops: dict[tuple[int, ...], dict[str, int] | None] = {}
+
+    def _count(self, shape: tuple[int, ...]) -> None:
+        if shape not in self._flops:
+            self._flops[shape] = meta_flops(self.tokenizer, shape)
+        f = self._flops[shape]
+        if f is None or self.encode_flops is None or self.decode_flops is None:
+            self.encode_flops = self.decode_flops = None
+        else:
+            self.encode_flops += f["encode"]
+            self.decode_flops += f["decode"]
 
     def __call__(self, video: torch.Tensor, fps: float | None = None) -> ModelOutput:
         """``video``: (B,3,T,H,W) in [-1,1] on the CPU; ``fps``: the clips' frame rate."""
         t = video.shape[2]
         fitted = self.tokenizer.frame_rule.fit_up(t)
         x = pad_frames(video, fitted).to(self.device, non_blocking=True)
+        self._count(tuple(x.shape))
         self.tokenizer.frame_rate = fps
         with torch.inference_mode(), self.precision.scope(self.device):
             _sync(self.device)

@@ -141,3 +141,16 @@ def test_fit_shape_follows_frame_rule_and_spatial_multiple() -> None:
     assert fit_shape(Tok(), 30, 6) == (1, 3, 9, 32, 32)
     assert fit_shape(Tok(), 720, 17, aspect=16 / 9, batch=2) == (2, 3, 17, 720, 1280)
     assert fit_shape(Tok(), 1080, 33) == (1, 3, 33, 1088, 1088)
+
+
+def test_table_formats_are_the_leaderboards(tmp_path, capsys) -> None:
+    """formats=[latex,html] writes the same table as `table` renders it: one row per point, values at the column's precision."""
+    code, res, _ = _profile(capsys, tmp_path, "tokenizer=identity", "sizes=[32]", "frames=[5,9]", "repeats=1", "device=cpu",
+                            "plot=false", "formats=[latex,html]")
+    assert code == 0
+    tex, html = (tmp_path / "profile.tex").read_text(), (tmp_path / "profile.html").read_text()
+    assert "\\begin{tabular}" in tex and "<table" in html
+    for p in res["points"]:
+        assert f"{p['encode_s']:.4f}" in tex and f"{p['frames']}×{p['height']}×{p['width']}" in html
+    assert main(["profile", "formats=[pdf]", "-o", str(tmp_path / "x")]) == 2
+    assert "formats" in capsys.readouterr().err

@@ -53,6 +53,8 @@ class ProfileSpec:
     cudnn_benchmark: bool = True
     output_dir: str | None = None
     plot: bool = True
+    #: table formats written besides profile.md and the per-point profile.csv: latex (profile.tex), html (profile.html)
+    formats: list[str] = field(default_factory=list)
     tokenizer_overrides: dict[str, Any] = field(default_factory=dict)
 
     def out_dir(self) -> Path:
@@ -90,6 +92,7 @@ def _checked(spec: ProfileSpec) -> ProfileSpec:
         spec.sizes = [int(s) for s in _as_list(spec.sizes)]
         spec.frames = [int(f) for f in _as_list(spec.frames)]
         spec.tiling = [None if t is None else bool(t) for t in _as_list(spec.tiling)]
+        spec.formats = [str(f) for f in _as_list(spec.formats)]
         spec.repeats, spec.warmup, spec.batch = int(spec.repeats), int(spec.warmup), int(spec.batch)
         spec.aspect = float(spec.aspect)
         spec.max_memory_gb = None if spec.max_memory_gb is None else float(spec.max_memory_gb)
@@ -100,6 +103,8 @@ def _checked(spec: ProfileSpec) -> ProfileSpec:
     if spec.repeats < 1 or spec.warmup < 0 or spec.batch < 1 or spec.aspect <= 0:
         raise ConfigError("profile: repeats and batch must be >= 1, warmup >= 0, aspect > 0")
     check_choice("profile: precision", spec.precision, PRECISIONS)
+    for f in spec.formats:
+        check_choice("profile: formats", f, TABLE_FILES)
     return spec
 
 
@@ -354,7 +359,7 @@ def run_profile(spec: ProfileSpec, log: Callable[[str], None] | None = print) ->
         "environment": environment(device),
         "points": points,
     }
-    write_outputs(result, spec.out_dir(), plot=spec.plot)
+    write_outputs(result, spec.out_dir(), plot=spec.plot, formats=spec.formats)
     return result
 
 
@@ -398,8 +403,12 @@ def _table_value(p: dict[str, Any], key: str) -> Any:
     return p.get(key)
 
 
-def markdown_table(points: list[dict[str, Any]]) -> str:
-    """The points as a pipe table, formatted as the leaderboard tables are (missing: an em dash)."""
+#: table format -> file suffix (markdown is always written, as profile.md with notes)
+TABLE_FILES = {"markdown": ".md", "latex": ".tex", "html": ".html"}
+
+
+def markdown_table(points: list[dict[str, Any]], fmt: str = "markdown") -> str:
+    """The points as a table (markdown, latex or html), rendered by the leaderboard's ``table`` code (missing: an em dash)."""
     import pandas as pd
 
     from .report.table import Column, render
@@ -407,11 +416,12 @@ def markdown_table(points: list[dict[str, Any]]) -> str:
     cols = {key: Column(label, prec) for key, label, prec in TABLE_COLUMNS}
     df = pd.DataFrame([{k: _table_value(p, k) for k in cols} for p in points], columns=list(cols))
     df.attrs["columns"] = cols
-    return render(df, "markdown")
+    return render(df, fmt)
 
 
-def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True) -> dict[str, Path]:
-    """profile.json (everything), profile.csv (one row per point), profile.md (table + notes), profile.png/.svg."""
+def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, formats: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
+    """profile.json (everything), profile.csv (one row per point), profile.md (table + notes), profile.tex /
+    profile.html for the other ``formats``, profile.png/.svg."""
     import csv
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -430,6 +440,10 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True) -> d
     md.append("Peak memory is the most allocated above what was held before each phase (encode, decode); "
               "MFU is against the GPU's dense peak (none on CPUs or unlisted GPUs).")
     paths["md"].write_text("\n".join(md) + "\n")
+    for fmt in formats:
+        if fmt != "markdown":
+            paths[fmt] = out_dir / f"profile{TABLE_FILES[fmt]}"
+            paths[fmt].write_text(markdown_table(points, fmt) + "\n")
     if plot:
         paths.update(plot_profile(points, out_dir / "profile", title=f"{tok} ({result['device']}, {result['spec']['precision']})"))
     return paths

@@ -18,6 +18,7 @@ keys (Hydra-style KEY=VALUE):
   tiling=[false,true]         compare untiled and tiled runs (VidTok v1.1 long mode, diffusers VAEs)
   max_memory_gb=N             skip points estimated to need more (default on CPU: 90% of free RAM)
   cudnn_benchmark=true  plot=true
+  formats=[latex,html]        also write profile.tex / profile.html (the table in `vidtok-bench table`'s formats)
   tokenizer.KEY=VALUE         any tokenizer option, e.g. tokenizer.checkpoint=PATH
 
 example:

@@ -169,3 +169,21 @@ def test_regression_is_direction_aware(b, c, hib, amount, percent):
     # an improvement (or no change) never fails
     if worse <= 0:
         assert not got
+
+
+def test_a_metric_without_a_value_in_both_is_noted_not_refused(tmp_path, capsys):
+    """codebook use of a continuous tokenizer has no value: gating such runs checks the rest and says so;
+    naming it in --tolerance, or a value present on one side only, is still refused."""
+    def null_codebook(d):
+        d["metrics"]["codebook"] = {**d["metrics"]["psnr"], "value": None, "info": {**d["metrics"]["psnr"]["info"],
+                                                                                     "label": "Codebook", "kind": "set"}}
+    base, cur = run_dir(tmp_path / "b"), run_dir(tmp_path / "c", psnr=29.0)
+    edit(base, null_codebook), edit(cur, null_codebook)
+    rc, out, err = gate(capsys, base, cur)
+    assert rc == 1 and "REGRESSION psnr" in out and "codebook" not in out
+    assert "not gated, no value in either result: codebook" in err
+    rc, _, err = gate(capsys, base, cur, "codebook=0.1")
+    assert rc == 2 and "codebook" in err
+    edit(cur, lambda d: d["metrics"]["codebook"].update(value=0.5))
+    rc, _, err = gate(capsys, base, cur)
+    assert rc == 2 and "baseline metric 'codebook' has no value" in err

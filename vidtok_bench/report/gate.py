@@ -126,10 +126,11 @@ def gate(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | N
                          f"(metrics: {', '.join(baseline.metrics)})")
     checks = []
     for m, block in baseline.metrics.items():
-        vb = baseline.value(m)
+        vb, vc = baseline.value(m), current.value(m)
+        if vb is None and vc is None and m in current.metrics and m not in tolerances:
+            continue  # a metric without a value in both (codebook use of a continuous tokenizer): see valueless()
         if vb is None:
             raise BenchError(f"{baseline.path}: baseline metric '{m}' has no value")
-        vc = current.value(m)
         if vc is None:
             raise BenchError(f"{current.path}: metric '{m}' of the baseline is missing from the current results")
         tol = tolerances.get(m) or parse_tolerance(f"{m}={block.info.tolerance}")[1]
@@ -138,6 +139,12 @@ def gate(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | N
     checks.append(Check(VIDEOS_OK, float(baseline.videos.ok), float(current.videos.ok), True,
                         tolerances.get(VIDEOS_OK, Tolerance(0.0))))
     return checks
+
+
+def valueless(baseline: Result, current: Result) -> list[str]:
+    """Metrics that neither result gives a value for (e.g. ``codebook`` of a continuous tokenizer):
+    nothing to gate, said in a note rather than refused, so a protocol listing them can still gate."""
+    return [m for m in baseline.metrics if baseline.value(m) is None and m in current.metrics and current.value(m) is None]
 
 
 def _fmt(c: Check, v: float, signed: bool = False) -> str:
@@ -176,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
     note = manifest_note(baseline, current, ("baseline", "current"))
     if note:
         print(f"vidtok-bench: note: {note}", file=sys.stderr)
+    skipped = [m for m in valueless(baseline, current) if m not in tolerances]
+    if skipped:
+        print(f"vidtok-bench: note: not gated, no value in either result: {', '.join(skipped)}", file=sys.stderr)
     sys.stdout.write(render_checks(checks))
     bad = [c for c in checks if c.regressed]
     for c in bad:

@@ -104,8 +104,9 @@ ARTIFACTS: dict[str, Artifact] = {
     )
 }
 
-#: Weights of metrics that are not (yet) runner plugins: known to :func:`artifact`, ``fetch``,
-#: ``import`` and ``load_state``, but not part of the default ``weights fetch`` / ``status`` set.
+#: Weights of opt-in metrics (``metrics=[dists]``): known to :func:`artifact`, ``fetch``, ``import`` and
+#: ``load_state`` (``vidtok-bench weights fetch dists``), fetched on first use, but not part of the default
+#: ``weights fetch`` / ``status`` set, which holds what the default protocols need (LPIPS and FVD).
 EXTRA_ARTIFACTS: dict[str, Artifact] = {
     a.name: a
     for a in (

@@ -1,4 +1,4 @@
-"""One-command GPU benchmark (skipped without CUDA); about 1-2 minutes on one H100.
+"""One-command GPU benchmark (skipped without CUDA); about 2-4 minutes on one H100.
 
 * VidTok 4x8x8 (KL, 4 channels), full-size architecture with random weights (or a real
   checkpoint: VIDTOK_BENCH_CKPT=path.ckpt), one 17x256x256 clip, fp32 (TF32 off) and bf16
@@ -8,6 +8,10 @@
 * PSNR of the bf16 reconstruction against fp32 on the same input, and the PSNR delta
   (bf16 - fp32) of each against the input.
 * LPIPS-VGG frames/s at 256x256, batch 64 (real weights when cached, else random: same speed).
+* End to end: `vidtok-bench run` of that VidTok over three shared videos (the synthetic set
+  without them) with PSNR/SSIM/LPIPS in fp32 and bf16: wall time against model + metric time
+  (what decoding, transfers and bookkeeping add), the metrics' share of the model's time, and
+  the run's own TFLOP/s / MFU (results.json).
 
 Run: pytest benchmarks/bench_gpu.py --benchmark-only -s   (VIDTOK_BENCH_OUT=dir also writes bench_gpu.json)
 The helpers above the tests are CPU-safe and unit-tested in tests/test_bench_gpu_helpers.py.
@@ -201,6 +205,68 @@ def test_lpips_vgg_frames_per_s(benchmark) -> None:
     RESULTS["lpips_vgg"] = {"frames_per_s": fps, "batch": LPIPS_BATCH, "weights": weights}
     print(f"\nLPIPS-VGG 256x256 fp32 batch {LPIPS_BATCH}: {fps:.0f} frames/s ({weights} weights)")
     assert fps > 0
+
+
+def run_breakdown(result: Any, wall_s: float) -> dict[str, Any]:
+    """Where an end-to-end ``run`` spent its time: model (encode + decode), metrics (each metric's own
+    time_s), the rest (decoding not hidden behind compute, set-up, writing), and the metrics' share of
+    the model's time (the GPU goal: <= 15%)."""
+    t = result.throughput
+    model = t.encode_s + t.decode_s
+    metrics = {m: r.time_s or 0.0 for m, r in result.metrics.items()}
+    parts = model + sum(metrics.values())
+    return {"wall_s": wall_s, "model_s": model, "metrics_s": metrics, "parts_s": parts,
+            "wall_over_parts": wall_s / parts if parts else None,
+            "metrics_share_of_model": sum(metrics.values()) / model if model else None,
+            "frames": t.frames, "frames_per_s_end_to_end": t.frames / wall_s if wall_s else None,
+            "tflops_per_s": t.tflops_per_s, "mfu": t.mfu}
+
+
+def e2e_overrides(checkpoint: str, out: Path, device: str, precision: str) -> list[str]:
+    """One run over the shared 1080p/720p videos (or the synthetic set without them) at the VidTok protocol, PSNR/SSIM/LPIPS."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "videos"
+    data = ([f"dataset=folder", f"dataset.root={shared}", "limit=3"] if shared.is_dir()
+            else ["dataset=synthetic", "dataset.num_videos=3", "dataset.num_frames=51"])
+    return [f"tokenizer={TOKENIZER}", f"tokenizer.checkpoint={checkpoint}", *data, "metrics=[psnr,ssim,lpips]",
+            f"device={device}", f"precision={precision}", f"output_dir={out}", "overwrite=true", "progress=false"]
+
+
+def random_vidtok_checkpoint(path: Path) -> Path:
+    """Full-size VidTok 4x8x8 random weights as safetensors (no download), for the end-to-end run."""
+    from safetensors.torch import save_file
+
+    from vidtok_bench.models.vidtok import build_vidtok
+
+    tok = vidtok_bench.create_tokenizer(TOKENIZER)
+    torch.manual_seed(0)
+    sd = build_vidtok(tok.arch, device="cpu").state_dict()
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    return path
+
+
+@cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_end_to_end_run_vs_its_parts(benchmark, tmp_path_factory, precision: str) -> None:
+    """`vidtok-bench run` wall time against model + metric time: what decoding, transfers and bookkeeping add."""
+    from vidtok_bench.config import compose
+    from vidtok_bench.runner import Runner
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    ckpt = os.environ.get("VIDTOK_BENCH_CKPT") or str(random_vidtok_checkpoint(tmp / "vidtok_random.safetensors"))
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        t0 = time.perf_counter()
+        res = Runner(compose(e2e_overrides(ckpt, tmp / precision, "cuda", precision))).run_result()
+        out.update(run_breakdown(res, time.perf_counter() - t0))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    RESULTS[f"e2e_{precision}"] = out
+    share = out["metrics_share_of_model"]
+    print(f"\nend-to-end run {precision} on {torch.cuda.get_device_name()}: wall {out['wall_s']:.1f} s = "
+          f"{out['wall_over_parts']:.2f} x (model {out['model_s']:.1f} s + metrics {sum(out['metrics_s'].values()):.1f} s); "
+          f"metrics {share:.0%} of model time; {out['frames_per_s_end_to_end']:.1f} frames/s end to end")
+    assert out["frames"] > 0
 
 
 def _write_report() -> None:

@@ -64,8 +64,36 @@ def test_time_phases_times_each_phase(bench) -> None:
 def test_every_gpu_test_skips_without_cuda(bench) -> None:
     """Importing worked (the fixture); every test in it carries the CUDA skip, whose reason says why."""
     tests = [f for name, f in vars(bench).items() if name.startswith("test_") and callable(f)]
-    assert len(tests) == 3
+    assert len(tests) == 4
     for f in tests:
         marks = [m for m in getattr(f, "pytestmark", []) if m.name == "skipif"]
         assert marks and marks[0].args[0] == (not torch.cuda.is_available())
         assert "no CUDA device" in marks[0].kwargs["reason"]
+
+
+def test_run_breakdown_of_a_real_cpu_run(bench, tmp_path) -> None:
+    """The end-to-end figures come from a run's own result: model and metric times add up to the parts,
+    and the wall time (measured around the run) is never below them."""
+    import time
+
+    from vidtok_bench.config import compose
+    from vidtok_bench.runner import Runner
+
+    ov = [o for o in bench.e2e_overrides("unused", tmp_path / "run", "cpu", "fp32") if not o.startswith(("tokenizer", "limit", "dataset"))]
+    ov += ["tokenizer=trilinear_488", "dataset=synthetic", "dataset.num_videos=1", "dataset.num_frames=17", "dataset.size=32",
+           "metrics=[psnr,ssim]"]
+    t0 = time.perf_counter()
+    res = Runner(compose(ov)).run_result()
+    b = bench.run_breakdown(res, time.perf_counter() - t0)
+    assert set(b["metrics_s"]) == {"psnr", "ssim"} and b["frames"] == 17
+    assert b["parts_s"] == pytest.approx(res.throughput.encode_s + res.throughput.decode_s + sum(b["metrics_s"].values()))
+    assert b["wall_over_parts"] >= 1.0 and b["metrics_share_of_model"] == pytest.approx(sum(b["metrics_s"].values()) / b["model_s"])
+
+
+def test_random_checkpoint_loads_as_the_full_size_tokenizer(bench, tmp_path) -> None:
+    import vidtok_bench
+
+    path = bench.random_vidtok_checkpoint(tmp_path / "r.safetensors")
+    tok = vidtok_bench.create_tokenizer(bench.TOKENIZER, checkpoint=str(path))
+    model = tok.load()
+    assert tok.arch.ch == 128 and sum(p.numel() for p in model.parameters()) > 1e7

@@ -28,6 +28,7 @@ import torch
 
 from ..data import Clip
 from ..errors import VideoError
+from .resize import to_signed
 
 
 @dataclass(frozen=True)
@@ -106,16 +107,23 @@ class SampledFrame:
     """One sampled frame on its way into clips."""
 
     index: int  # the source video's frame number
-    frame: torch.Tensor  # float (3, h, w) in [0, 1]
+    frame: torch.Tensor  # float (3, h, w) in [0, 1], or the uint8 (H, W, 3) source frame itself (uint8 clips)
     rgb: np.ndarray | None = None  # the uint8 source frame before resize, hashed on arrival
 
 
-def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: str, index: int, start: int, **kw) -> Clip:
+def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: str, index: int, start: int,
+               pin: bool = False, **kw) -> Clip:
     valid = len(frames)
     if valid < length:
         frames = frames + [frames[-1]] * (length - valid)
-    x = torch.stack([f for _, f in frames], dim=1)  # (3, T, H, W) in [0, 1]
-    x = x.mul_(2.0).sub_(1.0)  # to [-1, 1]; no re-quantisation to uint8
+    first = frames[0][1]
+    if first.dtype == torch.uint8:
+        # uint8 clips (preprocess_on=device): source-size frames stacked as (T, H, W, 3), in pinned
+        # memory when they go to a GPU; ``frames`` is its (3, T, H, W) view, resized later on the device
+        out = torch.empty((length, *first.shape), dtype=torch.uint8, pin_memory=pin)
+        x = torch.stack([f for _, f in frames], dim=0, out=out).permute(3, 0, 1, 2)
+    else:
+        x = to_signed(torch.stack([f for _, f in frames], dim=1))  # (3, T, H, W) in [0, 1] -> [-1, 1]
     return Clip(video_id=video_id, index=index, frames=x, start=start, valid=valid,
                 source_indices=tuple(i for i, _ in frames), **kw)
 
@@ -161,8 +169,14 @@ def cut_clips(
     source_fps: float | None = None,
     fps: float | None = None,
     source_size: tuple[int, int] | None = None,
+    pin: bool = False,
 ) -> Iterator[Clip]:
     """Clips from float (3, H, W) frames in [0, 1] (or :class:`SampledFrame`), streamed.
+
+    Frames given as uint8 (H, W, 3) make uint8 clips: ``frames`` a (3, T, H, W) view of the
+    stacked source frames (in pinned memory with ``pin``), for :func:`~.resize.preprocess_frames`
+    to resize later (``preprocess_on=device``); sampling, windows, tail repeat, source indices
+    and the digest are the same.
 
     Each clip records its frames' source indices; frames given as :class:`SampledFrame` with
     ``rgb`` are hashed as they arrive (each sampled position a clip holds, once) and the last
@@ -170,7 +184,7 @@ def cut_clips(
     or one shorter than a clip with ``tail='drop'`` (it would give no clip at all and must not
     vanish silently).
     """
-    meta = {"source_fps": source_fps, "fps": fps, "source_size": source_size}
+    meta = {"source_fps": source_fps, "fps": fps, "source_size": source_size, "pin": pin}
     digest = FrameDigest()
     try:
         yield from _cut(frames, clip_len, clip_stride, tail, video_id, source or video_id, meta, digest)

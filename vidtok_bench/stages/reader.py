@@ -3,8 +3,9 @@
 ``workers`` threads each decode one video at a time (PyAV, swscale and torch release the GIL, so
 videos decode in parallel); events still come out in the dataset's order, video after video, so
 nothing downstream depends on the number of workers. At most ``workers`` videos are open at once
-and each holds at most ``prefetch`` batches ahead of the consumer: host memory stays bounded by
-``workers * (prefetch + 1)`` batches however long or short the videos are.
+and each holds at most ``prefetch`` batches queued ahead of the consumer (plus the batch being put
+and the one being built): host memory stays bounded by ``workers * (prefetch + 2)`` batches however
+long or short the videos are (a test counts them).
 """
 from __future__ import annotations
 

@@ -438,5 +438,6 @@ def decode_clips(
     ``timeout_s`` fails a container file that spends longer decoding (see :func:`open_av`);
     ``clip_frames``: see ``CLIP_FRAMES``.
     """
+    _check_clip_frames(clip_frames)  # before the file is opened
     src = open_video(path, timeout_s, **yuv)
     yield from frames_to_clips(src, pp, video_id or Path(path).name, workers, frame_range, clip_frames)

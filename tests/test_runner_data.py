@@ -149,8 +149,8 @@ def test_reader_memory_is_bounded_by_workers_and_prefetch():
     it = iter(reader)
     next(it)
     time.sleep(0.5)  # let the workers run ahead as far as they may
-    # per open video: prefetch batches queued, one being put, one being built; plus the one given out
-    assert ds.made == 2 * (2 + 2) + 1
+    # per open video: prefetch batches queued (the next is not even started); plus the one given out
+    assert ds.made == 2 * 2 + 1
     assert ds.max_open <= 2
     rest = list(it)
     assert len(rest) + 1 == 6 * 11
@@ -165,3 +165,16 @@ def test_reader_stops_its_threads_when_the_consumer_stops():
     time.sleep(0.2)
     assert not [t for t in threading.enumerate() if t.name.startswith("vidtok-bench-reader")]
     assert ds.open == 0  # every clip generator was closed
+
+
+def test_reader_queues_at_most_prefetch_bytes(monkeypatch):
+    import vidtok_bench.stages.reader as reader_mod
+
+    clip_bytes = 3 * 2 * 4 * 4 * 4  # SlowDataset's float clips
+    monkeypatch.setattr(reader_mod, "PREFETCH_BYTES", 2 * clip_bytes)
+    ds = SlowDataset(delays=[0.0] * 2, clips_per_video=10)
+    it = iter(ClipReader(ds, ds.videos(), prefetch=8, workers=1))
+    next(it)
+    time.sleep(0.3)
+    assert ds.made == 1 + 2  # given out, two queued (the byte cap, not prefetch=8)
+    assert len(list(it)) + 1 == 2 * 11

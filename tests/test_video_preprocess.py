@@ -154,3 +154,23 @@ def test_preprocess_frames_on_cuda_agrees_with_cpu(data, n, h, w, seed):
     r = FrameResizer(size, crop, filt)
     u8 = torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8))
     torch.testing.assert_close(preprocess_frames(u8.cuda(), r).cpu(), preprocess_frames(u8, r), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("tail,read", [("repeat", 5), ("drop", 8)])
+def test_a_clip_leaves_once_it_cannot_be_the_last(tail, read):
+    """Host memory: with tail=repeat a clip goes as soon as one more frame arrives (it cannot be the video's
+    last then), not when the next clip is cut; only tail=drop must wait for that."""
+    from vidtok_bench.video.clips import SampledFrame
+
+    seen = []
+
+    def frames():
+        for i in range(10):
+            seen.append(i)
+            yield SampledFrame(i, torch.zeros(3, 2, 2), np.full((2, 2, 3), i, np.uint8))
+
+    it = cut_clips(frames(), 4, tail=tail)
+    first = next(it)
+    assert first.index == 0 and first.video_sha256 is None and len(seen) == read
+    rest = list(it)
+    assert rest[-1].video_sha256 is not None and all(c.video_sha256 is None for c in rest[:-1])

@@ -149,12 +149,15 @@ def test_reader_workers_scaling(benchmark, tmp_path, preprocess_on):
     """workers=1 vs workers=N over several videos (on CUDA where available for preprocess_on=device)."""
     device = "cuda" if preprocess_on == "device" and torch.cuda.is_available() else "cpu"
     root = folder(tmp_path / "many", MANY)
-    t = time.perf_counter()
-    n = run_data_path(root, device, preprocess_on, 1)
-    one = n / (time.perf_counter() - t)
-    m = benchmark.pedantic(run_data_path, args=(root, device, preprocess_on, READERS), rounds=1, iterations=1)
-    assert m == n
-    many = n / benchmark.stats.stats.min
+    n = run_data_path(root, device, preprocess_on, 1)  # warm-up, and the frame count
+    best = {1: float("inf"), READERS: float("inf")}
+    for _ in range(2):  # alternating rounds, fastest of each: load on a shared box hits both alike
+        for w in best:
+            t = time.perf_counter()
+            assert run_data_path(root, device, preprocess_on, w) == n
+            best[w] = min(best[w], time.perf_counter() - t)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the figures are in extra_info
+    one, many = n / best[1], n / best[READERS]
     info = {"preprocess_on": preprocess_on, "device": device, "videos": len(MANY), "frames": n,
             "workers_1_fps": round(one, 1), f"workers_{READERS}_fps": round(many, 1), "ratio": round(many / one, 3),
             "resize_workers": WORKERS, "cpus": os.cpu_count()}

@@ -7,9 +7,10 @@ part of the protocol. For float tensors torchvision v2 calls
 ``torch.nn.functional.interpolate(mode="bilinear", antialias=True, align_corners=False)``;
 we call the same function on one frame at a time (tests/test_video_resize.py shows the
 values are identical to torchvision v2 on real frames), so a whole video's full-resolution
-frames are never held as float. :func:`preprocess_frames` is the one definition of the whole
-step (uint8 -> [0, 1] -> resize -> crop -> [-1, 1]) on any device: the CPU pipeline and
-``preprocess_on=device`` both go through it.
+frames are never held as float. :func:`preprocess_frames` is the whole step (uint8 -> [0, 1] ->
+resize -> crop -> [-1, 1]) on any device, for ``preprocess_on=device``; it is made of the same
+three pieces the CPU pipeline runs per frame (:func:`to_unit`, :meth:`FrameResizer.resize_crop`,
+:func:`to_signed`), so there is one definition.
 """
 from __future__ import annotations
 

@@ -178,3 +178,20 @@ def test_reader_queues_at_most_prefetch_bytes(monkeypatch):
     time.sleep(0.3)
     assert ds.made == 1 + 2  # given out, two queued (the byte cap, not prefetch=8)
     assert len(list(it)) + 1 == 2 * 11
+
+
+def test_manifest_replay_with_device_preprocessing_and_workers(tmp_path, video_root):
+    """dataset=manifest (recorded windows, replay_clips) through the uint8 path and two workers: same values."""
+    (video_root / "b_broken.mp4").unlink()
+    ds = ["dataset=folder", f"dataset.root={video_root}", "dataset.max_frames=7", "dataset.size=64",
+          "dataset.clip_len=4", "device=cpu", "dataset.workers=1"]
+    a, pa, ma = run(tmp_path / "rec", *ds, "workers=1")
+    (tmp_path / "m.json").write_bytes(ma)
+    replay = ["dataset=manifest", f"dataset.manifest={tmp_path / 'm.json'}", f"dataset.root={video_root}", "device=cpu",
+              "dataset.size=64"]
+    b, pb, mb = run(tmp_path / "rep", *replay, "workers=1")
+    c, pc, mc = run(tmp_path / "rep_dev", *replay, "workers=2", "preprocess_on=device")
+    assert a["run"]["status"] == b["run"]["status"] == c["run"]["status"] == "complete"
+    assert values(a) == values(b) == values(c)
+    assert clip_stats(pa) == clip_stats(pb) == clip_stats(pc)
+    assert json.loads(mb)["videos"] == json.loads(mc)["videos"] == json.loads(ma)["videos"]

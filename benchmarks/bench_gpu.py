@@ -12,6 +12,9 @@
   without them) with PSNR/SSIM/LPIPS in fp32 and bf16: wall time against model + metric time
   (what decoding, transfers and bookkeeping add), the metrics' share of the model's time, and
   the run's own TFLOP/s / MFU (results.json).
+* The data path with preprocess_on=device (uint8 clips in pinned memory, resize/crop on the GPU) at 1080p
+  against bare threaded decode of the same file (aim: >= 0.8x), with the shared clips
+  (VIDTOK_BENCH_VIDEOS or ../shared/videos; skipped without them).
 
 Run: pytest benchmarks/bench_gpu.py --benchmark-only -s   (VIDTOK_BENCH_OUT=dir also writes bench_gpu.json)
 The helpers above the tests are CPU-safe and unit-tested in tests/test_bench_gpu_helpers.py.
@@ -267,6 +270,28 @@ def test_end_to_end_run_vs_its_parts(benchmark, tmp_path_factory, precision: str
           f"{out['wall_over_parts']:.2f} x (model {out['model_s']:.1f} s + metrics {sum(out['metrics_s'].values()):.1f} s); "
           f"metrics {share:.0%} of model time; {out['frames_per_s_end_to_end']:.1f} frames/s end to end")
     assert out["frames"] > 0
+
+
+@cuda
+def test_data_pipeline_on_gpu_vs_bare_decode_1080p(benchmark, tmp_path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_data import VIDEOS, bare_decode, best_fps, folder, run_data_path
+
+    name = "smpte_bars_1920x1080.mp4"
+    if not (VIDEOS / name).exists():
+        pytest.skip(f"{name} not found under {VIDEOS} (set VIDTOK_BENCH_VIDEOS)")
+    root = folder(tmp_path / "v", [name])
+    n = run_data_path(root, "cuda")  # warm-up (CUDA context, pinned-memory cache) and the frame count
+    base = best_fps(bare_decode, VIDEOS / name)
+    benchmark.pedantic(run_data_path, args=(root, "cuda"), rounds=3, iterations=1)
+    fps = n / benchmark.stats.stats.min
+    rep = {"frames": n, "data_path_fps": fps, "bare_decode_fps": base, "ratio_to_bare_decode": fps / base,
+           "cpus": os.cpu_count(), "gpu": torch.cuda.get_device_name()}
+    RESULTS["data_1080p_preprocess_on_device"] = rep
+    print(f"\n{name} preprocess_on=device on CUDA: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in rep.items()})}")
+    assert n == bare_decode(VIDEOS / name)
 
 
 def _write_report() -> None:

@@ -131,7 +131,7 @@ class FileDataset(Dataset):
             width=self.width, height=self.height, source_fps=self.source_fps, matrix=self.yuv_matrix,
         ) if video.path.lower().endswith(".yuv") else {}
         return decode_clips(video.path, self.preprocess, video.id, self.workers, video.meta.get("frame_range"),
-                            timeout_s=self.decode_timeout_s, **yuv)
+                            timeout_s=self.decode_timeout_s, clip_frames=self.clip_frames, **yuv)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "root": str(self.root)}

@@ -86,7 +86,7 @@ class ImageSequenceDataset(Dataset):
     def clips(self, video: VideoRef) -> Iterator[Clip]:
         assert video.path is not None
         src = open_image_sequence(video.path, self.source_fps, self.extensions)
-        yield from frames_to_clips(src, self.preprocess, video.id, self.workers)
+        yield from frames_to_clips(src, self.preprocess, video.id, self.workers, clip_frames=self.clip_frames)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "root": str(self.root), "source_fps": self.source_fps,

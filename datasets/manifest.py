@@ -88,7 +88,8 @@ class ManifestDataset(Dataset):
             raise VideoError(str(path), f"video '{v.id}': frames are {src.width}x{src.height}, the manifest recorded "
                                         f"{v.source_size[0]}x{v.source_size[1]} (content no longer matches the manifest)")
         windows = [(c.start, c.valid) for c in v.clips]
-        for clip in replay_clips(src, self.preprocess, v.id, v.positions(), windows, self.manifest.clip_len, self.workers):
+        for clip in replay_clips(src, self.preprocess, v.id, v.positions(), windows, self.manifest.clip_len, self.workers,
+                                 clip_frames=self.clip_frames):
             if clip.video_sha256 is not None and v.video_sha256 and clip.video_sha256 != v.video_sha256:
                 raise VideoError(str(path), f"video '{v.id}': content no longer matches the manifest "
                                             f"(video_sha256 {clip.video_sha256[:12]}…, recorded {v.video_sha256[:12]}…)")

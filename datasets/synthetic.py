@@ -157,7 +157,7 @@ class SyntheticDataset(Dataset):
         return FrameSource(f"synthetic:{video.id}", self.width, self.height, fps, frames, gen.frame, self.num_frames)
 
     def clips(self, video: VideoRef) -> Iterator[Clip]:
-        return frames_to_clips(self.source(video), self.preprocess, video.id, self.workers)
+        return frames_to_clips(self.source(video), self.preprocess, video.id, self.workers, clip_frames=self.clip_frames)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "num_videos": self.num_videos, "num_frames": self.num_frames,

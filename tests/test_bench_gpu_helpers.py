@@ -64,7 +64,7 @@ def test_time_phases_times_each_phase(bench) -> None:
 def test_every_gpu_test_skips_without_cuda(bench) -> None:
     """Importing worked (the fixture); every test in it carries the CUDA skip, whose reason says why."""
     tests = [f for name, f in vars(bench).items() if name.startswith("test_") and callable(f)]
-    assert len(tests) == 4
+    assert len(tests) == 5  # VidTok, PSNR bf16 vs fp32, LPIPS-VGG, data path at 1080p, end-to-end run
     for f in tests:
         marks = [m for m in getattr(f, "pytestmark", []) if m.name == "skipif"]
         assert marks and marks[0].args[0] == (not torch.cuda.is_available())

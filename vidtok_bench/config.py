@@ -12,13 +12,14 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.resources
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .data import PREPROCESS_KEYS
-from .errors import ConfigError, UnknownNameError, suggest
+from .errors import ConfigError, UnknownNameError, check_choice, suggest
 
 #: config groups with a plugin registry behind them
 PLUGIN_GROUPS = ("tokenizer", "dataset")
@@ -270,10 +271,40 @@ class RunPlan:
     shard: tuple[int, int] | None = None
     #: seconds before a silent rank or a stuck collective ends a torchrun job
     dist_timeout_s: int = 600
+    #: videos decoded at once by the reader's threads (results never depend on it)
+    workers: int = 1
+    #: where the protocol's resize and crop run: 'cpu' (while decoding) or 'device' (the run's device,
+    #: on uint8 clips); ``preprocess_on=auto`` resolved: device when the run's device is a GPU
+    preprocess_on: str = "cpu"
 
     @property
     def protocol(self) -> dict[str, Any]:
         return self.cfg["protocol"]
+
+
+#: ``preprocess_on`` values; auto: the run's device when it is a GPU, else the CPU
+PREPROCESS_ON = ("auto", "cpu", "device")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_reader_workers() -> int:
+    """Videos decoded at once when ``workers`` is null: one core left for the model and the metrics, at most 4."""
+    return max(1, min(4, available_cpus() - 1))
+
+
+def resolve_preprocess_on(value: Any, device: Any) -> str:
+    """'cpu' or 'device' for a ``preprocess_on`` value and the run's (resolved) device."""
+    check_choice("preprocess_on", value, PREPROCESS_ON)
+    if value == "auto":
+        return "device" if device.type == "cuda" else "cpu"
+    return str(value)
 
 
 def resolve_device(name: str | None):
@@ -304,7 +335,10 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
                  resume=check_bool("resume", cfg.get("resume", True)),
                  overwrite=check_bool("overwrite", cfg.get("overwrite", False)),
                  shard=parse_shard(cfg.get("shard")),
-                 dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1))
+                 dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1),
+                 workers=check_int("workers", cfg.get("workers"), 1, allow_none=True) or default_reader_workers())
+    preprocess_on = cfg.get("preprocess_on", "auto")
+    check_choice("preprocess_on", preprocess_on, PREPROCESS_ON)
     from .precision import get_precision
     from .registry import METRICS, check_options
     from .scoring import Scoring
@@ -324,12 +358,14 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
         metrics[name] = opts
     Scoring.from_protocol(protocol)  # validates the scoring block
     out = cfg.get("output_dir")
+    device = resolve_device(cfg.get("device"))
     return RunPlan(
         cfg=cfg,
-        device=resolve_device(cfg.get("device")),
+        device=device,
         precision=get_precision(cfg.get("precision")),
         metrics=metrics,
         **plain,
+        preprocess_on=resolve_preprocess_on(preprocess_on, device),
         output_dir=Path(out) if out else None,
     )
 

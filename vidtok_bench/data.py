@@ -56,7 +56,8 @@ class VideoRef:
 
 @dataclass
 class Clip:
-    """A preprocessed clip: ``frames`` is float32 (3, T, H, W) in [-1, 1]."""
+    """A preprocessed clip: ``frames`` is float32 (3, T, H, W) in [-1, 1] (or, for ``preprocess_on=device``,
+    a uint8 (3, T, H, W) view of the source-size frames, which the preprocess stage resizes)."""
 
     video_id: str
     index: int
@@ -100,6 +101,10 @@ class Dataset(ABC):
         self.preprocess = Preprocess(**preprocess)
         #: videos a named set lists but the root lacks (run with allow_missing=true); reported by info()
         self.missing: list[str] = []
+        #: what clips carry, set by the runner (``vidtok_bench.video.decode.CLIP_FRAMES``): 'float' (resized,
+        #: [-1, 1]), or with ``preprocess_on=device`` 'uint8'/'pinned' (the sampled source frames, resized by
+        #: the run's preprocess stage on the device). Datasets that ignore it give float clips: also accepted.
+        self.clip_frames = "float"
 
     @abstractmethod
     def videos(self) -> list[VideoRef]:

@@ -175,6 +175,10 @@ class RunBlock(_Strict):
     sample_posterior: bool
     date: str
     duration_s: float
+    preprocess_on: Literal["cpu", "device"] | None = Field(
+        None, description="where the protocol's resize and crop ran: cpu (while decoding) or device (on uint8 frames, "
+                          "on the run's device); null in older results (cpu)")
+    workers: int | None = Field(None, description="videos decoded at once by the reader (never changes the values)")
 
 
 class ShardBlock(_Strict):

@@ -20,6 +20,11 @@ common keys:
   precision=fp32|tf32|bf16|fp16   the model's precision (fp32 default: no autocast, TF32 off on CUDA;
                                   tokenizer.precision=... forces one for a single tokenizer)
   batch_size=N  limit=N  seed=N  output_dir=DIR  resume=true|false  overwrite=true|false  progress=true|false
+  preprocess_on=auto|cpu|device   where resize + crop run: while decoding (cpu) or on the run's device on
+                                  uint8 frames (device); auto: device when device is cuda. Same values (CPU:
+                                  identical; GPU: within 1e-5)
+  workers=N  prefetch=N           videos decoded at once (null: min(4, CPUs-1)); results never depend on it.
+                                  Batches each decodes ahead. (dataset.workers: threads within one video)
   dataset.root=DIR  dataset.fps=30  dataset.size=256  dataset.clip_len=17
   dataset.sampling=stride|timestamps  dataset.tail=repeat|drop  dataset.clip_stride=N
   tokenizer.checkpoint=PATH  tokenizer.KEY=VALUE (any constructor argument)

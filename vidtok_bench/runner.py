@@ -1,6 +1,8 @@
 """The evaluation runner: wires the stages (reading, model, scoring, store, assembly) for one run.
 
-Decoding overlaps the model (a background reader). Each finished video is appended to
+Decoding overlaps the model (background reader threads, ``workers`` videos at once, delivered in
+dataset order); with ``preprocess_on=device`` the clips stay uint8 until the preprocess stage resizes
+them on the run's device. Each finished video is appended to
 ``per_clip.jsonl`` at once, so an interrupted run resumes where it stopped; a broken video is
 recorded as failed and the run goes on. The exact frames evaluated go to ``frames_manifest.json``,
 whose sha256 is ``fingerprint.manifest``. Seeding is scoped to the run; global torch flags are set
@@ -23,6 +25,7 @@ from .results import MANIFEST_FILE, Result, ShardBlock, VideoRecord
 from .stages.assemble import assemble
 from .stages.manifest import ManifestStage
 from .stages.model import ModelStage
+from .stages.preprocess import PreprocessStage, clip_frames_for
 from .stages.progress import ClipProgress, RunningMeans
 from .stages.reader import ClipReader
 from .stages.scoring import ScoringStage
@@ -30,7 +33,7 @@ from .stages.store import RunStore
 
 
 #: options that change how a run proceeds, not what it computes (left out of the default directory's hash)
-RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "shard", "dist_timeout_s")
+RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "workers", "shard", "dist_timeout_s")
 
 
 class Runner:
@@ -39,6 +42,9 @@ class Runner:
         self.tokenizer = TOKENIZERS.build(plan.cfg["tokenizer"], device=str(plan.device))
         self.dataset_plan = plan_dataset(plan.cfg, self.tokenizer)
         self.dataset = self.dataset_plan.build()
+        # preprocess_on=device: clips carry uint8 source frames, resized on the run's device just before the model
+        self.dataset.clip_frames = clip_frames_for(plan.preprocess_on, plan.device)
+        self.preprocess = PreprocessStage(self.dataset.preprocess, plan.device if plan.preprocess_on == "device" else "cpu")
         self.scoring = ScoringStage.from_plan(plan, plan.device, self.tokenizer)
         self.model = ModelStage(self.tokenizer, plan.device, plan.precision)
         self._check_frames_fit_tokenizer()
@@ -121,7 +127,7 @@ class Runner:
         with torch.random.fork_rng(devices=[self.plan.device] if self.plan.device.type == "cuda" else []):
             torch.manual_seed(self.plan.seed)
             try:
-                for ev in ClipReader(self.dataset, todo, self.plan.batch_size, self.plan.prefetch):
+                for ev in ClipReader(self.dataset, todo, self.plan.batch_size, self.plan.prefetch, self.plan.workers):
                     if current is None or current.video != ev.video.id:
                         current = VideoRecord(video=ev.video.id, path=ev.video.path)
                         # seeded per video: sampling tokenizers give the same values however the run is
@@ -165,7 +171,7 @@ class Runner:
         if record.status != "ok":
             return
         try:
-            video = torch.stack([c.frames for c in clips])
+            video = self.preprocess(clips)  # (B,3,T,H,W) in [-1,1]: on the device with preprocess_on=device
             # the protocol's frame rate (the clips' own when it keeps the native rate): codecs' rate control
             out = self.model(video, self.dataset.preprocess.fps or clips[0].fps or clips[0].source_fps)
             record.clips.extend(self.scoring(clips, video, out))

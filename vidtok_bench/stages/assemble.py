@@ -85,7 +85,7 @@ def assemble(plan: RunPlan, tokenizer_info: dict[str, Any], dataset_info: dict[s
         memory=peak_memory(plan.device),
         **record_blocks(scoring, videos, resumed),
         run=RunBlock(status=run_status(videos), device=str(plan.device), precision=model.precision.name,
-                     batch_size=plan.batch_size, seed=plan.seed,
+                     batch_size=plan.batch_size, seed=plan.seed, preprocess_on=plan.preprocess_on, workers=plan.workers,
                      sample_posterior=bool(cfg["tokenizer"].get("sample_posterior", False)),
                      date=_dt.datetime.now(_dt.timezone.utc).isoformat(), duration_s=duration),
         environment=environment(plan.device),

@@ -28,6 +28,7 @@ import torch
 
 from ..data import Clip
 from ..errors import VideoError
+from .resize import to_signed
 
 
 @dataclass(frozen=True)
@@ -106,16 +107,26 @@ class SampledFrame:
     """One sampled frame on its way into clips."""
 
     index: int  # the source video's frame number
-    frame: torch.Tensor  # float (3, h, w) in [0, 1]
+    frame: torch.Tensor  # float (3, h, w) in [0, 1], or the uint8 (H, W, 3) source frame itself (uint8 clips)
     rgb: np.ndarray | None = None  # the uint8 source frame before resize, hashed on arrival
 
 
-def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: str, index: int, start: int, **kw) -> Clip:
+def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: str, index: int, start: int,
+               pin: bool = False, into: torch.Tensor | None = None, **kw) -> Clip:
     valid = len(frames)
     if valid < length:
         frames = frames + [frames[-1]] * (length - valid)
-    x = torch.stack([f for _, f in frames], dim=1)  # (3, T, H, W) in [0, 1]
-    x = x.mul_(2.0).sub_(1.0)  # to [-1, 1]; no re-quantisation to uint8
+    first = frames[0][1]
+    if into is not None:  # uint8 frames already copied into the clip's tensor as they arrived
+        into[valid:] = into[valid - 1]
+        x = into.permute(3, 0, 1, 2)
+    elif first.dtype == torch.uint8:
+        # uint8 clips (preprocess_on=device): source-size frames stacked as (T, H, W, 3), in pinned
+        # memory when they go to a GPU; ``frames`` is its (3, T, H, W) view, resized later on the device
+        out = torch.empty((length, *first.shape), dtype=torch.uint8, pin_memory=pin)
+        x = torch.stack([f for _, f in frames], dim=0, out=out).permute(3, 0, 1, 2)
+    else:
+        x = to_signed(torch.stack([f for _, f in frames], dim=1))  # (3, T, H, W) in [0, 1] -> [-1, 1]
     return Clip(video_id=video_id, index=index, frames=x, start=start, valid=valid,
                 source_indices=tuple(i for i, _ in frames), **kw)
 
@@ -123,7 +134,8 @@ def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: st
 class _LastClipDigest:
     """Holds each clip back until the next one exists, so the video's last clip can carry the
     digest of the frames the clips hold (taken when that clip was cut: frames that only a
-    dropped tail would have used are not in it)."""
+    dropped tail would have used are not in it). A clip known not to be the last is let go at
+    once (:meth:`release`): with uint8 1080p clips each one held is ~100 MB of host memory."""
 
     def __init__(self, digest: FrameDigest):
         self.digest = digest
@@ -133,6 +145,13 @@ class _LastClipDigest:
         if self.held is not None:
             yield self.held[0]
         self.held = (clip, self.digest.snapshot())
+
+    def release(self) -> Iterator[Clip]:
+        """The held clip is known not to be the video's last: it goes now, without a digest."""
+        if self.held is not None:
+            clip, _ = self.held
+            self.held = None
+            yield clip
 
     def finish(self) -> Iterator[Clip]:
         if self.held is not None:
@@ -161,8 +180,14 @@ def cut_clips(
     source_fps: float | None = None,
     fps: float | None = None,
     source_size: tuple[int, int] | None = None,
+    pin: bool = False,
 ) -> Iterator[Clip]:
     """Clips from float (3, H, W) frames in [0, 1] (or :class:`SampledFrame`), streamed.
+
+    Frames given as uint8 (H, W, 3) make uint8 clips: ``frames`` a (3, T, H, W) view of the
+    stacked source frames (in pinned memory with ``pin``), for :func:`~.resize.preprocess_frames`
+    to resize later (``preprocess_on=device``); sampling, windows, tail repeat, source indices
+    and the digest are the same.
 
     Each clip records its frames' source indices; frames given as :class:`SampledFrame` with
     ``rgb`` are hashed as they arrive (each sampled position a clip holds, once) and the last
@@ -170,7 +195,7 @@ def cut_clips(
     or one shorter than a clip with ``tail='drop'`` (it would give no clip at all and must not
     vanish silently).
     """
-    meta = {"source_fps": source_fps, "fps": fps, "source_size": source_size}
+    meta = {"source_fps": source_fps, "fps": fps, "source_size": source_size, "pin": pin}
     digest = FrameDigest()
     try:
         yield from _cut(frames, clip_len, clip_stride, tail, video_id, source or video_id, meta, digest)
@@ -197,14 +222,27 @@ def _cut(
     n = 0  # frames seen
     index = 0
     covered = 0
+    # uint8 source frames of windows that do not overlap are copied into their clip's tensor on arrival
+    # (and the decoded frame let go): a 1080p clip is then held once, not as frames and again stacked
+    into: torch.Tensor | None = None
     for f in frames:
         n += 1
         if n - 1 < s:  # stride > clip_len: frames between windows are skipped (and not hashed)
             buf_start = n
             continue
-        buf.append(_take(f, n - 1, digest))
+        i, frame = _take(f, n - 1, digest)
+        if frame.dtype == torch.uint8 and stride >= clip_len:
+            if into is None:
+                into = torch.empty((clip_len, *frame.shape), dtype=torch.uint8, pin_memory=bool(meta.get("pin")))
+            into[n - 1 - s] = frame
+            frame = into[n - 1 - s]
+        buf.append((i, frame))
+        if tail == "repeat":  # a frame a clip will hold arrived: the clip cut before it is not the last
+            yield from out.release()
         if s + clip_len <= n:
-            yield from out.push(_make_clip(list(buf)[s - buf_start : s - buf_start + clip_len], clip_len, video_id, index, s, **meta))
+            yield from out.push(_make_clip(list(buf)[s - buf_start : s - buf_start + clip_len], clip_len, video_id, index, s,
+                                           into=into, **meta))
+            into = None
             index += 1
             covered = s + clip_len
             s += stride
@@ -217,7 +255,7 @@ def _cut(
         raise VideoError(source, "video has no frames")
     if s < n and covered < n:
         if tail == "repeat":
-            yield from out.push(_make_clip(list(buf)[s - buf_start :], clip_len, video_id, index, s, **meta))
+            yield from out.push(_make_clip(list(buf)[s - buf_start :], clip_len, video_id, index, s, into=into, **meta))
             index += 1
     if index == 0:
         raise VideoError(source, f"video has {n} sampled frames, fewer than one clip of {clip_len} (tail=drop)")
@@ -251,6 +289,8 @@ def recorded_clips(
                 start, valid = windows[k]
                 yield from out.push(_make_clip([buf[p] for p in range(start, start + valid)], clip_len or valid,
                                                video_id, k, start, **meta))
+                if k + 1 < len(windows):  # the windows are known: only the last clip waits for the digest
+                    yield from out.release()
                 k += 1
                 keep_from = windows[k][0] if k < len(windows) else pos + 1
                 for p in [p for p in buf if p < keep_from]:

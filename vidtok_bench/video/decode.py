@@ -23,16 +23,22 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import av
 import av.logging
 import numpy as np
+import torch
 from av.video.reformatter import VideoReformatter
 
 from ..data import Clip, Preprocess
-from ..errors import VideoError
+from ..errors import VideoError, check_choice
 from .clips import SampledFrame, cut_clips, recorded_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
 
 RAW_YUV_EXTENSIONS = (".yuv",)
+
+#: what a clip's ``frames`` hold: 'float' (resized, [-1, 1]: the CPU pipeline), 'uint8' (the sampled
+#: source frames, resized later by the run's preprocess stage: ``preprocess_on=device``), 'pinned'
+#: (uint8 in page-locked memory, for non-blocking copies to a GPU)
+CLIP_FRAMES = ("float", "uint8", "pinned")
 
 #: seconds one video may spend decoding before it is failed (the file datasets' ``decode_timeout_s``)
 DEFAULT_DECODE_TIMEOUT_S = 600.0
@@ -302,12 +308,12 @@ def select_frames(frames: Iterator[tuple[Fraction, Any]], wanted: Sequence[int],
 
 
 def resized_frames(
-    raw: Iterable[tuple[int, Any]], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer, path: str,
+    raw: Iterable[tuple[int, Any]], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer | None, path: str,
     max_frames: int | None = None, workers: int = 1,
 ) -> Iterator[SampledFrame]:
     """Sampled frames in order: ``(source index, raw item)`` in, resized float (3, h, w) in [0, 1]
     plus the uint8 RGB (for the video's checksum) out; RGB conversion + resize run on ``workers``
-    threads.
+    threads. ``resizer=None`` keeps the uint8 (H, W, 3) source frame as the frame (uint8 clips).
 
     At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
     converted once.
@@ -317,6 +323,8 @@ def resized_frames(
             rgb = to_rgb(item[1])
         except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
             raise _av_error(path, exc, "cannot convert a decoded frame to RGB") from None
+        if resizer is None:
+            return SampledFrame(item[0], _as_tensor(rgb), rgb)
         try:
             return SampledFrame(item[0], resizer(rgb), rgb)
         except VideoError as exc:
@@ -355,6 +363,18 @@ def resized_frames(
             pool.shutdown(wait=True)
 
 
+def _as_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """The frame as a tensor sharing its memory (a copy only for a read-only or strided array)."""
+    a = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb, order="C")
+    return torch.from_numpy(a)
+
+
+def _check_clip_frames(clip_frames: str) -> bool:
+    """Whether clips are uint8 (see ``CLIP_FRAMES``)."""
+    check_choice("clip_frames", clip_frames, CLIP_FRAMES)
+    return clip_frames != "float"
+
+
 def output_fps(source_fps: Fraction | None, pp: Preprocess) -> float | None:
     """The frame rate of the sampled frames (recorded on every clip)."""
     if pp.fps is None:
@@ -366,50 +386,58 @@ def output_fps(source_fps: Fraction | None, pp: Preprocess) -> float | None:
 
 def frames_to_clips(
     source: FrameSource, pp: Preprocess, video_id: str, workers: int | None = None,
-    frame_range: tuple[int, int | None] | None = None,
+    frame_range: tuple[int, int | None] | None = None, clip_frames: str = "float",
 ) -> Iterator[Clip]:
     """The whole pipeline for one video: sample -> resize -> clips (raises VideoError).
 
     ``frame_range`` = (start, end): only source frames start <= i < end are sampled (lists such
-    as TokenBench's fix a range per video); fps sampling starts at ``start``.
+    as TokenBench's fix a range per video); fps sampling starts at ``start``. ``clip_frames``:
+    see ``CLIP_FRAMES`` (uint8 clips are resized later, by the run's preprocess stage).
     """
+    uint8 = _check_clip_frames(clip_frames)
     resizer = FrameResizer(pp.size, pp.crop, pp.resize)
     resizer.check(source.height, source.width, source.path)
     start, end = frame_range or (0, None)
     numbered = number_frames(iter(source.frames()), source.path, start, end)
     raw = sample(numbered, source.fps, pp, source.path)
-    frames = resized_frames(raw, source.to_rgb, resizer, source.path, pp.max_frames, workers or default_workers())
+    frames = resized_frames(raw, source.to_rgb, None if uint8 else resizer, source.path, pp.max_frames,
+                            workers or default_workers())
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
-        source_size=(source.width, source.height),
+        source_size=(source.width, source.height), pin=clip_frames == "pinned",
     )
 
 
 def replay_clips(
     source: FrameSource, pp: Preprocess, video_id: str, positions: Sequence[tuple[int, int]],
-    windows: Sequence[tuple[int, int]], clip_len: int | None, workers: int | None = None,
+    windows: Sequence[tuple[int, int]], clip_len: int | None, workers: int | None = None, clip_frames: str = "float",
 ) -> Iterator[Clip]:
     """Clips of recorded frames: ``positions`` = (sampled position, source index) of every frame
     the ``windows`` (start, valid) hold, in order (a frame manifest's); only resize/crop of ``pp`` apply."""
+    uint8 = _check_clip_frames(clip_frames)
     resizer = FrameResizer(pp.size, pp.crop, pp.resize)
     resizer.check(source.height, source.width, source.path)
     raw = select_frames(iter(source.frames()), [i for _, i in positions], source.path)
-    frames = resized_frames(raw, source.to_rgb, resizer, source.path, None, workers or default_workers())
+    frames = resized_frames(raw, source.to_rgb, None if uint8 else resizer, source.path, None,
+                            workers or default_workers())
     yield from recorded_clips(
         frames, [p for p, _ in positions], windows, clip_len, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
-        source_size=(source.width, source.height),
+        source_size=(source.width, source.height), pin=clip_frames == "pinned",
     )
 
 
 def decode_clips(
     path: str | Path, pp: Preprocess, video_id: str | None = None, workers: int | None = None,
-    frame_range: tuple[int, int | None] | None = None, *, timeout_s: float | None = None, **yuv: Any,
+    frame_range: tuple[int, int | None] | None = None, *, timeout_s: float | None = None, clip_frames: str = "float",
+    **yuv: Any,
 ) -> Iterator[Clip]:
     """Clips of one video file; ``yuv`` = width/height/source_fps/matrix for raw files.
 
-    ``timeout_s`` fails a container file that spends longer decoding (see :func:`open_av`).
+    ``timeout_s`` fails a container file that spends longer decoding (see :func:`open_av`);
+    ``clip_frames``: see ``CLIP_FRAMES``.
     """
+    _check_clip_frames(clip_frames)  # before the file is opened
     src = open_video(path, timeout_s, **yuv)
-    yield from frames_to_clips(src, pp, video_id or Path(path).name, workers, frame_range)
+    yield from frames_to_clips(src, pp, video_id or Path(path).name, workers, frame_range, clip_frames)

@@ -147,7 +147,10 @@ def throughput_line(result) -> str | None:
     t = result.throughput
     if not t.frames or t.frames_per_s is None:
         return None
-    parts = [f"model {t.encode_frames_per_s:.3g} frames/s encode, {t.decode_frames_per_s:.3g} decode"]
+    def num(x: float) -> str:  # 3 significant digits, never an exponent
+        return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+    parts = [f"model {num(t.encode_frames_per_s)} frames/s encode, {num(t.decode_frames_per_s)} decode"]
     if t.tflops_per_s is not None:
         parts.append(f"{t.tflops_per_s:.3g} TFLOP/s" + (f" = {t.mfu:.1%} of the device's {t.peak_tflops_per_s:.4g} TFLOP/s peak"
                                                          if t.mfu is not None else ""))

@@ -270,6 +270,14 @@ class RunPlan:
     shard: tuple[int, int] | None = None
     #: seconds before a silent rank or a stuck collective ends a torchrun job
     dist_timeout_s: int = 600
+    #: score batch i in a worker thread while the model runs batch i+1 (same values either way);
+    #: None: on CPU runs only (on CUDA the model's precision scope and the metrics' full-fp32 scope set
+    #: process-wide TF32 flags, so they must not interleave)
+    overlap: bool | None = None
+
+    @property
+    def overlap_scoring(self) -> bool:
+        return self.device.type == "cpu" if self.overlap is None else bool(self.overlap)
 
     @property
     def protocol(self) -> dict[str, Any]:
@@ -304,7 +312,10 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
                  resume=check_bool("resume", cfg.get("resume", True)),
                  overwrite=check_bool("overwrite", cfg.get("overwrite", False)),
                  shard=parse_shard(cfg.get("shard")),
-                 dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1))
+                 dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1),
+                 overlap=cfg.get("overlap"))
+    if plain["overlap"] is not None:
+        plain["overlap"] = check_bool("overlap", plain["overlap"])
     from .precision import get_precision
     from .registry import METRICS, check_options
     from .scoring import Scoring

@@ -4,7 +4,7 @@ The workload is a proxy of the issue's: one real 640x272 video (the shared ``tea
 centre-cropped to 640x272 rows, re-encoded losslessly; beyond its 240 frames ``caminandes_640x360.mp4``
 follows), a random-init FSQ-262144 VidTok v1.0 causal 4x8x8 with ``ch=12`` saved as a local
 ``.safetensors``, metrics ``psnr,ssim,lpips`` (the vidtok protocol: LPIPS-VGG) at native size
-(``dataset.size=null dataset.crop=none``), 17-frame clips, ``device=cpu``.
+(``protocol.size=null protocol.crop=none``), 17-frame clips, ``device=cpu``.
 
 "old" is the committed revision ``VIDTOK_BENCH_OLD_REV`` (default 3bde224, before this work) exported
 with ``git archive`` and run in a subprocess exactly like "new" (this checkout): the whole
@@ -14,7 +14,9 @@ fresh process each, so wall time, process CPU time (user+sys of the child, all t
 each metric's declared tolerance (``MetricInfo.tolerance``), per frame.
 
 Sizes: ``VIDTOK_BENCH_CPU_FRAMES`` frames (default 68 = 4 clips, a few minutes for both runs on 2 cores;
-250 is the issue's size); ``VIDTOK_BENCH_CPU_ROUNDS`` rounds alternating old/new (default 1).
+250 is the issue's size); ``VIDTOK_BENCH_CPU_ROUNDS`` rounds alternating old/new (default 1);
+``VIDTOK_BENCH_NEW_ROOT`` runs another tree as "new" (default: this checkout; e.g. a ``git archive`` of a
+commit, so the checkout can change while the benchmark runs); ``VIDTOK_BENCH_OLD_REV=`` (empty) skips "old".
 Run: pytest benchmarks/bench_cpu_run.py --benchmark-only -s
 """
 from __future__ import annotations
@@ -126,7 +128,7 @@ def workload(tmp_path_factory):
         os.environ.pop(manager.CACHE_ENV)
     else:
         os.environ[manager.CACHE_ENV] = old
-    trees = {"new": ROOT}
+    trees = {"new": Path(os.environ.get("VIDTOK_BENCH_NEW_ROOT") or ROOT)}
     if OLD_REV:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_REV], check=True, capture_output=True).stdout
         old_root = d / "old"
@@ -140,7 +142,7 @@ def workload(tmp_path_factory):
 def overrides(w: dict, out: Path) -> list[str]:
     return ["tokenizer=vidtok_fsq_causal_488_262144", "tokenizer.ch=12",
             f"tokenizer.checkpoint={w['dir'] / 'fsq262144_ch12.safetensors'}",
-            "dataset=folder", f"dataset.root={w['dir'] / 'videos'}", "dataset.size=null", "dataset.crop=none",
+            "dataset=folder", f"dataset.root={w['dir'] / 'videos'}", "protocol.size=null", "protocol.crop=none",
             "metrics=[psnr,ssim,lpips]", "device=cpu", "progress=false", f"output_dir={out}", *EXTRA]
 
 

@@ -187,3 +187,35 @@ def test_ssim_window_equals_band_matrix_product(variant: str, shape) -> None:
     got, want = ssim_frames(real, fake, variant), _ssim_band_reference(real, fake, variant)
     assert got.shape == (shape[0],)
     assert torch.allclose(got, want, rtol=0, atol=1e-12), (got - want).abs().max()
+
+
+# ----------------------------------------------------------------- VidTok CPU layers
+@pytest.mark.parametrize("stride", [(1, 1, 1), (2, 1, 1)])
+@pytest.mark.parametrize("cin,cout", [(3, 8), (8, 3), (8, 8)])
+def test_v10_zero_past_conv3d_without_padded_copy(stride, cin: int, cout: int) -> None:
+    """oneDNN with the conv's own symmetric padding, cut to the causal outputs = zero-pad the past, then conv."""
+    from vidtok_bench.models.vidtok import _ZeroPastConv3d
+    from vidtok_bench.models.vidtok_fast import FastZeroPastConv3d, OneDNNConv3d
+
+    torch.manual_seed(0)
+    plain = _ZeroPastConv3d(cin, cout, 3, stride=stride).eval()
+    fast = _ZeroPastConv3d(cin, cout, 3, stride=stride).eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.__class__, fast.conv.__class__ = FastZeroPastConv3d, OneDNNConv3d
+    for t in ((1, 5, 8) if stride[0] == 1 else (3, 5, 8)):  # a 2x downsampling needs 2 frames past its padding
+        x = torch.randn(2, cin, t, 12, 20).contiguous(memory_format=torch.channels_last_3d)
+        with torch.inference_mode():
+            want, got = plain(x), fast(x)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: PyTorch's own conv
+            assert fast(x).dtype == plain(x).dtype == torch.bfloat16
+
+
+def test_v10_time_resampling_mix_in_place_is_exact() -> None:
+    from vidtok_bench.models.vidtok_fast import _mix
+
+    g = torch.Generator().manual_seed(3)
+    a, b, alpha = torch.randn(2, 4, 3, 5, 6, generator=g), torch.randn(2, 4, 3, 5, 6, generator=g), torch.sigmoid(torch.tensor([0.7]))
+    want = alpha * a + (1 - alpha) * b
+    assert torch.equal(_mix(alpha, a.clone(), b.clone()), want)  # the same products and sum: bit for bit

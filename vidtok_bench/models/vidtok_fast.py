@@ -10,9 +10,9 @@ the same memory, so oneDNN gets channels-last inputs and weights without reorder
 
 3D convolutions run through oneDNN (``aten.mkldnn_convolution``) for float32 CPU tensors: PyTorch
 picks its reference ``slow_conv3d`` for some 3x3x3 shapes (3 input or output channels: the encoder's
-first and the decoder's last conv), 7x slower at 640x272. v1.0's zero past padding is the conv's own
-(symmetric) padding with the extra trailing outputs dropped, instead of a zero-filled padded copy of
-the activation; ResNet blocks apply SiLU in place on the fresh norm output and add the residual into
+first and the decoder's last conv), 7x slower at 640x272. v1.0's zero past is concatenated in front
+(one copy; ``F.pad`` zero-fills the whole padded tensor, then copies) and the spatial padding is the
+conv's own; ResNet blocks apply SiLU in place on the fresh norm output and add the residual into
 the fresh conv output (the same values).
 
 Parameters, state-dict keys, caches (v1.1 tiling) and results are unchanged (equal to the
@@ -38,9 +38,20 @@ CL3D = torch.channels_last_3d
 
 
 def _onednn(x: torch.Tensor) -> bool:
-    """Call oneDNN directly: float32 CPU inference, outside autocast (whose casts the direct call would skip)."""
+    """Call oneDNN directly: float32 CPU inference, outside autocast (whose casts the direct call would skip)
+    and outside Python dispatch modes (FLOP and memory counters see ``aten.convolution``, not the backend op)."""
     return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() \
-        and torch.backends.mkldnn.enabled and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+        and torch.backends.mkldnn.enabled and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") \
+        and not _dispatch_mode_active()
+
+
+def _dispatch_mode_active() -> bool:
+    try:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        return _get_current_dispatch_mode() is not None
+    except ImportError:  # pragma: no cover - older torch
+        return False
 
 
 def _conv3d(x: torch.Tensor, conv: nn.Conv3d, padding: tuple[int, int, int]) -> torch.Tensor:
@@ -60,23 +71,24 @@ class OneDNNConv3d(nn.Conv3d):
         return _conv3d(x, self, self.padding)
 
 
-def _front_padded(x: torch.Tensor, time_pad: int, kernel: int, stride: int, dilation: int,
-                  conv: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
-    """A conv over time with ``time_pad`` zero frames in front, as ``conv(x, p)`` (zero padding p at both ends)
-    cut to its first outputs: the frames padded at the back only add trailing outputs (no padded copy of x)."""
-    t_out = (x.shape[2] + time_pad - dilation * (kernel - 1) - 1) // stride + 1
-    return _cl(conv(x, time_pad)[:, :, :t_out])
+def _zero_past(x: torch.Tensor, time_pad: int) -> torch.Tensor:
+    """x with ``time_pad`` zero frames in front: one copy of x (``F.pad`` first fills the whole padded
+    tensor with zeros, then copies x into it: two passes)."""
+    if time_pad == 0:
+        return x
+    zeros = torch.empty((x.shape[0], x.shape[1], time_pad, *x.shape[3:]), dtype=x.dtype, device=x.device,
+                        memory_format=CL3D if x.is_contiguous(memory_format=CL3D) else torch.contiguous_format).zero_()
+    return torch.cat((zeros, x), dim=2)
 
 
 class FastZeroPastConv3d(_ZeroPastConv3d):
-    """v1.0 causal 3D conv (zeros for the past) without the zero-filled padded copy of its input."""
+    """v1.0 causal 3D conv (zeros for the past): past frames concatenated, spatial padding in the conv."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, (w0, w1, h0, h1, *_) = self.conv, self.spatial_padding
         if w0 != w1 or h0 != h1 or tuple(c.padding) != (0, 0, 0) or c.padding_mode != "zeros":
             return super().forward(x)
-        return _front_padded(x, self.time_pad, c.kernel_size[0], c.stride[0], c.dilation[0],
-                             lambda v, p: _conv3d(v, c, (p, h0, w0)))
+        return _conv3d(_zero_past(x, self.time_pad), c, (0, h0, w0))
 
 
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +109,7 @@ def _temporal_conv(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(mod, nn.Conv1d):  # non-causal models: symmetric zero padding
         return run(x, mod.padding[0])
     if type(mod) is not VidTokCausalConv1d and conv.padding[0] == 0:  # v1.0 (_ZeroPastConv1d): zeros, no cache
-        return _front_padded(x, mod.time_pad, conv.kernel_size[0], conv.stride[0], conv.dilation[0], run)
+        return run(_zero_past(x, mod.time_pad), 0)
     return run(_causal_pad(mod, x), 0)
 
 

@@ -219,3 +219,23 @@ def test_v10_time_resampling_mix_in_place_is_exact() -> None:
     a, b, alpha = torch.randn(2, 4, 3, 5, 6, generator=g), torch.randn(2, 4, 3, 5, 6, generator=g), torch.sigmoid(torch.tensor([0.7]))
     want = alpha * a + (1 - alpha) * b
     assert torch.equal(_mix(alpha, a.clone(), b.clone()), want)  # the same products and sum: bit for bit
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("t", [5, 9, 17, 23])
+def test_zero_past_conv_in_pieces_equals_one_piece(monkeypatch, stride: int, t: int) -> None:
+    import torch.nn.functional as F
+
+    from vidtok_bench.models import vidtok_fast as vf
+
+    torch.manual_seed(t)
+    x = torch.randn(2, 4, t, 6, 7).contiguous(memory_format=torch.channels_last_3d)
+    w = torch.randn(5, 4, 3, 3, 3)
+    tp = 3 - stride
+    conv = lambda v: F.conv3d(v, w, stride=(stride, 1, 1), padding=(0, 1, 1))  # noqa: E731
+    want = conv(F.pad(x, (0, 0, 0, 0, tp, 0)))
+    monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
+    monkeypatch.setattr(vf, "CHUNK_FRAMES", 2)
+    got = vf._zero_past_conv(x, tp, 3, stride, 1, conv)
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)

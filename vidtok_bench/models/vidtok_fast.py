@@ -11,8 +11,8 @@ the same memory, so oneDNN gets channels-last inputs and weights without reorder
 3D convolutions run through oneDNN (``aten.mkldnn_convolution``) for float32 CPU tensors: PyTorch
 picks its reference ``slow_conv3d`` for some 3x3x3 shapes (3 input or output channels: the encoder's
 first and the decoder's last conv), 7x slower at 640x272. v1.0's zero past is concatenated in front
-(one copy; ``F.pad`` zero-fills the whole padded tensor, then copies) and the spatial padding is the
-conv's own; ResNet blocks apply SiLU in place on the fresh norm output and add the residual into
+(``F.pad`` zero-fills the whole padded tensor, then copies), large activations a few output frames at
+a time so no padded copy of the whole activation is held, and the spatial padding is the conv's own; ResNet blocks apply SiLU in place on the fresh norm output and add the residual into
 the fresh conv output (the same values).
 
 Parameters, state-dict keys, caches (v1.1 tiling) and results are unchanged (equal to the
@@ -81,6 +81,31 @@ def _zero_past(x: torch.Tensor, time_pad: int) -> torch.Tensor:
     return torch.cat((zeros, x), dim=2)
 
 
+#: output frames per piece of a large v1.0 causal conv, and the input size (elements) from which it is cut
+CHUNK_FRAMES, CHUNK_MIN_ELEMS = 5, 1 << 24
+
+
+def _zero_past_conv(x: torch.Tensor, time_pad: int, kernel: int, stride: int, dilation: int,
+                    conv: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``conv`` (no time padding of its own) of x with ``time_pad`` zero frames in front. A large x is
+    taken CHUNK_FRAMES output frames at a time, each piece with the input frames it needs, into one
+    output: no padded copy of the whole activation is held (the same outputs, each computed once)."""
+    span = dilation * (kernel - 1) + 1
+    t_out = (x.shape[2] + time_pad - span) // stride + 1
+    if t_out <= CHUNK_FRAMES or x.numel() < CHUNK_MIN_ELEMS:
+        return conv(_zero_past(x, time_pad))
+    out: torch.Tensor | None = None
+    for o0 in range(0, t_out, CHUNK_FRAMES):
+        o1 = min(t_out, o0 + CHUNK_FRAMES)
+        a, b = o0 * stride - time_pad, (o1 - 1) * stride + span - time_pad  # input frames [a, b), < 0: zeros
+        y = conv(_zero_past(x[:, :, max(0, a):b], max(0, -a)))
+        if out is None:
+            out = torch.empty((y.shape[0], y.shape[1], t_out, *y.shape[3:]), dtype=y.dtype, device=y.device,
+                              memory_format=CL3D)
+        out[:, :, o0:o1] = y
+    return out
+
+
 class FastZeroPastConv3d(_ZeroPastConv3d):
     """v1.0 causal 3D conv (zeros for the past): past frames concatenated, spatial padding in the conv."""
 
@@ -88,7 +113,8 @@ class FastZeroPastConv3d(_ZeroPastConv3d):
         c, (w0, w1, h0, h1, *_) = self.conv, self.spatial_padding
         if w0 != w1 or h0 != h1 or tuple(c.padding) != (0, 0, 0) or c.padding_mode != "zeros":
             return super().forward(x)
-        return _conv3d(_zero_past(x, self.time_pad), c, (0, h0, w0))
+        return _zero_past_conv(x, self.time_pad, c.kernel_size[0], c.stride[0], c.dilation[0],
+                               lambda v: _conv3d(v, c, (0, h0, w0)))
 
 
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +135,7 @@ def _temporal_conv(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(mod, nn.Conv1d):  # non-causal models: symmetric zero padding
         return run(x, mod.padding[0])
     if type(mod) is not VidTokCausalConv1d and conv.padding[0] == 0:  # v1.0 (_ZeroPastConv1d): zeros, no cache
-        return run(_zero_past(x, mod.time_pad), 0)
+        return _zero_past_conv(x, mod.time_pad, conv.kernel_size[0], conv.stride[0], conv.dilation[0], lambda v: run(v, 0))
     return run(_causal_pad(mod, x), 0)
 
 

@@ -67,6 +67,11 @@ def torch_state_dict(model: torch.nn.Module, flat: dict[str, torch.Tensor], net:
     return sd
 
 
+def _unit(feat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """``lpips.normalize_tensor``: features over their channel norm (+eps), the norm in one pass (no squared copy)."""
+    return feat / (torch.linalg.vector_norm(feat, dim=1, keepdim=True) + eps)
+
+
 class LPIPS:
     """``LPIPS(net, device)(x, y)``: (N,3,H,W) pairs in [-1,1] -> (N,) distances (v0.1)."""
 
@@ -121,7 +126,7 @@ class LPIPS:
         with full_fp32():  # reference numbers are fp32; TF32 convs would shift them
             val = 0
             for k, (a, b) in enumerate(zip(self._layers(x), self._layers(y))):
-                d = (lpips_pkg.normalize_tensor(a) - lpips_pkg.normalize_tensor(b)) ** 2
+                d = _unit(a).sub_(_unit(b)).square_()  # (normalize_tensor(a) - normalize_tensor(b)) ** 2
                 val = val + lpips_pkg.spatial_average(m.lins[k](d), keepdim=True)
                 del a, b, d
             return val.reshape(-1)

@@ -276,6 +276,14 @@ class RunPlan:
     #: where the protocol's resize and crop run: 'cpu' (while decoding) or 'device' (the run's device,
     #: on uint8 clips); ``preprocess_on=auto`` resolved: device when the run's device is a GPU
     preprocess_on: str = "cpu"
+    #: score batch i in a worker thread while the model runs batch i+1 (same values either way);
+    #: None: on CPU runs only (on CUDA the model's precision scope and the metrics' full-fp32 scope set
+    #: process-wide TF32 flags, so they must not interleave)
+    overlap: bool | None = None
+
+    @property
+    def overlap_scoring(self) -> bool:
+        return self.device.type == "cpu" if self.overlap is None else bool(self.overlap)
 
     @property
     def protocol(self) -> dict[str, Any]:
@@ -336,9 +344,12 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
                  overwrite=check_bool("overwrite", cfg.get("overwrite", False)),
                  shard=parse_shard(cfg.get("shard")),
                  dist_timeout_s=check_int("dist_timeout_s", cfg.get("dist_timeout_s", 600), 1),
-                 workers=check_int("workers", cfg.get("workers"), 1, allow_none=True) or default_reader_workers())
+                 workers=check_int("workers", cfg.get("workers"), 1, allow_none=True) or default_reader_workers(),
+                 overlap=cfg.get("overlap"))
     preprocess_on = cfg.get("preprocess_on", "auto")
     check_choice("preprocess_on", preprocess_on, PREPROCESS_ON)
+    if plain["overlap"] is not None:
+        plain["overlap"] = check_bool("overlap", plain["overlap"])
     from .precision import get_precision
     from .registry import METRICS, check_options
     from .scoring import Scoring

@@ -24,7 +24,7 @@ from .results import (MANIFEST_FILE, PER_CLIP_FILE, RESULTS_FILE, RUN_META_FILE,
 
 _SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
 #: configuration keys that may differ between the parts of one run (where and how each part ran)
-RUN_LOCAL_KEYS = ("output_dir", "shard", "progress", "resume", "prefetch", "device", "dist_timeout_s")
+RUN_LOCAL_KEYS = ("output_dir", "shard", "progress", "resume", "prefetch", "device", "dist_timeout_s", "overlap")
 
 
 class MergeError(BenchError):

@@ -2,7 +2,9 @@
 
 Decoding overlaps the model (background reader threads, ``workers`` videos at once, delivered in
 dataset order); with ``preprocess_on=device`` the clips stay uint8 until the preprocess stage resizes
-them on the run's device. Each finished video is appended to
+them on the run's device. Scoring overlaps the model too (``overlap``: a worker thread scores batch i
+while the model encodes and decodes batch i+1; torch ops release the GIL, so on a CPU the two share
+the cores). Each finished video is appended to
 ``per_clip.jsonl`` at once, so an interrupted run resumes where it stopped; a broken video is
 recorded as failed and the run goes on. The exact frames evaluated go to ``frames_manifest.json``,
 whose sha256 is ``fingerprint.manifest``. Seeding is scoped to the run; global torch flags are set
@@ -28,12 +30,12 @@ from .stages.model import ModelStage
 from .stages.preprocess import PreprocessStage, clip_frames_for
 from .stages.progress import ClipProgress, RunningMeans
 from .stages.reader import ClipReader
-from .stages.scoring import ScoringStage
+from .stages.scoring import ScoringStage, ScoringWorker
 from .stages.store import RunStore
 
 
 #: options that change how a run proceeds, not what it computes (left out of the default directory's hash)
-RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "workers", "shard", "dist_timeout_s")
+RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "workers", "shard", "dist_timeout_s", "overlap")
 
 
 class Runner:
@@ -124,6 +126,7 @@ class Runner:
         bar = ClipProgress(tqdm, len(mine), finished.values(), disable=not self.plan.progress, desc=self.tokenizer.name)
         running = RunningMeans(finished.values())
         current: VideoRecord | None = None
+        worker = ScoringWorker(self._score_batch, enabled=self.plan.overlap_scoring)
         with torch.random.fork_rng(devices=[self.plan.device] if self.plan.device.type == "cuda" else []):
             torch.manual_seed(self.plan.seed)
             try:
@@ -134,10 +137,10 @@ class Runner:
                         # split into shards or ranks, or resumed
                         torch.manual_seed(video_seed(self.plan.seed, ev.video.id))
                     if ev.kind == "batch":
-                        self._process(current, ev.clips)
-                        frames.add(current, ev.video, ev.clips)
-                        bar.clips_done(len(ev.clips), f"{current.video} {running.text()}")
+                        # scored (in the worker thread when overlapping), then noted in the manifest
+                        worker.submit(current, ev.video, ev.clips, self._model(current, ev.clips), frames, bar, running)
                         continue
+                    worker.drain()  # every batch of this video scored: its record is final
                     if ev.kind == "failed":
                         current.status, current.error = "failed", ev.error
                     if current.status == "failed":
@@ -151,6 +154,7 @@ class Runner:
                     bar.video_done(current, running.add(current))
                     current = None
             finally:
+                worker.close()
                 bar.close()
 
         ordered = [records[v.id] for v in mine if v.id in records]
@@ -165,21 +169,39 @@ class Runner:
         self.store.write(result, ordered, self.scoring.frame_metrics)
         return result
 
-    def _process(self, record: VideoRecord, clips: list) -> None:
-        """One batch through the model and the metrics; any error (a frame size the tokenizer refuses, a
-        metric raising) fails this video only, with a one-line message."""
+    def _model(self, record: VideoRecord, clips: list) -> tuple[torch.Tensor, Any] | None:
+        """One batch through the model: (the batch, the model's output), or None when the video has failed
+        (now, or at an earlier batch). Any error fails this video only, with a one-line message."""
         if record.status != "ok":
-            return
+            return None
         try:
             video = self.preprocess(clips)  # (B,3,T,H,W) in [-1,1]: on the device with preprocess_on=device
             # the protocol's frame rate (the clips' own when it keeps the native rate): codecs' rate control
-            out = self.model(video, self.dataset.preprocess.fps or clips[0].fps or clips[0].source_fps)
-            record.clips.extend(self.scoring(clips, video, out))
-        except BenchError as exc:
-            record.status, record.error = "failed", f"{record.path or record.video}: {exc}"
-        except Exception as exc:  # a model or metric error on one video must not lose the others
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            record.status, record.error = "failed", f"{record.path or record.video}: {type(exc).__name__}: {msg}"
+            return video, self.model(video, self.dataset.preprocess.fps or clips[0].fps or clips[0].source_fps)
+        except Exception as exc:
+            _fail(record, exc)
+            return None
+
+    def _score_batch(self, record: VideoRecord, video_ref: Any, clips: list, out: tuple[torch.Tensor, Any] | None,
+                     frames: ManifestStage, bar: ClipProgress, running: RunningMeans) -> None:
+        """One modelled batch through the metrics (a metric error fails this video only), then into the
+        frame manifest. Batches are scored in the order the model produced them."""
+        if out is not None and record.status == "ok":
+            try:
+                record.clips.extend(self.scoring(clips, *out))
+            except Exception as exc:
+                _fail(record, exc)
+        frames.add(record, video_ref, clips)
+        bar.clips_done(len(clips), f"{record.video} {running.text()}")
+
+
+def _fail(record: VideoRecord, exc: Exception) -> None:
+    """Mark the video failed with a one-line message (a model or metric error must not lose the other videos)."""
+    if isinstance(exc, BenchError):
+        record.status, record.error = "failed", f"{record.path or record.video}: {exc}"
+        return
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    record.status, record.error = "failed", f"{record.path or record.video}: {type(exc).__name__}: {msg}"
 
 
 def video_seed(seed: int, video_id: str) -> int:

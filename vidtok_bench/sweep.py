@@ -17,7 +17,7 @@ from typing import Any
 
 DEFAULT_SWEEP_DIR = "outputs/sweep"
 #: keys that do not change what a job computes, or that split one job (shard): not in its directory name
-EXCLUDED_FROM_DIRNAME = ("shard", "progress", "resume", "prefetch", "output_dir", "dist_timeout_s")
+EXCLUDED_FROM_DIRNAME = ("shard", "progress", "resume", "prefetch", "output_dir", "dist_timeout_s", "overlap")
 
 
 def _dirname(override_dirname: str) -> str:

@@ -8,6 +8,13 @@ every level's output alive in a list. Here activations stay in one channels-last
 reads contiguous rows, and each temporal Conv1d runs as a Conv3d with a (k,1,1) kernel on
 the same memory, so oneDNN gets channels-last inputs and weights without reorders.
 
+3D convolutions run through oneDNN (``aten.mkldnn_convolution``) for float32 CPU tensors: PyTorch
+picks its reference ``slow_conv3d`` for some 3x3x3 shapes (3 input or output channels: the encoder's
+first and the decoder's last conv), 7x slower at 640x272. v1.0's zero past is concatenated in front
+(``F.pad`` zero-fills the whole padded tensor, then copies), large activations a few output frames at
+a time so no padded copy of the whole activation is held, and the spatial padding is the conv's own; ResNet blocks apply SiLU in place on the fresh norm output and add the residual into
+the fresh conv output (the same values).
+
 Parameters, state-dict keys, caches (v1.1 tiling) and results are unchanged (equal to the
 plain path within float rounding; ``tests/test_vidtok_fast.py``).
 """
@@ -25,7 +32,89 @@ from diffusers.models.autoencoders.autoencoder_vidtok import (
     VidTokResnetBlock,
 )
 
+from .vidtok import _V10TimeDownsample, _V10TimeUpsample, _ZeroPastConv3d, _avg_pool
+
 CL3D = torch.channels_last_3d
+
+
+def _onednn(x: torch.Tensor) -> bool:
+    """Call oneDNN directly: float32 CPU inference, outside autocast (whose casts the direct call would skip)
+    and outside Python dispatch modes (FLOP and memory counters see ``aten.convolution``, not the backend op)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() \
+        and torch.backends.mkldnn.enabled and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") \
+        and not _dispatch_mode_active()
+
+
+def _dispatch_mode_active() -> bool:
+    try:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        return _get_current_dispatch_mode() is not None
+    except ImportError:  # pragma: no cover - older torch
+        return False
+
+
+def _conv3d(x: torch.Tensor, conv: nn.Conv3d, padding: tuple[int, int, int]) -> torch.Tensor:
+    """``conv`` (its weights, stride, dilation) with zero ``padding``: oneDNN on float32 CPU tensors."""
+    if _onednn(x):
+        return torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=CL3D), conv.weight, conv.bias, list(padding),
+                                                 list(conv.stride), list(conv.dilation), conv.groups)
+    return F.conv3d(x, conv.weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
+
+
+class OneDNNConv3d(nn.Conv3d):
+    """nn.Conv3d whose CPU float32 inference always runs oneDNN's kernels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding_mode != "zeros" or isinstance(self.padding, str) or not _onednn(x):
+            return super().forward(x)
+        return _conv3d(x, self, self.padding)
+
+
+def _zero_past(x: torch.Tensor, time_pad: int) -> torch.Tensor:
+    """x with ``time_pad`` zero frames in front: one copy of x (``F.pad`` first fills the whole padded
+    tensor with zeros, then copies x into it: two passes)."""
+    if time_pad == 0:
+        return x
+    zeros = torch.empty((x.shape[0], x.shape[1], time_pad, *x.shape[3:]), dtype=x.dtype, device=x.device,
+                        memory_format=CL3D if x.is_contiguous(memory_format=CL3D) else torch.contiguous_format).zero_()
+    return torch.cat((zeros, x), dim=2)
+
+
+#: output frames per piece of a large v1.0 causal conv, and the input size (elements) from which it is cut
+CHUNK_FRAMES, CHUNK_MIN_ELEMS = 5, 1 << 24
+
+
+def _zero_past_conv(x: torch.Tensor, time_pad: int, kernel: int, stride: int, dilation: int,
+                    conv: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``conv`` (no time padding of its own) of x with ``time_pad`` zero frames in front. A large x is
+    taken CHUNK_FRAMES output frames at a time, each piece with the input frames it needs, into one
+    output: no padded copy of the whole activation is held (the same outputs, each computed once)."""
+    span = dilation * (kernel - 1) + 1
+    t_out = (x.shape[2] + time_pad - span) // stride + 1
+    if t_out <= CHUNK_FRAMES or x.numel() < CHUNK_MIN_ELEMS:
+        return conv(_zero_past(x, time_pad))
+    out: torch.Tensor | None = None
+    for o0 in range(0, t_out, CHUNK_FRAMES):
+        o1 = min(t_out, o0 + CHUNK_FRAMES)
+        a, b = o0 * stride - time_pad, (o1 - 1) * stride + span - time_pad  # input frames [a, b), < 0: zeros
+        y = conv(_zero_past(x[:, :, max(0, a):b], max(0, -a)))
+        if out is None:
+            out = torch.empty((y.shape[0], y.shape[1], t_out, *y.shape[3:]), dtype=y.dtype, device=y.device,
+                              memory_format=CL3D)
+        out[:, :, o0:o1] = y
+    return out
+
+
+class FastZeroPastConv3d(_ZeroPastConv3d):
+    """v1.0 causal 3D conv (zeros for the past): past frames concatenated, spatial padding in the conv."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, (w0, w1, h0, h1, *_) = self.conv, self.spatial_padding
+        if w0 != w1 or h0 != h1 or tuple(c.padding) != (0, 0, 0) or c.padding_mode != "zeros":
+            return super().forward(x)
+        return _zero_past_conv(x, self.time_pad, c.kernel_size[0], c.stride[0], c.dilation[0],
+                               lambda v: _conv3d(v, c, (0, h0, w0)))
 
 
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -37,13 +126,17 @@ def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> t
 
 def _temporal_conv(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """A (causal) Conv1d over time applied to (B,C,T,H,W) as a Conv3d with kernel (k,1,1)."""
-    if isinstance(mod, nn.Conv1d):  # non-causal models: symmetric zero padding
-        conv, pad = mod, mod.padding[0]
-    else:
-        conv, pad = mod.conv, 0
-        x = _causal_pad(mod, x)
+    conv = mod if isinstance(mod, nn.Conv1d) else mod.conv
     w = conv.weight.unsqueeze(-1).unsqueeze(-1)
-    return F.conv3d(x, w, conv.bias, stride=(conv.stride[0], 1, 1), padding=(pad, 0, 0), dilation=(conv.dilation[0], 1, 1))
+
+    def run(v: torch.Tensor, pad: int) -> torch.Tensor:
+        return F.conv3d(v, w, conv.bias, stride=(conv.stride[0], 1, 1), padding=(pad, 0, 0), dilation=(conv.dilation[0], 1, 1))
+
+    if isinstance(mod, nn.Conv1d):  # non-causal models: symmetric zero padding
+        return run(x, mod.padding[0])
+    if type(mod) is not VidTokCausalConv1d and conv.padding[0] == 0:  # v1.0 (_ZeroPastConv1d): zeros, no cache
+        return _zero_past_conv(x, mod.time_pad, conv.kernel_size[0], conv.stride[0], conv.dilation[0], lambda v: run(v, 0))
+    return run(_causal_pad(mod, x), 0)
 
 
 def _causal_pad(mod: VidTokCausalConv1d, x: torch.Tensor) -> torch.Tensor:
@@ -59,13 +152,28 @@ def _causal_pad(mod: VidTokCausalConv1d, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _silu_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """SiLU(norm(x)), in place on the norm's fresh output."""
+    return F.silu(norm(x), inplace=True)
+
+
 def _temporal_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
     """VidTokResnetBlock(btype='1d') on (B,C,T,H,W): norm, SiLU, conv over time, twice, plus the residual."""
-    h = _temporal_conv(blk.conv1, blk.nonlinearity(blk.norm1(x)))
-    h = _temporal_conv(blk.conv2, blk.nonlinearity(blk.norm2(h)))
+    h = _silu_norm(blk.norm2, _temporal_conv(blk.conv1, _silu_norm(blk.norm1, x)))  # conv1's output freed here
+    h = _temporal_conv(blk.conv2, h)
     if blk.in_channels != blk.out_channels:
         x = _temporal_conv(blk.conv_shortcut if blk.use_conv_shortcut else blk.nin_shortcut, x)
-    return x + h
+    return h.add_(x) if h.shape == x.shape else x + h  # h: a fresh conv output (or a slice of one)
+
+
+def _spatial_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
+    """VidTokResnetBlock(btype='2d') on (N,C,H,W) frames (inference, no time embedding): diffusers' forward
+    with SiLU in place and the residual added into the fresh conv output."""
+    h = blk.dropout(_silu_norm(blk.norm2, blk.conv1(_silu_norm(blk.norm1, x))))  # conv1's output freed here
+    h = blk.conv2(h)
+    if blk.in_channels != blk.out_channels:
+        x = blk.conv_shortcut(x) if blk.use_conv_shortcut else blk.nin_shortcut(x)
+    return h.add_(x) if h.shape == x.shape else x + h  # h: a fresh conv output (or a slice of one)
 
 
 def _cl(x: torch.Tensor) -> torch.Tensor:
@@ -75,9 +183,36 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
 def _level(h: torch.Tensor, spatial: nn.ModuleList, temporal: nn.ModuleList) -> torch.Tensor:
     """One resolution level: each per-frame 2D ResNet block followed by its temporal block."""
     for blk2d, blk1d in zip(spatial, temporal):
-        h = _per_frame(lambda f, blk=blk2d: blk(f, None), h)
+        h = _per_frame(lambda f, blk=blk2d: _spatial_block(blk, f), h)
         h = _temporal_block(blk1d, h)
     return h
+
+
+def _mix(alpha: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``alpha * a + (1 - alpha) * b`` (the same products and sum) written into the fresh ``a`` and ``b``:
+    at 24 channels and 640x272 each temporary of the plain expression is 330 MB."""
+    b.mul_(1 - alpha)
+    return b.add_(a.mul_(alpha))
+
+
+class FastV10TimeDownsample(_V10TimeDownsample):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = torch.sigmoid(self.mix_factor)
+        pooled = _avg_pool(self.avg_pool, F.pad(x, (0, 0, 0, 0, 1, 0)))
+        conv = self.conv(x)
+        if pooled.shape != conv.shape or pooled.dtype != conv.dtype:
+            return alpha * pooled + (1 - alpha) * conv
+        return _mix(alpha, pooled, conv)
+
+
+class FastV10TimeUpsample(_V10TimeUpsample):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = torch.sigmoid(self.mix_factor)
+        x = F.interpolate(x.to(torch.float32), scale_factor=[2.0, 1.0, 1.0], mode="nearest").to(x.dtype)
+        conv = self.conv(x)
+        if conv.shape != x.shape or conv.dtype != x.dtype:
+            return alpha * x + (1 - alpha) * conv
+        return _mix(alpha, x, conv)
 
 
 def _resample(h: torch.Tensor, spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor:
@@ -114,7 +249,9 @@ class FastDecoder(VidTokDecoder3D):
         return self.conv_out(self.nonlinearity(self.norm_out(h))).contiguous()
 
 
-_FAST = {VidTokEncoder3D: FastEncoder, VidTokDecoder3D: FastDecoder}
+_FAST = {VidTokEncoder3D: FastEncoder, VidTokDecoder3D: FastDecoder, nn.Conv3d: OneDNNConv3d,
+         _ZeroPastConv3d: FastZeroPastConv3d, _V10TimeDownsample: FastV10TimeDownsample,
+         _V10TimeUpsample: FastV10TimeUpsample}
 _PLAIN = {v: k for k, v in _FAST.items()}
 
 
@@ -125,8 +262,8 @@ def use_channels_last(model: nn.Module, enabled: bool = True) -> nn.Module:
     or back; values, parameters and state-dict keys stay the same.
     """
     swap = _FAST if enabled else _PLAIN
-    for part in (model.encoder, model.decoder):
-        part.__class__ = swap.get(type(part), type(part))
+    for m in model.modules():
+        m.__class__ = swap.get(type(m), type(m))
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Conv3d)):
             fmt = (CL3D if m.weight.ndim == 5 else torch.channels_last) if enabled else torch.contiguous_format

@@ -6,10 +6,12 @@ metrics see each batch's latent. The time spent in each metric is recorded with 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -128,3 +130,63 @@ class ScoringStage:
                                          details=res.pop("details", {}) | res, **common)
             out[name].time_s = self.seconds[name]
         return out
+
+
+class ScoringWorker:
+    """Runs ``fn(*job)`` for each submitted job, in submission order, in one background thread, so
+    scoring batch i overlaps the model's work on batch i+1 (torch ops release the GIL). Disabled, it
+    runs each job at once in the caller's thread. At most ``depth`` jobs wait while one runs (the
+    model blocks beyond that), so at most ``depth + 1`` modelled batches are held.
+
+    ``fn`` handles its own (per-video) errors; anything that escapes it is re-raised in the caller's
+    thread at the next ``submit``/``drain``, and later jobs are skipped."""
+
+    def __init__(self, fn: Callable[..., None], enabled: bool = True, depth: int = 1):
+        self.fn, self.enabled = fn, enabled
+        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, depth))
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+
+    def submit(self, *job: Any) -> None:
+        self._raise()
+        if not self.enabled:
+            self.fn(*job)
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="vidtok-bench-scoring")
+            self._thread.start()
+        self._queue.put(job)
+
+    def drain(self) -> None:
+        """Wait until every submitted job has run."""
+        if self._thread is not None:
+            self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Stop the thread: jobs not yet started are skipped (called after ``drain`` on a normal end; on an
+        interrupt the batches in flight belong to a video not yet stored, which a resumed run redoes)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=None if self._queue.unfinished_tasks == 0 else 0.1)
+            self._thread = None
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                if self._error is None and not self._stop.is_set():
+                    self.fn(*job)
+            except BaseException as exc:  # a bug, not a metric's error (fn records those): the caller re-raises it
+                self._error = exc
+            finally:
+                self._queue.task_done()

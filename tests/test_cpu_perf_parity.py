@@ -1,0 +1,241 @@
+"""The CPU speed-ups give the values of the paths they replace (issue #12 item 5):
+
+* scoring overlapped with the model (a worker thread) gives the same records, in the same order, with
+  the same failed-video and resume behaviour as scoring in the main thread;
+* LPIPS's slice-by-slice channels-last forward equals the lpips package's own forward;
+* SSIM's shifted multiply-add window equals the band-matrix product it replaced (float64 rounding).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from _weights_fixture import seeded_cache_dir  # noqa: F401
+
+from test_runner import make_cfg  # noqa: F401  (also registers the _memory dataset)
+from vidtok_bench import results as R
+from vidtok_bench.metrics.ssim import K1, K2, _gaussian_1d, ssim_frames
+from vidtok_bench.runner import Runner
+from vidtok_bench.stages.scoring import ScoringWorker
+
+
+def _records(path) -> list[dict]:
+    rows = [json.loads(x) for x in (path / R.PER_CLIP_FILE).read_text().splitlines()]
+    for r in rows:
+        for c in r["clips"]:
+            c.pop("encode_s", None), c.pop("decode_s", None)
+    return rows
+
+
+@pytest.mark.parametrize("tokenizer", ["identity", "trilinear_488"])
+def test_overlap_gives_the_same_records(tmp_path, tokenizer: str) -> None:
+    res = {}
+    for overlap in (False, True):
+        cfg = make_cfg(tmp_path / str(overlap), tokenizer=tokenizer, broken=["v1"], fail_after=1)
+        cfg["overlap"] = overlap
+        cfg["dataset"].update(clip_len=5)  # several batches per video
+        runner = Runner(cfg)
+        assert runner.plan.overlap_scoring is overlap
+        res[overlap] = runner.run()
+    a, b = _records(tmp_path / "False"), _records(tmp_path / "True")
+    assert a == b  # bit-identical statistics, the same clip order, v1 failed in both
+    assert [r["status"] for r in a] == ["ok", "failed", "ok"]
+    for name in ("psnr", "ssim"):
+        assert res[False]["metrics"][name]["value"] == res[True]["metrics"][name]["value"]
+
+
+def test_overlap_defaults_to_cpu_runs(tmp_path) -> None:
+    cfg = make_cfg(tmp_path)
+    assert cfg["overlap"] is None
+    assert Runner(cfg).plan.overlap_scoring  # device=auto is the CPU here (or CUDA: then off)  # noqa: E501
+    assert Runner(cfg).plan.overlap_scoring == (Runner(cfg).plan.device.type == "cpu")
+
+
+def test_a_metric_error_fails_only_that_video_with_overlap(tmp_path, monkeypatch) -> None:
+    from vidtok_bench.metrics.psnr import PSNRMetric
+
+    orig = PSNRMetric.per_frame
+
+    def flaky(self, real, fake):
+        if getattr(self, "_calls", 0) == 2:  # the third batch: video v1's first (two 10-frame clips per video)
+            self._calls += 1
+            raise RuntimeError("boom\nsecond line")
+        self._calls = getattr(self, "_calls", 0) + 1
+        return orig(self, real, fake)
+
+    monkeypatch.setattr(PSNRMetric, "per_frame", flaky)
+    cfg = make_cfg(tmp_path)
+    cfg["overlap"] = True
+    cfg["dataset"].update(clip_len=10)
+    res = Runner(cfg).run()
+    assert res["videos"]["ok"] == 2
+    (failed,) = res["videos"]["failed"]
+    assert failed["video"] == "v1" and failed["error"].endswith("RuntimeError: boom")
+    # state saved after each video: a rerun recomputes only the failed video (and now succeeds)
+    again = Runner(cfg)
+    res = again.run()
+    assert again.dataset.calls == ["v1"]
+    assert res["videos"]["ok"] == 3 and res["videos"]["resumed"] == 2
+
+
+def test_worker_runs_jobs_in_order_and_reraises_bugs() -> None:
+    seen: list[int] = []
+    w = ScoringWorker(lambda i: seen.append(i), enabled=True)
+    for i in range(20):
+        w.submit(i)
+    w.drain()
+    assert seen == list(range(20))
+    w.close()
+
+    def bad(i):
+        raise KeyError(i)
+
+    w = ScoringWorker(bad, enabled=True)
+    w.submit(1)
+    with pytest.raises(KeyError):
+        w.drain()
+    w.close()
+    seen.clear()
+    w = ScoringWorker(lambda i: seen.append(i), enabled=False)
+    w.submit(7)
+    assert seen == [7]  # disabled: run at once in the caller's thread
+
+
+# ----------------------------------------------------------------- LPIPS
+@pytest.fixture(scope="module")
+def lpips_models(tmp_path_factory):
+    from vidtok_bench.metrics import LPIPS
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDTOK_BENCH_CACHE", str(seeded_cache_dir(tmp_path_factory)))
+        return {net: LPIPS(net, device="cpu", fetch=False) for net in ("alex", "vgg")}
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_streamed_channels_last_equals_the_package_forward(lpips_models, net: str) -> None:
+    m = lpips_models[net]
+    assert m.channels_last  # CPU: channels-last weights
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 3, 72, 104, generator=g) * 2 - 1
+    y = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    got, want = m(x, y), m.lpips_package_forward(x, y)
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-7), (got, want)
+    # and the contiguous (pre-change) layout: oneDNN's summation order only
+    for mod in m.model.modules():
+        if isinstance(mod, torch.nn.Conv2d):
+            mod.weight.data = mod.weight.data.contiguous()
+    m.channels_last = False
+    try:
+        plain = m.lpips_package_forward(x, y)
+    finally:
+        m.channels_last = True
+        for mod in m.model.modules():
+            if isinstance(mod, torch.nn.Conv2d):
+                mod.weight.data = mod.weight.data.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got, plain, rtol=1e-5, atol=1e-6), (got, plain)
+    # temporal LPIPS (consecutive frames) takes the same streamed path
+    cons = m.consecutive(x)
+    assert torch.allclose(cons, m(x[1:], x[:-1]), rtol=1e-6, atol=1e-7)
+
+
+def test_lpips_frames_per_call_on_cpu() -> None:
+    from vidtok_bench.metrics.lpips import CPU_PIXELS, LPIPSMetric
+
+    m = LPIPSMetric(device="cpu", net="vgg", frame_batch=32)
+    assert m.frames_per_call((272, 640)) == 1
+    assert m.frames_per_call((256, 256)) == CPU_PIXELS // (256 * 256)
+    assert m.frames_per_call((16, 16)) == 32
+    assert LPIPSMetric(device="meta", net="vgg", frame_batch=32).frames_per_call((272, 640)) == 32
+
+
+# ----------------------------------------------------------------- SSIM
+def _ssim_band_reference(real: torch.Tensor, fake: torch.Tensor, variant: str) -> torch.Tensor:
+    """The previous implementation: the window as two band-matrix products (float64)."""
+    import torch.nn.functional as F
+
+    x, y = (real.double() + 1) / 2, (fake.double() + 1) / 2
+    if variant == "vidtok":
+        f = max(1, round(min(x.shape[-2:]) / 256))
+        if f > 1:
+            x, y = F.avg_pool2d(x, f), F.avg_pool2d(y, f)
+        kernel, cov_norm = _gaussian_1d(11, 1.5), 1.0
+    else:
+        kernel, cov_norm = torch.full((7,), 1 / 7, dtype=torch.float64), 49 / 48
+
+    def band(n):
+        k = kernel.numel()
+        m = torch.zeros(n - k + 1, n, dtype=torch.float64)
+        idx = torch.arange(n - k + 1)
+        for j in range(k):
+            m[idx, idx + j] = kernel[j]
+        return m
+
+    bh, bw = band(x.shape[-2]), band(x.shape[-1])
+    mx, my, exx, eyy, exy = bh @ torch.stack([x, y, x * x, y * y, x * y]) @ bw.T
+    sxx, syy, sxy = cov_norm * (exx - mx * mx), cov_norm * (eyy - my * my), cov_norm * (exy - mx * my)
+    c1, c2 = K1**2, K2**2
+    return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))).mean(dim=(1, 2, 3))
+
+
+@pytest.mark.parametrize("variant", ["vidtok", "tokenbench"])
+@pytest.mark.parametrize("shape", [(3, 3, 40, 56), (5, 3, 272, 300), (2, 3, 520, 600)])  # 520: pooled by 2
+def test_ssim_window_equals_band_matrix_product(variant: str, shape) -> None:
+    g = torch.Generator().manual_seed(sum(shape))
+    real = torch.rand(shape, generator=g) * 2 - 1
+    fake = (real + 0.2 * torch.randn(shape, generator=g)).clamp(-1, 1)
+    got, want = ssim_frames(real, fake, variant), _ssim_band_reference(real, fake, variant)
+    assert got.shape == (shape[0],)
+    assert torch.allclose(got, want, rtol=0, atol=1e-12), (got - want).abs().max()
+
+
+# ----------------------------------------------------------------- VidTok CPU layers
+@pytest.mark.parametrize("stride", [(1, 1, 1), (2, 1, 1)])
+@pytest.mark.parametrize("cin,cout", [(3, 8), (8, 3), (8, 8)])
+def test_v10_zero_past_conv3d_without_padded_copy(stride, cin: int, cout: int) -> None:
+    """oneDNN with the conv's own symmetric padding, cut to the causal outputs = zero-pad the past, then conv."""
+    from vidtok_bench.models.vidtok import _ZeroPastConv3d
+    from vidtok_bench.models.vidtok_fast import FastZeroPastConv3d, OneDNNConv3d
+
+    torch.manual_seed(0)
+    plain = _ZeroPastConv3d(cin, cout, 3, stride=stride).eval()
+    fast = _ZeroPastConv3d(cin, cout, 3, stride=stride).eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.__class__, fast.conv.__class__ = FastZeroPastConv3d, OneDNNConv3d
+    for t in ((1, 5, 8) if stride[0] == 1 else (3, 5, 8)):  # a 2x downsampling needs 2 frames past its padding
+        x = torch.randn(2, cin, t, 12, 20).contiguous(memory_format=torch.channels_last_3d)
+        with torch.inference_mode():
+            want, got = plain(x), fast(x)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: PyTorch's own conv
+            assert fast(x).dtype == plain(x).dtype == torch.bfloat16
+
+
+def test_v10_time_resampling_mix_in_place_is_exact() -> None:
+    from vidtok_bench.models.vidtok_fast import _mix
+
+    g = torch.Generator().manual_seed(3)
+    a, b, alpha = torch.randn(2, 4, 3, 5, 6, generator=g), torch.randn(2, 4, 3, 5, 6, generator=g), torch.sigmoid(torch.tensor([0.7]))
+    want = alpha * a + (1 - alpha) * b
+    assert torch.equal(_mix(alpha, a.clone(), b.clone()), want)  # the same products and sum: bit for bit
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("t", [5, 9, 17, 23])
+def test_zero_past_conv_in_pieces_equals_one_piece(monkeypatch, stride: int, t: int) -> None:
+    import torch.nn.functional as F
+
+    from vidtok_bench.models import vidtok_fast as vf
+
+    torch.manual_seed(t)
+    x = torch.randn(2, 4, t, 6, 7).contiguous(memory_format=torch.channels_last_3d)
+    w = torch.randn(5, 4, 3, 3, 3)
+    tp = 3 - stride
+    conv = lambda v: F.conv3d(v, w, stride=(stride, 1, 1), padding=(0, 1, 1))  # noqa: E731
+    want = conv(F.pad(x, (0, 0, 0, 0, tp, 0)))
+    monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
+    monkeypatch.setattr(vf, "CHUNK_FRAMES", 2)
+    got = vf._zero_past_conv(x, tp, 3, stride, 1, conv)
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -239,3 +239,39 @@ def test_zero_past_conv_in_pieces_equals_one_piece(monkeypatch, stride: int, t: 
     got = vf._zero_past_conv(x, tp, 3, stride, 1, conv)
     assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last_3d)
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_overlap_with_tf32_on_cuda_is_refused_and_cpu_takes_it():
+    from vidtok_bench.config import compose, plan_run
+    from vidtok_bench.errors import ConfigError
+
+    base = ["tokenizer=trilinear_488", "dataset=synthetic", "overlap=true", "precision=tf32"]
+    assert plan_run(compose([*base, "device=cpu"])).overlap_scoring  # TF32 means nothing on a CPU
+    if torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="overlap=true with precision=tf32"):
+            plan_run(compose([*base, "device=cuda"]))
+
+
+def test_cuda_tensors_of_a_job_are_found():
+    from vidtok_bench.stages.model import ModelOutput
+    from vidtok_bench.stages.scoring import _cuda_tensors
+
+    out = ModelOutput(torch.zeros(1), 0.0, 1, 0, 0.0, 0.0, latent={"ids": torch.zeros(1)})
+    assert list(_cuda_tensors(("rec", [torch.zeros(1)], (torch.zeros(1), out)))) == []  # CPU tensors: none
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the second-stream overlap")
+def test_cuda_overlap_on_a_second_stream_gives_the_same_values(tmp_path):
+    """overlap=true on CUDA scores on another stream after an event: every per-frame value equals the serial run's."""
+    import json
+
+    from vidtok_bench.cli import main
+
+    runs = {}
+    for flag in ("false", "true"):
+        out = tmp_path / flag
+        assert main(["run", "tokenizer=trilinear_488", "dataset=synthetic", "dataset.num_videos=3", "dataset.num_frames=34",
+                     "metrics=[psnr,ssim,lpips]", "device=cuda", f"overlap={flag}", f"output_dir={out}", "progress=false"]) == 0
+        runs[flag] = [json.loads(x) for x in (out / "per_clip.jsonl").read_text().splitlines()]
+    strip = lambda rows: [[{k: v for k, v in c.items() if not k.endswith("_s")} for c in r["clips"]] for r in rows]  # noqa: E731
+    assert strip(runs["true"]) == strip(runs["false"])

@@ -277,8 +277,8 @@ class RunPlan:
     #: on uint8 clips); ``preprocess_on=auto`` resolved: device when the run's device is a GPU
     preprocess_on: str = "cpu"
     #: score batch i in a worker thread while the model runs batch i+1 (same values either way);
-    #: None: on CPU runs only (on CUDA the model's precision scope and the metrics' full-fp32 scope set
-    #: process-wide TF32 flags, so they must not interleave)
+    #: None: on CPU runs only. On CUDA ``overlap=true`` scores on a second CUDA stream; refused with
+    #: ``precision=tf32``, whose process-wide TF32 flags the metrics' full-fp32 scope would interleave with
     overlap: bool | None = None
 
     @property
@@ -370,6 +370,9 @@ def plan_run(cfg: dict[str, Any]) -> RunPlan:
     Scoring.from_protocol(protocol)  # validates the scoring block
     out = cfg.get("output_dir")
     device = resolve_device(cfg.get("device"))
+    if plain["overlap"] and device.type == "cuda" and str(cfg.get("precision") or "fp32") == "tf32":
+        raise ConfigError("overlap=true with precision=tf32 on CUDA: TF32 is a process-wide flag the metrics turn "
+                          "off while the model turns it on; use precision=fp32|bf16|fp16 or overlap=false")
     return RunPlan(
         cfg=cfg,
         device=device,

@@ -126,7 +126,7 @@ class Runner:
         bar = ClipProgress(tqdm, len(mine), finished.values(), disable=not self.plan.progress, desc=self.tokenizer.name)
         running = RunningMeans(finished.values())
         current: VideoRecord | None = None
-        worker = ScoringWorker(self._score_batch, enabled=self.plan.overlap_scoring)
+        worker = ScoringWorker(self._score_batch, enabled=self.plan.overlap_scoring, device=self.plan.device)
         with torch.random.fork_rng(devices=[self.plan.device] if self.plan.device.type == "cuda" else []):
             torch.manual_seed(self.plan.seed)
             try:

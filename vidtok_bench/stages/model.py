@@ -28,8 +28,9 @@ class ModelOutput:
 
 
 def _sync(device: torch.device) -> None:
+    """Wait for this thread's CUDA stream only: metric work overlapped on another stream is not model time."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        torch.cuda.current_stream(device).synchronize()
 
 
 class ModelStage:

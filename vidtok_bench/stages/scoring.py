@@ -36,14 +36,14 @@ class ScoringStage:
     @contextmanager
     def _timed(self, name: str) -> Iterator[None]:
         device = self.metrics[name].device
-        if device.type == "cuda":  # queued kernels belong to the metric that queued them
-            torch.cuda.synchronize(device)
+        if device.type == "cuda":  # queued kernels belong to the metric that queued them (this thread's stream)
+            torch.cuda.current_stream(device).synchronize()
         t0 = time.perf_counter()
         try:
             yield
         finally:
             if device.type == "cuda":
-                torch.cuda.synchronize(device)
+                torch.cuda.current_stream(device).synchronize()
             self.seconds[name] += time.perf_counter() - t0
 
     @classmethod
@@ -132,6 +132,22 @@ class ScoringStage:
         return out
 
 
+def _cuda_tensors(obj: Any, depth: int = 0) -> Iterator[torch.Tensor]:
+    """CUDA tensors in a job (tuples, lists, dicts and dataclass-like objects such as ModelOutput, a few levels deep)."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_cuda:
+            yield obj
+    elif depth < 3 and isinstance(obj, (tuple, list)):
+        for x in obj:
+            yield from _cuda_tensors(x, depth + 1)
+    elif depth < 3 and isinstance(obj, dict):
+        for x in obj.values():
+            yield from _cuda_tensors(x, depth + 1)
+    elif depth < 3 and hasattr(obj, "__dataclass_fields__"):
+        for name in obj.__dataclass_fields__:
+            yield from _cuda_tensors(getattr(obj, name), depth + 1)
+
+
 class ScoringWorker:
     """Runs ``fn(*job)`` for each submitted job, in submission order, in one background thread, so
     scoring batch i overlaps the model's work on batch i+1 (torch ops release the GIL). Disabled, it
@@ -141,8 +157,14 @@ class ScoringWorker:
     ``fn`` handles its own (per-video) errors; anything that escapes it is re-raised in the caller's
     thread at the next ``submit``/``drain``, and later jobs are skipped."""
 
-    def __init__(self, fn: Callable[..., None], enabled: bool = True, depth: int = 1):
+    def __init__(self, fn: Callable[..., None], enabled: bool = True, depth: int = 1, device: Any = None):
         self.fn, self.enabled = fn, enabled
+        # CUDA: the worker scores on its own stream, after an event recorded on the submitting stream
+        # (the model's output and the ground truth are complete), and marks the job's tensors as used
+        # there so the caching allocator does not hand their memory to the model's next batch too early
+        dev = torch.device(device) if device is not None else None
+        self._cuda = dev if dev is not None and dev.type == "cuda" and enabled else None
+        self._stream = torch.cuda.Stream(dev) if self._cuda is not None else None
         self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, depth))
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -156,7 +178,8 @@ class ScoringWorker:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, daemon=True, name="vidtok-bench-scoring")
             self._thread.start()
-        self._queue.put(job)
+        ready = torch.cuda.current_stream(self._cuda).record_event() if self._cuda is not None else None
+        self._queue.put((ready, job))
 
     def drain(self) -> None:
         """Wait until every submitted job has run."""
@@ -183,9 +206,17 @@ class ScoringWorker:
                 job = self._queue.get(timeout=0.1)
             except queue.Empty:
                 continue
+            ready, job = job
             try:
                 if self._error is None and not self._stop.is_set():
-                    self.fn(*job)
+                    if self._stream is None:
+                        self.fn(*job)
+                    else:
+                        with torch.cuda.stream(self._stream):
+                            self._stream.wait_event(ready)
+                            for t in _cuda_tensors(job):
+                                t.record_stream(self._stream)
+                            self.fn(*job)
             except BaseException as exc:  # a bug, not a metric's error (fn records those): the caller re-raises it
                 self._error = exc
             finally:

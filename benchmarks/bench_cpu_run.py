@@ -215,7 +215,7 @@ def test_cpu_run_old_vs_new(benchmark, workload) -> None:
         diffs = {}
         for name in old:
             tol = float(METRICS.get(name).info.tolerance)
-            assert len(old[name]) == len(new[name]) == FRAMES, name
+            assert len(old[name]) == len(new[name]) >= FRAMES, name  # the protocol scores the last clip whole
             diffs[name] = max(abs(a - b) for a, b in zip(old[name], new[name]))
             assert diffs[name] <= tol, (name, diffs[name], tol)
         info["max_abs_frame_diff"] = diffs

@@ -115,7 +115,7 @@ def _require_comparable(base: Result, cur: Result) -> None:
 
 
 def gate(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | None = None) -> list[Check]:
-    """One Check per baseline metric; raises BenchError when the results are not comparable."""
+    """One Check per baseline metric (except those :func:`ungated`); raises BenchError when the results are not comparable."""
     _require_comparable(baseline, current)
     tolerances = dict(tolerances or {})
     if not baseline.metrics:
@@ -125,10 +125,11 @@ def gate(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | N
         raise BenchError(f"--tolerance names {', '.join(unknown)}, not a metric of the baseline "
                          f"(metrics: {', '.join(baseline.metrics)})")
     checks = []
+    skipped = ungated(baseline, current, tolerances)
     for m, block in baseline.metrics.items():
+        if m in skipped:
+            continue
         vb, vc = baseline.value(m), current.value(m)
-        if vb is None and vc is None and m in current.metrics and m not in tolerances:
-            continue  # a metric without a value in both (codebook use of a continuous tokenizer): see valueless()
         if vb is None:
             raise BenchError(f"{baseline.path}: baseline metric '{m}' has no value")
         if vc is None:
@@ -141,10 +142,12 @@ def gate(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | N
     return checks
 
 
-def valueless(baseline: Result, current: Result) -> list[str]:
-    """Metrics that neither result gives a value for (e.g. ``codebook`` of a continuous tokenizer):
-    nothing to gate, said in a note rather than refused, so a protocol listing them can still gate."""
-    return [m for m in baseline.metrics if baseline.value(m) is None and m in current.metrics and current.value(m) is None]
+def ungated(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | None = None) -> list[str]:
+    """Metrics that neither result gives a value for (e.g. ``codebook`` of a continuous tokenizer) and no
+    ``--tolerance`` names: nothing to gate, said in a note rather than refused, so a protocol listing them
+    can still gate (a tolerance given for one is refused: there is no value to hold it to)."""
+    return [m for m in baseline.metrics if m not in (tolerances or {}) and baseline.value(m) is None
+            and m in current.metrics and current.value(m) is None]
 
 
 def _fmt(c: Check, v: float, signed: bool = False) -> str:
@@ -183,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     note = manifest_note(baseline, current, ("baseline", "current"))
     if note:
         print(f"vidtok-bench: note: {note}", file=sys.stderr)
-    skipped = [m for m in valueless(baseline, current) if m not in tolerances]
+    skipped = ungated(baseline, current, tolerances)
     if skipped:
         print(f"vidtok-bench: note: not gated, no value in either result: {', '.join(skipped)}", file=sys.stderr)
     sys.stdout.write(render_checks(checks))

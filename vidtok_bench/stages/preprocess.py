@@ -15,6 +15,7 @@ import torch
 from ..data import Clip, Preprocess
 from ..video.resize import FrameResizer, preprocess_frames
 
+
 def clip_frames_for(preprocess_on: str, device: torch.device) -> str:
     """What the dataset's clips should carry (``vidtok_bench.video.decode.CLIP_FRAMES``) for a resolved choice."""
     if preprocess_on != "device":

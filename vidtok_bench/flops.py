@@ -84,11 +84,15 @@ def device_peak_flops(device: torch.device | str, dtype: torch.dtype | str) -> f
 def achieved(flops: int | float | None, seconds: float | None, device: torch.device | str,
              dtype: torch.dtype | str) -> dict[str, float | None]:
     """``{"tflops": achieved TFLOP/s, "mfu": fraction of the dense peak}``; None where unknown."""
+    return rate_and_mfu(flops, seconds, device_peak_flops(device, dtype))
+
+
+def rate_and_mfu(flops: int | float | None, seconds: float | None, peak_flops: float | None) -> dict[str, float | None]:
+    """:func:`achieved` against a known peak (FLOP/s; None: no MFU), e.g. the peak merged parts share."""
     if not flops or not seconds or seconds <= 0:
         return {"tflops": None, "mfu": None}
     rate = float(flops) / seconds
-    peak = device_peak_flops(device, dtype)
-    return {"tflops": rate / 1e12, "mfu": None if peak is None else rate / peak}
+    return {"tflops": rate / 1e12, "mfu": rate / peak_flops if peak_flops else None}
 
 
 # ----------------------------------------------------------------------------- counting

@@ -9,7 +9,7 @@ import torch
 
 from ..config import RunPlan
 from ..environment import environment
-from ..flops import device_peak_flops
+from ..flops import device_peak_flops, rate_and_mfu
 from ..results import FailedVideo, FramesBlock, Memory, Result, RunBlock, Throughput, VideoRecord, VideosBlock
 from .model import ModelStage
 from .scoring import ScoringStage
@@ -28,24 +28,20 @@ def throughput(model: ModelStage) -> Throughput:
                            flops=(model.encode_flops, model.decode_flops), peak_flops=peak)
 
 
-def _rate(flops: float | None, seconds: float) -> float | None:
-    return flops / seconds / 1e12 if flops and seconds > 0 else None
-
-
 def make_throughput(enc: float, dec: float, n: int, frames: int, note: str | None = None,
                     flops: tuple[float | None, float | None] = (None, None), peak_flops: float | None = None) -> Throughput:
     """Times and counts as rates; ``flops`` (encode, decode) as TFLOP/s and, against ``peak_flops``, MFU."""
     fe, fd = flops
-    total = _rate(fe + fd, enc + dec) if fe is not None and fd is not None else None
+    total = rate_and_mfu(fe + fd if fe is not None and fd is not None else None, enc + dec, peak_flops)
     return Throughput(
         encode_s=enc, decode_s=dec, clips=n, frames=frames,
         encode_frames_per_s=frames / enc if enc else None, decode_frames_per_s=frames / dec if dec else None,
         frames_per_s=frames / (enc + dec) if enc + dec else None, clips_per_s=n / (enc + dec) if enc + dec else None,
         note=note or "model time only (encode and decode timed separately, synchronised on GPU); clips resumed from an "
                      "earlier run are not counted",
-        encode_flops=fe, decode_flops=fd, encode_tflops_per_s=_rate(fe, enc), decode_tflops_per_s=_rate(fd, dec),
-        tflops_per_s=total, peak_tflops_per_s=peak_flops / 1e12 if peak_flops else None,
-        mfu=total * 1e12 / peak_flops if total is not None and peak_flops else None)
+        encode_flops=fe, decode_flops=fd, encode_tflops_per_s=rate_and_mfu(fe, enc, None)["tflops"],
+        decode_tflops_per_s=rate_and_mfu(fd, dec, None)["tflops"], tflops_per_s=total["tflops"],
+        peak_tflops_per_s=peak_flops / 1e12 if peak_flops else None, mfu=total["mfu"])
 
 
 def run_status(videos: Sequence[VideoRecord]) -> str:

@@ -50,12 +50,14 @@ class _EventQueue:
         self._bytes = 0
         self._cond = threading.Condition()
 
+    def _fits(self, size: int) -> bool:
+        """Whether a batch of ``size`` bytes is admitted now (call holding the condition's lock)."""
+        return not self._items or (len(self._items) < self.maxsize and self._bytes + size <= self.maxbytes)
+
     def put(self, ev: Event, timeout: float) -> bool:
         size = _nbytes(ev)
         with self._cond:
-            fits = lambda: not self._items or (len(self._items) < self.maxsize  # noqa: E731
-                                               and self._bytes + size <= self.maxbytes)
-            if not self._cond.wait_for(fits, timeout):
+            if not self._cond.wait_for(lambda: self._fits(size), timeout):
                 return False
             self._items.append((ev, size))
             self._bytes += size
@@ -66,8 +68,7 @@ class _EventQueue:
         """Wait until a batch of ``size`` bytes would be admitted (so a worker builds the next batch only
         when it can hand it over: it never holds a finished batch while the queue is full)."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._items or (len(self._items) < self.maxsize
-                                                                   and self._bytes + size <= self.maxbytes), timeout)
+            return self._cond.wait_for(lambda: self._fits(size), timeout)
 
     def get(self, timeout: float) -> Event | None:
         with self._cond:

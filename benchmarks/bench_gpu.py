@@ -215,8 +215,7 @@ def run_breakdown(result: Any, wall_s: float) -> dict[str, Any]:
     time_s), the rest (decoding not hidden behind compute, set-up, writing), and the metrics' share of
     the model's time (the GPU goal: <= 15%)."""
     t = result.throughput
-    model = t.encode_s + t.decode_s
-    metrics = {m: r.time_s or 0.0 for m, r in result.metrics.items()}
+    model, metrics = result.seconds()
     parts = model + sum(metrics.values())
     return {"wall_s": wall_s, "model_s": model, "metrics_s": metrics, "parts_s": parts,
             "wall_over_parts": wall_s / parts if parts else None,

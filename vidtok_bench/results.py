@@ -264,6 +264,10 @@ class Result(_Strict):
             return None
         return float(m.value)
 
+    def seconds(self) -> tuple[float, dict[str, float]]:
+        """(model seconds: encode + decode, {metric: its own seconds}): where a run's compute time went."""
+        return self.throughput.encode_s + self.throughput.decode_s, {m: r.time_s or 0.0 for m, r in self.metrics.items()}
+
     def info(self, metric: str) -> MetricInfo | None:
         m = self.metrics.get(metric)
         return m.info if m else None

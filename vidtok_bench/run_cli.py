@@ -154,8 +154,8 @@ def throughput_line(result) -> str | None:
     if t.tflops_per_s is not None:
         parts.append(f"{t.tflops_per_s:.3g} TFLOP/s" + (f" = {t.mfu:.1%} of the device's {t.peak_tflops_per_s:.4g} TFLOP/s peak"
                                                          if t.mfu is not None else ""))
-    metric_s = sum(m.time_s or 0.0 for m in result.metrics.values())
-    model_s = t.encode_s + t.decode_s
+    model_s, per_metric = result.seconds()
+    metric_s = sum(per_metric.values())
     if metric_s and model_s:
         parts.append(f"metrics {metric_s:.3g} s = {metric_s / model_s:.0%} of model time")
     return "; ".join(parts)

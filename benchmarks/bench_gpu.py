@@ -227,7 +227,7 @@ def run_breakdown(result: Any, wall_s: float) -> dict[str, Any]:
 def e2e_overrides(checkpoint: str, out: Path, device: str, precision: str) -> list[str]:
     """One run over the shared 1080p/720p videos (or the synthetic set without them) at the VidTok protocol, PSNR/SSIM/LPIPS."""
     shared = Path(__file__).resolve().parents[2] / "shared" / "videos"
-    data = ([f"dataset=folder", f"dataset.root={shared}", "limit=3"] if shared.is_dir()
+    data = (["dataset=folder", f"dataset.root={shared}", "limit=3"] if shared.is_dir()
             else ["dataset=synthetic", "dataset.num_videos=3", "dataset.num_frames=51"])
     return [f"tokenizer={TOKENIZER}", f"tokenizer.checkpoint={checkpoint}", *data, "metrics=[psnr,ssim,lpips]",
             f"device={device}", f"precision={precision}", f"output_dir={out}", "overwrite=true", "progress=false"]

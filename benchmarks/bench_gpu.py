@@ -7,7 +7,8 @@
   top-10 kernels of one encode+decode from torch.profiler.
 * PSNR of the bf16 reconstruction against fp32 on the same input, and the PSNR delta
   (bf16 - fp32) of each against the input.
-* LPIPS-VGG frames/s at 256x256, batch 64 (real weights when cached, else random: same speed).
+* LPIPS-VGG frames/s at 256x256, batch 64, through the harness's LPIPS call (real weights when cached, else a
+  temporary cache of random-valued networks of the same shapes, :func:`timing_weights_cache`: same speed).
 * End to end: `vidtok-bench run` of that VidTok over three shared videos (the synthetic set
   without them) with PSNR/SSIM/LPIPS in fp32 and bf16: wall time against model + metric time
   (what decoding, transfers and bookkeeping add), the metrics' share of the model's time, and
@@ -102,6 +103,48 @@ def time_phases(encode: Callable[[], Any], decode: Callable[[Any], Any], sync: C
     return enc, dec, out
 
 
+def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg")) -> Path:
+    """A weights cache under ``root`` holding LPIPS networks with *random* values, for timing on a host that
+    cannot fetch the real ones (a bare GPU box): the same shapes, so the same FLOPs and kernels, and metric
+    values that mean nothing. Point ``VIDTOK_BENCH_CACHE`` at it only for a timing run, never at a user's cache."""
+    import warnings
+
+    import lpips as lpips_pkg
+    from safetensors.torch import save_file
+
+    from vidtok_bench.metrics.lpips import _NETS
+    from vidtok_bench.weights import manager
+
+    old = os.environ.get(manager.CACHE_ENV)
+    os.environ[manager.CACHE_ENV] = str(root)
+    try:
+        g = torch.Generator().manual_seed(0)
+        for net in nets:
+            name, trunk, _ = _NETS[net]
+            with warnings.catch_warnings(), torch.device("meta"):
+                warnings.simplefilter("ignore")
+                model = lpips_pkg.LPIPS(net=net, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+            convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
+            flat = {}
+            for i, m in enumerate(convs):  # the converted layout: HWIO kernels (see lpips.torch_state_dict)
+                o, c, kh, kw = m.weight.shape
+                flat[f"{trunk}/Conv_{i}/kernel"] = torch.randn(kh, kw, c, o, generator=g) * (2 / (c * kh * kw)) ** 0.5
+                flat[f"{trunk}/Conv_{i}/bias"] = torch.zeros(o)
+            for k, lin in enumerate(model.lins):
+                flat[f"NetLinLayer_{k}/Conv_0/kernel"] = torch.rand(1, 1, lin.model[1].weight.shape[1], 1, generator=g)
+            a = manager.artifact(name)
+            dest = manager.converted_path(a)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            save_file(flat, str(dest), metadata={"source_sha256": a.sha256, "artifact": a.member,
+                                                 "format": manager.FORMAT_VERSION, "random_for_timing": "1"})
+    finally:
+        if old is None:
+            os.environ.pop(manager.CACHE_ENV, None)
+        else:
+            os.environ[manager.CACHE_ENV] = old
+    return root
+
+
 # ----------------------------------------------------------------------------- GPU tests
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: bench_gpu runs on a GPU host")
 
@@ -121,15 +164,23 @@ def vidtok() -> Any:
     _write_report()
 
 
+#: VIDTOK_BENCH_COMPILE=1 adds torch.compile'd encoder/decoder (the `tokenizer.compile=true` option; compiling costs a minute or more)
+PATHS = ["plain", "channels_last"] + (["compiled"] if os.environ.get("VIDTOK_BENCH_COMPILE") == "1" else [])
+
+
 @cuda
-@pytest.mark.parametrize("path", ["plain", "channels_last"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_vidtok_17x256x256(benchmark, vidtok, precision: str, path: str) -> None:
     from vidtok_bench.models.vidtok_fast import use_channels_last
 
     tok, flops, x = vidtok
     tok.precision, tok.cudnn_benchmark = precision, True  # static shape: let cuDNN pick kernels once
-    use_channels_last(tok.load(), path == "channels_last")
+    model = tok.load()
+    use_channels_last(model, path == "channels_last")
+    if path == "compiled":  # what tokenizer.compile=true does at load()
+        model.encoder.compile()
+        model.decoder.compile()
     dev = torch.device("cuda")
     sync = torch.cuda.synchronize
 
@@ -150,7 +201,8 @@ def test_vidtok_17x256x256(benchmark, vidtok, precision: str, path: str) -> None
                 clip()
         kernels = top_kernels(prof.key_averages(), 10)
     finally:
-        use_channels_last(tok.load(), False)
+        use_channels_last(model, False)
+        model.encoder._compiled_call_impl = model.decoder._compiled_call_impl = None  # back to eager
     key = f"{precision}_{path}"
     rep = {"encode": phase_report(flops["encode"], enc, dev, precision),
            "decode": phase_report(flops["decode"], dec, dev, precision),
@@ -179,34 +231,38 @@ def test_psnr_bf16_vs_fp32(vidtok) -> None:
     assert rep["psnr_bf16_vs_fp32_db"] > 20  # bf16 must stay near fp32 (random weights: weaker than real ones)
 
 
+@pytest.fixture(scope="module")
+def lpips_weights(tmp_path_factory) -> Any:
+    """'real' when the cache holds the pinned LPIPS weights; else 'random (timing only)', with VIDTOK_BENCH_CACHE
+    pointed at a cache of random-valued networks of the same shapes for this module (a bare GPU host cannot fetch)."""
+    from vidtok_bench.weights import manager
+
+    if all(manager.is_installed(n) for n in ("alexnet", "vgg16")):
+        yield "real"
+        return
+    mp = pytest.MonkeyPatch()
+    mp.setenv(manager.CACHE_ENV, str(timing_weights_cache(tmp_path_factory.mktemp("timing_weights"))))
+    yield "random (timing only)"
+    mp.undo()
+
+
 @cuda
-def test_lpips_vgg_frames_per_s(benchmark) -> None:
-    import warnings
-
-    import lpips as lpips_pkg
-
+def test_lpips_vgg_frames_per_s(benchmark, lpips_weights) -> None:
     from vidtok_bench.metrics.lpips import LPIPS
 
-    try:
-        net = LPIPS("vgg", device="cuda", fetch=False).model
-        weights = "real"
-    except Exception:  # noqa: BLE001 - no cached weights on a bare GPU host: the same network, random weights
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            net = lpips_pkg.LPIPS(net="vgg", version="0.1", pretrained=False, pnet_rand=True, verbose=False).cuda().eval()
-        weights = "random"
+    metric = LPIPS("vgg", device="cuda", fetch=False)  # the harness's own slice-by-slice call, as runs use it
     x, y = (torch.rand(LPIPS_BATCH, 3, 256, 256, device="cuda") * 2 - 1 for _ in range(2))
 
     def batch() -> None:
-        net(x, y)
+        metric(x, y)
         torch.cuda.synchronize()
 
     with tf32(False), torch.inference_mode():
         batch()
         benchmark.pedantic(batch, rounds=5, iterations=1, warmup_rounds=1)
     fps = LPIPS_BATCH / benchmark.stats.stats.median
-    RESULTS["lpips_vgg"] = {"frames_per_s": fps, "batch": LPIPS_BATCH, "weights": weights}
-    print(f"\nLPIPS-VGG 256x256 fp32 batch {LPIPS_BATCH}: {fps:.0f} frames/s ({weights} weights)")
+    RESULTS["lpips_vgg"] = {"frames_per_s": fps, "batch": LPIPS_BATCH, "weights": lpips_weights}
+    print(f"\nLPIPS-VGG 256x256 fp32 batch {LPIPS_BATCH}: {fps:.0f} frames/s ({lpips_weights} weights)")
     assert fps > 0
 
 
@@ -248,7 +304,7 @@ def random_vidtok_checkpoint(path: Path) -> Path:
 
 @cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_end_to_end_run_vs_its_parts(benchmark, tmp_path_factory, precision: str) -> None:
+def test_end_to_end_run_vs_its_parts(benchmark, tmp_path_factory, lpips_weights, precision: str) -> None:
     """`vidtok-bench run` wall time against model + metric time: what decoding, transfers and bookkeeping add."""
     from vidtok_bench.config import compose
     from vidtok_bench.runner import Runner
@@ -263,6 +319,7 @@ def test_end_to_end_run_vs_its_parts(benchmark, tmp_path_factory, precision: str
         out.update(run_breakdown(res, time.perf_counter() - t0))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
+    out["lpips_weights"] = lpips_weights
     RESULTS[f"e2e_{precision}"] = out
     share = out["metrics_share_of_model"]
     print(f"\nend-to-end run {precision} on {torch.cuda.get_device_name()}: wall {out['wall_s']:.1f} s = "

@@ -97,3 +97,21 @@ def test_random_checkpoint_loads_as_the_full_size_tokenizer(bench, tmp_path) -> 
     tok = vidtok_bench.create_tokenizer(bench.TOKENIZER, checkpoint=str(path))
     model = tok.load()
     assert tok.arch.ch == 128 and sum(p.numel() for p in model.parameters()) > 1e7
+
+
+def test_timing_weights_cache_loads_as_lpips_and_stays_in_its_folder(bench, tmp_path, monkeypatch) -> None:
+    """The random-valued LPIPS cache a bare GPU host times with: it loads through the harness's LPIPS (so the
+    same shapes and FLOPs), scores identical frames 0 and different ones > 0, and touches no other cache."""
+    from vidtok_bench.metrics.lpips import LPIPS
+    from vidtok_bench.weights import manager
+
+    monkeypatch.setenv(manager.CACHE_ENV, str(tmp_path / "user_cache"))
+    root = bench.timing_weights_cache(tmp_path / "timing", nets=("alex",))
+    assert manager.cache_dir() == tmp_path / "user_cache" and not (tmp_path / "user_cache").exists()
+    assert [p.name for p in (root / "weights").iterdir()] == [manager.converted_path("alexnet").name]
+    monkeypatch.setenv(manager.CACHE_ENV, str(root))
+    metric = LPIPS("alex", fetch=False)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    same, diff = metric(x, x), metric(x, x.flip(-1))
+    assert same.shape == (2,) and same.abs().max() < 1e-6 and (diff > 0).all() and torch.isfinite(diff).all()
+    assert not manager.is_installed("vgg16")  # only what was asked for

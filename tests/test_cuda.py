@@ -44,3 +44,26 @@ def test_runner_on_cuda_matches_cpu(tmp_path):
     for m in ("psnr", "ssim"):
         assert res["cuda"]["metrics"][m]["value"] == pytest.approx(res["cpu"]["metrics"][m]["value"], abs=1e-5)
     assert res["cuda"]["throughput"]["frames_per_s"] > 0
+
+
+def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
+    """A whole run on CUDA (device preprocessing, metrics on the GPU, TF32 off inside them) gives the CPU run's
+    value for every frame and temporal metric, and the same per-clip PSNR."""
+    import json
+
+    from vidtok_bench.cli import main
+
+    metrics = "[psnr,ssim,lpips,flicker,tlpips,profile]"
+    runs = {}
+    for dev in ("cpu", "cuda"):
+        out = tmp_path / dev
+        assert main(["run", "tokenizer=trilinear_488", "dataset=synthetic", "dataset.num_videos=1", "dataset.num_frames=34",
+                     f"metrics={metrics}", f"device={dev}", f"output_dir={out}", "progress=false"]) == 0
+        runs[dev] = (json.loads((out / "results.json").read_text()),
+                     [json.loads(x) for x in (out / "per_clip.jsonl").read_text().splitlines()])
+    (cpu, cpu_clips), (gpu, gpu_clips) = runs["cpu"], runs["cuda"]
+    assert gpu["run"]["device"].startswith("cuda") and gpu["throughput"]["frames"] == cpu["throughput"]["frames"]
+    for name in ("psnr", "ssim", "lpips", "flicker", "tlpips"):
+        assert gpu["metrics"][name]["value"] == pytest.approx(cpu["metrics"][name]["value"], rel=1e-5, abs=1e-6), name
+    psnr = lambda rows: [v for r in rows for c in r["clips"] for v in c["stats"]["psnr"]]  # noqa: E731
+    assert psnr(gpu_clips) == pytest.approx(psnr(cpu_clips), abs=1e-6)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The prepared GPU check: on a bare, offline GPU host (this repository copied there, .gpu/ from
+# benchmarks/gpu_prepare.sh beside it), install what the host lacks, run the CUDA tests, the one-command GPU
+# benchmark and a `vidtok-bench profile` sweep, each under its own time limit, logging everything under $OUT.
+#   bash benchmarks/gpu_check.sh [tests] [bench] [profile] [compile]   (default: tests bench profile)
+set -u
+OUT=${OUT:-$PWD/gpu_out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+steps=${*:-tests bench profile}
+log() { echo "== $(date +%T) $*" | tee -a "$OUT/steps.log"; }
+if [ -d .gpu/whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
+    >>"$OUT/steps.log" 2>&1 || { cat "$OUT/steps.log"; exit 1; }
+  export PYTHONPATH=/tmp/site
+fi
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >>"$OUT/steps.log" 2>&1 || {
+  log "editable install failed (see steps.log): symlinked plugin folders + PYTHONPATH instead"
+  for d in tokenizers datasets conf; do ln -sfn "../$d" "vidtok_bench/$d"; done
+  export PYTHONPATH=$PWD:${PYTHONPATH:-}
+}
+[ -d .gpu/shared ] && [ ! -e ../shared ] && ln -s "$PWD/.gpu/shared" ../shared
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee -a "$OUT/steps.log"
+python3 -c "import torch, av, vidtok_bench; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'av', av.__version__, torch.cuda.get_device_name())" \
+  | tee -a "$OUT/steps.log" || exit 1
+VB="python3 -m vidtok_bench.cli"
+# LPIPS with random-valued networks of the real shapes (a bare host cannot fetch the pinned weights):
+# the tests that need LPIPS compare two runs of the same network, and timing does not depend on the values.
+python3 -c "
+import importlib.util, sys; from pathlib import Path
+s = importlib.util.spec_from_file_location('b', 'benchmarks/bench_gpu.py'); m = importlib.util.module_from_spec(s); s.loader.exec_module(m)
+m.timing_weights_cache(Path('/tmp/timing_cache'))"
+for step in $steps; do case $step in
+tests)
+  log "CUDA tests"
+  VIDTOK_BENCH_CACHE=/tmp/timing_cache timeout 240 python3 -m pytest -q -p no:cacheprovider -rs \
+    tests/test_cuda.py tests/test_bench_gpu_helpers.py \
+    "tests/test_video_preprocess.py" "tests/test_cpu_perf_parity.py" "tests/test_runner_data.py" \
+    -k "cuda or CUDA or bench or preprocess_on or defaults_resolve" 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
+bench)
+  log "bench_gpu"
+  VIDTOK_BENCH_OUT=$OUT timeout 330 python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider  2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
+compile)
+  log "bench_gpu compiled"
+  VIDTOK_BENCH_COMPILE=1 timeout 300 python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider \
+    -k "vidtok and compiled" 2>&1 | tee "$OUT/compile.log" | grep -v "^$" | tail -30
+  timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_vidtok_fast.py -k compile 2>&1 | tee -a "$OUT/compile.log" | tail -5 ;;
+profile)
+  log "profile"
+  python3 -c "
+import importlib.util; from pathlib import Path
+s = importlib.util.spec_from_file_location('b', 'benchmarks/bench_gpu.py'); m = importlib.util.module_from_spec(s); s.loader.exec_module(m)
+m.random_vidtok_checkpoint(Path('/tmp/vidtok_random.safetensors'))"
+  timeout 150 $VB profile tokenizer=vidtok_kl_causal_488_4chn tokenizer.checkpoint=/tmp/vidtok_random.safetensors \
+    "sizes=[256,512,720,1080]" "frames=[17,33,65]" precision=bf16 repeats=2 -o "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | tail -30 ;;
+esac; done
+rm -f "$OUT"/profile/*.csv "$OUT"/profile/*.svg  # the tool brings back 8 files at most
+log "done"

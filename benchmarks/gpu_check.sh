@@ -32,13 +32,13 @@ m.timing_weights_cache(Path('/tmp/timing_cache'))"
 for step in $steps; do case $step in
 tests)
   log "CUDA tests"
-  VIDTOK_BENCH_CACHE=/tmp/timing_cache timeout 240 python3 -m pytest -q -p no:cacheprovider -rs \
+  VIDTOK_BENCH_CACHE=/tmp/timing_cache timeout ${T_TESTS:-180} python3 -m pytest -q -p no:cacheprovider -rs \
     tests/test_cuda.py tests/test_bench_gpu_helpers.py \
     "tests/test_video_preprocess.py" "tests/test_cpu_perf_parity.py" "tests/test_runner_data.py" \
     -k "cuda or CUDA or bench or preprocess_on or defaults_resolve" 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
 bench)
   log "bench_gpu"
-  VIDTOK_BENCH_OUT=$OUT timeout 330 python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider  2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
+  VIDTOK_BENCH_OUT=$OUT timeout ${T_BENCH:-270} python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider  2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
 compile)
   log "bench_gpu compiled"
   VIDTOK_BENCH_COMPILE=1 timeout 300 python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider \
@@ -50,7 +50,7 @@ profile)
 import importlib.util; from pathlib import Path
 s = importlib.util.spec_from_file_location('b', 'benchmarks/bench_gpu.py'); m = importlib.util.module_from_spec(s); s.loader.exec_module(m)
 m.random_vidtok_checkpoint(Path('/tmp/vidtok_random.safetensors'))"
-  timeout 150 $VB profile tokenizer=vidtok_kl_causal_488_4chn tokenizer.checkpoint=/tmp/vidtok_random.safetensors \
+  timeout ${T_PROFILE:-120} $VB profile tokenizer=vidtok_kl_causal_488_4chn tokenizer.checkpoint=/tmp/vidtok_random.safetensors \
     "sizes=[256,512,720,1080]" "frames=[17,33,65]" precision=bf16 repeats=2 -o "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | tail -30 ;;
 esac; done
 rm -f "$OUT"/profile/*.csv "$OUT"/profile/*.svg  # the tool brings back 8 files at most

@@ -115,3 +115,34 @@ def test_timing_weights_cache_loads_as_lpips_and_stays_in_its_folder(bench, tmp_
     same, diff = metric(x, x), metric(x, x.flip(-1))
     assert same.shape == (2,) and same.abs().max() < 1e-6 and (diff > 0).all() and torch.isfinite(diff).all()
     assert not manager.is_installed("vgg16")  # only what was asked for
+
+
+@pytest.mark.parametrize("precision,path", [("fp32", "plain"), ("bf16", "channels_last")])
+def test_measure_vidtok_on_a_small_vidtok(bench, precision, path) -> None:
+    """The GPU benchmark's VidTok measurement, run on the CPU with a fixture-size VidTok: phases timed, FLOPs
+    turned into TFLOP/s, a kernel table, the reconstruction of the right shape, the model back to plain eager."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _vidtok_fixtures import FIXTURES, cases, config_name, overrides
+
+    import vidtok_bench
+    from vidtok_bench.flops import count_flops
+
+    c = cases()["v10_kl_causal_488"]
+    tok = vidtok_bench.create_tokenizer(config_name(c), checkpoint=str(FIXTURES / "v10_kl_causal_488.ckpt"),
+                                        **overrides(c))
+    x = bench.synthetic_clip((1, 3, 9, 32, 32))
+    flops = count_flops(tok, tuple(x.shape))
+    rep, recon = bench.measure_vidtok(tok, x, precision, path, flops, repeats=2)
+    assert recon.shape == x.shape and torch.isfinite(recon).all()
+    for phase in ("encode", "decode"):
+        r = rep[phase]
+        assert len(r["times_s"]) == 2 and r["s"] > 0 and r["flops"] == flops[phase] > 0
+        assert r["tflops"] == pytest.approx(flops[phase] / r["s"] / 1e12) and r["mfu"] is None  # no peak on a CPU
+    assert rep["gpu"] == "cpu" and rep["peak_gib"] is None and rep["top_kernels"]
+    assert tok.precision.name == precision
+    model = tok.load()
+    assert model.encoder._compiled_call_impl is None
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert all(m.weight.is_contiguous() for m in convs)  # channels-last undone

@@ -66,4 +66,4 @@ def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
     for name in ("psnr", "ssim", "lpips", "flicker", "tlpips"):
         assert gpu["metrics"][name]["value"] == pytest.approx(cpu["metrics"][name]["value"], rel=1e-5, abs=1e-6), name
     psnr = lambda rows: [v for r in rows for c in r["clips"] for v in c["stats"]["psnr"]]  # noqa: E731
-    assert psnr(gpu_clips) == pytest.approx(psnr(cpu_clips), abs=1e-6)
+    assert psnr(gpu_clips) == pytest.approx(psnr(cpu_clips), rel=1e-6)  # float32 resize and model on another device

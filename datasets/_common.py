@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from vidtok_bench.data import Clip, Dataset, VideoRef
 from vidtok_bench.errors import ConfigError, DatasetError, check_choice
-from vidtok_bench.video.decode import DEFAULT_DECODE_TIMEOUT_S, decode_clips, default_workers
+from vidtok_bench.video.decode import DEFAULT_DECODE_TIMEOUT_S, decode_clips
 from vidtok_bench.video.yuv import MATRICES
 
 
@@ -121,7 +121,8 @@ class FileDataset(Dataset):
         self.source_fps = check_positive(self.name, "source_fps", source_fps, float)
         self.yuv_matrix = yuv_matrix or "bt709"
         check_choice(f"dataset '{self.name}': yuv_matrix", self.yuv_matrix, MATRICES)
-        self.workers = check_positive(self.name, "workers", workers) or default_workers()
+        # None: decided per video by the clips' kind (video.decode.default_workers)
+        self.workers = check_positive(self.name, "workers", workers)
         self.decode_timeout_s = check_positive(self.name, "decode_timeout_s", decode_timeout_s, float)
 
     def clips(self, video: VideoRef) -> Iterator[Clip]:

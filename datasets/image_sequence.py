@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from vidtok_bench.data import Clip, Dataset, VideoRef
 from vidtok_bench.errors import ConfigError, DatasetError
 from vidtok_bench.registry import register_dataset
-from vidtok_bench.video.decode import default_workers, frames_to_clips
+from vidtok_bench.video.decode import frames_to_clips
 from vidtok_bench.video.images import IMAGE_EXTENSIONS, natural_key, open_image_sequence
 
 from ._common import check_bool, check_missing, check_positive
@@ -58,7 +58,8 @@ class ImageSequenceDataset(Dataset):
         self.frames_subdir = frames_subdir or None
         self.extensions = _names(self.name, "extensions", extensions) or IMAGE_EXTENSIONS
         self.allow_missing = check_bool(self.name, "allow_missing", allow_missing)
-        self.workers = check_positive(self.name, "workers", workers) or default_workers()
+        # None: decided per video by the clips' kind (video.decode.default_workers)
+        self.workers = check_positive(self.name, "workers", workers)
 
     def frames_root(self) -> Path:
         """The folder holding one sub-folder per video."""

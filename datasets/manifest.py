@@ -19,7 +19,7 @@ from vidtok_bench.data import Clip, Dataset, Preprocess, VideoRef
 from vidtok_bench.errors import ConfigError, DatasetError, VideoError, check_choice
 from vidtok_bench.manifest import Manifest, ManifestVideo, load_manifest, manifest_sha256
 from vidtok_bench.registry import register_dataset
-from vidtok_bench.video.decode import FrameSource, default_workers, open_video, replay_clips
+from vidtok_bench.video.decode import FrameSource, open_video, replay_clips
 from vidtok_bench.video.images import open_image_sequence
 from vidtok_bench.video.yuv import MATRICES
 
@@ -46,7 +46,8 @@ class ManifestDataset(Dataset):
         self.root = Path(str(root)).expanduser()
         self.yuv_matrix = yuv_matrix or "bt709"
         check_choice(f"dataset '{self.name}': yuv_matrix", self.yuv_matrix, MATRICES)
-        self.workers = check_positive(self.name, "workers", workers) or default_workers()
+        # None: decided per video by the clips' kind (video.decode.default_workers)
+        self.workers = check_positive(self.name, "workers", workers)
         self.manifest: Manifest = load_manifest(self.manifest_path)
         self.preprocess = self._frames_from_manifest(self.preprocess, preprocess.get("clip_len"))
 

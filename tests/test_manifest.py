@@ -125,7 +125,7 @@ def mutate(path, fn, name="x.json"):
 
 @pytest.mark.parametrize("fn,msg", [
     (lambda d: d.update(schema="something/else"), "not a frame manifest"),
-    (lambda d: d.update(schema="vidtok-bench/manifest/v2"), "is not supported"),
+    (lambda d: d.update(schema="vidtok-bench/manifest/v9"), "is not supported"),
     (lambda d: d["videos"].append(dict(d["videos"][0])), "appears twice"),
     (lambda d: d["videos"][0].update(path="/abs/a.mp4"), "must be relative"),
     (lambda d: d["videos"][0].update(path="../a.mp4"), "must be relative"),
@@ -190,3 +190,20 @@ def test_diff_names_each_video_that_differs(tmp_path):
     ]
     d = mutate(a, lambda d: d["videos"][0]["clips"].pop(), "d.json")
     assert diff_manifests(a, d) == ["synthetic_000: 2 clips in a, 1 in b"]
+
+
+def test_a_v1_manifest_loads_with_its_checksums_dropped(tmp_path):
+    """v1 checksums (one running sha256 over the frames' bytes) cannot be compared with v2's: the frames load
+    exactly, every checksum is dropped, and a warning says so once; the result serialises as v2."""
+    path, _ = synthetic_manifest(tmp_path)
+    v1 = mutate(path, lambda d: d.update(schema="vidtok-bench/manifest/v1"), "v1.json")
+    assert all(v["video_sha256"] for v in json.loads(v1.read_text())["videos"])
+    with pytest.warns(UserWarning, match=r"v1 manifest: its video checksums use an older definition") as rec:
+        m = load_manifest(v1)
+    assert len(rec) == 1 and "v1.json" in str(rec[0].message)
+    now = load_manifest(path)
+    assert [v.id for v in m.videos] == [v.id for v in now.videos]
+    assert [[c.source_indices(m.clip_len) for c in v.clips] for v in m.videos] == \
+        [[c.source_indices(now.clip_len) for c in v.clips] for v in now.videos]
+    assert all(v.video_sha256 is None for v in m.videos) and m.to_json()["schema"] == "vidtok-bench/manifest/v2"
+    assert diff_manifests(m, now) == []  # no checksum to disagree on; the frames are the same

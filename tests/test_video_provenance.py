@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from vidtok_bench import create_dataset
 from vidtok_bench.data import Preprocess
 from vidtok_bench.errors import VideoError
-from vidtok_bench.video.clips import FrameDigest, SampledFrame, cut_clips
+from vidtok_bench.video.clips import FrameDigest, SampledFrame, cut_clips, frame_sha256
 from vidtok_bench.video.decode import decode_clips
 from vidtok_bench.video.yuv import iter_yuv_frames, probe_yuv, rgb_to_yuv420
 
@@ -27,10 +27,8 @@ def stream(indices: list[int]) -> list[SampledFrame]:
 
 
 def sha(frames: list[np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for f in frames:
-        h.update(f.tobytes())
-    return h.hexdigest()
+    """The checksum written independently: sha256 over the frames' own sha256 digests, in order."""
+    return hashlib.sha256(b"".join(hashlib.sha256(f.tobytes()).digest() for f in frames)).hexdigest()
 
 
 def test_bare_tensors_get_positions_and_tail_repeats():
@@ -39,7 +37,7 @@ def test_bare_tensors_get_positions_and_tail_repeats():
     assert all(c.video_sha256 is None for c in clips)  # nothing to hash without RGB
 
 
-def test_checksum_on_last_clip_only_equals_flat_sha256():
+def test_checksum_on_last_clip_only_chains_the_frames_sha256():
     src = [0, 3, 6, 9, 12, 15, 18]  # e.g. every 3rd source frame
     clips = list(cut_clips(stream(src), 3, video_id="v", source_size=(4, 2)))
     assert [c.source_indices for c in clips] == [(0, 3, 6), (9, 12, 15), (18, 18, 18)]
@@ -88,11 +86,24 @@ def test_frame_digest_checks_input_and_snapshots():
     assert d.hexdigest() is None
     with pytest.raises(TypeError, match="uint8"):
         d.update(np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="32 bytes"):
+        d.add(b"short")
     d.update(rgb(1))
     first = d.snapshot()
     d.update(torch.from_numpy(rgb(2)))
     assert first() == sha([rgb(1)]) and d.hexdigest() == sha([rgb(1), rgb(2)])
+    d.add(frame_sha256(rgb(3)))  # a digest computed elsewhere (the decoder's workers) chains the same way
+    assert d.hexdigest() == sha([rgb(1), rgb(2), rgb(3)]) and d.frames == 3
     d.close()
+
+
+def test_frames_hashed_by_the_decoder_workers_give_the_same_checksum():
+    """Digests computed where frames are converted (SampledFrame.sha256) equal hashing the RGB on arrival."""
+    src = [0, 2, 4, 6, 8]
+    by_rgb = list(cut_clips(stream(src), 2, video_id="v"))
+    by_digest = list(cut_clips([SampledFrame(i, torch.zeros(3, 2, 2), sha256=frame_sha256(rgb(i))) for i in src], 2,
+                               video_id="v"))
+    assert by_digest[-1].video_sha256 == by_rgb[-1].video_sha256 == sha([rgb(i) for i in src])
 
 
 def test_synthetic_clips_name_the_sampled_frames():

@@ -5,22 +5,26 @@ timestamp sampling, different start frames), and such results cannot be compared
 writes ``frames_manifest.json`` beside its results; ``dataset=manifest`` replays it, and
 :func:`diff_manifests` names the videos whose frames differ between two runs.
 
-Format (JSON, ``"schema": "vidtok-bench/manifest/v1"``)::
+Format (JSON, ``"schema": "vidtok-bench/manifest/v2"``)::
 
-    {"schema": "vidtok-bench/manifest/v1",
+    {"schema": "vidtok-bench/manifest/v2",
      "clip_len": 17,                  # frames per clip (T); null: each clip is its valid frames
      "preprocess": {...},             # informational: how the frames were chosen (may be null)
      "dataset": {...},                # informational: name/plugin (may be null)
      "videos": [
        {"id": "videoSRC01", "path": "videoSRC01_1920x1080_30.yuv",  # relative to the dataset root
         "source_fps": 30.0, "source_size": [1920, 1080],            # (W, H) before resize
-        "video_sha256": "<64 hex>",   # see vidtok_bench.video.clips: sha256 of the uint8 RGB frames held
+        "video_sha256": "<64 hex>",   # vidtok_bench.video.clips.FrameDigest: sha256 of the held frames' sha256s
         "clips": [{"start": 0, "valid": 17, "indices": [[0, 17, 1]]}, ...]}]}
 
 A clip's ``start`` is its position among the video's sampled frames and ``valid`` its real
 frames; ``indices`` are the source frame numbers of those ``valid`` frames as run-length
 segments ``[start, stop, step]`` (Python ``range`` semantics, concatenated, exact round trip).
 Frames ``valid..clip_len-1`` repeat the last real frame (tail padding).
+
+v1 manifests (``video_sha256`` was one running sha256 over the frames' bytes, which one core had to
+compute alone) still load and replay the same frames; their checksums cannot be compared with v2's
+and are dropped, with a warning.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
@@ -37,7 +42,9 @@ from typing import Any, Sequence
 from .data import Clip
 from .errors import DatasetError
 
-SCHEMA = "vidtok-bench/manifest/v1"
+SCHEMA = "vidtok-bench/manifest/v2"
+#: read, with their video checksums dropped (another definition; see the module docstring)
+OLD_SCHEMAS = ("vidtok-bench/manifest/v1",)
 #: preprocessing keys that choose frames: a replay takes them from the manifest, not from the run
 FRAME_KEYS = ("fps", "sampling", "clip_stride", "tail", "max_frames")
 _SCHEMA_PREFIX = "vidtok-bench/manifest/"
@@ -243,7 +250,12 @@ def manifest_from_json(doc: Any, source: str = "manifest") -> Manifest:
         if not isinstance(doc, dict):
             raise ValueError("must be a JSON object")
         schema = doc.get("schema")
-        if schema != SCHEMA:
+        if schema in OLD_SCHEMAS:
+            warnings.warn(f"{source}: a {schema} manifest: its video checksums use an older definition and are not "
+                          f"verified (the frames are replayed exactly); a run writes a {SCHEMA} one", stacklevel=2)
+            doc = {**doc, "schema": SCHEMA,
+                   "videos": [{**v, "video_sha256": None} if isinstance(v, dict) else v for v in doc.get("videos") or []]}
+        elif schema != SCHEMA:
             if isinstance(schema, str) and schema.startswith(_SCHEMA_PREFIX):
                 raise ValueError(f"schema {schema!r} is not supported (this vidtok-bench reads {SCHEMA})")
             raise ValueError(f"not a frame manifest (schema {schema!r}, expected {SCHEMA!r})")

@@ -28,7 +28,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError, check_choice
-from .clips import SampledFrame, cut_clips, recorded_clips
+from .clips import SampledFrame, cut_clips, frame_sha256, recorded_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
@@ -44,15 +44,18 @@ CLIP_FRAMES = ("float", "uint8", "pinned")
 DEFAULT_DECODE_TIMEOUT_S = 600.0
 
 
-def default_workers() -> int:
-    """Resize threads: up to 4, never more than the cores.
+def default_workers(clip_frames: str = "float") -> int:
+    """Conversion threads within one video: up to 4 for float clips, up to 16 for uint8 clips; never more than the cores.
 
-    The float resize of a 1080p frame costs several times its decode, so throughput grows
-    with these threads, but so does memory (each holds full-resolution float frames): on a
-    16-core machine 4 threads kept the 1080p pipeline's peak RSS under 1 GB, 8 gave ~1.2 GB
-    and about twice the frames/s. Datasets take ``workers`` to choose.
+    Float clips: the float resize of a 1080p frame costs several times its decode, so throughput
+    grows with these threads, but so does memory (each holds full-resolution float frames): on a
+    16-core machine 4 threads kept the 1080p pipeline's peak RSS under 1 GB, 8 gave ~1.2 GB and
+    about twice the frames/s. uint8 clips (``preprocess_on=device``): a thread only converts to RGB
+    and hashes (~3 + 5 ms per 1080p frame) and holds one uint8 frame, so more threads cost little
+    memory and keep one video's pipeline near its decode rate. Datasets take ``workers`` to choose.
     """
-    return max(1, min(4, os.cpu_count() or 1))
+    cap = 4 if clip_frames == "float" else 16
+    return max(1, min(cap, os.cpu_count() or 1))
 
 
 @dataclass
@@ -312,8 +315,9 @@ def resized_frames(
     max_frames: int | None = None, workers: int = 1,
 ) -> Iterator[SampledFrame]:
     """Sampled frames in order: ``(source index, raw item)`` in, resized float (3, h, w) in [0, 1]
-    plus the uint8 RGB (for the video's checksum) out; RGB conversion + resize run on ``workers``
-    threads. ``resizer=None`` keeps the uint8 (H, W, 3) source frame as the frame (uint8 clips).
+    plus the source frame's sha256 (for the video's checksum) out; RGB conversion, hashing and resize
+    run on ``workers`` threads. ``resizer=None`` keeps the uint8 (H, W, 3) source frame as the frame
+    (uint8 clips).
 
     At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
     converted once.
@@ -323,10 +327,14 @@ def resized_frames(
             rgb = to_rgb(item[1])
         except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
             raise _av_error(path, exc, "cannot convert a decoded frame to RGB") from None
-        if resizer is None:
-            return SampledFrame(item[0], _as_tensor(rgb), rgb)
         try:
-            return SampledFrame(item[0], resizer(rgb), rgb)
+            digest = frame_sha256(rgb)  # here, on the worker threads: hashing is as costly as converting
+        except TypeError as exc:
+            raise VideoError(path, str(exc)) from None
+        if resizer is None:
+            return SampledFrame(item[0], _as_tensor(rgb), sha256=digest)
+        try:
+            return SampledFrame(item[0], resizer(rgb), sha256=digest)
         except VideoError as exc:
             raise VideoError(path, exc.problem) from None
 
@@ -401,7 +409,7 @@ def frames_to_clips(
     numbered = number_frames(iter(source.frames()), source.path, start, end)
     raw = sample(numbered, source.fps, pp, source.path)
     frames = resized_frames(raw, source.to_rgb, None if uint8 else resizer, source.path, pp.max_frames,
-                            workers or default_workers())
+                            workers or default_workers(clip_frames))
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
@@ -420,7 +428,7 @@ def replay_clips(
     resizer.check(source.height, source.width, source.path)
     raw = select_frames(iter(source.frames()), [i for _, i in positions], source.path)
     frames = resized_frames(raw, source.to_rgb, None if uint8 else resizer, source.path, None,
-                            workers or default_workers())
+                            workers or default_workers(clip_frames))
     yield from recorded_clips(
         frames, [p for p, _ in positions], windows, clip_len, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),

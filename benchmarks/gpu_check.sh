@@ -38,7 +38,7 @@ tests)
     -k "cuda or CUDA or bench or preprocess_on or defaults_resolve" 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
 bench)
   log "bench_gpu"
-  VIDTOK_BENCH_OUT=$OUT timeout ${T_BENCH:-270} python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider  2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
+  VIDTOK_BENCH_OUT=$OUT timeout ${T_BENCH:-420} python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider  2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
 compile)
   log "bench_gpu compiled"
   VIDTOK_BENCH_COMPILE=1 timeout 300 python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider \

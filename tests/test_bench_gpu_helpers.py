@@ -146,3 +146,12 @@ def test_measure_vidtok_on_a_small_vidtok(bench, precision, path) -> None:
     assert model.encoder._compiled_call_impl is None
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
     assert all(m.weight.is_contiguous() for m in convs)  # channels-last undone
+
+
+def test_precision_delta(bench) -> None:
+    x = bench.synthetic_clip((1, 3, 4, 16, 16))
+    fp32 = (x + 0.01).clamp(-1, 1)
+    other = (x + 0.01 + 0.001 * torch.randn_like(x)).clamp(-1, 1)
+    rep = bench.precision_delta(x, fp32, other)
+    assert rep["psnr_bf16_vs_fp32_db"] == pytest.approx(psnr(fp32, other).mean().item())
+    assert rep["delta_db"] == pytest.approx(rep["psnr_bf16_db"] - rep["psnr_fp32_db"]) and rep["delta_db"] < 0

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from vidtok_bench.autotune import StaticShapeAutotune
 from vidtok_bench.checkpoints import check_state_dict, load_state_dict
 from vidtok_bench.errors import ConfigError, InputShapeError
 from vidtok_bench.frames import FrameRule
@@ -95,8 +96,7 @@ class VidTokTokenizer(Tokenizer):
         self.channels_last = None if channels_last is None else bool(channels_last)
         self.compile = bool(compile)
         # None: autotune cuDNN kernels when a call repeats the previous call's shape (fixed-size clips), else leave the flag
-        self.cudnn_benchmark = None if cudnn_benchmark is None else bool(cudnn_benchmark)
-        self._last_shape: dict[str, tuple[int, ...]] = {}
+        self._autotune = StaticShapeAutotune(None if cudnn_benchmark is None else bool(cudnn_benchmark))
         self.sample_posterior = bool(sample_posterior)
         self.seed = int(seed)
         self.checkpoint = str(checkpoint) if checkpoint else None
@@ -164,7 +164,7 @@ class VidTokTokenizer(Tokenizer):
         clone.device = torch.device("meta")
         clone.precision = None  # autocast has no meta backend; FLOPs do not depend on it
         clone._model = clone._layout(build_vidtok(self.arch, device="meta"))
-        clone._weights, clone._last_shape = {}, {}
+        clone._weights, clone._autotune = {}, StaticShapeAutotune(self.cudnn_benchmark)
         return clone
 
     def _arch_text(self) -> str:
@@ -190,28 +190,25 @@ class VidTokTokenizer(Tokenizer):
 
         return use_channels_last(model, self._channels_last())
 
+    @property
+    def cudnn_benchmark(self) -> bool | None:
+        """None: autotune calls that repeat the previous shape (``vidtok_bench.autotune``); True/False: forced."""
+        return self._autotune.force
+
+    @cudnn_benchmark.setter
+    def cudnn_benchmark(self, value: bool | None) -> None:
+        self._autotune.force = None if value is None else bool(value)
+
     def _cudnn_benchmark_for(self, kind: str, shape: tuple[int, ...]) -> bool | None:
-        """Autotune when this ``kind`` of call repeats the previous shape: fixed-size clips pay one search,
-        whole videos of varying length (tiling) do not pay one per length. None: leave the caller's setting."""
-        static = self._last_shape.get(kind) == shape
-        self._last_shape[kind] = shape
-        if self.cudnn_benchmark is not None:
-            return self.cudnn_benchmark
-        return True if static else None
+        return self._autotune.decide(kind, shape)
 
     @contextlib.contextmanager
     def _kernels(self, kind: str, x: torch.Tensor) -> Iterator[None]:
         """no_grad, the plugin's own precision when forced (Python API use; otherwise the caller's
         scope), and cuDNN autotuning on CUDA where shapes are static."""
-        bench = self._cudnn_benchmark_for(kind, tuple(x.shape))
-        old = torch.backends.cudnn.benchmark
-        if self.device.type == "cuda" and bench is not None:
-            torch.backends.cudnn.benchmark = bench
-        try:
-            with torch.no_grad(), (self.precision.scope(self.device) if self.precision else contextlib.nullcontext()):
-                yield
-        finally:
-            torch.backends.cudnn.benchmark = old
+        with self._autotune.scope(self.device, kind, tuple(x.shape)), torch.no_grad(), \
+                (self.precision.scope(self.device) if self.precision else contextlib.nullcontext()):
+            yield
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         if self._generator is None:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..autotune import StaticShapeAutotune
 from ..errors import InputShapeError
 from ..precision import full_fp32
 from ..registry import register_metric
@@ -85,6 +86,7 @@ class DISTS:
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         self.weights_sha256 = {n: manager.artifact(n).sha256 for n in ("vgg16", "dists")}
+        self._autotune = StaticShapeAutotune()  # cuDNN search once a shape repeats (a run's clips)
 
     def features(self, u: torch.Tensor) -> list[torch.Tensor]:
         """The six DISTS feature maps of images ``u`` in [0,1]: the image, then relu{1_2,...,5_3}."""
@@ -105,7 +107,7 @@ class DISTS:
             raise InputShapeError(f"DISTS takes two (N,3,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
         n = x.shape[0]
         u = (torch.cat([x, y]).to(self.device, torch.float32) + 1) / 2  # one pass for both images
-        with full_fp32():  # reference numbers are fp32; TF32 convs would shift them
+        with full_fp32(), self._autotune.scope(self.device, "pairs", tuple(u.shape)):  # fp32: TF32 shifts the numbers
             f = self.features(u)
         return dists_from_features([t[:n] for t in f], [t[n:] for t in f], self.alpha, self.beta).float()
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..autotune import StaticShapeAutotune
 from ..errors import InputShapeError
 from ..precision import full_fp32
 
@@ -155,6 +156,7 @@ class I3D:
         self.net = InceptionI3d()
         self.net.load_state_dict(torch_state_dict(manager.load_state(WEIGHTS_NAME, fetch_missing=fetch)))
         self.net.eval().requires_grad_(False).to(self.device)
+        self._autotune = StaticShapeAutotune()  # cuDNN search once a clip shape repeats
 
     @torch.inference_mode()
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
@@ -163,7 +165,7 @@ class I3D:
         if video.shape[2] < 9:
             raise InputShapeError(f"I3D needs at least 9 frames, got {video.shape[2]}")
         x = video.to(self.device, torch.float32)
-        with full_fp32():
+        with full_fp32(), self._autotune.scope(self.device, "clips", tuple(x.shape)):
             return self.net(x).float()
 
     def spec(self) -> dict[str, Any]:

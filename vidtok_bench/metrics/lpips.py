@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ..autotune import StaticShapeAutotune
 from ..errors import ConfigError, InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
@@ -99,6 +100,7 @@ class LPIPS:
                 if isinstance(m, torch.nn.Conv2d):
                     m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
         self.package_version = _lpips_version()
+        self._autotune = StaticShapeAutotune()  # cuDNN search once a shape repeats (a run's clips)
 
     def _layers(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The backbone's outputs (relu1_2 ... or relu1 ...) one slice at a time, after the v0.1 scaling layer."""
@@ -123,7 +125,7 @@ class LPIPS:
         from ..precision import full_fp32
 
         m = self.model
-        with full_fp32():  # reference numbers are fp32; TF32 convs would shift them
+        with full_fp32(), self._autotune.scope(self.device, "pairs", tuple(x.shape)):  # fp32: TF32 convs shift the numbers
             val = 0
             for k, (a, b) in enumerate(zip(self._layers(x), self._layers(y))):
                 d = _unit(a).sub_(_unit(b)).square_()  # (normalize_tensor(a) - normalize_tensor(b)) ** 2
@@ -148,7 +150,7 @@ class LPIPS:
         from ..precision import full_fp32
 
         m = self.model
-        with full_fp32():
+        with full_fp32(), self._autotune.scope(self.device, "sequence", tuple(frames.shape)):
             val = 0
             for k, out in enumerate(self._layers(frames.to(self.device, torch.float32))):
                 f = lpips_pkg.normalize_tensor(out)

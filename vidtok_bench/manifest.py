@@ -151,6 +151,8 @@ class Manifest:
     videos: list[ManifestVideo]
     preprocess: dict[str, Any] | None = None
     dataset: dict[str, Any] | None = None
+    #: the schema the document was written with (an older one: its checksums were dropped on loading)
+    written_as: str = SCHEMA
 
     def video(self, video_id: str) -> ManifestVideo:
         for v in self.videos:
@@ -250,6 +252,7 @@ def manifest_from_json(doc: Any, source: str = "manifest") -> Manifest:
         if not isinstance(doc, dict):
             raise ValueError("must be a JSON object")
         schema = doc.get("schema")
+        written_as = schema if schema in OLD_SCHEMAS else SCHEMA
         if schema in OLD_SCHEMAS:
             warnings.warn(f"{source}: a {schema} manifest: its video checksums use an older definition and are not "
                           f"verified (the frames are replayed exactly); a run writes a {SCHEMA} one", stacklevel=2)
@@ -276,7 +279,7 @@ def manifest_from_json(doc: Any, source: str = "manifest") -> Manifest:
                 raise ValueError(f"{key} must be an object or null")
     except ValueError as exc:
         raise DatasetError(f"{source}: {exc}") from None
-    return Manifest(clip_len, videos, doc.get("preprocess"), doc.get("dataset"))
+    return Manifest(clip_len, videos, doc.get("preprocess"), doc.get("dataset"), written_as)
 
 
 def load_manifest(path: str | Path) -> Manifest:

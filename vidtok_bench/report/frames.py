@@ -8,8 +8,10 @@ frames) fall back to the data fingerprint, with a note saying so.
 """
 from __future__ import annotations
 
+import warnings
+
 from ..errors import BenchError
-from ..manifest import diff_manifests
+from ..manifest import SCHEMA, diff_manifests, load_manifest
 from ..results import MANIFEST_FILE, Result
 
 #: differing videos named in a refusal before the rest is counted
@@ -27,9 +29,16 @@ def frames_difference(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")
     if absent:
         return f"{head}; the differing videos cannot be named: {', '.join(absent)} not found"
     try:
-        lines = diff_manifests(files[0], files[1], labels)
+        with warnings.catch_warnings():  # an older manifest's warning is this line's business, said below
+            warnings.simplefilter("ignore")
+            ma, mb = load_manifest(files[0]), load_manifest(files[1])
+        lines = diff_manifests(ma, mb, labels)
     except BenchError as exc:
         return f"{head}; the differing videos cannot be named: {exc}"
+    old = [f"{lab} ({m.written_as})" for lab, m in zip(labels, (ma, mb)) if m.written_as != SCHEMA]
+    if old and not lines:
+        return (f"{head}: the same frame numbers per video, but {' and '.join(old)} recorded content checksums "
+                f"of an older definition, which cannot be compared with {SCHEMA}'s; rerun it to compare")
     if not lines:
         return f"{head}: the same frame numbers and content per video, but another clip length or source fps/size"
     more = f"; … and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""

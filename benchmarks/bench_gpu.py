@@ -105,23 +105,33 @@ def time_phases(encode: Callable[[], Any], decode: Callable[[Any], Any], sync: C
     return enc, dec, out
 
 
-def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg")) -> Path:
-    """A weights cache under ``root`` holding LPIPS networks with *random* values, for timing on a host that
-    cannot fetch the real ones (a bare GPU box): the same shapes, so the same FLOPs and kernels, and metric
-    values that mean nothing. Point ``VIDTOK_BENCH_CACHE`` at it only for a timing run, never at a user's cache."""
+def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg", "dists")) -> Path:
+    """A weights cache under ``root`` holding the LPIPS networks (``alex``, ``vgg``) and DISTS' alpha/beta
+    (``dists``, over the same VGG16) with *random* values, for a host that cannot fetch the real ones (a bare
+    GPU box): the same shapes, so the same FLOPs and kernels, and metric values that mean nothing; good for
+    timing and for comparing two devices on the same network. Point ``VIDTOK_BENCH_CACHE`` at it only for
+    such runs, never at a user's cache."""
     import warnings
 
     import lpips as lpips_pkg
     from safetensors.torch import save_file
 
+    from vidtok_bench.metrics.dists import CHANNELS
     from vidtok_bench.metrics.lpips import _NETS
     from vidtok_bench.weights import manager
+
+    def save(name: str, flat: dict[str, torch.Tensor]) -> None:
+        a = manager.artifact(name)
+        dest = manager.converted_path(a)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        save_file(flat, str(dest), metadata={"source_sha256": a.sha256, "artifact": a.member,
+                                             "format": manager.FORMAT_VERSION, "random_for_timing": "1"})
 
     old = os.environ.get(manager.CACHE_ENV)
     os.environ[manager.CACHE_ENV] = str(root)
     try:
         g = torch.Generator().manual_seed(0)
-        for net in nets:
+        for net in [n for n in nets if n != "dists"] + (["vgg"] if "dists" in nets and "vgg" not in nets else []):
             name, trunk, _ = _NETS[net]
             with warnings.catch_warnings(), torch.device("meta"):
                 warnings.simplefilter("ignore")
@@ -134,11 +144,11 @@ def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg")) ->
                 flat[f"{trunk}/Conv_{i}/bias"] = torch.zeros(o)
             for k, lin in enumerate(model.lins):
                 flat[f"NetLinLayer_{k}/Conv_0/kernel"] = torch.rand(1, 1, lin.model[1].weight.shape[1], 1, generator=g)
-            a = manager.artifact(name)
-            dest = manager.converted_path(a)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            save_file(flat, str(dest), metadata={"source_sha256": a.sha256, "artifact": a.member,
-                                                 "format": manager.FORMAT_VERSION, "random_for_timing": "1"})
+            save(name, flat)
+        if "dists" in nets:  # alpha, beta over every feature channel (as DISTS-pytorch's weights.pt), summing to 1
+            ab = torch.rand(2, sum(CHANNELS), generator=g)
+            ab /= ab.sum()
+            save("dists", {"alpha": ab[0].reshape(1, -1, 1, 1), "beta": ab[1].reshape(1, -1, 1, 1)})
     finally:
         if old is None:
             os.environ.pop(manager.CACHE_ENV, None)

@@ -155,3 +155,18 @@ def test_precision_delta(bench) -> None:
     rep = bench.precision_delta(x, fp32, other)
     assert rep["psnr_bf16_vs_fp32_db"] == pytest.approx(psnr(fp32, other).mean().item())
     assert rep["delta_db"] == pytest.approx(rep["psnr_bf16_db"] - rep["psnr_fp32_db"]) and rep["delta_db"] < 0
+
+
+def test_timing_weights_cache_serves_dists_over_the_same_vgg(bench, tmp_path, monkeypatch) -> None:
+    """nets=("dists",) writes DISTS' alpha/beta and the VGG16 they sit on; DISTS loads them without a fetch
+    and behaves like a distance (0 for identical frames, > 0 otherwise)."""
+    from vidtok_bench.metrics.dists import DISTS
+    from vidtok_bench.weights import manager
+
+    root = bench.timing_weights_cache(tmp_path / "timing", nets=("dists",))
+    monkeypatch.setenv(manager.CACHE_ENV, str(root))
+    assert manager.is_installed("dists") and manager.is_installed("vgg16") and not manager.is_installed("alexnet")
+    metric = DISTS(fetch=False)
+    x = torch.rand(2, 3, 48, 48) * 2 - 1
+    same, diff = metric(x, x), metric(x, x.flip(-1))
+    assert same.abs().max() < 1e-5 and (diff > 1e-4).all() and torch.isfinite(diff).all()

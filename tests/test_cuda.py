@@ -48,12 +48,16 @@ def test_runner_on_cuda_matches_cpu(tmp_path):
 
 def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
     """A whole run on CUDA (device preprocessing, metrics on the GPU, TF32 off inside them) gives the CPU run's
-    value for every frame and temporal metric, and the same per-clip PSNR."""
+    value for every frame and temporal metric (DISTS where its weights are installed), and the same per-frame PSNR."""
     import json
 
     from vidtok_bench.cli import main
+    from vidtok_bench.weights import manager
 
-    metrics = "[psnr,ssim,lpips,flicker,tlpips,profile]"
+    names = ["psnr", "ssim", "lpips", "flicker", "tlpips", "profile"]
+    if manager.is_installed("dists") and manager.is_installed("vgg16"):  # DISTS too where its weights are here
+        names.append("dists")
+    metrics = f"[{','.join(names)}]"
     runs = {}
     for dev in ("cpu", "cuda"):
         out = tmp_path / dev
@@ -63,7 +67,7 @@ def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
                      [json.loads(x) for x in (out / "per_clip.jsonl").read_text().splitlines()])
     (cpu, cpu_clips), (gpu, gpu_clips) = runs["cpu"], runs["cuda"]
     assert gpu["run"]["device"].startswith("cuda") and gpu["throughput"]["frames"] == cpu["throughput"]["frames"]
-    for name in ("psnr", "ssim", "lpips", "flicker", "tlpips"):
+    for name in [n for n in names if n != "profile"]:
         assert gpu["metrics"][name]["value"] == pytest.approx(cpu["metrics"][name]["value"], rel=1e-5, abs=1e-6), name
     psnr = lambda rows: [v for r in rows for c in r["clips"] for v in c["stats"]["psnr"]]  # noqa: E731
     assert psnr(gpu_clips) == pytest.approx(psnr(cpu_clips), rel=1e-6)  # float32 resize and model on another device

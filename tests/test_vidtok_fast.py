@@ -76,13 +76,13 @@ def test_defaults_and_info() -> None:
 
 def test_cudnn_benchmark_only_for_repeated_shapes() -> None:
     tok = _tok("v10_kl_causal_488")
-    assert tok._cudnn_benchmark_for("encode", (1, 3, 17, 256, 256)) is None  # first shape: the caller's setting
-    assert tok._cudnn_benchmark_for("encode", (1, 3, 17, 256, 256)) is True  # static clips: autotune
-    assert tok._cudnn_benchmark_for("decode", (1, 4, 5, 32, 32)) is None  # tracked per call kind
-    assert tok._cudnn_benchmark_for("encode", (1, 3, 33, 256, 256)) is None  # a new length: no search forced
+    assert tok._autotune.decide("encode", (1, 3, 17, 256, 256)) is None  # first shape: the caller's setting
+    assert tok._autotune.decide("encode", (1, 3, 17, 256, 256)) is True  # static clips: autotune
+    assert tok._autotune.decide("decode", (1, 4, 5, 32, 32)) is None  # tracked per call kind
+    assert tok._autotune.decide("encode", (1, 3, 33, 256, 256)) is None  # a new length: no search forced
     forced = _tok("v10_kl_causal_488", cudnn_benchmark=False)
-    forced._cudnn_benchmark_for("encode", (1, 3, 17, 32, 32))
-    assert forced._cudnn_benchmark_for("encode", (1, 3, 17, 32, 32)) is False
+    forced._autotune.decide("encode", (1, 3, 17, 32, 32))
+    assert forced._autotune.decide("encode", (1, 3, 17, 32, 32)) is False
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() and not os.environ.get("VIDTOK_BENCH_TEST_COMPILE"),

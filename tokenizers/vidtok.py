@@ -199,9 +199,6 @@ class VidTokTokenizer(Tokenizer):
     def cudnn_benchmark(self, value: bool | None) -> None:
         self._autotune.force = None if value is None else bool(value)
 
-    def _cudnn_benchmark_for(self, kind: str, shape: tuple[int, ...]) -> bool | None:
-        return self._autotune.decide(kind, shape)
-
     @contextlib.contextmanager
     def _kernels(self, kind: str, x: torch.Tensor) -> Iterator[None]:
         """no_grad, the plugin's own precision when forced (Python API use; otherwise the caller's

@@ -25,10 +25,10 @@ python3 -c "import torch, av, vidtok_bench; print('torch', torch.__version__, 'c
 VB="python3 -m vidtok_bench.cli"
 # LPIPS with random-valued networks of the real shapes (a bare host cannot fetch the pinned weights):
 # the tests that need LPIPS compare two runs of the same network, and timing does not depend on the values.
-python3 -c "
-import importlib.util, sys; from pathlib import Path
-s = importlib.util.spec_from_file_location('b', 'benchmarks/bench_gpu.py'); m = importlib.util.module_from_spec(s); s.loader.exec_module(m)
-m.timing_weights_cache(Path('/tmp/timing_cache'))"
+bench_helper() {  # call one of benchmarks/bench_gpu.py's CPU-safe helpers: bench_helper "name(args)"
+  python3 -c "import sys; from pathlib import Path; sys.path.insert(0, 'benchmarks'); import bench_gpu; bench_gpu.$1"
+}
+bench_helper "timing_weights_cache(Path('/tmp/timing_cache'))"
 for step in $steps; do case $step in
 tests)
   log "CUDA tests"
@@ -46,10 +46,7 @@ compile)
   timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_vidtok_fast.py -k compile 2>&1 | tee -a "$OUT/compile.log" | tail -5 ;;
 profile)
   log "profile"
-  python3 -c "
-import importlib.util; from pathlib import Path
-s = importlib.util.spec_from_file_location('b', 'benchmarks/bench_gpu.py'); m = importlib.util.module_from_spec(s); s.loader.exec_module(m)
-m.random_vidtok_checkpoint(Path('/tmp/vidtok_random.safetensors'))"
+  bench_helper "random_vidtok_checkpoint(Path('/tmp/vidtok_random.safetensors'))"
   timeout ${T_PROFILE:-120} $VB profile tokenizer=vidtok_kl_causal_488_4chn tokenizer.checkpoint=/tmp/vidtok_random.safetensors \
     "sizes=[256,512,720,1080]" "frames=[17,33,65]" precision=bf16 repeats=2 -o "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | tail -30 ;;
 esac; done

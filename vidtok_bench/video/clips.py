@@ -19,6 +19,7 @@ timestamp sampling repeats is hashed at each position it fills.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
@@ -106,6 +107,55 @@ class FrameDigest:
         """Nothing to release (kept so callers need not know how the digest is computed)."""
 
 
+class ClipBuffer:
+    """One uint8 clip's (T, H, W, 3) tensor, allocated by the first converting thread that has a frame for it.
+
+    Why: copying each 1080p frame (6 MB) into its clip on the thread that runs the decoder, plus the
+    first-touch page faults of a fresh clip tensor, cost more than decoding the frame and capped one
+    video's uint8 pipeline well below its decode rate; the converting threads now write their own
+    frames into place, in parallel (:class:`ClipPlacement`).
+    """
+
+    def __init__(self, length: int, pin: bool = False):
+        self.length, self.pin = length, pin
+        self.tensor: torch.Tensor | None = None
+        self._lock = threading.Lock()
+
+    def put(self, slot: int, rgb: np.ndarray) -> torch.Tensor | None:
+        """Copy ``rgb`` (H, W, 3) into frame ``slot`` and return that frame's view (None: another frame size)."""
+        with self._lock:
+            if self.tensor is None:
+                self.tensor = torch.empty((self.length, *rgb.shape), dtype=torch.uint8, pin_memory=self.pin)
+        if tuple(self.tensor.shape[1:]) != tuple(rgb.shape):
+            return None
+        dst = self.tensor[slot]
+        dst.copy_(torch.from_numpy(np.ascontiguousarray(rgb)))
+        return dst
+
+
+class ClipPlacement:
+    """Sampled position -> (its clip's :class:`ClipBuffer`, frame slot), for uint8 clips of non-overlapping
+    windows (``stride >= clip_len``, the windows :func:`cut_clips` cuts); None for a frame between windows.
+
+    Called once per sampled position, in order, on the decoding thread: a new window gets a new buffer, and
+    the previous one is no longer referenced here (its frames and clip keep it alive).
+    """
+
+    def __init__(self, clip_len: int, stride: int | None = None, pin: bool = False):
+        self.clip_len, self.stride, self.pin = clip_len, stride or clip_len, pin
+        if self.stride < clip_len:
+            raise ValueError("clip placement needs non-overlapping windows (stride >= clip_len)")
+        self._window, self._buffer = -1, None
+
+    def __call__(self, position: int) -> tuple[ClipBuffer, int] | None:
+        window, slot = divmod(position, self.stride)
+        if slot >= self.clip_len:
+            return None
+        if window != self._window:
+            self._window, self._buffer = window, ClipBuffer(self.clip_len, self.pin)
+        return self._buffer, slot
+
+
 @dataclass
 class SampledFrame:
     """One sampled frame on its way into clips."""
@@ -114,6 +164,7 @@ class SampledFrame:
     frame: torch.Tensor  # float (3, h, w) in [0, 1], or the uint8 (H, W, 3) source frame itself (uint8 clips)
     rgb: np.ndarray | None = None  # the uint8 source frame before resize, hashed on arrival (when sha256 is not given)
     sha256: bytes | None = None  # frame_sha256 of the source frame, computed where it was converted
+    clip: torch.Tensor | None = None  # uint8 frames: the clip tensor ``frame`` was written into (ClipPlacement)
 
 
 def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: str, index: int, start: int,
@@ -175,6 +226,10 @@ def _take(item: torch.Tensor | SampledFrame, position: int, digest: FrameDigest)
             digest.update(item.rgb)
         return item.index, item.frame
     return position, item
+
+
+def _placed_clip(item: torch.Tensor | SampledFrame) -> torch.Tensor | None:
+    return item.clip if isinstance(item, SampledFrame) else None
 
 
 def cut_clips(
@@ -239,10 +294,15 @@ def _cut(
             continue
         i, frame = _take(f, n - 1, digest)
         if frame.dtype == torch.uint8 and stride >= clip_len:
+            slot = n - 1 - s
+            placed = _placed_clip(f)
+            if into is None and slot == 0 and placed is not None and placed[0].data_ptr() == frame.data_ptr():
+                into = placed  # the converting threads write this window's frames into place (ClipPlacement)
             if into is None:
                 into = torch.empty((clip_len, *frame.shape), dtype=torch.uint8, pin_memory=bool(meta.get("pin")))
-            into[n - 1 - s] = frame
-            frame = into[n - 1 - s]
+            if into[slot].data_ptr() != frame.data_ptr():  # not already in place: copy it here
+                into[slot] = frame
+                frame = into[slot]
         buf.append((i, frame))
         if tail == "repeat":  # a frame a clip will hold arrived: the clip cut before it is not the last
             yield from out.release()

@@ -28,7 +28,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError, check_choice
-from .clips import SampledFrame, cut_clips, frame_sha256, recorded_clips
+from .clips import ClipPlacement, SampledFrame, cut_clips, frame_sha256, recorded_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
@@ -312,17 +312,17 @@ def select_frames(frames: Iterator[tuple[Fraction, Any]], wanted: Sequence[int],
 
 def resized_frames(
     raw: Iterable[tuple[int, Any]], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer | None, path: str,
-    max_frames: int | None = None, workers: int = 1,
+    max_frames: int | None = None, workers: int = 1, placement: ClipPlacement | None = None,
 ) -> Iterator[SampledFrame]:
     """Sampled frames in order: ``(source index, raw item)`` in, resized float (3, h, w) in [0, 1]
     plus the source frame's sha256 (for the video's checksum) out; RGB conversion, hashing and resize
     run on ``workers`` threads. ``resizer=None`` keeps the uint8 (H, W, 3) source frame as the frame
-    (uint8 clips).
+    (uint8 clips); with ``placement`` the threads write it straight into its clip's tensor.
 
     At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
     converted once.
     """
-    def work(item: tuple[int, Any]) -> SampledFrame:
+    def work(item: tuple[int, Any], place: tuple[Any, int] | None = None) -> SampledFrame:
         try:
             rgb = to_rgb(item[1])
         except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
@@ -332,6 +332,9 @@ def resized_frames(
         except TypeError as exc:
             raise VideoError(path, str(exc)) from None
         if resizer is None:
+            placed = place[0].put(place[1], rgb) if place is not None else None
+            if placed is not None:
+                return SampledFrame(item[0], placed, sha256=digest, clip=place[0].tensor)
             return SampledFrame(item[0], _as_tensor(rgb), sha256=digest)
         try:
             return SampledFrame(item[0], resizer(rgb), sha256=digest)
@@ -348,12 +351,13 @@ def resized_frames(
             if max_frames is not None and count >= max_frames:
                 break
             count += 1
+            place = placement(count - 1) if placement is not None else None  # every position, in order
             if item is last_item and last is not None:
-                job = last
+                job = last  # a repeated frame stays where it was placed; cut_clips copies it
             elif pool is None:
-                job = work(item)
+                job = work(item, place)
             else:
-                job = pool.submit(work, item)
+                job = pool.submit(work, item, place)
             last_item, last = item, job
             pending.append(job)
             while len(pending) > 2 * workers or (pool is None and pending):
@@ -408,8 +412,11 @@ def frames_to_clips(
     start, end = frame_range or (0, None)
     numbered = number_frames(iter(source.frames()), source.path, start, end)
     raw = sample(numbered, source.fps, pp, source.path)
+    placement = None
+    if uint8 and pp.clip_len is not None and (pp.clip_stride or pp.clip_len) >= pp.clip_len:
+        placement = ClipPlacement(pp.clip_len, pp.clip_stride, pin=clip_frames == "pinned")
     frames = resized_frames(raw, source.to_rgb, None if uint8 else resizer, source.path, pp.max_frames,
-                            workers or default_workers(clip_frames))
+                            workers or default_workers(clip_frames), placement)
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),

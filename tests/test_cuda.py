@@ -9,8 +9,9 @@ from _vidtok_fixtures import FIXTURES, cases, config_name, overrides
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (run on a GPU host)")
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("case", ["v10_kl_causal_488", "v10_fsq_causal_488_4096", "v11_kl_causal_488"])
-def test_vidtok_fixture_parity_on_cuda(case):
+def test_vidtok_fixture_parity_on_cuda(case, channels_last):
     import vidtok_bench
 
     c = cases()[case]
@@ -19,7 +20,8 @@ def test_vidtok_fixture_parity_on_cuda(case):
     torch.backends.cudnn.allow_tf32 = False
     try:
         make = lambda tiling: vidtok_bench.create_tokenizer(  # noqa: E731
-            config_name(c), checkpoint=str(FIXTURES / f"{case}.ckpt"), device="cuda", tiling=tiling, **overrides(c))
+            config_name(c), checkpoint=str(FIXTURES / f"{case}.ckpt"), device="cuda", tiling=tiling,
+            channels_last=channels_last, **overrides(c))
         recon = make(False).reconstruct(io["input"].cuda()).cpu()
         long_recon = make(True).reconstruct(io["long_input"].cuda()).cpu() if "long_input" in io else None
     finally:
@@ -71,3 +73,37 @@ def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
         assert gpu["metrics"][name]["value"] == pytest.approx(cpu["metrics"][name]["value"], rel=1e-5, abs=1e-6), name
     psnr = lambda rows: [v for r in rows for c in r["clips"] for v in c["stats"]["psnr"]]  # noqa: E731
     assert psnr(gpu_clips) == pytest.approx(psnr(cpu_clips), rel=1e-6)  # float32 resize and model on another device
+
+
+def test_layer_norm_in_bf16_autocast_on_cuda():
+    """CUDA autocast runs diffusers' norm in float32; the channels-last norm stays bf16 with the same statistics."""
+    import copy
+
+    from diffusers.models.autoencoders.autoencoder_vidtok import VidTokLayerNorm
+
+    from vidtok_bench.models.vidtok_fast import FastLayerNorm
+
+    torch.manual_seed(0)
+    plain = VidTokLayerNorm(64).cuda()
+    fast = copy.deepcopy(plain)
+    fast.__class__ = FastLayerNorm
+    x = (torch.randn(1, 64, 5, 16, 16, device="cuda") * 3 + 1).contiguous(memory_format=torch.channels_last_3d).bfloat16()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        ref, got = plain(x), fast(x)
+    assert ref.dtype == torch.float32 and got.dtype == torch.bfloat16
+    assert (got.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()
+
+
+def test_channels_last_vidtok_in_bf16_on_cuda_stays_near_fp32():
+    import vidtok_bench
+
+    c = cases()["v10_kl_causal_488"]
+    io = torch.load(FIXTURES / "v10_kl_causal_488.io.pt", weights_only=True)
+    tok = vidtok_bench.create_tokenizer(config_name(c), checkpoint=str(FIXTURES / "v10_kl_causal_488.ckpt"),
+                                        device="cuda", channels_last=True, **overrides(c))
+    x = io["input"].cuda()
+    ref = tok.reconstruct(x).float()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        got = tok.reconstruct(x).float()
+    err = (got - ref).pow(2).mean().sqrt().item()
+    assert 0 < err < 0.05 * ref.abs().mean().item() + 0.02

@@ -72,6 +72,9 @@ def test_defaults_and_info() -> None:
     assert tok.info(weights=False)["channels_last"] is True  # CPU default
     assert tok.info(weights=False)["compile"] is False
     assert _tok("v10_kl_causal_488", channels_last=False).info(weights=False)["channels_last"] is False
+    for device, default in (("cuda", True), ("mps", False)):  # the rule, without needing the device
+        tok.device = torch.device(device)
+        assert tok._channels_last() is default
 
 
 def test_cudnn_benchmark_only_for_repeated_shapes() -> None:
@@ -95,3 +98,41 @@ def test_compile_option_matches_eager() -> None:
     compiled = _tok("v10_kl_causal_488", device=device, compile=True)
     assert compiled.info(weights=False)["compile"] is True
     assert (compiled.reconstruct(x) - eager).abs().max().item() <= 1e-4
+
+
+def test_layer_norm_runs_in_the_autocast_dtype_with_the_same_statistics() -> None:
+    """Under bf16 autocast the channels-last norm stays bf16 (no float32 round trip) and equals the float32
+    norm rounded to bf16 within one bf16 step; outside autocast it is the module's own function."""
+    from diffusers.models.autoencoders.autoencoder_vidtok import VidTokLayerNorm
+
+    from vidtok_bench.models.vidtok_fast import FastLayerNorm
+
+    torch.manual_seed(0)
+    plain = VidTokLayerNorm(8)
+    with torch.no_grad():
+        plain.norm.weight.uniform_(0.5, 1.5)
+        plain.norm.bias.uniform_(-0.5, 0.5)
+    fast = copy.deepcopy(plain)
+    fast.__class__ = FastLayerNorm
+    x = (torch.randn(2, 8, 3, 5, 6) * 3 + 1).contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(fast(x), plain(x))  # float32, no autocast: unchanged
+    xb = x.bfloat16()
+    with torch.no_grad():
+        ref = plain(xb.float())  # what CUDA autocast does: layer norm in float32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fast(xb)
+    assert got.dtype == torch.bfloat16
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)  # a view of the norm's output, no copy
+    assert (got.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()
+    assert (got.float() - ref.bfloat16().float()).abs().max().item() <= 2 ** -6  # about one bf16 step of values ~4
+
+
+def test_channels_last_model_in_bf16_autocast_stays_near_float32() -> None:
+    """The whole channels-last VidTok under bf16 autocast (norms in bf16) against its float32 output."""
+    tok = _tok("v10_kl_causal_488", channels_last=True)
+    x, _ = _inputs("v10_kl_causal_488")[0]
+    ref = tok.reconstruct(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = tok.reconstruct(x)
+    err = (got.float() - ref).pow(2).mean().sqrt().item()
+    assert 0 < err < 0.05 * ref.abs().mean().item() + 0.02

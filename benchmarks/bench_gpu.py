@@ -184,15 +184,18 @@ def vidtok() -> Any:
     _write_report()
 
 
-#: VIDTOK_BENCH_COMPILE=1 adds torch.compile'd encoder/decoder (the `tokenizer.compile=true` option; compiling costs a minute or more)
-PATHS = ["plain", "channels_last"] + (["compiled"] if os.environ.get("VIDTOK_BENCH_COMPILE") == "1" else [])
+#: the forwards timed: diffusers' (plain), the channels-last one (the default on CPUs and CUDA), and with
+#: VIDTOK_BENCH_COMPILE=1 the channels-last one torch.compile'd (the `tokenizer.compile=true` option; compiling
+#: costs a minute or more); VIDTOK_BENCH_PATHS=channels_last,compiled picks some (the first is the bf16 PSNR reference)
+PATHS = [p for p in os.environ.get("VIDTOK_BENCH_PATHS", "plain,channels_last,compiled").split(",")
+         if p != "compiled" or os.environ.get("VIDTOK_BENCH_COMPILE") == "1"]
 
 
 def measure_vidtok(tok: Any, x: torch.Tensor, precision: str, path: str, flops: dict[str, int | None],
                    repeats: int = REPEATS, profile_kernels: bool = True) -> tuple[dict[str, Any], torch.Tensor]:
     """Encode and decode ``x`` with ``tok`` at ``precision`` through ``path`` (plain | channels_last | compiled):
     median seconds, TFLOP/s and MFU per phase, peak memory, the top kernels of one clip, and the reconstruction.
-    Device-agnostic (tested on the CPU with a small VidTok); the model is put back to plain eager afterwards."""
+    Device-agnostic (tested on the CPU with a small VidTok); the model is put back to its own layout, eager, afterwards."""
     from vidtok_bench.models.vidtok_fast import use_channels_last
     from vidtok_bench.precision import get_precision
 
@@ -201,8 +204,8 @@ def measure_vidtok(tok: Any, x: torch.Tensor, precision: str, path: str, flops: 
     sync = torch.cuda.synchronize if cuda_dev else (lambda: None)
     tok.precision, tok.cudnn_benchmark = get_precision(precision), True  # static shape: let cuDNN pick kernels once
     model = tok.load()
-    use_channels_last(model, path == "channels_last")
-    if path == "compiled":  # what tokenizer.compile=true does at load()
+    use_channels_last(model, path in ("channels_last", "compiled"))
+    if path == "compiled":  # what tokenizer.compile=true does at load(), on the default (channels-last) forward
         model.encoder.compile()
         model.decoder.compile()
 
@@ -227,7 +230,7 @@ def measure_vidtok(tok: Any, x: torch.Tensor, precision: str, path: str, flops: 
                     clip()
                 kernels = top_kernels(prof.key_averages(), 10)
     finally:
-        use_channels_last(model, False)
+        use_channels_last(model, tok._channels_last())  # the tokenizer's own layout again
         model.encoder._compiled_call_impl = model.decoder._compiled_call_impl = None  # back to eager
     name = torch.cuda.get_device_name(dev) if cuda_dev else "cpu"
     rep = {"encode": phase_report(flops["encode"], enc, dev, precision),
@@ -258,10 +261,13 @@ def test_psnr_bf16_vs_fp32(benchmark, vidtok) -> None:
     """The PSNR cost of bf16: its reconstruction against fp32's on the same input, and each against the input.
     (Uses the benchmark fixture so that ``--benchmark-only`` runs it: the first H100 run skipped it.)"""
     recon = RESULTS.get("recon", {})
-    if not {"fp32_plain", "bf16_plain"} <= set(recon):
-        pytest.skip("needs test_vidtok_17x256x256[fp32/bf16-plain] to run first (same session)")
+    first = PATHS[0]
+    if not {f"fp32_{first}", f"bf16_{first}"} <= set(recon):
+        pytest.skip(f"needs test_vidtok_17x256x256[fp32/bf16-{first}] to run first (same session)")
     x = vidtok[2].float().cpu()
-    rep = benchmark.pedantic(precision_delta, args=(x, recon["fp32_plain"], recon["bf16_plain"]), rounds=1, iterations=1)
+    rep = benchmark.pedantic(precision_delta, args=(x, recon[f"fp32_{first}"], recon[f"bf16_{first}"]), rounds=1,
+                             iterations=1)
+    rep["path"] = first
     for path in PATHS[1:]:
         if {f"fp32_{path}", f"bf16_{path}"} <= set(recon):
             rep[path] = precision_delta(x, recon[f"fp32_{path}"], recon[f"bf16_{path}"])
@@ -304,18 +310,28 @@ def test_lpips_vgg_frames_per_s(benchmark, lpips_weights) -> None:
     fps = LPIPS_BATCH / benchmark.stats.stats.median
     run_metric = LPIPSMetric(device="cuda", net="vgg")
     a, b = (synthetic_clip((1, 3, 17, 256, 256), seed=s).cuda() for s in (1, 2))
-    run_metric.per_frame(a, b)  # warm-up
-    times = []
-    for _ in range(5):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        run_metric.per_frame(a, b)
-        times.append(time.perf_counter() - t0)
-    run_fps = 17 / statistics.median(times)
+
+    def per_clip_fps(autotune: bool | None) -> float:
+        """frames/s of the run's per-clip call; autotune None: the harness's rule (cuDNN search once the
+        shape repeats), False: cuDNN's heuristics only (what runs did before the rule)."""
+        run_metric.model._autotune.force = autotune
+        run_metric.model._autotune.reset()
+        for _ in range(2):
+            run_metric.per_frame(a, b)  # warm-up (the rule searches on the second call)
+        times = []
+        for _ in range(5):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            run_metric.per_frame(a, b)
+            times.append(time.perf_counter() - t0)
+        return 17 / statistics.median(times)
+
+    heuristic_fps = per_clip_fps(False)
+    run_fps = per_clip_fps(None)
     RESULTS["lpips_vgg"] = {"frames_per_s": fps, "batch": LPIPS_BATCH, "run_call_frames_per_s": run_fps,
-                            "weights": lpips_weights}
+                            "run_call_frames_per_s_without_autotune": heuristic_fps, "weights": lpips_weights}
     print(f"\nLPIPS-VGG 256x256 fp32: {fps:.0f} frames/s at batch {LPIPS_BATCH}, {run_fps:.0f} frames/s through a run's "
-          f"per-clip call (17 frames) ({lpips_weights} weights)")
+          f"per-clip call (17 frames; {heuristic_fps:.0f} without cuDNN autotuning) ({lpips_weights} weights)")
     assert fps > 0 and run_fps > 0
 
 
@@ -397,10 +413,44 @@ def test_data_pipeline_on_gpu_vs_bare_decode_1080p(benchmark, tmp_path) -> None:
     benchmark.pedantic(run_data_path, args=(root, "cuda"), rounds=3, iterations=1)
     fps = n / benchmark.stats.stats.min
     rep = {"frames": n, "data_path_fps": fps, "bare_decode_fps": base, "ratio_to_bare_decode": fps / base,
-           "cpus": os.cpu_count(), "gpu": torch.cuda.get_device_name()}
+           "cpus": os.cpu_count(), "gpu": torch.cuda.get_device_name(),
+           **data_path_breakdown(VIDEOS / name, lambda: run_data_path(root, "cuda"), n)}
     RESULTS["data_1080p_preprocess_on_device"] = rep
     print(f"\n{name} preprocess_on=device on CUDA: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in rep.items()})}")
     assert n == bare_decode(VIDEOS / name)
+
+
+def data_path_breakdown(path: Path, data_path: Callable[[], int], frames: int) -> dict[str, Any]:
+    """Where a video's uint8 data path loses to bare decode, each step as frames/s (best of 2) and the cores
+    it keeps busy (process CPU s / wall s): bare decode, + RGB conversion, the pinned clips alone (conversion,
+    hashing, placement; no reader or device), and the whole data path without frame hashing (the
+    checksum's cost)."""
+    import sys
+    from unittest import mock
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_data import PP, bare_decode, decode_rgb
+
+    from vidtok_bench.video import decode as dec
+
+    def pinned() -> int:  # uint8 in pageable memory where there is no GPU to pin for
+        return sum(c.valid for c in dec.decode_clips(path, PP, clip_frames="pinned" if torch.cuda.is_available() else "uint8"))
+
+    def measure(fn: Callable[[], int]) -> dict[str, float]:
+        best = None
+        for _ in range(2):
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            w, c = time.perf_counter() - w, time.process_time() - c
+            best = min(best or (w, c), (w, c))
+        return {"fps": frames / best[0], "cores": best[1] / best[0]}
+
+    out = {"bare_decode": measure(lambda: bare_decode(path)), "decode_rgb": measure(lambda: decode_rgb(path)),
+           "pinned_clips": measure(pinned)}
+    with mock.patch.object(dec, "frame_sha256", lambda rgb: bytes(32)):
+        out["data_path_without_hashing"] = measure(data_path)
+    out["data_path"] = measure(data_path)
+    return {"breakdown": out}
 
 
 def _write_report() -> None:

@@ -120,7 +120,7 @@ def test_timing_weights_cache_loads_as_lpips_and_stays_in_its_folder(bench, tmp_
 @pytest.mark.parametrize("precision,path", [("fp32", "plain"), ("bf16", "channels_last")])
 def test_measure_vidtok_on_a_small_vidtok(bench, precision, path) -> None:
     """The GPU benchmark's VidTok measurement, run on the CPU with a fixture-size VidTok: phases timed, FLOPs
-    turned into TFLOP/s, a kernel table, the reconstruction of the right shape, the model back to plain eager."""
+    turned into TFLOP/s, a kernel table, the reconstruction of the right shape, the model back to its own layout, eager."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -131,7 +131,7 @@ def test_measure_vidtok_on_a_small_vidtok(bench, precision, path) -> None:
 
     c = cases()["v10_kl_causal_488"]
     tok = vidtok_bench.create_tokenizer(config_name(c), checkpoint=str(FIXTURES / "v10_kl_causal_488.ckpt"),
-                                        **overrides(c))
+                                        channels_last=False, **overrides(c))  # as the GPU benchmark builds it
     x = bench.synthetic_clip((1, 3, 9, 32, 32))
     flops = count_flops(tok, tuple(x.shape))
     rep, recon = bench.measure_vidtok(tok, x, precision, path, flops, repeats=2)
@@ -145,7 +145,7 @@ def test_measure_vidtok_on_a_small_vidtok(bench, precision, path) -> None:
     model = tok.load()
     assert model.encoder._compiled_call_impl is None
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
-    assert all(m.weight.is_contiguous() for m in convs)  # channels-last undone
+    assert all(m.weight.is_contiguous() for m in convs)  # the tokenizer's own (plain) layout again
 
 
 def test_precision_delta(bench) -> None:
@@ -170,3 +170,31 @@ def test_timing_weights_cache_serves_dists_over_the_same_vgg(bench, tmp_path, mo
     x = torch.rand(2, 3, 48, 48) * 2 - 1
     same, diff = metric(x, x), metric(x, x.flip(-1))
     assert same.abs().max() < 1e-5 and (diff > 1e-4).all() and torch.isfinite(diff).all()
+
+
+def test_data_path_breakdown_on_the_cpu(bench, shared_videos) -> None:
+    """Every step of the breakdown runs on its own (the CPU here) and the hashing-free variant really skips hashing."""
+    from vidtok_bench.video import decode as dec
+
+    path = shared_videos / "vidtok_example_256x256.mp4"
+    calls = []
+
+    def data_path() -> int:
+        calls.append(dec.frame_sha256(torch.zeros(1, 1, 3, dtype=torch.uint8).numpy()))
+        return sum(c.valid for c in dec.decode_clips(path, bench_data_pp(), clip_frames="uint8"))
+
+    n = data_path()
+    calls.clear()
+    rep = bench.data_path_breakdown(path, data_path, n)["breakdown"]
+    assert set(rep) == {"bare_decode", "decode_rgb", "pinned_clips", "data_path_without_hashing", "data_path"}
+    assert all(r["fps"] > 0 and r["cores"] >= 0 for r in rep.values())
+    assert calls[:2] == [bytes(32)] * 2 and calls[2:] and calls[-1] != bytes(32)  # patched, then the real sha256
+
+
+def bench_data_pp():
+    import sys
+
+    sys.path.insert(0, str(BENCH.parent))
+    from bench_data import PP
+
+    return PP

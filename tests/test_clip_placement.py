@@ -101,3 +101,14 @@ def test_uint8_clips_of_a_real_video_hold_its_frames(shared_videos, pp, workers)
     assert got[-1].video_sha256 == ref[-1].video_sha256 is not None
     if pp.sampling == "timestamps":
         assert any(len(set(c.source_indices[: c.valid])) < c.valid for c in got)  # repeats really occurred
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA to pin memory (runs on a GPU host)")
+def test_pinned_clips_on_cuda_hosts_are_placed_pinned_and_equal(shared_videos):
+    pp = Preprocess(size=64, clip_len=4, max_frames=10)
+    path = shared_videos / "tears_of_steel_640x360.mp4"
+    pinned = list(decode_clips(path, pp, workers=3, clip_frames="pinned"))
+    plain = list(decode_clips(path, pp, workers=3, clip_frames="uint8"))
+    assert len(pinned) == len(plain) == 3
+    for a, b in zip(pinned, plain):
+        assert a.frames.is_pinned() and torch.equal(a.frames, b.frames)

@@ -2,7 +2,7 @@
 # The prepared GPU check: on a bare, offline GPU host (this repository copied there, .gpu/ from
 # benchmarks/gpu_prepare.sh beside it), install what the host lacks, run the CUDA tests, the one-command GPU
 # benchmark and a `vidtok-bench profile` sweep, each under its own time limit, logging everything under $OUT.
-#   bash benchmarks/gpu_check.sh [tests] [bench] [profile] [compile]   (default: tests bench profile)
+#   bash benchmarks/gpu_check.sh [tests] [bench] [profile] [compile] [SCRIPT.py ...]   (default: tests bench profile)
 set -u
 OUT=${OUT:-$PWD/gpu_out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
@@ -43,12 +43,15 @@ compile)
   log "bench_gpu compiled"
   VIDTOK_BENCH_COMPILE=1 VIDTOK_BENCH_PATHS=channels_last,compiled timeout ${T_COMPILE:-300} python3 -m pytest \
     benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider -k "vidtok_17x256x256 and bf16" 2>&1 | tee "$OUT/compile.log" | grep -v "^$" | tail -30
-  timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_vidtok_fast.py -k compile 2>&1 | tee -a "$OUT/compile.log" | tail -5 ;;
+  timeout ${T_COMPILE_TEST:-200} python3 -m pytest -q -p no:cacheprovider tests/test_vidtok_fast.py -k compile 2>&1 | tee -a "$OUT/compile.log" | tail -5 ;;
 profile)
   log "profile"
   bench_helper "random_vidtok_checkpoint(Path('/tmp/vidtok_random.safetensors'))"
   timeout ${T_PROFILE:-120} $VB profile tokenizer=vidtok_kl_causal_488_4chn tokenizer.checkpoint=/tmp/vidtok_random.safetensors \
-    "sizes=[256,512,720,1080]" "frames=[17,33,65]" precision=bf16 repeats=2 -o "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | tail -30 ;;
+    "sizes=${P_SIZES:-[256,512,720,1080]}" "frames=${P_FRAMES:-[17,33,65]}" precision=bf16 repeats=2 -o "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | tail -30 ;;
+*.py)  # any other prepared script (e.g. a diagnosis staged under .gpu/), its output logged under its name
+  log "$step"
+  timeout ${T_SCRIPT:-120} python3 "$step" 2>&1 | tee "$OUT/$(basename "$step" .py).log" | tail -40 ;;
 esac; done
 rm -f "$OUT"/profile/*.csv "$OUT"/profile/*.svg  # the tool brings back 8 files at most
 log "done"

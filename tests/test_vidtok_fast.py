@@ -17,7 +17,7 @@ CASE_NAMES = ["v10_kl_causal_488", "v10_fsq_causal_488_4096", "v10_kl_noncausal_
 def _tok(case_name: str, **kw):
     case = cases()[case_name]
     return vidtok_bench.create_tokenizer(config_name(case), checkpoint=str(FIXTURES / f"{case_name}.ckpt"),
-                                         device="cpu", **{**overrides(case), **kw})
+                                         **{"device": "cpu", **overrides(case), **kw})
 
 
 def _inputs(case_name: str) -> list[tuple[torch.Tensor, bool]]:

@@ -45,11 +45,22 @@ def test_overlap_gives_the_same_records(tmp_path, tokenizer: str) -> None:
         assert res[False]["metrics"][name]["value"] == res[True]["metrics"][name]["value"]
 
 
-def test_overlap_defaults_to_cpu_runs(tmp_path) -> None:
+def test_overlap_defaults_to_cpu_and_cuda_runs_but_not_cuda_tf32(tmp_path) -> None:
     cfg = make_cfg(tmp_path)
     assert cfg["overlap"] is None
-    assert Runner(cfg).plan.overlap_scoring  # device=auto is the CPU here (or CUDA: then off)  # noqa: E501
-    assert Runner(cfg).plan.overlap_scoring == (Runner(cfg).plan.device.type == "cpu")
+    assert Runner(cfg).plan.overlap_scoring  # device=auto: the CPU here, or CUDA in fp32
+    import dataclasses
+
+    import torch
+
+    from vidtok_bench.precision import get_precision
+
+    plan = Runner(cfg).plan
+    for device, precision, want in (("cuda", "fp32", True), ("cuda", "bf16", True), ("cuda", "tf32", False),
+                                    ("cpu", "tf32", True), ("mps", "fp32", False)):  # the rule, without the device
+        p = dataclasses.replace(plan, device=torch.device(device), precision=get_precision(precision))
+        assert p.overlap_scoring is want, (device, precision)
+        assert dataclasses.replace(p, overlap=False).overlap_scoring is False
 
 
 def test_a_metric_error_fails_only_that_video_with_overlap(tmp_path, monkeypatch) -> None:

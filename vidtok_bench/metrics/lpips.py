@@ -104,8 +104,8 @@ class LPIPS:
 
     def _layers(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The backbone's outputs (relu1_2 ... or relu1 ...) one slice at a time, after the v0.1 scaling layer."""
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # a run's frames are a strided view of (B,3,T,H,W) clips: give the backbone one dense layout
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         h = self.model.scaling_layer(x)
         net = self.model.net
         for k in range(1, net.N_slices + 1):

@@ -12,7 +12,8 @@ resizing them on the device: the CPU here, CUDA too when available) against bare
 its peak RSS. ``workers``: the reader decoding several videos at once (workers=1 vs N) over several
 clips, as a ratio to workers=1 measured in the same test; and peak RSS with two 1080p videos open.
 Run: pytest benchmarks/bench_data.py --benchmark-only -s
-(env: VIDTOK_BENCH_VIDEOS=folder of the clips, VIDTOK_BENCH_THREADS=torch threads, VIDTOK_BENCH_WORKERS=resize threads,
+(env: VIDTOK_BENCH_VIDEOS=folder of the clips, VIDTOK_BENCH_THREADS=torch threads, VIDTOK_BENCH_WORKERS=conversion
+threads per video (default: a run's, 4 for float clips and 16 for uint8 ones, at most the cores),
 VIDTOK_BENCH_READERS=reader workers N, default max(2, the run's default))
 """
 from __future__ import annotations
@@ -40,7 +41,14 @@ FILES = ["smpte_bars_1920x1080.mp4", "squirrel_1280x720.mp4"]
 PP = Preprocess(fps=30, sampling="stride", size=256, crop="center", resize="bilinear_antialias", clip_len=17)
 # torch intra-op threads: 1 by default, the pipeline parallelises over frames instead
 THREADS = int(os.environ.get("VIDTOK_BENCH_THREADS", 1))
-WORKERS = int(os.environ.get("VIDTOK_BENCH_WORKERS", default_workers()))  # resize threads
+WORKERS = int(os.environ.get("VIDTOK_BENCH_WORKERS", default_workers()))  # resize threads of the float pipeline
+
+
+def conversion_threads(clip_frames: str) -> int:
+    """Threads converting one video's frames: VIDTOK_BENCH_WORKERS, else what a run uses for these clips
+    (16 for uint8 clips on a 16-core host; the second H100 check timed the data path with the float
+    pipeline's 4 by mistake, so its 0.18x understated what a run gets)."""
+    return int(os.environ.get("VIDTOK_BENCH_WORKERS") or default_workers(clip_frames))
 READERS = int(os.environ.get("VIDTOK_BENCH_READERS", max(2, default_reader_workers())))  # videos at once
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 MANY = ["squirrel_1280x720.mp4", "cockatoo_1280x720.mp4", "bigbuckbunny_1280x720.mp4", "tears_of_steel_640x360.mp4",
@@ -111,9 +119,10 @@ def run_data_path(root: Path, device: str = "cpu", preprocess_on: str = "device"
                   prefetch: int = 4) -> int:
     """What a run does with its data, without a model: ClipReader over dataset=folder (``readers`` videos at
     once), each batch through the preprocess stage on ``device``; returns the real frames delivered."""
-    ds = create_dataset("folder", root=str(root), workers=WORKERS, **PP.as_dict())
     dev = torch.device(device)
-    ds.clip_frames = clip_frames_for(preprocess_on, dev)
+    kind = clip_frames_for(preprocess_on, dev)
+    ds = create_dataset("folder", root=str(root), workers=conversion_threads(kind), **PP.as_dict())
+    ds.clip_frames = kind
     stage = PreprocessStage(ds.preprocess, dev if preprocess_on == "device" else torch.device("cpu"))
     n = 0
     for ev in ClipReader(ds, ds.videos(), 1, prefetch, readers):
@@ -138,7 +147,8 @@ def test_device_preprocessing_vs_bare_decode_1080p(benchmark, tmp_path, device):
     benchmark.pedantic(run_data_path, args=(root, device), rounds=3, iterations=1)
     fps = n / benchmark.stats.stats.min
     info = {"device": device, "frames": n, "data_path_fps": round(fps, 1), "bare_decode_fps": round(base, 1),
-            "ratio_to_bare_decode": round(fps / base, 3), "resize_workers": WORKERS, "torch_threads": THREADS,
+            "ratio_to_bare_decode": round(fps / base, 3),
+            "conversion_threads": conversion_threads(clip_frames_for("device", torch.device(device))), "torch_threads": THREADS,
             "cpus": os.cpu_count(), "gpu": torch.cuda.get_device_name() if device == "cuda" else None}
     benchmark.extra_info.update(info)
     print(f"\n{name} preprocess_on=device: {json.dumps(info)}")
@@ -160,7 +170,8 @@ def test_reader_workers_scaling(benchmark, tmp_path, preprocess_on):
     one, many = n / best[1], n / best[READERS]
     info = {"preprocess_on": preprocess_on, "device": device, "videos": len(MANY), "frames": n,
             "workers_1_fps": round(one, 1), f"workers_{READERS}_fps": round(many, 1), "ratio": round(many / one, 3),
-            "resize_workers": WORKERS, "cpus": os.cpu_count()}
+            "conversion_threads": conversion_threads(clip_frames_for(preprocess_on, torch.device(device))),
+            "cpus": os.cpu_count()}
     benchmark.extra_info.update(info)
     print(f"\nreader workers 1 vs {READERS}: {json.dumps(info)}")
 
@@ -228,7 +239,7 @@ def test_peak_rss_1080p_device_preprocessing(benchmark):
     two = peak_rss("device_x2", path)
     mb = lambda b: round(b / 2**20, 1)  # noqa: E731
     info = {"workers_1_peak_rss_mb": mb(one), "workers_2_peak_rss_mb": mb(two), "imports_only_rss_mb": mb(imports),
-            "data_path_share_per_worker_mb": mb((two - imports) / 2), "resize_workers": WORKERS}
+            "data_path_share_per_worker_mb": mb((two - imports) / 2), "conversion_threads": conversion_threads("uint8")}
     benchmark.extra_info.update(info)
     print(f"\nsmpte_bars_1920x1080.mp4 preprocess_on=device peak RSS: {json.dumps(info)}")
     assert two < 2 << 30 and one - imports < 1 << 30  # aim: <= 1 GB per worker

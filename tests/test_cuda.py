@@ -87,11 +87,12 @@ def test_layer_norm_in_bf16_autocast_on_cuda():
     plain = VidTokLayerNorm(64).cuda()
     fast = copy.deepcopy(plain)
     fast.__class__ = FastLayerNorm
-    x = (torch.randn(1, 64, 5, 16, 16, device="cuda") * 3 + 1).contiguous(memory_format=torch.channels_last_3d).bfloat16()
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        ref, got = plain(x), fast(x)
-    assert ref.dtype == torch.float32 and got.dtype == torch.bfloat16
-    assert (got.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()
+    x5 = (torch.randn(1, 64, 5, 16, 16, device="cuda") * 3 + 1).contiguous(memory_format=torch.channels_last_3d).bfloat16()
+    for x in (x5, x5.transpose(1, 2).reshape(5, 64, 16, 16)):  # and the 2D blocks' per-frame view
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            ref, got = plain(x), fast(x)
+        assert ref.dtype == torch.float32 and got.dtype == torch.bfloat16
+        assert (got.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()
 
 
 def test_channels_last_vidtok_in_bf16_on_cuda_stays_near_fp32():

@@ -114,17 +114,21 @@ def test_layer_norm_runs_in_the_autocast_dtype_with_the_same_statistics() -> Non
         plain.norm.bias.uniform_(-0.5, 0.5)
     fast = copy.deepcopy(plain)
     fast.__class__ = FastLayerNorm
-    x = (torch.randn(2, 8, 3, 5, 6) * 3 + 1).contiguous(memory_format=torch.channels_last_3d)
-    assert torch.equal(fast(x), plain(x))  # float32, no autocast: unchanged
-    xb = x.bfloat16()
-    with torch.no_grad():
-        ref = plain(xb.float())  # what CUDA autocast does: layer norm in float32
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            got = fast(xb)
-    assert got.dtype == torch.bfloat16
-    assert got.is_contiguous(memory_format=torch.channels_last_3d)  # a view of the norm's output, no copy
-    assert (got.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()
-    assert (got.float() - ref.bfloat16().float()).abs().max().item() <= 2 ** -6  # about one bf16 step of values ~4
+    x5 = (torch.randn(2, 8, 3, 5, 6) * 3 + 1).contiguous(memory_format=torch.channels_last_3d)
+    x4 = x5.transpose(1, 2).reshape(6, 8, 5, 6)  # the per-frame view the 2D blocks normalise (channels-last)
+    for x in (x5, x4, x5[:, :, :, 0, 0]):
+        assert torch.equal(fast(x), plain(x))  # float32, no autocast: unchanged
+        xb = x.bfloat16()
+        with torch.no_grad():
+            ref = plain(xb.float())  # what CUDA autocast does: layer norm in float32
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                got = fast(xb)
+        assert got.dtype == torch.bfloat16 and got.shape == x.shape
+        assert (got.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()
+        assert (got.float() - ref.bfloat16().float()).abs().max().item() <= 2 ** -6  # about one bf16 step of values ~4
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fast(x5.bfloat16()).is_contiguous(memory_format=torch.channels_last_3d)  # a view of the output, no copy
+        assert fast(x4.bfloat16()).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_channels_last_model_in_bf16_autocast_stays_near_float32() -> None:

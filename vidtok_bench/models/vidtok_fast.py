@@ -154,7 +154,8 @@ def _causal_pad(mod: VidTokCausalConv1d, x: torch.Tensor) -> torch.Tensor:
 
 
 class FastLayerNorm(VidTokLayerNorm):
-    """LayerNorm over the channels of (B,C,T,H,W); under half-precision autocast it runs in that dtype.
+    """LayerNorm over the channels (dim 1) of (B,C,T,H,W), (B*T,C,H,W) or (B,C,L); under half-precision autocast
+    it runs in that dtype.
 
     Channels-last input makes the permutes views, so no copies. Autocast runs ``layer_norm`` in float32:
     a cast of the bf16 input, a float32 output twice its size and a cast back at the next conv; with
@@ -164,17 +165,17 @@ class FastLayerNorm(VidTokLayerNorm):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kind = x.device.type
-        if x.dim() != 5 or not torch.is_autocast_enabled(kind) or not x.dtype.is_floating_point:
+        kind, d = x.device.type, x.dim()
+        if d not in (3, 4, 5) or not torch.is_autocast_enabled(kind) or not x.dtype.is_floating_point:
             return super().forward(x)
         dtype = torch.get_autocast_dtype(kind)
         if dtype not in (torch.bfloat16, torch.float16):
             return super().forward(x)
         n = self.norm
-        with torch.autocast(kind, enabled=False):
-            y = F.layer_norm(x.to(dtype).permute(0, 2, 3, 4, 1), n.normalized_shape, n.weight.to(dtype),
+        with torch.autocast(kind, enabled=False):  # channels last, normalised, channels back to dim 1
+            y = F.layer_norm(x.to(dtype).permute(0, *range(2, d), 1), n.normalized_shape, n.weight.to(dtype),
                              n.bias.to(dtype), n.eps)
-        return y.permute(0, 4, 1, 2, 3)
+        return y.permute(0, d - 1, *range(1, d - 1))
 
 
 def _silu_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

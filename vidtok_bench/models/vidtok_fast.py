@@ -166,7 +166,8 @@ class FastLayerNorm(VidTokLayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kind, d = x.device.type, x.dim()
-        if d not in (3, 4, 5) or not torch.is_autocast_enabled(kind) or not x.dtype.is_floating_point:
+        # autocast exists for real devices only (asking about 'meta', as FLOP counting runs, raises)
+        if d not in (3, 4, 5) or kind not in ("cuda", "cpu") or not torch.is_autocast_enabled(kind):
             return super().forward(x)
         dtype = torch.get_autocast_dtype(kind)
         if dtype not in (torch.bfloat16, torch.float16):

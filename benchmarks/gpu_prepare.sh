@@ -11,7 +11,7 @@ PYVER=${GPU_PYTHON_VERSION:-3.12}
 G=.gpu
 rm -rf "$G" && mkdir -p "$G/whl" "$G/shared/fixtures/vidtok"
 ver() { "$PY" -c "import importlib.metadata as m; print(m.version('$1'))"; }
-pkgs=(av lpips hydra-core omegaconf diffusers pydantic pydantic_core annotated-types typing-inspection importlib_metadata typing_extensions)
+pkgs=(av xxhash lpips hydra-core omegaconf diffusers pydantic pydantic_core annotated-types typing-inspection importlib_metadata typing_extensions)
 reqs=(); for p in "${pkgs[@]}"; do reqs+=("$p==$(ver "$p")"); done
 plat=(); for t in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64; do plat+=(--platform "$t"); done
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp "${plat[@]}" -d "$G/whl" "${reqs[@]}"

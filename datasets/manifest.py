@@ -6,7 +6,7 @@ compared on the same frames. The manifest fixes the frames and the clip length; 
 ``size``/``crop``/``resize`` still apply (``fps``, ``sampling``, ``clip_len``, ``clip_stride``,
 ``tail`` and ``max_frames`` come from the manifest). Each video's file is ``root/path``
 (a folder is read as numbered frames, ``.yuv`` with the recorded size and rate). After a video
-is read, its checksum must equal the recorded ``video_sha256``; a changed or missing file
+is read, its checksum must equal the recorded ``video_checksum``; a changed or missing file
 fails that video alone (VideoError), as decoding errors do.
 """
 from __future__ import annotations
@@ -91,9 +91,9 @@ class ManifestDataset(Dataset):
         windows = [(c.start, c.valid) for c in v.clips]
         for clip in replay_clips(src, self.preprocess, v.id, v.positions(), windows, self.manifest.clip_len, self.workers,
                                  clip_frames=self.clip_frames):
-            if clip.video_sha256 is not None and v.video_sha256 and clip.video_sha256 != v.video_sha256:
+            if clip.video_checksum is not None and v.video_checksum and clip.video_checksum != v.video_checksum:
                 raise VideoError(str(path), f"video '{v.id}': content no longer matches the manifest "
-                                            f"(video_sha256 {clip.video_sha256[:12]}…, recorded {v.video_sha256[:12]}…)")
+                                            f"(video_checksum {clip.video_checksum[:12]}…, recorded {v.video_checksum[:12]}…)")
             yield clip
 
     def info(self) -> dict[str, Any]:

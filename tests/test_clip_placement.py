@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidtok_bench.data import Preprocess
-from vidtok_bench.video.clips import ClipBuffer, ClipPlacement, SampledFrame, cut_clips, frame_sha256
+from vidtok_bench.video.clips import ClipBuffer, ClipPlacement, SampledFrame, cut_clips, frame_digest
 from vidtok_bench.video.decode import decode_clips
 
 
@@ -24,14 +24,14 @@ def _placed(rgbs: list[np.ndarray], placement: ClipPlacement) -> list[SampledFra
         place = placement(pos)
         view = place[0].put(place[1], rgb) if place is not None else None
         if view is None:
-            out.append(SampledFrame(pos, torch.from_numpy(rgb.copy()), sha256=frame_sha256(rgb)))
+            out.append(SampledFrame(pos, torch.from_numpy(rgb.copy()), digest=frame_digest(rgb)))
         else:
-            out.append(SampledFrame(pos, view, sha256=frame_sha256(rgb), clip=place[0].tensor))
+            out.append(SampledFrame(pos, view, digest=frame_digest(rgb), clip=place[0].tensor))
     return out
 
 
 def _plain(rgbs: list[np.ndarray]) -> list[SampledFrame]:
-    return [SampledFrame(i, torch.from_numpy(r.copy()), sha256=frame_sha256(r)) for i, r in enumerate(rgbs)]
+    return [SampledFrame(i, torch.from_numpy(r.copy()), digest=frame_digest(r)) for i, r in enumerate(rgbs)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -50,7 +50,7 @@ def test_placed_frames_make_the_same_clips_as_copied_ones(n, clip_len, gap, tail
     for a, b in zip(got, want):
         assert torch.equal(a.frames, b.frames)
         assert (a.index, a.start, a.valid, a.source_indices) == (b.index, b.start, b.valid, b.source_indices)
-    assert got[-1].video_sha256 == want[-1].video_sha256 is not None
+    assert got[-1].video_checksum == want[-1].video_checksum is not None
 
 
 def test_a_placed_clip_is_the_buffer_the_threads_wrote_not_a_copy():
@@ -98,7 +98,7 @@ def test_uint8_clips_of_a_real_video_hold_its_frames(shared_videos, pp, workers)
         assert (a.start, a.valid, a.source_indices) == (b.start, b.valid, b.source_indices)
         for t, i in enumerate(a.source_indices):
             assert torch.equal(a.frames[:, t], torch.from_numpy(src[i]).permute(2, 0, 1)), (a.index, t, i)
-    assert got[-1].video_sha256 == ref[-1].video_sha256 is not None
+    assert got[-1].video_checksum == ref[-1].video_checksum is not None
     if pp.sampling == "timestamps":
         assert any(len(set(c.source_indices[: c.valid])) < c.valid for c in got)  # repeats really occurred
 

@@ -64,7 +64,7 @@ def test_replay_gives_the_recorded_frames_at_the_runs_size(seqs, tmp_path):
     for v in rp.videos():
         got = list(rp.clips(v))
         assert as_layout(got) == as_layout(orig[v.id])
-        assert got[-1].video_sha256 == orig[v.id][-1].video_sha256
+        assert got[-1].video_checksum == orig[v.id][-1].video_checksum
         assert got[0].frames.shape[-2:] == (4, 4) and got[0].fps == 5.0
     assert rp.info()["manifest_sha256"] and rp.info()["manifest"] == str(man)
     same = create_dataset("image_sequence", root=str(seqs), source_fps=10, fps=5, size=4, clip_len=3)
@@ -94,7 +94,7 @@ def test_changed_content_fails_that_video_only(seqs, tmp_path):
     Image.fromarray(changed).save(seqs / "a" / "00002.png")
     rp = replay(man, seqs)
     va, vb = rp.videos()
-    with pytest.raises(VideoError, match=r"a: video 'a': content no longer matches the manifest \(video_sha256 [0-9a-f]{12}…, recorded"):
+    with pytest.raises(VideoError, match=r"a: video 'a': content no longer matches the manifest \(video_checksum [0-9a-f]{12}…, recorded"):
         list(rp.clips(va))
     assert len(list(rp.clips(vb))) == 2
 
@@ -122,7 +122,7 @@ def test_reads_no_further_than_the_last_recorded_frame(seqs, tmp_path):
     man, orig = record(ds, seqs, tmp_path / "m.json")
     (seqs / "a" / "00004.png").write_bytes(b"garbage")  # after the recorded frames 0-3
     got = list(replay(man, seqs).clips(replay(man, seqs).videos()[0]))
-    assert [c.source_indices for c in got] == [(0, 1), (2, 3)] and got[-1].video_sha256 == orig["a"][-1].video_sha256
+    assert [c.source_indices for c in got] == [(0, 1), (2, 3)] and got[-1].video_checksum == orig["a"][-1].video_checksum
 
 
 def test_raw_yuv_without_size_in_name_uses_recorded_size(tmp_path):
@@ -135,7 +135,7 @@ def test_raw_yuv_without_size_in_name_uses_recorded_size(tmp_path):
     rp = replay(man, root, size="native", crop="none")
     (v,) = rp.videos()
     got = list(rp.clips(v))
-    assert as_layout(got) == as_layout(orig["clip.yuv"]) and got[-1].video_sha256 == orig["clip.yuv"][-1].video_sha256
+    assert as_layout(got) == as_layout(orig["clip.yuv"]) and got[-1].video_checksum == orig["clip.yuv"][-1].video_checksum
     rp = replay(man, root, size="native", crop="none", yuv_matrix="bt601")  # another conversion: other RGB
     with pytest.raises(VideoError, match="content no longer matches"):
         list(rp.clips(rp.videos()[0]))

@@ -63,7 +63,7 @@ def test_builder_records_clips_and_round_trips(tmp_path):
     assert v0["id"] == "synthetic_000" and v0["source_size"] == [32, 24] and v0["source_fps"] == 30.0
     # 30 -> 15 fps keeps frames 0, 2, ..., 10: two full clips and a padded one
     assert v0["clips"] == [{"start": 0, "valid": 4, "indices": [[0, 8, 2]]}, {"start": 4, "valid": 2, "indices": [[8, 12, 2]]}]
-    assert v0["video_sha256"] == clips["synthetic_000"][-1].video_sha256
+    assert v0["video_checksum"] == clips["synthetic_000"][-1].video_checksum
     m = load_manifest(path)
     for v in m.videos:
         assert [c.source_indices(m.clip_len) for c in v.clips] == [c.source_indices for c in clips[v.id]]
@@ -129,7 +129,8 @@ def mutate(path, fn, name="x.json"):
     (lambda d: d["videos"].append(dict(d["videos"][0])), "appears twice"),
     (lambda d: d["videos"][0].update(path="/abs/a.mp4"), "must be relative"),
     (lambda d: d["videos"][0].update(path="../a.mp4"), "must be relative"),
-    (lambda d: d["videos"][0].update(video_sha256="xyz"), "64 lowercase hex"),
+    (lambda d: d["videos"][0].update(video_checksum="xyz"), "32 lowercase hex"),
+    (lambda d: d["videos"][0].update(video_checksum="a" * 64), "32 lowercase hex"),  # a v2 sha256 under the v3 key
     (lambda d: d["videos"][0]["clips"][0].update(indices=[[0, 6, 2]]), "indices name 3 frames, valid=4"),
     (lambda d: d["videos"][0]["clips"][1].update(indices=[[0, 4, 2]]), "must not decrease"),
     (lambda d: d["videos"][0]["clips"][1].update(start=0), "clip starts must increase"),
@@ -168,7 +169,7 @@ def test_hash_is_stable_and_sensitive(tmp_path):
     assert manifest_sha256(pretty) == h
     differ = [
         lambda d: d["videos"][0]["clips"][1].update(indices=[[8, 10, 1]]),
-        lambda d: d["videos"][0].update(video_sha256="0" * 64),
+        lambda d: d["videos"][0].update(video_checksum="0" * 32),
         lambda d: d.update(clip_len=5),
         lambda d: d["videos"][1].update(id="other"),
     ]
@@ -182,28 +183,36 @@ def test_diff_names_each_video_that_differs(tmp_path):
     b, _ = synthetic_manifest(tmp_path, "b.json", fps=10)  # other frames for both videos
     lines = diff_manifests(a, b)
     assert len(lines) == 2 and lines[0].startswith("synthetic_000: different frames from clip 0 on (a: 4 frames 0-6/2, b: 4 frames 0-9/3)")
-    c = mutate(a, lambda d: (d["videos"].pop(1), d["videos"][0].update(video_sha256="f" * 64)), "c.json")
+    c = mutate(a, lambda d: (d["videos"].pop(1), d["videos"][0].update(video_checksum="f" * 32)), "c.json")
     assert diff_manifests(a, c, labels=("run1", "run2")) == [
-        "synthetic_000: same frame numbers, different content (video_sha256 "
-        f"{load_manifest(a).videos[0].video_sha256[:12]}… in run1, ffffffffffff… in run2)",
+        "synthetic_000: same frame numbers, different content (video_checksum "
+        f"{load_manifest(a).videos[0].video_checksum[:12]}… in run1, ffffffffffff… in run2)",
         "synthetic_001: only in run1",
     ]
     d = mutate(a, lambda d: d["videos"][0]["clips"].pop(), "d.json")
     assert diff_manifests(a, d) == ["synthetic_000: 2 clips in a, 1 in b"]
 
 
-def test_a_v1_manifest_loads_with_its_checksums_dropped(tmp_path):
-    """v1 checksums (one running sha256 over the frames' bytes) cannot be compared with v2's: the frames load
-    exactly, every checksum is dropped, and a warning says so once; the result serialises as v2."""
+@pytest.mark.parametrize("old", ["v1", "v2"])
+def test_an_old_manifest_loads_with_its_checksums_dropped(tmp_path, old):
+    """v1/v2 checksums (``video_sha256``: one running sha256 over the frames' bytes, or a chain of per-frame
+    sha256s) cannot be compared with v3's XXH3 chain: the frames load exactly, every checksum is dropped, and a
+    warning says so once; the result serialises as v3."""
     path, _ = synthetic_manifest(tmp_path)
-    v1 = mutate(path, lambda d: d.update(schema="vidtok-bench/manifest/v1"), "v1.json")
-    assert all(v["video_sha256"] for v in json.loads(v1.read_text())["videos"])
-    with pytest.warns(UserWarning, match=r"v1 manifest: its video checksums use an older definition") as rec:
-        m = load_manifest(v1)
-    assert len(rec) == 1 and "v1.json" in str(rec[0].message)
+
+    def as_old(d):
+        d.update(schema=f"vidtok-bench/manifest/{old}")
+        for v in d["videos"]:
+            v.pop("video_checksum")
+            v["video_sha256"] = "ab" * 32  # what those versions wrote: 64 hex digits under another key
+    legacy = mutate(path, as_old, f"{old}.json")
+    with pytest.warns(UserWarning, match=rf"{old} manifest: its video checksums use an older definition") as rec:
+        m = load_manifest(legacy)
+    assert len(rec) == 1 and f"{old}.json" in str(rec[0].message)
     now = load_manifest(path)
     assert [v.id for v in m.videos] == [v.id for v in now.videos]
     assert [[c.source_indices(m.clip_len) for c in v.clips] for v in m.videos] == \
         [[c.source_indices(now.clip_len) for c in v.clips] for v in now.videos]
-    assert all(v.video_sha256 is None for v in m.videos) and m.to_json()["schema"] == "vidtok-bench/manifest/v2"
+    assert all(v.video_checksum is None for v in m.videos) and m.to_json()["schema"] == "vidtok-bench/manifest/v3"
+    assert "video_sha256" not in json.dumps(m.to_json())
     assert diff_manifests(m, now) == []  # no checksum to disagree on; the frames are the same

@@ -146,15 +146,17 @@ def test_gate_refuses_different_frames_and_passes_the_same(two_runs, tmp_path, c
     assert "no frames manifest" not in capsys.readouterr().err
 
 
-def test_a_v1_manifest_is_named_as_the_reason_when_frames_match(root, tmp_path):
-    """A result whose manifest was written with v1 checksums (another definition) against a v2 one over the same
-    frames: refused, saying it is the checksum definition, not the frames, and which run to redo."""
+@pytest.mark.parametrize("old", ["v1", "v2"])
+def test_an_old_manifest_is_named_as_the_reason_when_frames_match(root, tmp_path, old):
+    """A result whose manifest was written with v1/v2 checksums (another definition) against a v3 one over the
+    same frames: refused, saying it is the checksum definition, not the frames, and which run to redo."""
     a, b = tmp_path / "A", tmp_path / "B"
     run(a, root=root)
     run(b, root=root)
     doc = json.loads((b / R.MANIFEST_FILE).read_text())
-    doc["schema"] = "vidtok-bench/manifest/v1"
+    doc["schema"] = f"vidtok-bench/manifest/{old}"
     for v in doc["videos"]:
+        del v["video_checksum"]
         v["video_sha256"] = "0" * 64  # what an old run recorded cannot be compared
     (b / R.MANIFEST_FILE).write_text(json.dumps(doc))
     res = json.loads((b / R.RESULTS_FILE).read_text())
@@ -164,7 +166,7 @@ def test_a_v1_manifest_is_named_as_the_reason_when_frames_match(root, tmp_path):
         compare_runs(a, b)
     msg = str(exc.value)
     assert "\n" not in msg and "the same frame numbers per video" in msg
-    assert "B (vidtok-bench/manifest/v1) recorded content checksums of an older definition" in msg and "rerun" in msg
+    assert f"B (vidtok-bench/manifest/{old}) recorded content checksums of an older definition" in msg and "rerun" in msg
 
 
 def test_results_without_a_manifest_hash_fall_back_to_the_data_fingerprint(two_runs, capsys):

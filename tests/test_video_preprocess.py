@@ -93,8 +93,8 @@ def test_device_path_on_cpu_equals_todays_clips_on_real_videos(shared_videos, na
         assert (clip.index, clip.start, clip.valid, clip.source_indices) == (want.index, want.start, want.valid,
                                                                              want.source_indices)
         assert (clip.fps, clip.source_fps, clip.source_size) == (want.fps, want.source_fps, want.source_size)
-        assert clip.video_sha256 == want.video_sha256
-    assert ref[-1].video_sha256 is not None
+        assert clip.video_checksum == want.video_checksum
+    assert ref[-1].video_checksum is not None
 
 
 def test_batched_clips_equal_stacked_clips(shared_videos):
@@ -118,7 +118,7 @@ def test_uint8_clips_repeat_the_tail_and_hash_like_float_clips():
     fl = list(cut_clips([SampledFrame(i, r(f), f.numpy()) for i, f in enumerate(frames)], 3))
     assert [c.valid for c in u8] == [3, 3, 1] and u8[-1].source_indices == (6, 6, 6)
     assert torch.equal(u8[-1].frames[:, 2], u8[-1].frames[:, 0])  # tail repeats the last real frame
-    assert u8[-1].video_sha256 == fl[-1].video_sha256 is not None
+    assert u8[-1].video_checksum == fl[-1].video_checksum is not None
     stage = PreprocessStage(Preprocess(size=4), "cpu")
     for a, b in zip(u8, fl):
         assert torch.equal(stage([a])[0], b.frames)
@@ -143,7 +143,7 @@ def test_device_path_on_cuda_agrees_with_the_cpu_reference(shared_videos, name, 
         assert clip.frames.is_pinned()
         assert x.device.type == "cuda" and x.shape == want.frames.shape
         torch.testing.assert_close(x.cpu(), want.frames, rtol=0, atol=1e-5)
-        assert clip.video_sha256 == want.video_sha256
+        assert clip.video_checksum == want.video_checksum
 
 
 @pytest.mark.skipif(not CUDA, reason="needs CUDA (runs on a GPU host)")
@@ -171,6 +171,6 @@ def test_a_clip_leaves_once_it_cannot_be_the_last(tail, read):
 
     it = cut_clips(frames(), 4, tail=tail)
     first = next(it)
-    assert first.index == 0 and first.video_sha256 is None and len(seen) == read
+    assert first.index == 0 and first.video_checksum is None and len(seen) == read
     rest = list(it)
-    assert rest[-1].video_sha256 is not None and all(c.video_sha256 is None for c in rest[:-1])
+    assert rest[-1].video_checksum is not None and all(c.video_checksum is None for c in rest[:-1])

@@ -69,9 +69,9 @@ class Clip:
     #: the source video's frame number of each of the T frames (tail padding repeats the last),
     #: so a run records exactly which frames it evaluated (frame-count rules differ between papers)
     source_indices: tuple[int, ...] = ()
-    #: on a video's last clip only: sha256 of the sha256s of the uint8 RGB source frames its clips hold (see
+    #: on a video's last clip only: XXH3-128 of the XXH3-128s of the uint8 RGB source frames its clips hold (see
     #: ``vidtok_bench.video.clips.FrameDigest``), so a replay can tell that the content changed
-    video_sha256: str | None = None
+    video_checksum: str | None = None
     #: (width, height) of the source frames before resize
     source_size: tuple[int, int] | None = None
 

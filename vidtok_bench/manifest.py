@@ -5,16 +5,16 @@ timestamp sampling, different start frames), and such results cannot be compared
 writes ``frames_manifest.json`` beside its results; ``dataset=manifest`` replays it, and
 :func:`diff_manifests` names the videos whose frames differ between two runs.
 
-Format (JSON, ``"schema": "vidtok-bench/manifest/v2"``)::
+Format (JSON, ``"schema": "vidtok-bench/manifest/v3"``)::
 
-    {"schema": "vidtok-bench/manifest/v2",
+    {"schema": "vidtok-bench/manifest/v3",
      "clip_len": 17,                  # frames per clip (T); null: each clip is its valid frames
      "preprocess": {...},             # informational: how the frames were chosen (may be null)
      "dataset": {...},                # informational: name/plugin (may be null)
      "videos": [
        {"id": "videoSRC01", "path": "videoSRC01_1920x1080_30.yuv",  # relative to the dataset root
         "source_fps": 30.0, "source_size": [1920, 1080],            # (W, H) before resize
-        "video_sha256": "<64 hex>",   # vidtok_bench.video.clips.FrameDigest: sha256 of the held frames' sha256s
+        "video_checksum": "<32 hex>",   # vidtok_bench.video.clips.FrameDigest: XXH3-128 of the held frames' XXH3-128s
         "clips": [{"start": 0, "valid": 17, "indices": [[0, 17, 1]]}, ...]}]}
 
 A clip's ``start`` is its position among the video's sampled frames and ``valid`` its real
@@ -22,9 +22,10 @@ frames; ``indices`` are the source frame numbers of those ``valid`` frames as ru
 segments ``[start, stop, step]`` (Python ``range`` semantics, concatenated, exact round trip).
 Frames ``valid..clip_len-1`` repeat the last real frame (tail padding).
 
-v1 manifests (``video_sha256`` was one running sha256 over the frames' bytes, which one core had to
-compute alone) still load and replay the same frames; their checksums cannot be compared with v2's
-and are dropped, with a warning.
+v1 and v2 manifests (``video_sha256``: v1 one running sha256 over the frames' bytes, v2 the sha256 of
+per-frame sha256s; sha256 cost ~5 ms per 1080p frame, more than a GPU host's decode) still load and
+replay the same frames; their checksums are of another definition, cannot be compared with v3's and
+are dropped, with a warning.
 """
 from __future__ import annotations
 
@@ -42,13 +43,13 @@ from typing import Any, Sequence
 from .data import Clip
 from .errors import DatasetError
 
-SCHEMA = "vidtok-bench/manifest/v2"
-#: read, with their video checksums dropped (another definition; see the module docstring)
-OLD_SCHEMAS = ("vidtok-bench/manifest/v1",)
+SCHEMA = "vidtok-bench/manifest/v3"
+#: read, with their video checksums (``video_sha256``, another definition) dropped; see the module docstring
+OLD_SCHEMAS = ("vidtok-bench/manifest/v1", "vidtok-bench/manifest/v2")
 #: preprocessing keys that choose frames: a replay takes them from the manifest, not from the run
 FRAME_KEYS = ("fps", "sampling", "clip_stride", "tail", "max_frames")
 _SCHEMA_PREFIX = "vidtok-bench/manifest/"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
 # ---------------------------------------------------------------------------- index segments
@@ -123,13 +124,13 @@ class ManifestVideo:
     path: str | None  # relative to the dataset root, '/'-separated
     source_fps: float | None = None
     source_size: tuple[int, int] | None = None  # (W, H)
-    video_sha256: str | None = None
+    video_checksum: str | None = None
     clips: list[ManifestClip] = field(default_factory=list)
 
     def positions(self) -> list[tuple[int, int]]:
         """(sampled position, source index) of every real frame the clips hold, each position once, in order.
 
-        These are the frames ``video_sha256`` covers.
+        These are the frames ``video_checksum`` covers.
         """
         held: dict[int, int] = {}
         for c in self.clips:
@@ -141,7 +142,7 @@ class ManifestVideo:
         return {
             "id": self.id, "path": self.path, "source_fps": self.source_fps,
             "source_size": list(self.source_size) if self.source_size else None,
-            "video_sha256": self.video_sha256, "clips": [c.to_json() for c in self.clips],
+            "video_checksum": self.video_checksum, "clips": [c.to_json() for c in self.clips],
         }
 
 
@@ -203,9 +204,9 @@ def _video_from_json(d: Any, k: int, clip_len: int | None) -> ManifestVideo:
         if not isinstance(size, list) or len(size) != 2:
             raise ValueError(f"{where}: source_size must be [width, height] or null")
         size = (_int(size[0], f"{where}: source_size width", 1), _int(size[1], f"{where}: source_size height", 1))
-    sha = d.get("video_sha256")
-    if sha is not None and (not isinstance(sha, str) or not _HEX64.match(sha)):
-        raise ValueError(f"{where}: video_sha256 must be 64 lowercase hex digits or null")
+    sha = d.get("video_checksum")
+    if sha is not None and (not isinstance(sha, str) or not _HEX32.match(sha)):
+        raise ValueError(f"{where}: video_checksum must be 32 lowercase hex digits or null")
     raw = d.get("clips")
     if not isinstance(raw, list) or not raw:
         raise ValueError(f"{where}: clips must be a non-empty list")
@@ -257,7 +258,8 @@ def manifest_from_json(doc: Any, source: str = "manifest") -> Manifest:
             warnings.warn(f"{source}: a {schema} manifest: its video checksums use an older definition and are not "
                           f"verified (the frames are replayed exactly); a run writes a {SCHEMA} one", stacklevel=2)
             doc = {**doc, "schema": SCHEMA,
-                   "videos": [{**v, "video_sha256": None} if isinstance(v, dict) else v for v in doc.get("videos") or []]}
+                   "videos": [{**{k: x for k, x in v.items() if k != "video_sha256"}, "video_checksum": None}
+                              if isinstance(v, dict) else v for v in doc.get("videos") or []]}
         elif schema != SCHEMA:
             if isinstance(schema, str) and schema.startswith(_SCHEMA_PREFIX):
                 raise ValueError(f"schema {schema!r} is not supported (this vidtok-bench reads {SCHEMA})")
@@ -372,19 +374,19 @@ class ManifestBuilder:
         self._lengths.add(length)
         self._all_full &= length == clip.valid
         entry.clips.append(ManifestClip(int(clip.start), int(clip.valid), tuple(int(i) for i in clip.source_indices[: clip.valid])))
-        if clip.video_sha256:
-            entry.video_sha256 = clip.video_sha256
+        if clip.video_checksum:
+            entry.video_checksum = clip.video_checksum
 
     def finish_video(
-        self, video_id: str, *, video_sha256: str | None = None, source_size: tuple[int, int] | None = None,
+        self, video_id: str, *, video_checksum: str | None = None, source_size: tuple[int, int] | None = None,
         source_fps: float | None = None,
     ) -> ManifestVideo:
         """Close a video's entry; keyword values override what the clips carried."""
         entry = self._open.pop(video_id, None)
         if entry is None:
             raise ValueError(f"video '{video_id}' has no clips to finish")
-        if video_sha256 is not None:
-            entry.video_sha256 = video_sha256
+        if video_checksum is not None:
+            entry.video_checksum = video_checksum
         if source_size is not None:
             entry.source_size = (int(source_size[0]), int(source_size[1]))
         if source_fps is not None:
@@ -442,9 +444,9 @@ def diff_manifests(
         diff = _clip_difference(x, ma.clip_len, y, mb.clip_len, la, lb)
         if diff:
             out.append(f"{vid}: {diff}")
-        elif x.video_sha256 and y.video_sha256 and x.video_sha256 != y.video_sha256:
+        elif x.video_checksum and y.video_checksum and x.video_checksum != y.video_checksum:
             out.append(f"{vid}: same frame numbers, different content "
-                       f"(video_sha256 {x.video_sha256[:12]}… in {la}, {y.video_sha256[:12]}… in {lb})")
+                       f"(video_checksum {x.video_checksum[:12]}… in {la}, {y.video_checksum[:12]}… in {lb})")
     return out
 
 

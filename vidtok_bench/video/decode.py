@@ -28,7 +28,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError, check_choice
-from .clips import ClipPlacement, SampledFrame, cut_clips, frame_sha256, recorded_clips
+from .clips import ClipPlacement, SampledFrame, cut_clips, frame_digest, recorded_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
 from .yuv import iter_yuv_frames, probe_yuv
@@ -315,7 +315,7 @@ def resized_frames(
     max_frames: int | None = None, workers: int = 1, placement: ClipPlacement | None = None,
 ) -> Iterator[SampledFrame]:
     """Sampled frames in order: ``(source index, raw item)`` in, resized float (3, h, w) in [0, 1]
-    plus the source frame's sha256 (for the video's checksum) out; RGB conversion, hashing and resize
+    plus the source frame's digest (for the video's checksum) out; RGB conversion, hashing and resize
     run on ``workers`` threads. ``resizer=None`` keeps the uint8 (H, W, 3) source frame as the frame
     (uint8 clips); with ``placement`` the threads write it straight into its clip's tensor.
 
@@ -328,16 +328,16 @@ def resized_frames(
         except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
             raise _av_error(path, exc, "cannot convert a decoded frame to RGB") from None
         try:
-            digest = frame_sha256(rgb)  # here, on the worker threads: hashing is as costly as converting
+            digest = frame_digest(rgb)  # here, on the worker threads: hashing is as costly as converting
         except TypeError as exc:
             raise VideoError(path, str(exc)) from None
         if resizer is None:
             placed = place[0].put(place[1], rgb) if place is not None else None
             if placed is not None:
-                return SampledFrame(item[0], placed, sha256=digest, clip=place[0].tensor)
-            return SampledFrame(item[0], _as_tensor(rgb), sha256=digest)
+                return SampledFrame(item[0], placed, digest=digest, clip=place[0].tensor)
+            return SampledFrame(item[0], _as_tensor(rgb), digest=digest)
         try:
-            return SampledFrame(item[0], resizer(rgb), sha256=digest)
+            return SampledFrame(item[0], resizer(rgb), digest=digest)
         except VideoError as exc:
             raise VideoError(path, exc.problem) from None
 

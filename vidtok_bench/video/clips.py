@@ -59,10 +59,6 @@ def plan_windows(num_frames: int, clip_len: int | None, clip_stride: int | None 
     return out
 
 
-#: what ``video_checksum`` is (recorded in frame manifests v3)
-CHECKSUM = "xxh3-128 of the frames' xxh3-128 digests"
-
-
 def frame_digest(rgb: np.ndarray | torch.Tensor) -> bytes:
     """The XXH3-128 digest (16 bytes) of one uint8 RGB frame (H, W, 3, row-major bytes): the unit
     :class:`FrameDigest` chains.
@@ -81,7 +77,7 @@ def frame_digest(rgb: np.ndarray | torch.Tensor) -> bytes:
 
 class FrameDigest:
     """A video's checksum: the XXH3-128 of its frames' XXH3-128 digests (:func:`frame_digest`), in the order
-    given (:data:`CHECKSUM`), as 32 hex digits.
+    given, as 32 hex digits (frame manifests v3).
 
     Why: a video's ``video_checksum`` lets a replay or a comparison tell that the source content
     changed (re-encoded, another version) even when names and frame counts match. Chaining per-frame

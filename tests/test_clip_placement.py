@@ -112,3 +112,18 @@ def test_pinned_clips_on_cuda_hosts_are_placed_pinned_and_equal(shared_videos):
     assert len(pinned) == len(plain) == 3
     for a, b in zip(pinned, plain):
         assert a.frames.is_pinned() and torch.equal(a.frames, b.frames)
+
+
+@pytest.mark.parametrize("placed", [False, True])
+def test_a_frame_size_change_within_a_uint8_clip_is_a_one_line_video_error(placed):
+    """uint8 clips stack source-size frames: a size change inside a window names the file and both sizes
+    (it used to surface as torch's 'expanded size' RuntimeError); at a window boundary each clip keeps its size."""
+    from vidtok_bench.errors import VideoError
+
+    rgbs = _frames(3, shape=(5, 7)) + _frames(3, seed=1, shape=(6, 8))
+    make = (lambda r, n: _placed(r, ClipPlacement(n))) if placed else (lambda r, n: _plain(r))
+    with pytest.raises(VideoError, match=r"v\.mkv: the frame size changes within the video \(7x5 -> 8x6\)") as e:
+        list(cut_clips(make(rgbs, 4), 4, source="v.mkv"))
+    assert "\n" not in str(e.value)
+    clips = list(cut_clips(make(rgbs, 3), 3, source="v.mkv"))  # the change falls between two clips
+    assert [tuple(c.frames.shape) for c in clips] == [(3, 3, 5, 7), (3, 3, 6, 8)]

@@ -233,6 +233,13 @@ def _take(item: torch.Tensor | SampledFrame, position: int, digest: FrameDigest)
     return position, item
 
 
+def _size_change(source: str, before: torch.Tensor, after: torch.Tensor) -> VideoError:
+    """uint8 clips stack source-size frames, so a video whose frame size changes cannot make them."""
+    (h0, w0), (h1, w1) = before.shape[:2], after.shape[:2]
+    return VideoError(source, f"the frame size changes within the video ({w0}x{h0} -> {w1}x{h1}); uint8 clips "
+                              "(preprocess_on=device) hold one size, preprocess_on=cpu resizes each frame")
+
+
 def _placed_clip(item: torch.Tensor | SampledFrame) -> torch.Tensor | None:
     return item.clip if isinstance(item, SampledFrame) else None
 
@@ -298,6 +305,8 @@ def _cut(
             buf_start = n
             continue
         i, frame = _take(f, n - 1, digest)
+        if frame.dtype == torch.uint8 and buf and buf[-1][1].shape != frame.shape:
+            raise _size_change(source, buf[-1][1], frame)
         if frame.dtype == torch.uint8 and stride >= clip_len:
             slot = n - 1 - s
             placed = _placed_clip(f)

@@ -174,3 +174,21 @@ def test_a_clip_leaves_once_it_cannot_be_the_last(tail, read):
     assert first.index == 0 and first.video_checksum is None and len(seen) == read
     rest = list(it)
     assert rest[-1].video_checksum is not None and all(c.video_checksum is None for c in rest[:-1])
+
+
+@pytest.mark.parametrize("filt", ["bilinear_antialias", "bicubic_antialias"])
+@pytest.mark.parametrize("h,w,size", [(6, 2, 1), (11, 3, 1), (40, 5, 1)])
+def test_a_one_pixel_wide_output_matches_the_contiguous_reference(h, w, size, filt):
+    """torch's channels-last antialiased interpolate gives other values when the output is 1 pixel wide (hypothesis
+    found it: 6x2 frames, size=1); the frames' channels-last views must still give torchvision's (NCHW) values."""
+    import torch.nn.functional as F
+
+    r = FrameResizer(size, "none", filt)
+    u8 = torch.from_numpy(np.random.default_rng(h * w).integers(0, 256, (2, h, w, 3), dtype=np.uint8))
+    x = u8.permute(0, 3, 1, 2).float().div(255.0).contiguous()  # what torchvision's Resize gets: (N, C, H, W)
+    want = F.interpolate(x, size=r.output_size(h, w), mode=filt.split("_")[0], align_corners=False, antialias=True)
+    if filt == "bicubic_antialias":
+        want = want.clamp(0, 1)
+    assert r.output_size(h, w)[1] == 1
+    assert torch.allclose(r(u8[0]), want[0], atol=1e-6)
+    assert torch.allclose(preprocess_frames(u8, r), want.permute(1, 0, 2, 3) * 2 - 1, atol=1e-6)

@@ -81,6 +81,8 @@ class FrameResizer:
         if self.size is not None and self.filter != "none":
             h, w = resized_size(height, width, self.size)
             if (h, w) != (height, width):  # torchvision returns the image unchanged then
+                if w == 1:  # PyTorch's channels-last antialiased kernel is wrong for a 1-pixel-wide output
+                    x = x.contiguous()  # (off by up to ~0.45 here, torch 2.14); the frames' views are channels-last
                 x = F.interpolate(x, size=(h, w), mode=_MODES[self.filter], align_corners=False, antialias=True)
                 if self.filter == "bicubic_antialias":
                     x = x.clamp_(0.0, 1.0)  # bicubic overshoots; frames must stay in range

@@ -1,11 +1,11 @@
 """cuDNN autotuning for calls whose input shape repeats: one rule for tokenizers and metric networks.
 
 ``torch.backends.cudnn.benchmark`` times every candidate algorithm the first time a shape is seen and
-keeps the fastest. Without it cuDNN's heuristics choose, and for some shapes they choose badly: on an
-H100, LPIPS-VGG through a run's per-clip call (17 frame pairs, fp32, TF32 off) ran at 30 frames/s
-against 287 for a batch of 64. A run's clips have one shape, so the search is paid once; whole videos
-of varying length (tiled long-video modes) would pay it per length, so a call is autotuned only when
-it repeats the previous call's shape, and otherwise the caller's setting stands.
+keeps the fastest; without it cuDNN's heuristics choose. It was suspected for LPIPS-VGG's slow per-clip
+call on the H100 (30 frames/s against 287 for a batch of 64), but measured there it made no difference
+(30 vs 31). A run's clips have one shape, so the search is paid once; whole videos of varying length
+(tiled long-video modes) would pay it per length, so a call is autotuned only when it repeats the
+previous call's shape, and otherwise the caller's setting stands.
 """
 from __future__ import annotations
 

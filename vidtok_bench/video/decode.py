@@ -51,8 +51,8 @@ def default_workers(clip_frames: str = "float") -> int:
     grows with these threads, but so does memory (each holds full-resolution float frames): on a
     16-core machine 4 threads kept the 1080p pipeline's peak RSS under 1 GB, 8 gave ~1.2 GB and
     about twice the frames/s. uint8 clips (``preprocess_on=device``): a thread only converts to RGB
-    and hashes (~3 + 5 ms per 1080p frame) and holds one uint8 frame, so more threads cost little
-    memory and keep one video's pipeline near its decode rate. Datasets take ``workers`` to choose.
+    (~3 ms per 1080p frame on the H100 host), hashes and places one uint8 frame, so more threads cost
+    little memory and keep one video's pipeline nearer its decode rate. Datasets take ``workers`` to choose.
     """
     cap = 4 if clip_frames == "float" else 16
     return max(1, min(cap, os.cpu_count() or 1))
@@ -328,7 +328,7 @@ def resized_frames(
         except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
             raise _av_error(path, exc, "cannot convert a decoded frame to RGB") from None
         try:
-            digest = frame_digest(rgb)  # here, on the worker threads: hashing is as costly as converting
+            digest = frame_digest(rgb)  # here, on the worker threads, in parallel (not one per video)
         except TypeError as exc:
             raise VideoError(path, str(exc)) from None
         if resizer is None:

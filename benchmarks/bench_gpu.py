@@ -312,18 +312,18 @@ def test_lpips_vgg_frames_per_s(benchmark, lpips_weights) -> None:
     run_metric = LPIPSMetric(device="cuda", net="vgg")
     a, b = (synthetic_clip((1, 3, 17, 256, 256), seed=s).cuda() for s in (1, 2))
 
-    def per_clip_fps(autotune: bool | None) -> float:
+    def per_clip_fps(autotune: bool | None, call: Callable[[], Any] = lambda: run_metric.per_frame(a, b)) -> float:
         """frames/s of the run's per-clip call; autotune None: the harness's rule (cuDNN search once the
         shape repeats), False: cuDNN's heuristics only (what runs did before the rule)."""
         run_metric.model._autotune.force = autotune
         run_metric.model._autotune.reset()
         for _ in range(2):
-            run_metric.per_frame(a, b)  # warm-up (the rule searches on the second call)
+            call()  # warm-up (the rule searches on the second call)
         times = []
         for _ in range(5):
             torch.cuda.synchronize()
             t0 = time.perf_counter()
-            run_metric.per_frame(a, b)
+            call()
             times.append(time.perf_counter() - t0)
         return 17 / statistics.median(times)
 
@@ -338,14 +338,8 @@ def test_lpips_vgg_frames_per_s(benchmark, lpips_weights) -> None:
             run_metric.per_frame(a, b)
         stream.synchronize()
 
-    times = []
-    for k in range(7):
-        t0 = time.perf_counter()
-        worker.submit(on_worker_stream).result()
-        if k >= 2:
-            times.append(time.perf_counter() - t0)
+    worker_fps = per_clip_fps(None, lambda: worker.submit(on_worker_stream).result())
     worker.shutdown()
-    worker_fps = 17 / statistics.median(times)
     RESULTS["lpips_vgg"] = {"frames_per_s": fps, "batch": LPIPS_BATCH, "run_call_frames_per_s": run_fps,
                             "run_call_frames_per_s_without_autotune": heuristic_fps,
                             "run_call_frames_per_s_worker_stream": worker_fps, "weights": lpips_weights}

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp: see vidtok_bench/__init__.py
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch's first allocation: see vidtok_bench/__init__.py
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

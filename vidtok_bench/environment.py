@@ -1,6 +1,7 @@
 """What a result must record about the software and machine that produced it."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -36,6 +37,10 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+#: environment variables that shape CPU speed (threads, allocator), recorded with every result
+RUNTIME_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     env: dict[str, Any] = {
         "vidtok_bench": package_versions()["vidtok-bench"],
@@ -44,6 +49,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "num_threads": torch.get_num_threads(),
+        # what ``import vidtok_bench`` defaults (or the user set): both change speed, never values
+        "runtime_env": {k: os.environ.get(k) for k in RUNTIME_ENV},
         "git_commit": git_commit(),
         "packages": package_versions(),
     }

@@ -286,3 +286,64 @@ def test_cuda_overlap_on_a_second_stream_gives_the_same_values(tmp_path):
         runs[flag] = [json.loads(x) for x in (out / "per_clip.jsonl").read_text().splitlines()]
     strip = lambda rows: [[{k: v for k, v in c.items() if not k.endswith("_s")} for c in r["clips"]] for r in rows]  # noqa: E731
     assert strip(runs["true"]) == strip(runs["false"])
+
+
+def test_v10_time_upsample_in_pieces_equals_the_plain_layer(monkeypatch) -> None:
+    """The decoder's 2x time upsampling written into its output a few frames at a time (float32 CPU, large
+    activations) gives the plain layer's values; so does the whole fast decoder with every activation 'large'."""
+    from vidtok_bench.models import vidtok_fast as vf
+    from vidtok_bench.models.vidtok import _V10TimeUpsample
+
+    model = _tiny_v10_model()
+    ups = [m for m in model.modules() if isinstance(m, vf.FastV10TimeUpsample)]
+    assert ups, "the test model has no v1.0 time upsampling"
+    g = torch.Generator().manual_seed(5)
+    for t in (1, 2, 3, 5):
+        up = ups[0]
+        x = torch.randn(1, up.conv.conv.in_channels, t, 6, 7, generator=g).contiguous(memory_format=torch.channels_last_3d)
+        with torch.inference_mode():
+            monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 1 << 40)
+            whole = up(x)
+            monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
+            pieces = up(x)
+            up.__class__ = _V10TimeUpsample
+            plain = up(x)
+            up.__class__ = vf.FastV10TimeUpsample
+        assert pieces.shape == plain.shape == (1, x.shape[1], 2 * t, 6, 7)
+        assert torch.allclose(pieces, plain, rtol=1e-5, atol=1e-5) and torch.allclose(pieces, whole, rtol=1e-5, atol=1e-5)
+    z = torch.randn(1, 4, 3, 4, 5, generator=g)  # z_channels=4
+    with torch.inference_mode():
+        monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 1 << 40)
+        whole = model.decode_latent(z)
+        monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
+        pieces = model.decode_latent(z)
+    assert torch.allclose(pieces, whole, rtol=1e-5, atol=1e-5)
+
+
+def _tiny_v10_model():
+    from vidtok_bench.models.vidtok import VidTokArch, build_vidtok
+    from vidtok_bench.models.vidtok_fast import use_channels_last
+
+    torch.manual_seed(0)
+    arch = VidTokArch(version="1.0", causal=True, regularizer="kl", z_channels=4, ch=8, ch_mult=(1, 2))
+    model = build_vidtok(arch).eval()
+    with torch.no_grad():  # zero-initialised layers too, so every path matters
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return use_channels_last(model)
+
+
+def test_a_level_frees_its_input_after_the_first_block(monkeypatch) -> None:
+    """The caller hands a level its input in a box and keeps no reference: by the second block the first
+    block's input is gone (at 640x272, 334 MB that stayed alive through the decoder's whole last level)."""
+    import weakref
+
+    from vidtok_bench.models import vidtok_fast as vf
+
+    box = [torch.randn(1, 2, 3, 4, 5).contiguous(memory_format=torch.channels_last_3d)]
+    ref = weakref.ref(box[0])
+    alive: list[bool] = []
+    monkeypatch.setattr(vf, "_spatial_block", lambda blk, f: (alive.append(ref() is not None), f * 2)[1])
+    monkeypatch.setattr(vf, "_temporal_block", lambda blk, h: h + 1)
+    out = vf._level(box, [None, None], [None, None])
+    assert box == [] and alive == [True, False] and out.shape == (1, 2, 3, 4, 5)

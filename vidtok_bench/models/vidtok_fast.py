@@ -20,7 +20,7 @@ plain path within float rounding; ``tests/test_vidtok_fast.py``).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -86,6 +86,20 @@ def _zero_past(x: torch.Tensor, time_pad: int) -> torch.Tensor:
 CHUNK_FRAMES, CHUNK_MIN_ELEMS = 5, 1 << 24
 
 
+def _zero_past_pieces(piece: Callable[[int, int, int], torch.Tensor], t_in: int, time_pad: int, kernel: int,
+                      stride: int, dilation: int, conv: Callable[[torch.Tensor], torch.Tensor],
+                      frames: int = CHUNK_FRAMES) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(o0, o1, conv output frames [o0, o1))`` of ``conv`` over ``t_in`` input frames with ``time_pad`` zero
+    frames in front, ``frames`` output frames at a time; ``piece(a, b, zeros)`` gives input frames [a, b)
+    with ``zeros`` zero frames in front."""
+    span = dilation * (kernel - 1) + 1
+    t_out = (t_in + time_pad - span) // stride + 1
+    for o0 in range(0, t_out, frames):
+        o1 = min(t_out, o0 + frames)
+        a, b = o0 * stride - time_pad, (o1 - 1) * stride + span - time_pad  # input frames [a, b), < 0: zeros
+        yield o0, o1, conv(piece(max(0, a), b, max(0, -a)))
+
+
 def _zero_past_conv(x: torch.Tensor, time_pad: int, kernel: int, stride: int, dilation: int,
                     conv: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """``conv`` (no time padding of its own) of x with ``time_pad`` zero frames in front. A large x is
@@ -96,10 +110,7 @@ def _zero_past_conv(x: torch.Tensor, time_pad: int, kernel: int, stride: int, di
     if t_out <= CHUNK_FRAMES or x.numel() < CHUNK_MIN_ELEMS:
         return conv(_zero_past(x, time_pad))
     out: torch.Tensor | None = None
-    for o0 in range(0, t_out, CHUNK_FRAMES):
-        o1 = min(t_out, o0 + CHUNK_FRAMES)
-        a, b = o0 * stride - time_pad, (o1 - 1) * stride + span - time_pad  # input frames [a, b), < 0: zeros
-        y = conv(_zero_past(x[:, :, max(0, a):b], max(0, -a)))
+    for o0, o1, y in _zero_past_pieces(lambda a, b, zeros: _zero_past(x[:, :, a:b], zeros), x.shape[2], time_pad, kernel, stride, dilation, conv):
         if out is None:
             out = torch.empty((y.shape[0], y.shape[1], t_out, *y.shape[3:]), dtype=y.dtype, device=y.device,
                               memory_format=CL3D)
@@ -110,12 +121,25 @@ def _zero_past_conv(x: torch.Tensor, time_pad: int, kernel: int, stride: int, di
 class FastZeroPastConv3d(_ZeroPastConv3d):
     """v1.0 causal 3D conv (zeros for the past): past frames concatenated, spatial padding in the conv."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _direct(self) -> bool:
+        """Symmetric spatial padding done by the conv itself (else the plain forward's F.pad)."""
         c, (w0, w1, h0, h1, *_) = self.conv, self.spatial_padding
-        if w0 != w1 or h0 != h1 or tuple(c.padding) != (0, 0, 0) or c.padding_mode != "zeros":
+        return w0 == w1 and h0 == h1 and tuple(c.padding) == (0, 0, 0) and c.padding_mode == "zeros"
+
+    def _conv(self, v: torch.Tensor) -> torch.Tensor:
+        w0, _, h0, *_ = self.spatial_padding
+        return _conv3d(v, self.conv, (0, h0, w0))
+
+    def pieces(self, piece: Callable[[int, int, int], torch.Tensor], t_in: int, frames: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """This conv over ``t_in`` frames, ``frames`` output frames at a time (see ``_zero_past_pieces``)."""
+        c = self.conv
+        return _zero_past_pieces(piece, t_in, self.time_pad, c.kernel_size[0], c.stride[0], c.dilation[0], self._conv, frames)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._direct():
             return super().forward(x)
-        return _zero_past_conv(x, self.time_pad, c.kernel_size[0], c.stride[0], c.dilation[0],
-                               lambda v: _conv3d(v, c, (0, h0, w0)))
+        c = self.conv
+        return _zero_past_conv(x, self.time_pad, c.kernel_size[0], c.stride[0], c.dilation[0], self._conv)
 
 
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -210,8 +234,11 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=CL3D)
 
 
-def _level(h: torch.Tensor, spatial: nn.ModuleList, temporal: nn.ModuleList) -> torch.Tensor:
-    """One resolution level: each per-frame 2D ResNet block followed by its temporal block."""
+def _level(box: list[torch.Tensor], spatial: nn.ModuleList, temporal: nn.ModuleList) -> torch.Tensor:
+    """One resolution level: each per-frame 2D ResNet block followed by its temporal block. Takes its input
+    out of ``box`` (the caller keeps no reference), so the level's input is freed after its first block:
+    at 640x272 the decoder's last level starts from 334 MB that otherwise stayed alive through six blocks."""
+    h = box.pop()
     for blk2d, blk1d in zip(spatial, temporal):
         h = _per_frame(lambda f, blk=blk2d: _spatial_block(blk, f), h)
         h = _temporal_block(blk1d, h)
@@ -238,16 +265,41 @@ class FastV10TimeDownsample(_V10TimeDownsample):
 class FastV10TimeUpsample(_V10TimeUpsample):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = torch.sigmoid(self.mix_factor)
-        x = F.interpolate(x.to(torch.float32), scale_factor=[2.0, 1.0, 1.0], mode="nearest").to(x.dtype)
-        conv = self.conv(x)
-        if conv.shape != x.shape or conv.dtype != x.dtype:
-            return alpha * x + (1 - alpha) * conv
-        return _mix(alpha, x, conv)
+        if isinstance(self.conv, FastZeroPastConv3d) and self.conv._direct() and _onednn(x) and 2 * x.numel() >= CHUNK_MIN_ELEMS:
+            up = torch.empty((*x.shape[:2], 2 * x.shape[2], *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=CL3D)
+            up[:, :, 0::2] = x  # nearest 2x in time, straight into channels-last memory
+            up[:, :, 1::2] = x
+            return self._pieces(alpha, x, up)
+        up = F.interpolate(x.to(torch.float32), scale_factor=[2.0, 1.0, 1.0], mode="nearest").to(x.dtype)
+        conv = self.conv(up)
+        if conv.shape != up.shape or conv.dtype != up.dtype:
+            return alpha * up + (1 - alpha) * conv
+        return _mix(alpha, up, conv)
+
+    def _pieces(self, alpha: torch.Tensor, x: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """``_mix(alpha, up, conv(up))`` written into ``up`` a few frames at a time: the conv reads its input
+        frames from x (frame j of up is frame j // 2 of x), so no conv output of the whole clip is held
+        (at the decoder's last upsampling of a 640x272 clip, 334 MB). The same products and sums. Float32
+        on CPUs, where the memory is the host's."""
+        def piece(a: int, b: int, zeros: int) -> torch.Tensor:  # up's frames [a, b) behind zeros, one copy
+            v = torch.empty((*x.shape[:2], zeros + b - a, *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=CL3D)
+            v[:, :, :zeros].zero_()
+            for k, j in enumerate(range(a, b), start=zeros):
+                v[:, :, k] = x[:, :, j // 2]
+            return v
+
+        # two output frames per piece: at full resolution each frame is 17 MB per 24 channels
+        for o0, o1, y in self.conv.pieces(piece, up.shape[2], 2):
+            if y.shape[1:] != up.shape[1:2] + (o1 - o0,) + up.shape[3:] or y.dtype != up.dtype:
+                raise AssertionError(f"time upsampling conv gave {tuple(y.shape)} for frames {o0}:{o1} of {tuple(up.shape)}")
+            up[:, :, o0:o1].mul_(alpha).add_(y.mul_(1 - alpha))
+        return up
 
 
-def _resample(h: torch.Tensor, spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor:
-    """Spatial down/upsampling per frame, then the temporal one where this level has it."""
-    h = _per_frame(spatial, h)
+def _resample(box: list[torch.Tensor], spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor:
+    """Spatial down/upsampling per frame, then the temporal one where this level has it (input taken out of
+    ``box``, as ``_level``)."""
+    h = _per_frame(spatial, box.pop())
     return h if temporal is None else _cl(temporal(h))
 
 
@@ -255,13 +307,13 @@ class FastEncoder(VidTokEncoder3D):
     """VidTokEncoder3D with the channels-last forward (inference only)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = _cl(self.conv_in(_cl(x)))
+        box = [_cl(self.conv_in(_cl(x)))]  # activations live in box only: see _level
         for i in range(self.num_resolutions):
-            h = _level(h, self.down[i].block, self.down_temporal[i].block)
+            box.append(_level(box, self.down[i].block, self.down_temporal[i].block))
             if i in self.spatial_ds:
                 temporal = self.down_temporal[i].downsample if i in self.tempo_ds else None
-                h = _resample(h, self.down[i].downsample, temporal)
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h, None)), None)
+                box.append(_resample(box, self.down[i].downsample, temporal))
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(box.pop(), None)), None)
         return self.conv_out(self.nonlinearity(self.norm_out(h))).contiguous()
 
 
@@ -270,13 +322,14 @@ class FastDecoder(VidTokDecoder3D):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = _cl(self.conv_in(_cl(z)))
-        h = _cl(self.mid.block_2(self.mid.attn_1(self.mid.block_1(h, None)), None))
+        box = [_cl(self.mid.block_2(self.mid.attn_1(self.mid.block_1(h, None)), None))]  # see _level
         for i in reversed(range(self.num_resolutions)):
-            h = _level(h, self.up[i].block, self.up_temporal[i].block)
+            box.append(_level(box, self.up[i].block, self.up_temporal[i].block))
             if i in self.spatial_us:
                 temporal = self.up_temporal[i].upsample if i in self.tempo_us else None
-                h = _resample(h, self.up[i].upsample, temporal)
-        return self.conv_out(self.nonlinearity(self.norm_out(h))).contiguous()
+                box.append(_resample(box, self.up[i].upsample, temporal))
+        # the last activation is referenced only while norm_out reads it
+        return self.conv_out(self.nonlinearity(self.norm_out(box.pop()))).contiguous()
 
 
 _FAST = {VidTokEncoder3D: FastEncoder, VidTokDecoder3D: FastDecoder, nn.Conv3d: OneDNNConv3d,

@@ -311,13 +311,34 @@ def test_v10_time_upsample_in_pieces_equals_the_plain_layer(monkeypatch) -> None
             up.__class__ = vf.FastV10TimeUpsample
         assert pieces.shape == plain.shape == (1, x.shape[1], 2 * t, 6, 7)
         assert torch.allclose(pieces, plain, rtol=1e-5, atol=1e-5) and torch.allclose(pieces, whole, rtol=1e-5, atol=1e-5)
-    z = torch.randn(1, 4, 3, 4, 5, generator=g)  # z_channels=4
+    video = torch.rand(1, 3, 9, 16, 20, generator=g) * 2 - 1
     with torch.inference_mode():
         monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 1 << 40)
-        whole = model.decode_latent(z)
+        whole = model.encode_raw(video), model.decode_latent(torch.randn(1, 4, 3, 4, 5, generator=g.manual_seed(6)))
         monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
-        pieces = model.decode_latent(z)
-    assert torch.allclose(pieces, whole, rtol=1e-5, atol=1e-5)
+        monkeypatch.setattr(vf, "SLAB_ELEMS", 1)  # and every per-frame block one frame at a time
+        pieces = model.encode_raw(video), model.decode_latent(torch.randn(1, 4, 3, 4, 5, generator=g.manual_seed(6)))
+    for a, b in zip(pieces, whole):
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_per_frame_blocks_in_slabs_equal_one_call(monkeypatch) -> None:
+    from vidtok_bench.models import vidtok_fast as vf
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(7, 3, 5, 6, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4, 3, 3, 3, generator=g)
+    calls: list[int] = []
+
+    def fn(v: torch.Tensor) -> torch.Tensor:
+        calls.append(v.shape[0])
+        return torch.nn.functional.conv2d(v, w, padding=1)
+
+    monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
+    monkeypatch.setattr(vf, "SLAB_ELEMS", 3 * 5 * 6 * 3)  # three frames per slab
+    got = vf._in_slabs(fn, x)
+    assert calls == [3, 3, 1] and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got, fn(x), rtol=1e-6, atol=1e-6)
 
 
 def _tiny_v10_model():

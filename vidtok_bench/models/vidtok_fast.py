@@ -142,6 +142,31 @@ class FastZeroPastConv3d(_ZeroPastConv3d):
         return _zero_past_conv(x, self.time_pad, c.kernel_size[0], c.stride[0], c.dilation[0], self._conv)
 
 
+#: on CPUs, a per-frame ResNet block whose input has CHUNK_MIN_ELEMS elements or more runs a slab of about
+#: SLAB_ELEMS input elements (float32: 16 MB, under glibc's largest dynamic mmap threshold, so the slab's
+#: temporaries are reused from the heap instead of freshly faulted in) at a time
+SLAB_ELEMS = 1 << 22
+
+
+def _in_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)`` for a per-frame ``fn`` on (N,C,H,W) frames, a slab of frames at a time into one output: the
+    block's norm and conv temporaries then exist for one slab, not the clip (at the decoder's last level of a
+    640x272 clip its first block held its 334 MB input, a 334 MB norm output and a 167 MB conv output).
+    CPU only: the GPU figures were measured on whole activations."""
+    n = x.shape[0]
+    per = max(1, SLAB_ELEMS * n // max(1, x.numel()))
+    if x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= n:
+        return fn(x)
+    out: torch.Tensor | None = None
+    for s in range(0, n, per):
+        y = fn(x[s:s + per])
+        if out is None:
+            fmt = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+            out = torch.empty((n, *y.shape[1:]), dtype=y.dtype, device=y.device, memory_format=fmt)
+        out[s:s + y.shape[0]] = y
+    return out
+
+
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Apply a 2D layer to every frame of (B,C,T,H,W); a view both ways when x is channels-last."""
     b, c, t, h, w = x.shape
@@ -240,7 +265,7 @@ def _level(box: list[torch.Tensor], spatial: nn.ModuleList, temporal: nn.ModuleL
     at 640x272 the decoder's last level starts from 334 MB that otherwise stayed alive through six blocks."""
     h = box.pop()
     for blk2d, blk1d in zip(spatial, temporal):
-        h = _per_frame(lambda f, blk=blk2d: _spatial_block(blk, f), h)
+        h = _per_frame(lambda f, blk=blk2d: _in_slabs(lambda v: _spatial_block(blk, v), f), h)
         h = _temporal_block(blk1d, h)
     return h
 

@@ -32,6 +32,11 @@ from pathlib import Path
 
 import pytest
 
+#: the environment before this benchmark imported anything: each tree's run takes the runtime variables that
+#: ``import vidtok_bench`` defaults (environment.RUNTIME_ENV) from here, so "old" runs without the defaults
+#: the newer tree adds and "new" sets its own (a value the user set applies to both)
+_ENV_BEFORE = dict(os.environ)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FRAMES = int(os.environ.get("VIDTOK_BENCH_CPU_FRAMES", 68))
@@ -182,6 +187,12 @@ def test_cpu_run_old_vs_new(benchmark, workload) -> None:
 
     env = {**os.environ, manager.CACHE_ENV: str(workload["weights"]), "HF_HUB_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
+    from vidtok_bench.environment import RUNTIME_ENV
+
+    for k in RUNTIME_ENV:
+        env.pop(k, None)
+        if k in _ENV_BEFORE:
+            env[k] = _ENV_BEFORE[k]
     runs: dict[str, list[dict]] = {k: [] for k in workload["trees"]}
     outs: dict[str, Path] = {}
     n = [0]

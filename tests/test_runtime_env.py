@@ -69,3 +69,63 @@ def test_results_record_the_runtime_env() -> None:
 
     env = environment(torch.device("cpu"))["runtime_env"]
     assert set(env) == set(RUNTIME_ENV) and env["THP_MEM_ALLOC_ENABLE"] == os.environ.get("THP_MEM_ALLOC_ENABLE")
+
+
+# malloc 24 MB, free it, malloc 24 MB again: with glibc's dynamic threshold the second block comes from the
+# heap (the free raised the threshold to 24 MB); with a fixed 16 MB threshold it is mmapped (mallinfo2.hblkhd)
+_MALLOC_PROBE = r"""
+import ctypes, ctypes.util, json, sys
+fixed = sys.argv[1] == "fixed"
+if fixed:
+    from vidtok_bench.allocator import set_mmap_threshold
+    applied = set_mmap_threshold()
+else:
+    applied = None
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+p = libc.malloc(24 << 20); libc.free(p)
+q = libc.malloc(24 << 20)
+print(json.dumps({"applied": applied, "mmapped": libc.mallinfo2().hblkhd}))
+libc.free(q)
+"""
+
+
+def _glibc_mallinfo2() -> bool:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "mallinfo2")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _glibc_mallinfo2(), reason="needs glibc >= 2.33 (mallinfo2)")
+def test_cli_fixes_the_mmap_threshold_so_large_blocks_go_back() -> None:
+    def probe(mode: str) -> dict:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+        out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE, mode], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    dynamic, fixed = probe("dynamic"), probe("fixed")
+    assert dynamic["mmapped"] < 24 << 20  # glibc's default: the freed block raised the threshold
+    assert fixed["applied"] == 16 << 20 and fixed["mmapped"] >= 24 << 20
+
+
+def test_mmap_threshold_follows_the_environment(monkeypatch) -> None:
+    from vidtok_bench import allocator
+
+    monkeypatch.delenv(allocator.ENV, raising=False)
+    assert allocator.set_mmap_threshold() in (allocator.DEFAULT_BYTES, None)  # None: not glibc
+    assert os.environ[allocator.ENV] == str(allocator.DEFAULT_BYTES)
+    monkeypatch.setenv(allocator.ENV, "not-a-number")
+    assert allocator.set_mmap_threshold() is None
+    monkeypatch.setenv(allocator.ENV, str(32 << 20))
+    assert allocator.set_mmap_threshold() in (32 << 20, None)
+    monkeypatch.setenv(allocator.ENV, str(allocator.DEFAULT_BYTES))
+    allocator.set_mmap_threshold()  # leave this test process as the CLI would

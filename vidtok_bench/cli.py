@@ -66,6 +66,9 @@ def _discard_stdout() -> None:
 
 
 def _main(argv: list[str] | None) -> int:
+    from .allocator import set_mmap_threshold
+
+    set_mmap_threshold()  # before any large tensor: see allocator.py
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -38,7 +38,7 @@ def git_commit() -> str | None:
 
 
 #: environment variables that shape CPU speed (threads, allocator), recorded with every result
-RUNTIME_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")
+RUNTIME_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "MALLOC_MMAP_THRESHOLD_")
 
 
 def environment(device: torch.device) -> dict[str, Any]:

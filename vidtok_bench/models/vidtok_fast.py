@@ -20,7 +20,7 @@ plain path within float rounding; ``tests/test_vidtok_fast.py``).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
@@ -109,12 +109,25 @@ def _zero_past_conv(x: torch.Tensor, time_pad: int, kernel: int, stride: int, di
     t_out = (x.shape[2] + time_pad - span) // stride + 1
     if t_out <= CHUNK_FRAMES or x.numel() < CHUNK_MIN_ELEMS:
         return conv(_zero_past(x, time_pad))
+    pieces = _zero_past_pieces(lambda a, b, zeros: _zero_past(x[:, :, a:b], zeros), x.shape[2], time_pad, kernel,
+                               stride, dilation, conv)
+    return _assemble(pieces, t_out, 2, CL3D)
+
+
+def _assemble(pieces: Iterable[tuple[int, int, torch.Tensor]], n: int, dim: int,
+              memory_format: torch.memory_format | None = None) -> torch.Tensor:
+    """Pieces ``(start, end, y)`` along ``dim`` written into one output of size ``n`` there, allocated when the
+    first piece arrives (its dtype and device; ``memory_format``, or the piece's 2D channels-last layout)."""
     out: torch.Tensor | None = None
-    for o0, o1, y in _zero_past_pieces(lambda a, b, zeros: _zero_past(x[:, :, a:b], zeros), x.shape[2], time_pad, kernel, stride, dilation, conv):
+    for s, e, y in pieces:
         if out is None:
-            out = torch.empty((y.shape[0], y.shape[1], t_out, *y.shape[3:]), dtype=y.dtype, device=y.device,
-                              memory_format=CL3D)
-        out[:, :, o0:o1] = y
+            shape = list(y.shape)
+            shape[dim] = n
+            fmt = memory_format or (torch.channels_last if y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)
+                                    else torch.contiguous_format)
+            out = torch.empty(shape, dtype=y.dtype, device=y.device, memory_format=fmt)
+        out.narrow(dim, s, e - s).copy_(y)
+    assert out is not None, "no pieces"
     return out
 
 
@@ -157,14 +170,7 @@ def _in_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> to
     per = max(1, SLAB_ELEMS * n // max(1, x.numel()))
     if x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= n:
         return fn(x)
-    out: torch.Tensor | None = None
-    for s in range(0, n, per):
-        y = fn(x[s:s + per])
-        if out is None:
-            fmt = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-            out = torch.empty((n, *y.shape[1:]), dtype=y.dtype, device=y.device, memory_format=fmt)
-        out[s:s + y.shape[0]] = y
-    return out
+    return _assemble(((s, min(n, s + per), fn(x[s:s + per])) for s in range(0, n, per)), n, 0)
 
 
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,6 @@ larger blocks go back to the system when freed. Measured on the issue's CPU work
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc's own variable: child processes read it at their start
@@ -26,11 +25,9 @@ def set_mmap_threshold() -> int | None:
         value = int(os.environ[ENV])
     except ValueError:
         return None  # glibc ignores a malformed value too
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = getattr(libc, "mallopt", None)
-    except OSError:
+    try:  # the symbols the process already has (glibc's, on Linux): no library search at every CLI start
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    except (OSError, TypeError):  # TypeError: platforms where CDLL takes no None
         return None
     if mallopt is None or value < 0:
         return None

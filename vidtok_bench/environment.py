@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from . import allocator
+
 PACKAGES = ("vidtok-bench", "torch", "torchvision", "numpy", "scipy", "av", "lpips", "diffusers", "hydra-core", "pandas", "safetensors")
 
 
@@ -38,7 +40,7 @@ def git_commit() -> str | None:
 
 
 #: environment variables that shape CPU speed (threads, allocator), recorded with every result
-RUNTIME_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "MALLOC_MMAP_THRESHOLD_")
+RUNTIME_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", allocator.ENV)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -112,11 +112,9 @@ def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg", "di
     GPU box): the same shapes, so the same FLOPs and kernels, and metric values that mean nothing; good for
     timing and for comparing two devices on the same network. Point ``VIDTOK_BENCH_CACHE`` at it only for
     such runs, never at a user's cache."""
-    import warnings
-
-    import lpips as lpips_pkg
     from safetensors.torch import save_file
 
+    from vidtok_bench.metrics import lpips_net
     from vidtok_bench.metrics.dists import CHANNELS
     from vidtok_bench.metrics.lpips import _NETS
     from vidtok_bench.weights import manager
@@ -134,9 +132,7 @@ def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg", "di
         g = torch.Generator().manual_seed(0)
         for net in [n for n in nets if n != "dists"] + (["vgg"] if "dists" in nets and "vgg" not in nets else []):
             name, trunk, _ = _NETS[net]
-            with warnings.catch_warnings(), torch.device("meta"):
-                warnings.simplefilter("ignore")
-                model = lpips_pkg.LPIPS(net=net, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+            model = lpips_net.build(net)  # shapes only (meta device)
             convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
             flat = {}
             for i, m in enumerate(convs):  # the converted layout: HWIO kernels (see lpips.torch_state_dict)
@@ -144,7 +140,7 @@ def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg", "di
                 flat[f"{trunk}/Conv_{i}/kernel"] = torch.randn(kh, kw, c, o, generator=g) * (2 / (c * kh * kw)) ** 0.5
                 flat[f"{trunk}/Conv_{i}/bias"] = torch.zeros(o)
             for k, lin in enumerate(model.lins):
-                flat[f"NetLinLayer_{k}/Conv_0/kernel"] = torch.rand(1, 1, lin.model[1].weight.shape[1], 1, generator=g)
+                flat[f"NetLinLayer_{k}/Conv_0/kernel"] = torch.rand(1, 1, lin.weight.shape[1], 1, generator=g)
             save(name, flat)
         if "dists" in nets:  # alpha, beta over every feature channel (as DISTS-pytorch's weights.pt), summing to 1
             ab = torch.rand(2, sum(CHANNELS), generator=g)

@@ -11,6 +11,7 @@ import json
 
 import pytest
 import torch
+from _lpips_reference import package_forward
 from _weights_fixture import seeded_cache_dir  # noqa: F401
 
 from test_runner import make_cfg  # noqa: F401  (also registers the _memory dataset)
@@ -130,7 +131,7 @@ def test_lpips_streamed_channels_last_equals_the_package_forward(lpips_models, n
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 3, 72, 104, generator=g) * 2 - 1
     y = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
-    got, want = m(x, y), m.lpips_package_forward(x, y)
+    got, want = m(x, y), package_forward(m, x, y)
     assert torch.allclose(got, want, rtol=1e-6, atol=1e-7), (got, want)
     # and the contiguous (pre-change) layout: oneDNN's summation order only
     for mod in m.model.modules():
@@ -138,7 +139,7 @@ def test_lpips_streamed_channels_last_equals_the_package_forward(lpips_models, n
             mod.weight.data = mod.weight.data.contiguous()
     m.channels_last = False
     try:
-        plain = m.lpips_package_forward(x, y)
+        plain = package_forward(m, x, y)
     finally:
         m.channels_last = True
         for mod in m.model.modules():

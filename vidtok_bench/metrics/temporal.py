@@ -158,12 +158,12 @@ class TLPIPSMetric(FramePairMetric):
         return (self._consecutive(fake) - self._consecutive(real)).abs()
 
     def spec(self) -> dict[str, Any]:
-        from .lpips import _NETS, _lpips_version
+        from .lpips import _NETS, IMPLEMENTATION
         from ..weights import manager
 
         return {"name": "tlpips", "definition": TLPIPS_DEFINITION, "lpips": "LPIPS v0.1 (lin layers)",
                 "network": self.net, "weights_sha256": manager.artifact(_NETS[self.net][0]).sha256,
-                "implementation": f"lpips=={_lpips_version()}", "input_range": "[-1,1]", "reduction": PAIR_REDUCTION}
+                "implementation": IMPLEMENTATION, "input_range": "[-1,1]", "reduction": PAIR_REDUCTION}
 
 
 __all__ = ["FlickerMetric", "FramePairMetric", "TLPIPSMetric", "flicker_psnr", "per_video", "tlpips"]

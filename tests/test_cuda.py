@@ -76,11 +76,10 @@ def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
 
 
 def test_layer_norm_in_bf16_autocast_on_cuda():
-    """CUDA autocast runs diffusers' norm in float32; the channels-last norm stays bf16 with the same statistics."""
+    """CUDA autocast runs the plain norm in float32; the channels-last norm stays bf16 with the same statistics."""
     import copy
 
-    from diffusers.models.autoencoders.autoencoder_vidtok import VidTokLayerNorm
-
+    from vidtok_bench.models.vidtok_blocks import VidTokLayerNorm
     from vidtok_bench.models.vidtok_fast import FastLayerNorm
 
     torch.manual_seed(0)

@@ -45,7 +45,7 @@ def _tok(case_name: str, **kw):
 
 def _formula_flops(tok, x: torch.Tensor) -> dict[str, int]:
     """Independent count from forward hooks: 2*MACs of every conv, 4*b*t*(hw)^2*c per attention block."""
-    from diffusers.models.autoencoders.autoencoder_vidtok import VidTokAttnBlock
+    from vidtok_bench.models.vidtok_blocks import VidTokAttnBlock
 
     total = {"n": 0}
 
@@ -76,7 +76,7 @@ def _formula_flops(tok, x: torch.Tensor) -> dict[str, int]:
     ("v11_kl_causal_488", {"tiling": True, "t_chunk": 8}, (1, 3, 9, 16, 16)),  # chunks, caches, decoder overlap
 ])
 def test_meta_count_equals_the_layer_formula_on_the_real_model(case_name, kw, shape) -> None:
-    tok = _tok(case_name, channels_last=False, **kw)  # diffusers' forward: every conv is a module the hooks see
+    tok = _tok(case_name, channels_last=False, **kw)  # the plain forward: every conv is a module the hooks see
     meta = count_flops(tok, shape)
     assert meta["encode"] > 0 and meta["decode"] > 0
     assert _formula_flops(tok, torch.zeros(shape)) == meta

@@ -1,4 +1,5 @@
-"""The channels-last CPU forward (models/vidtok_fast.py) computes the same function as diffusers' forward."""
+"""The channels-last CPU forward (models/vidtok_fast.py) computes the same function as the plain forward
+(models/vidtok_blocks.py, checked against diffusers' in tests/test_vidtok_blocks.py)."""
 from __future__ import annotations
 
 import copy
@@ -103,8 +104,7 @@ def test_compile_option_matches_eager() -> None:
 def test_layer_norm_runs_in_the_autocast_dtype_with_the_same_statistics() -> None:
     """Under bf16 autocast the channels-last norm stays bf16 (no float32 round trip) and equals the float32
     norm rounded to bf16 within one bf16 step; outside autocast it is the module's own function."""
-    from diffusers.models.autoencoders.autoencoder_vidtok import VidTokLayerNorm
-
+    from vidtok_bench.models.vidtok_blocks import VidTokLayerNorm
     from vidtok_bench.models.vidtok_fast import FastLayerNorm
 
     torch.manual_seed(0)

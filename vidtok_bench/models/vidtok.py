@@ -1,11 +1,13 @@
 """VidTok autoencoders (v1.0 causal, v1.0 non-causal, v1.1 causal) as pure torch modules.
 
 The layer graph and state-dict key names are those of the official checkpoints. The
-building blocks come from ``diffusers.models.autoencoders.autoencoder_vidtok`` (tested with
-diffusers 0.42.x), which computes the official function for v1.1 causal and v1.0
-non-causal models. For v1.0 *causal* models it does not, so :func:`_to_v10_causal` swaps
-the temporal layers for the v1.0 semantics (checked against fixtures produced by the
-official code):
+building blocks are the project's own (:mod:`.vidtok_blocks`, plain torch): the same key
+names and the same functions as the official code for v1.1 causal and v1.0 non-causal
+models, cross-checked against diffusers' implementation
+(``diffusers.models.autoencoders.autoencoder_vidtok``) in ``tests/test_vidtok_blocks.py``;
+importing diffusers itself would cost 3-5 s and ~250 MB per process. Those blocks do not
+compute v1.0 *causal* models, so :func:`_to_v10_causal` swaps the temporal layers for the
+v1.0 semantics (checked against fixtures produced by the official code):
 
 * causal convolutions pad the past with zeros (v1.1: replicate the first frame / caches);
 * temporal downsampling average-pools over a zero-padded past;
@@ -23,7 +25,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from diffusers.models.autoencoders.autoencoder_vidtok import (
+
+from .vidtok_arch import VidTokArch  # noqa: F401  (re-exported)
+from .vidtok_blocks import (
     VidTokCausalConv1d,
     VidTokCausalConv3d,
     VidTokDecoder3D,
@@ -31,8 +35,6 @@ from diffusers.models.autoencoders.autoencoder_vidtok import (
     VidTokEncoder3D,
     VidTokUpsample3D,
 )
-
-from .vidtok_arch import VidTokArch  # noqa: F401  (re-exported)
 from .vidtok_fsq import FSQ
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0

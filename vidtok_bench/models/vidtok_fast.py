@@ -1,12 +1,13 @@
 """Channels-last forward of the VidTok encoder/decoder for CPUs: the same function, fewer copies.
 
-diffusers' encoder/decoder move every activation between a per-frame layout (B*T,C,H,W)
-for the 2D blocks and a per-pixel layout (B*H*W,C,T) for the temporal 1D blocks: two full
-copies per block, plus a contiguous copy inside each LayerNorm, and the encoder keeps
-every level's output alive in a list. Here activations stay in one channels-last 3D tensor
-(memory order B,T,H,W,C): the per-frame view (B*T,C,H,W) of it is free, LayerNorm over C
-reads contiguous rows, and each temporal Conv1d runs as a Conv3d with a (k,1,1) kernel on
-the same memory, so oneDNN gets channels-last inputs and weights without reorders.
+The plain encoder/decoder (``vidtok_blocks``, like the official code) move every activation
+between a per-frame layout (B*T,C,H,W) for the 2D blocks and a per-pixel layout (B*H*W,C,T)
+for the temporal 1D blocks: two full copies per block, plus a contiguous copy inside each
+LayerNorm (the official encoder also keeps every level's output alive in a list). Here
+activations stay in one channels-last 3D tensor (memory order B,T,H,W,C): the per-frame
+view (B*T,C,H,W) of it is free, LayerNorm over C reads contiguous rows, and each temporal
+Conv1d runs as a Conv3d with a (k,1,1) kernel on the same memory, so oneDNN gets
+channels-last inputs and weights without reorders.
 
 3D convolutions run through oneDNN (``aten.mkldnn_convolution``) for float32 CPU tensors: PyTorch
 picks its reference ``slow_conv3d`` for some 3x3x3 shapes (3 input or output channels: the encoder's
@@ -25,15 +26,15 @@ from typing import Callable, Iterable, Iterator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from diffusers.models.autoencoders.autoencoder_vidtok import (
+
+from .vidtok import _V10TimeDownsample, _V10TimeUpsample, _ZeroPastConv3d, _avg_pool
+from .vidtok_blocks import (
     VidTokCausalConv1d,
     VidTokDecoder3D,
     VidTokEncoder3D,
     VidTokLayerNorm,
     VidTokResnetBlock,
 )
-
-from .vidtok import _V10TimeDownsample, _V10TimeUpsample, _ZeroPastConv3d, _avg_pool
 
 CL3D = torch.channels_last_3d
 
@@ -252,7 +253,7 @@ def _temporal_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
 
 
 def _spatial_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
-    """VidTokResnetBlock(btype='2d') on (N,C,H,W) frames (inference, no time embedding): diffusers' forward
+    """VidTokResnetBlock(btype='2d') on (N,C,H,W) frames (inference, no time embedding): the plain forward
     with SiLU in place and the residual added into the fresh conv output."""
     h = blk.dropout(_silu_norm(blk.norm2, blk.conv1(_silu_norm(blk.norm1, x))))  # conv1's output freed here
     h = blk.conv2(h)
@@ -370,7 +371,7 @@ _PLAIN = {v: k for k, v in _FAST.items()}
 
 
 def use_channels_last(model: nn.Module, enabled: bool = True) -> nn.Module:
-    """Switch a VidTokAutoencoder between the channels-last forward and diffusers' own, in place.
+    """Switch a VidTokAutoencoder between the channels-last forward and the plain one, in place.
 
     Conv weights move to channels-last memory (Conv3d: ``channels_last_3d``, Conv2d: ``channels_last``)
     or back; values, parameters and state-dict keys stay the same.

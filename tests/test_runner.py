@@ -150,3 +150,27 @@ def test_set_metric_forgets_clips_of_a_failed_video(tmp_path):
     m._real, m._fake, m._ids = [1, 2, 3], [4, 5, 6], ["a#0", "b#0", "b#1"]
     m.discard(["b#0", "b#1"])
     assert (m._real, m._fake, m._ids) == ([1], [4], ["a#0"])
+
+
+def test_model_stage_counts_flops_after_the_clips_once_per_shape(monkeypatch) -> None:
+    """FLOPs are counted when the totals are read (after the clips, so the meta-device count never runs beside
+    them), once per batch shape, times the calls of that shape; one uncountable shape makes both totals None."""
+    from vidtok_bench.precision import get_precision
+    from vidtok_bench.registry import create_tokenizer
+    from vidtok_bench.stages import model as model_stage
+
+    counted: list[tuple[int, ...]] = []
+
+    def fake_meta_flops(tok, shape):
+        counted.append(tuple(shape))
+        return None if shape[2] == 99 else {"encode": shape[2], "decode": 10 * shape[2]}
+
+    monkeypatch.setattr(model_stage, "meta_flops", fake_meta_flops)
+    stage = model_stage.ModelStage(create_tokenizer("identity"), torch.device("cpu"), get_precision("fp32"))
+    for t in (4, 4, 6):
+        stage(torch.zeros(1, 3, t, 8, 8))
+    assert counted == []  # nothing counted while clips run
+    assert stage.encode_flops == 2 * 4 + 6 and stage.decode_flops == 10 * (2 * 4 + 6)
+    assert sorted(counted) == [(1, 3, 4, 8, 8), (1, 3, 6, 8, 8)]  # each shape once, reads reuse the counts
+    stage(torch.zeros(1, 3, 99, 8, 8))
+    assert stage.encode_flops is None and stage.decode_flops is None

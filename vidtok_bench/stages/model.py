@@ -1,6 +1,8 @@
 """The model stage: fit clips to the tokenizer's frame rule, encode and decode under the run's
 precision scope, timed separately (synchronised on GPU), and count the FLOPs of each batch shape
-once (on the tokenizer's meta-device copy, outside the timed calls)."""
+once (on the tokenizer's meta-device copy), when the run's totals are read: after the clips, so the
+count never runs beside them (running a model on meta tensors imports torch._dynamo through
+torch's Python meta kernels: ~70 MB resident that would otherwise add to the run's peak)."""
 from __future__ import annotations
 
 import time
@@ -40,27 +42,36 @@ class ModelStage:
         self.precision = tokenizer.precision or precision
         self.encode_s = self.decode_s = 0.0
         self.clips = self.frames = 0
-        #: FLOPs of every call so far; None once a batch shape could not be counted
-        self.encode_flops: float | None = 0.0
-        self.decode_flops: float | None = 0.0
+        #: calls per batch shape, counted into FLOPs when ``encode_flops``/``decode_flops`` are read
+        self._calls: dict[tuple[int, ...], int] = {}
         self._flops: dict[tuple[int, ...], dict[str, int] | None] = {}
 
-    def _count(self, shape: tuple[int, ...]) -> None:
-        if shape not in self._flops:
-            self._flops[shape] = meta_flops(self.tokenizer, shape)
-        f = self._flops[shape]
-        if f is None or self.encode_flops is None or self.decode_flops is None:
-            self.encode_flops = self.decode_flops = None
-        else:
-            self.encode_flops += f["encode"]
-            self.decode_flops += f["decode"]
+    def _total(self, phase: str) -> float | None:
+        """FLOPs of every ``phase`` call so far; None when a batch shape could not be counted."""
+        total = 0.0
+        for shape, n in self._calls.items():
+            if shape not in self._flops:
+                self._flops[shape] = meta_flops(self.tokenizer, shape)
+            f = self._flops[shape]
+            if f is None:
+                return None
+            total += n * f[phase]
+        return total
+
+    @property
+    def encode_flops(self) -> float | None:
+        return self._total("encode")
+
+    @property
+    def decode_flops(self) -> float | None:
+        return self._total("decode")
 
     def __call__(self, video: torch.Tensor, fps: float | None = None) -> ModelOutput:
         """``video``: (B,3,T,H,W) in [-1,1] on the CPU; ``fps``: the clips' frame rate."""
         t = video.shape[2]
         fitted = self.tokenizer.frame_rule.fit_up(t)
         x = pad_frames(video, fitted).to(self.device, non_blocking=True)
-        self._count(tuple(x.shape))
+        self._calls[tuple(x.shape)] = self._calls.get(tuple(x.shape), 0) + 1
         self.tokenizer.frame_rate = fps
         with torch.inference_mode(), self.precision.scope(self.device):
             _sync(self.device)

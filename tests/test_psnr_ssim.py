@@ -123,3 +123,59 @@ def test_metric_properties_on_arbitrary_shapes(t, h, w, seed):
     p = psnr(x, y)
     assert p.shape == (2, t) and bool((p < 80).all())
     assert torch.allclose(psnr(x, y), psnr(y, x))
+
+
+@settings(max_examples=30, deadline=None)
+@given(b=st.integers(1, 3), t=st.integers(1, 9), h=st.integers(1, 7), w=st.integers(1, 7), slab=st.integers(1, 400),
+       seed=st.integers(0, 2**31 - 1))
+def test_frame_mse_in_slabs_equals_the_whole_clip_formula(b, t, h, w, slab, seed) -> None:
+    """On CPUs the MSE runs a few frames at a time (no float64 copies of whole clips): the same per-frame
+    values as the formula on the whole clip, whatever the slab size."""
+    import importlib
+
+    P = importlib.import_module("vidtok_bench.metrics.psnr")
+    g = torch.Generator().manual_seed(seed)
+    real = torch.rand(b, 3, t, h, w, generator=g) * 2 - 1
+    fake = torch.rand(b, 3, t, h, w, generator=g) * 2 - 1
+    want = (((real.double() + 1) / 2 - (fake.double() + 1) / 2) ** 2).mean(dim=(1, 3, 4))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "CPU_SLAB_ELEMS", slab)
+        got = P.frame_mse(real, fake)
+    assert got.shape == (b, t) and got.dtype == torch.float64
+    assert torch.allclose(got, want, rtol=1e-13, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(b=st.integers(1, 3), t=st.integers(1, 6), start=st.integers(0, 20), n=st.integers(1, 20))
+def test_frame_range_is_frames_of_without_copying_a_clip(b, t, start, n) -> None:
+    """Metric networks take frames [start, stop) of (B,3,T,H,W) videos: equal to frames_of's rows, and a view of
+    the video (no copy) when the range lies in one clip."""
+    from vidtok_bench.metrics.base import frame_range, frames_of
+
+    video = torch.randn(b, 3, t, 4, 5)
+    start = min(start, b * t - 1)
+    got = frame_range(video, start, start + n)
+    assert torch.equal(got, frames_of(video)[start:start + n])
+    if start // t == (min(start + n, b * t) - 1) // t:
+        assert got.untyped_storage().data_ptr() == video.untyped_storage().data_ptr()
+
+
+@settings(max_examples=20, deadline=None)
+@given(b=st.integers(1, 2), t=st.integers(1, 5), h=st.sampled_from([11, 16, 23, 512 + 20]), variant=st.sampled_from(["vidtok", "tokenbench"]),
+       seed=st.integers(0, 2**31 - 1))
+def test_video_ssim_steps_through_frames_like_the_frame_form(b, t, h, variant, seed) -> None:
+    """Videos are scored a few frames at a time straight from the clip (no copies of the whole clip, in float32
+    or float64): bit-identical to the image form on every frame, pooled sizes (H >= 384: factor 2) included."""
+    import importlib
+
+    from vidtok_bench.metrics.base import frames_of
+
+    S = importlib.import_module("vidtok_bench.metrics.ssim")
+    g = torch.Generator().manual_seed(seed)
+    real = torch.rand(b, 3, t, h, 24, generator=g) * 2 - 1
+    fake = (real + 0.2 * torch.randn(real.shape, generator=g)).clamp(-1, 1)
+    if h == 532 and variant == "vidtok":
+        real, fake = real.repeat_interleave(17, dim=4)[..., :400], fake.repeat_interleave(17, dim=4)[..., :400]
+    got = S.ssim(real, fake, variant)
+    assert got.shape == (b, t)
+    assert torch.equal(got.reshape(-1), S.ssim_frames(frames_of(real), frames_of(fake), variant))

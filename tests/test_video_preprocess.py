@@ -104,8 +104,11 @@ def test_batched_clips_equal_stacked_clips(shared_videos):
     clips = list(decode_clips(path, pp, workers=1, clip_frames="uint8"))
     got = PreprocessStage(pp, "cpu")(clips)
     assert got.shape == ref.shape == (3, 3, 4, 64, 64) and torch.equal(got, ref)
-    # float clips (a dataset that ignores clip_frames) are only stacked
+    # float clips (a dataset that ignores clip_frames) are only stacked; one clip is a view, not a copy
     assert torch.equal(PreprocessStage(pp, "cpu")(list(decode_clips(path, pp, workers=1))), ref)
+    one = list(decode_clips(path, pp, workers=1))[:1]
+    got = PreprocessStage(pp, "cpu")(one)
+    assert torch.equal(got, ref[:1]) and got.untyped_storage().data_ptr() == one[0].frames.untyped_storage().data_ptr()
 
 
 def test_uint8_clips_repeat_the_tail_and_hash_like_float_clips():

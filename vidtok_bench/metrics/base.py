@@ -250,9 +250,24 @@ def per_frame_pairs(net: Any, real: torch.Tensor, fake: torch.Tensor, frame_batc
 
         raise InputShapeError(f"{name} takes two (B,3,T,H,W) videos of equal shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
     b, t = real.shape[0], real.shape[2]
-    xr, xf = frames_of(real), frames_of(fake)
-    out = [net(xr[i:i + frame_batch], xf[i:i + frame_batch]).double().cpu() for i in range(0, b * t, frame_batch)]
+    out = [net(frame_range(real, i, i + frame_batch), frame_range(fake, i, i + frame_batch)).double().cpu()
+           for i in range(0, b * t, frame_batch)]
     return torch.cat(out).reshape(b, t)
+
+
+def frame_range(video: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Frames ``[start, stop)`` of :func:`frames_of` (video) without copying the whole video: a view when they
+    lie in one clip (frames_of copies a (B,3,T,H,W) clip: two clip-sized copies per metric call), else the
+    concatenation of the pieces."""
+    b, c, t, h, w = video.shape
+    stop = min(stop, b * t)
+    pieces = []
+    while start < stop:
+        clip, s = divmod(start, t)
+        e = min(t, s + stop - start)
+        pieces.append(video[clip, :, s:e].transpose(0, 1))
+        start += e - s
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
 
 def clip_order_key(order: Sequence[str] | None):

@@ -11,7 +11,7 @@ The run's value is the mean over frames. Inputs are used as given: clamping is t
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..errors import check_choice
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric
+from .base import FrameMetric, frame_range
 
 VARIANTS = ("vidtok", "tokenbench")
 #: frame pixels per SSIM pass (the float64 maps of one 256x256 frame are ~8 MB)
@@ -60,28 +60,37 @@ def _ssim_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor, cov_norm: 
 
 def ssim_frames(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
     """SSIM per image: (N,3,H,W) in [-1,1] -> (N,) float64."""
-    x = (real.double() + 1) / 2
-    y = (fake.double() + 1) / 2
+    return _ssim_in_steps(lambda i, j: (real[i:j], fake[i:j]), real.shape[0], real.shape[-2:], variant)
+
+
+def _ssim_in_steps(frames: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]], n: int, size: Sequence[int],
+                   variant: str) -> torch.Tensor:
+    """SSIM of ``n`` image pairs of ``size`` (H, W), ``frames(i, j)`` giving pairs [i, j) in [-1,1], a few at a time:
+    the float64 maps of a whole clip (5 x 3 x T x H x W) would be ~700 MB at 17x640x272 (its float64 copies
+    alone ~135 MB), and passes over cache-sized chunks run faster."""
+    h, w = (int(v) for v in size)
     if variant == "vidtok":
-        f = max(1, round(min(x.shape[-2:]) / 256))
-        if f > 1:
-            x, y = F.avg_pool2d(x, f), F.avg_pool2d(y, f)
+        f = max(1, round(min(h, w) / 256))
         kernel, cov_norm = _gaussian_1d(11, 1.5), 1.0
     elif variant == "tokenbench":
-        kernel, cov_norm = torch.full((7,), 1 / 7, dtype=torch.float64), 49 / 48
+        f, kernel, cov_norm = 1, torch.full((7,), 1 / 7, dtype=torch.float64), 49 / 48
     else:
         check_choice("ssim variant", variant, VARIANTS)
         raise AssertionError(variant)
     k = kernel.numel()
-    if min(x.shape[-2:]) < k:
+    if min(h // f, w // f) < k:
         from ..errors import InputShapeError
 
-        raise InputShapeError(f"ssim ({variant}) needs frames of at least {k}x{k} after pooling, got {tuple(x.shape[-2:])}")
-    # a few frames at a time: the float64 maps of a whole clip (5 x 3 x T x H x W) would be ~700 MB at
-    # 17x640x272, and passes over cache-sized chunks run faster
-    step = max(1, SSIM_PIXELS // (x.shape[-1] * x.shape[-2]))
-    return torch.cat([_ssim_map(x[i:i + step], y[i:i + step], kernel, cov_norm).mean(dim=(1, 2, 3))
-                      for i in range(0, x.shape[0], step)])
+        raise InputShapeError(f"ssim ({variant}) needs frames of at least {k}x{k} after pooling, got {(h // f, w // f)}")
+    step = max(1, SSIM_PIXELS // ((h // f) * (w // f)))
+    out = []
+    for i in range(0, n, step):
+        xr, xf = frames(i, min(n, i + step))
+        x, y = (xr.double() + 1) / 2, (xf.double() + 1) / 2
+        if f > 1:
+            x, y = F.avg_pool2d(x, f), F.avg_pool2d(y, f)
+        out.append(_ssim_map(x, y, kernel, cov_norm).mean(dim=(1, 2, 3)))
+    return torch.cat(out)
 
 
 def ssim(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
@@ -89,8 +98,7 @@ def ssim(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> tor
     if real.ndim == 4:
         return ssim_frames(real, fake, variant)
     b, c, t, h, w = real.shape
-    flat = lambda v: v.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # noqa: E731
-    return ssim_frames(flat(real), flat(fake), variant).reshape(b, t)
+    return _ssim_in_steps(lambda i, j: (frame_range(real, i, j), frame_range(fake, i, j)), b * t, (h, w), variant).reshape(b, t)
 
 
 @register_metric("ssim")

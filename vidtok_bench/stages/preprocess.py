@@ -1,7 +1,7 @@
 """The preprocess stage: a batch of clips -> the model's input, float32 (B, 3, T, h, w) in [-1, 1].
 
 Float clips (the CPU pipeline, ``preprocess_on=cpu``) were resized while decoding and are only
-stacked. uint8 clips (``preprocess_on=device``) hold the sampled source-size frames: they are copied
+stacked (one clip: a view). uint8 clips (``preprocess_on=device``) hold the sampled source-size frames: they are copied
 to the run's device (from pinned memory and non-blocking on a GPU) and resized and cropped there by
 :func:`~vidtok_bench.video.resize.preprocess_frames`, the same definition the CPU pipeline uses (on
 the CPU the values are identical; on a GPU within 1e-5, tested where CUDA is available).
@@ -34,7 +34,9 @@ class PreprocessStage:
     def __call__(self, clips: list[Clip]) -> torch.Tensor:
         first = clips[0].frames
         if first.dtype != torch.uint8:
-            return torch.stack([c.frames for c in clips])
+            # one clip (the default batch): a view, not a second clip-sized copy held beside the clip while the
+            # batch is modelled and scored
+            return first.unsqueeze(0) if len(clips) == 1 else torch.stack([c.frames for c in clips])
         t0 = time.perf_counter()
         b, t = len(clips), first.shape[1]
         # a uint8 clip's frames are a (3, T, H, W) view of (T, H, W, 3) memory: permuting back is free

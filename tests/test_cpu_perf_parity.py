@@ -290,8 +290,9 @@ def test_cuda_overlap_on_a_second_stream_gives_the_same_values(tmp_path):
 
 
 def test_v10_time_upsample_in_pieces_equals_the_plain_layer(monkeypatch) -> None:
-    """The decoder's 2x time upsampling written into its output a few frames at a time (float32 CPU, large
-    activations) gives the plain layer's values; so does the whole fast decoder with every activation 'large'."""
+    """The decoder's 2x time upsampling computed a few frames at a time (float32 CPU, large activations) gives
+    the plain layer's values; so does the whole fast decoder with every activation 'large', where the next
+    level's first block takes the upsampled frames piece by piece."""
     from vidtok_bench.models import vidtok_fast as vf
     from vidtok_bench.models.vidtok import _V10TimeUpsample
 
@@ -318,7 +319,11 @@ def test_v10_time_upsample_in_pieces_equals_the_plain_layer(monkeypatch) -> None
         whole = model.encode_raw(video), model.decode_latent(torch.randn(1, 4, 3, 4, 5, generator=g.manual_seed(6)))
         monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
         monkeypatch.setattr(vf, "SLAB_ELEMS", 1)  # and every per-frame block one frame at a time
+        level, inputs = vf._level, []
+        monkeypatch.setattr(vf, "_level", lambda box, *a: (inputs.append(type(box[-1]).__name__), level(box, *a))[1])
         pieces = model.encode_raw(video), model.decode_latent(torch.randn(1, 4, 3, 4, 5, generator=g.manual_seed(6)))
+    # the decoder's level after the time upsampling took its input piece by piece, never whole
+    assert "_FramePieces" in inputs, inputs
     for a, b in zip(pieces, whole):
         assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 

@@ -266,15 +266,34 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=CL3D)
 
 
-def _level(box: list[torch.Tensor], spatial: nn.ModuleList, temporal: nn.ModuleList) -> torch.Tensor:
+class _FramePieces:
+    """An activation (B,C,T,H,W) not materialised: its ``frames`` frames come as ``(start, end, piece)`` in
+    order, once. A level's first per-frame block takes it piece by piece (see :func:`_level`)."""
+
+    def __init__(self, frames: int, pieces: Iterator[tuple[int, int, torch.Tensor]]):
+        self.frames, self.pieces = frames, pieces
+
+    def materialize(self) -> torch.Tensor:
+        return _assemble(self.pieces, self.frames, 2, CL3D)
+
+
+def _level(box: list, spatial: nn.ModuleList, temporal: nn.ModuleList) -> torch.Tensor:
     """One resolution level: each per-frame 2D ResNet block followed by its temporal block. Takes its input
     out of ``box`` (the caller keeps no reference), so the level's input is freed after its first block:
-    at 640x272 the decoder's last level starts from 334 MB that otherwise stayed alive through six blocks."""
+    at 640x272 the decoder's last level starts from 334 MB that otherwise stayed alive through six blocks.
+    An input given as :class:`_FramePieces` goes through the first 2D block a piece at a time, so it is never
+    held whole (the decoder's last time upsampling: 334 MB at 640x272 beside its 167 MB input)."""
     h = box.pop()
     for blk2d, blk1d in zip(spatial, temporal):
-        h = _per_frame(lambda f, blk=blk2d: _in_slabs(lambda v: _spatial_block(blk, v), f), h)
+        block = lambda f, blk=blk2d: _in_slabs(lambda v: _spatial_block(blk, v), f)  # noqa: E731
+        if isinstance(h, _FramePieces):
+            src, h = h, None
+            h = _assemble(((a, b, _per_frame(block, p)) for a, b, p in src.pieces), src.frames, 2, CL3D)
+            del src  # the exhausted generator, and with it the input it read from
+        else:
+            h = _per_frame(block, h)
         h = _temporal_block(blk1d, h)
-    return h
+    return h.materialize() if isinstance(h, _FramePieces) else h
 
 
 def _mix(alpha: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -296,43 +315,52 @@ class FastV10TimeDownsample(_V10TimeDownsample):
 
 class FastV10TimeUpsample(_V10TimeUpsample):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lazy = self.frame_pieces(x)
+        if lazy is not None:
+            return lazy.materialize()
         alpha = torch.sigmoid(self.mix_factor)
-        if isinstance(self.conv, FastZeroPastConv3d) and self.conv._direct() and _onednn(x) and 2 * x.numel() >= CHUNK_MIN_ELEMS:
-            up = torch.empty((*x.shape[:2], 2 * x.shape[2], *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=CL3D)
-            up[:, :, 0::2] = x  # nearest 2x in time, straight into channels-last memory
-            up[:, :, 1::2] = x
-            return self._pieces(alpha, x, up)
         up = F.interpolate(x.to(torch.float32), scale_factor=[2.0, 1.0, 1.0], mode="nearest").to(x.dtype)
         conv = self.conv(up)
         if conv.shape != up.shape or conv.dtype != up.dtype:
             return alpha * up + (1 - alpha) * conv
         return _mix(alpha, up, conv)
 
-    def _pieces(self, alpha: torch.Tensor, x: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-        """``_mix(alpha, up, conv(up))`` written into ``up`` a few frames at a time: the conv reads its input
-        frames from x (frame j of up is frame j // 2 of x), so no conv output of the whole clip is held
-        (at the decoder's last upsampling of a 640x272 clip, 334 MB). The same products and sums. Float32
-        on CPUs, where the memory is the host's."""
-        def piece(a: int, b: int, zeros: int) -> torch.Tensor:  # up's frames [a, b) behind zeros, one copy
+    def frame_pieces(self, x: torch.Tensor) -> _FramePieces | None:
+        """The output as :class:`_FramePieces`, two frames at a time (float32 CPU, large activations; else None):
+        frame j is ``alpha * x[j // 2] + (1 - alpha) * conv(up)[j]``, the conv reading its input frames from x,
+        so neither the upsampled clip nor the conv's output is held whole (at the decoder's last upsampling
+        of a 640x272 clip, 334 MB each). The same products and sums as the plain layer."""
+        if not (isinstance(self.conv, FastZeroPastConv3d) and self.conv._direct() and _onednn(x)
+                and 2 * x.numel() >= CHUNK_MIN_ELEMS):
+            return None
+        alpha = torch.sigmoid(self.mix_factor)
+        n = 2 * x.shape[2]
+
+        def frames(a: int, b: int, zeros: int = 0) -> torch.Tensor:  # up's frames [a, b) behind zeros, one copy
             v = torch.empty((*x.shape[:2], zeros + b - a, *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=CL3D)
             v[:, :, :zeros].zero_()
             for k, j in enumerate(range(a, b), start=zeros):
                 v[:, :, k] = x[:, :, j // 2]
             return v
 
-        # two output frames per piece: at full resolution each frame is 17 MB per 24 channels
-        for o0, o1, y in self.conv.pieces(piece, up.shape[2], 2):
-            if y.shape[1:] != up.shape[1:2] + (o1 - o0,) + up.shape[3:] or y.dtype != up.dtype:
-                raise AssertionError(f"time upsampling conv gave {tuple(y.shape)} for frames {o0}:{o1} of {tuple(up.shape)}")
-            up[:, :, o0:o1].mul_(alpha).add_(y.mul_(1 - alpha))
-        return up
+        def pieces() -> Iterator[tuple[int, int, torch.Tensor]]:
+            # two output frames per piece: at full resolution each frame is 17 MB per 24 channels
+            for o0, o1, y in self.conv.pieces(frames, n, 2):
+                if y.shape[1:] != x.shape[1:2] + (o1 - o0,) + x.shape[3:] or y.dtype != x.dtype:
+                    raise AssertionError(f"time upsampling conv gave {tuple(y.shape)} for frames {o0}:{o1} of {n}")
+                yield o0, o1, frames(o0, o1).mul_(alpha).add_(y.mul_(1 - alpha))
+
+        return _FramePieces(n, pieces())
 
 
-def _resample(box: list[torch.Tensor], spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor:
+def _resample(box: list, spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor | _FramePieces:
     """Spatial down/upsampling per frame, then the temporal one where this level has it (input taken out of
-    ``box``, as ``_level``)."""
+    ``box``, as ``_level``); a temporal upsampling that can (``frame_pieces``) hands the next level pieces."""
     h = _per_frame(spatial, box.pop())
-    return h if temporal is None else _cl(temporal(h))
+    if temporal is None:
+        return h
+    lazy = temporal.frame_pieces(h) if isinstance(temporal, FastV10TimeUpsample) else None
+    return lazy if lazy is not None else _cl(temporal(h))
 
 
 class FastEncoder(VidTokEncoder3D):

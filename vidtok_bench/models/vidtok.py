@@ -34,6 +34,8 @@ from .vidtok_blocks import (
     VidTokDownsample3D,
     VidTokEncoder3D,
     VidTokUpsample3D,
+    avg_pool,
+    time_x2,
 )
 from .vidtok_fsq import FSQ
 
@@ -55,18 +57,12 @@ class _ZeroPastConv1d(VidTokCausalConv1d):
         return self.conv(F.pad(x, (self.time_pad, 0)))
 
 
-def _avg_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16):
-        return pool(x.float()).to(x.dtype)  # no half avg_pool3d on CPU
-    return pool(x)
-
-
 class _V10TimeDownsample(VidTokDownsample3D):
     """v1.0 causal 2x temporal downsampling: average over a zero-padded past, mixed with a strided conv."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = torch.sigmoid(self.mix_factor)
-        pooled = _avg_pool(self.avg_pool, F.pad(x, (0, 0, 0, 0, 1, 0)))
+        pooled = avg_pool(self.avg_pool, F.pad(x, (0, 0, 0, 0, 1, 0)))
         return alpha * pooled + (1 - alpha) * self.conv(x)
 
 
@@ -75,7 +71,7 @@ class _V10TimeUpsample(VidTokUpsample3D):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = torch.sigmoid(self.mix_factor)
-        x = F.interpolate(x.to(torch.float32), scale_factor=[2.0, 1.0, 1.0], mode="nearest").to(x.dtype)
+        x = time_x2(x, "nearest")
         return alpha * x + (1 - alpha) * self.conv(x)
 
 

@@ -27,14 +27,14 @@ def _triple(v: _Int3) -> tuple[int, int, int]:
     return (v,) * 3 if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
 
 
-def _pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def avg_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """avg_pool3d has no half-precision CPU kernel: pool in float32, cast back."""
     if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16):
         return pool(x.float()).to(x.dtype)
     return pool(x)
 
 
-def _time_x2(x: torch.Tensor, mode: str) -> torch.Tensor:
+def time_x2(x: torch.Tensor, mode: str) -> torch.Tensor:
     """2x interpolation along time (dim 2), computed in float32 as the official code does."""
     return F.interpolate(x.to(torch.float32), scale_factor=[2.0, 1.0, 1.0], mode=mode).to(x.dtype)
 
@@ -186,10 +186,10 @@ class VidTokDownsample3D(nn.Module):
             prev = x[:, :, :1] if self.is_first_chunk else self.causal_cache
             padded = torch.cat((prev, x), dim=2)
             self.causal_cache = padded[:, :, -1:].clone()
-            pooled, conv = _pool(self.avg_pool, padded), self.conv(x)
+            pooled, conv = avg_pool(self.avg_pool, padded), self.conv(x)
         else:
             x = F.pad(x, (0, 0, 0, 0, 0, 1))
-            pooled, conv = _pool(self.avg_pool, x), self.conv(x)
+            pooled, conv = avg_pool(self.avg_pool, x), self.conv(x)
         return alpha * pooled + (1 - alpha) * conv
 
 
@@ -218,15 +218,15 @@ class VidTokUpsample3D(nn.Module):
     def _upsample(self, x: torch.Tensor) -> torch.Tensor:
         mode, n = self.interpolation_mode, getattr(self, "num_temp_upsample", 0)
         if not self.is_causal:
-            return _time_x2(x, mode)
+            return time_x2(x, mode)
         if not self.is_first_chunk:
             x = torch.cat((self.causal_cache, x), dim=2)
             self.causal_cache = x[:, :, -2 * n:-n].clone()
-            return _time_x2(x, mode)[:, :, 2 * n:]
+            return time_x2(x, mode)[:, :, 2 * n:]
         self.causal_cache = x[:, :, -n:].clone()
         head, rest = x[:, :, :n], x[:, :, n:]
-        up = _time_x2(head, mode)
-        return torch.cat((up, _time_x2(rest, mode)), dim=2) if rest.shape[2] > 0 else up
+        up = time_x2(head, mode)
+        return torch.cat((up, time_x2(rest, mode)), dim=2) if rest.shape[2] > 0 else up
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = torch.sigmoid(self.mix_factor)

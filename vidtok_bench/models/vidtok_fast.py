@@ -27,13 +27,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .vidtok import _V10TimeDownsample, _V10TimeUpsample, _ZeroPastConv3d, _avg_pool
+from .vidtok import _V10TimeDownsample, _V10TimeUpsample, _ZeroPastConv3d
 from .vidtok_blocks import (
     VidTokCausalConv1d,
     VidTokDecoder3D,
     VidTokEncoder3D,
     VidTokLayerNorm,
     VidTokResnetBlock,
+    avg_pool,
+    time_x2,
 )
 
 CL3D = torch.channels_last_3d
@@ -306,7 +308,7 @@ def _mix(alpha: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class FastV10TimeDownsample(_V10TimeDownsample):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = torch.sigmoid(self.mix_factor)
-        pooled = _avg_pool(self.avg_pool, F.pad(x, (0, 0, 0, 0, 1, 0)))
+        pooled = avg_pool(self.avg_pool, F.pad(x, (0, 0, 0, 0, 1, 0)))
         conv = self.conv(x)
         if pooled.shape != conv.shape or pooled.dtype != conv.dtype:
             return alpha * pooled + (1 - alpha) * conv
@@ -319,7 +321,7 @@ class FastV10TimeUpsample(_V10TimeUpsample):
         if lazy is not None:
             return lazy.materialize()
         alpha = torch.sigmoid(self.mix_factor)
-        up = F.interpolate(x.to(torch.float32), scale_factor=[2.0, 1.0, 1.0], mode="nearest").to(x.dtype)
+        up = time_x2(x, "nearest")
         conv = self.conv(up)
         if conv.shape != up.shape or conv.dtype != up.dtype:
             return alpha * up + (1 - alpha) * conv

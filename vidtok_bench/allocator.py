@@ -18,6 +18,15 @@ DEFAULT_BYTES = 16 << 20
 _M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 
 
+def _libc(name: str):
+    """A C library function among the symbols the process already has (glibc's, on Linux: no library search
+    at every CLI start), or None."""
+    try:
+        return getattr(ctypes.CDLL(None), name, None)
+    except (OSError, TypeError):  # TypeError: platforms where CDLL takes no None
+        return None
+
+
 def set_mmap_threshold() -> int | None:
     """Apply ``MALLOC_MMAP_THRESHOLD_`` (default 16 MB, set in the environment for child processes) to this
     process; returns the bytes applied, or None where the C library is not glibc or refuses the value."""
@@ -26,10 +35,7 @@ def set_mmap_threshold() -> int | None:
         value = int(os.environ[ENV])
     except ValueError:
         return None  # glibc ignores a malformed value too
-    try:  # the symbols the process already has (glibc's, on Linux): no library search at every CLI start
-        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    except (OSError, TypeError):  # TypeError: platforms where CDLL takes no None
-        return None
+    mallopt = _libc("mallopt")
     if mallopt is None or value < 0:
         return None
     return value if mallopt(_M_MMAP_THRESHOLD, value) == 1 else None
@@ -44,10 +50,7 @@ def release_free_memory() -> bool:
     run's peak. Called after each batch's model call and its scoring on CPU runs: on the issue's CPU workload
     (68 frames, 640x272) peak RSS 2174 -> 1998 MB, the RSS while only the last clip was scored 1481 -> 1217 MB.
     """
-    try:
-        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except (OSError, TypeError):
-        return False
+    trim = _libc("malloc_trim")
     if trim is None:
         return False
     trim(0)

@@ -185,11 +185,11 @@ def test_cpu_runs_hand_free_heap_memory_back_between_the_models_halves_and_batch
     from vidtok_bench.stages import model as model_stage
 
     calls: list[str] = []
-    monkeypatch.setattr(model_stage, "release_free_memory", lambda: calls.append("model"))
-    monkeypatch.setattr(runner_mod, "release_free_memory", lambda: calls.append("scoring"))
+    monkeypatch.setattr(model_stage, "release_after_batch", lambda device: calls.append(("model", device.type)))
+    monkeypatch.setattr(runner_mod, "release_after_batch", lambda device: calls.append(("scoring", device.type)))
     stage = model_stage.ModelStage(create_tokenizer("identity"), torch.device("cpu"), get_precision("fp32"))
     stage(torch.zeros(1, 3, 4, 8, 8))
-    assert calls == ["model", "model"]
+    assert calls == [("model", "cpu"), ("model", "cpu")]
     calls.clear()
     Runner(make_cfg(tmp_path)).run()
-    assert calls.count("scoring") >= 2 and calls.count("model") == 2 * calls.count("scoring")
+    assert calls.count(("scoring", "cpu")) >= 2 and calls.count(("model", "cpu")) == 2 * calls.count(("scoring", "cpu"))

@@ -159,3 +159,14 @@ def test_release_free_memory_hands_freed_heap_blocks_back() -> None:
     if "not glibc" in r.stderr:
         pytest.skip("not glibc")
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+
+
+def test_release_after_batch_acts_on_cpu_runs_only(monkeypatch) -> None:
+    import torch
+
+    from vidtok_bench import allocator
+
+    calls: list[int] = []
+    monkeypatch.setattr(allocator, "release_free_memory", lambda: calls.append(1) or True)
+    assert allocator.release_after_batch(torch.device("cpu")) is True and calls == [1]
+    assert allocator.release_after_batch(torch.device("meta")) is False and calls == [1]

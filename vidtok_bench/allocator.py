@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc's own variable: child processes read it at their start
 DEFAULT_BYTES = 16 << 20
@@ -55,3 +59,9 @@ def release_free_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def release_after_batch(device: "torch.device") -> bool:
+    """:func:`release_free_memory` where a run's device is the CPU (the host memory is its working memory);
+    the rule the model stage and the runner share."""
+    return device.type == "cpu" and release_free_memory()

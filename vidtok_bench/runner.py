@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .allocator import release_free_memory
+from .allocator import release_after_batch
 from .config import RunPlan, plan_dataset, plan_run
 from .distributed import part_videos, shard_dirname
 from .errors import BenchError, ConfigError
@@ -192,8 +192,7 @@ class Runner:
                 record.clips.extend(self.scoring(clips, *out))
             except Exception as exc:
                 _fail(record, exc)
-            if self.plan.device.type == "cpu":
-                release_free_memory()  # the metrics' freed heap memory (this thread's), before the next batch
+            release_after_batch(self.plan.device)  # the metrics' freed heap memory (this thread's), before the next batch
         frames.add(record, video_ref, clips)
         bar.clips_done(len(clips), f"{record.video} {running.text()}")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..allocator import release_free_memory
+from ..allocator import release_after_batch
 from ..flops import meta_flops
 from ..frames import pad_frames
 from ..precision import Precision
@@ -47,12 +47,6 @@ class ModelStage:
         self._calls: dict[tuple[int, ...], int] = {}
         self._flops: dict[tuple[int, ...], dict[str, int] | None] = {}
 
-    def _release(self) -> None:
-        """On CPU runs, free heap memory back to the system between the model's halves and batches (see
-        :func:`vidtok_bench.allocator.release_free_memory`)."""
-        if self.device.type == "cpu":
-            release_free_memory()
-
     def _total(self, phase: str) -> float | None:
         """FLOPs of every ``phase`` call so far; None when a batch shape could not be counted."""
         total = 0.0
@@ -86,12 +80,12 @@ class ModelStage:
             latent = self.tokenizer.encode(x)
             _sync(self.device)
             t1 = time.perf_counter()
-            self._release()  # untimed: the encoder's freed heap memory, before the decoder's peak
+            release_after_batch(self.device)  # untimed: the encoder's freed heap memory, before the decoder's peak
             t1b = time.perf_counter()
             recon = self.tokenizer.decode(latent)
             _sync(self.device)
             t2 = time.perf_counter()
-        self._release()
+        release_after_batch(self.device)
         self.encode_s += t1 - t0
         self.decode_s += t2 - t1b
         self.clips += video.shape[0]

@@ -193,18 +193,20 @@ def test_diff_names_each_video_that_differs(tmp_path):
     assert diff_manifests(a, d) == ["synthetic_000: 2 clips in a, 1 in b"]
 
 
-@pytest.mark.parametrize("old", ["v1", "v2"])
+@pytest.mark.parametrize("old", ["v1", "v2", "v3"])
 def test_an_old_manifest_loads_with_its_checksums_dropped(tmp_path, old):
-    """v1/v2 checksums (``video_sha256``: one running sha256 over the frames' bytes, or a chain of per-frame
-    sha256s) cannot be compared with v3's XXH3 chain: the frames load exactly, every checksum is dropped, and a
-    warning says so once; the result serialises as v3."""
+    """v1/v2 checksums (``video_sha256``: one running sha256 over the RGB frames' bytes, or a chain of per-frame
+    sha256s) and v3's (an XXH3 chain over RGB frames) cannot be compared with v4's XXH3 chain over the decoded
+    planes: the frames load exactly, every checksum is dropped, and a warning says so once; the result
+    serialises as v4."""
     path, _ = synthetic_manifest(tmp_path)
 
     def as_old(d):
         d.update(schema=f"vidtok-bench/manifest/{old}")
         for v in d["videos"]:
-            v.pop("video_checksum")
-            v["video_sha256"] = "ab" * 32  # what those versions wrote: 64 hex digits under another key
+            if old != "v3":
+                v.pop("video_checksum")
+                v["video_sha256"] = "ab" * 32  # what those versions wrote: 64 hex digits under another key
     legacy = mutate(path, as_old, f"{old}.json")
     with pytest.warns(UserWarning, match=rf"{old} manifest: its video checksums use an older definition") as rec:
         m = load_manifest(legacy)
@@ -213,6 +215,6 @@ def test_an_old_manifest_loads_with_its_checksums_dropped(tmp_path, old):
     assert [v.id for v in m.videos] == [v.id for v in now.videos]
     assert [[c.source_indices(m.clip_len) for c in v.clips] for v in m.videos] == \
         [[c.source_indices(now.clip_len) for c in v.clips] for v in now.videos]
-    assert all(v.video_checksum is None for v in m.videos) and m.to_json()["schema"] == "vidtok-bench/manifest/v3"
+    assert all(v.video_checksum is None for v in m.videos) and m.to_json()["schema"] == "vidtok-bench/manifest/v4"
     assert "video_sha256" not in json.dumps(m.to_json())
     assert diff_manifests(m, now) == []  # no checksum to disagree on; the frames are the same

@@ -76,15 +76,19 @@ REAL_CASES = [
 def _uint8_clips_through_stage(path, pp, device, clip_frames="uint8"):
     stage = PreprocessStage(pp, device)
     for clip in decode_clips(path, pp, workers=2, clip_frames=clip_frames):
-        assert clip.frames.dtype == torch.uint8 and clip.frames.shape[0] == 3
+        # every shared video is 8-bit 4:2:0 of even size: its yuv clips carry packed planes and their table
+        packed = clip_frames.startswith("yuv")
+        assert clip.frames.dtype == torch.uint8 and clip.frames.shape[0] == (1 if packed else 3)
+        assert (clip.yuv is not None) == packed
         yield clip, stage([clip])[0]
 
 
+@pytest.mark.parametrize("clip_frames", ["uint8", "yuv"])
 @pytest.mark.parametrize("name,pp", REAL_CASES, ids=[c[0].split("_")[0] for c in REAL_CASES])
-def test_device_path_on_cpu_equals_todays_clips_on_real_videos(shared_videos, name, pp):
+def test_device_path_on_cpu_equals_todays_clips_on_real_videos(shared_videos, name, pp, clip_frames):
     path = shared_videos / name
     ref = list(decode_clips(path, pp, workers=2))
-    got = list(_uint8_clips_through_stage(path, pp, "cpu"))
+    got = list(_uint8_clips_through_stage(path, pp, "cpu", clip_frames))
     assert len(got) == len(ref) > 0
     for want, (clip, x) in zip(ref, got):
         assert torch.equal(x, want.frames), f"{name} clip {want.index}"
@@ -130,17 +134,18 @@ def test_uint8_clips_repeat_the_tail_and_hash_like_float_clips():
 def test_clip_frames_choice():
     assert clip_frames_for("cpu", torch.device("cuda")) == "float"
     assert clip_frames_for("device", torch.device("cpu")) == "uint8"
-    assert clip_frames_for("device", torch.device("cuda")) == "pinned"
+    assert clip_frames_for("device", torch.device("cuda")) == "yuv_pinned"
     with pytest.raises(ConfigError, match="clip_frames='gpu' is not one of"):
         list(decode_clips("x.mp4", Preprocess(), clip_frames="gpu"))
 
 
 @pytest.mark.skipif(not CUDA, reason="needs CUDA (runs on a GPU host)")
+@pytest.mark.parametrize("clip_frames", ["pinned", "yuv_pinned"])
 @pytest.mark.parametrize("name,pp", REAL_CASES, ids=[c[0].split("_")[0] for c in REAL_CASES])
-def test_device_path_on_cuda_agrees_with_the_cpu_reference(shared_videos, name, pp):
+def test_device_path_on_cuda_agrees_with_the_cpu_reference(shared_videos, name, pp, clip_frames):
     path = shared_videos / name
     ref = list(decode_clips(path, pp, workers=2))
-    got = list(_uint8_clips_through_stage(path, pp, torch.device("cuda"), clip_frames="pinned"))
+    got = list(_uint8_clips_through_stage(path, pp, torch.device("cuda"), clip_frames=clip_frames))
     assert len(got) == len(ref) > 0
     for want, (clip, x) in zip(ref, got):
         assert clip.frames.is_pinned()

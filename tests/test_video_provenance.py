@@ -1,4 +1,5 @@
-"""Every clip names its source frames; a video's last clip carries the checksum (XXH3-128 chain) of those frames."""
+"""Every clip names its source frames; a video's last clip carries the checksum (XXH3-128 chain) of those frames
+(as decoded: the planes of YUV 4:2:0 sources, RGB for the others)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ from vidtok_bench.data import Preprocess
 from vidtok_bench.errors import VideoError
 from vidtok_bench.video.clips import FrameDigest, SampledFrame, cut_clips, frame_digest
 from vidtok_bench.video.decode import decode_clips
-from vidtok_bench.video.yuv import iter_yuv_frames, probe_yuv, rgb_to_yuv420
+from vidtok_bench.video.yuv import probe_yuv, rgb_to_yuv420
 
 
 def rgb(i: int) -> np.ndarray:
@@ -28,6 +29,12 @@ def stream(indices: list[int]) -> list[SampledFrame]:
 def sha(frames: list[np.ndarray]) -> str:
     """The checksum written independently: one-shot XXH3-128 over the frames' own XXH3-128 digests, in order."""
     return xxhash.xxh3_128(b"".join(xxhash.xxh3_128(f.tobytes()).digest() for f in frames)).hexdigest()
+
+
+def raw_frames(path) -> list[np.ndarray]:
+    """A raw YUV file's frames as the bytes it stores (Y, U, V planes back to back): what its checksum covers."""
+    data, fb = path.read_bytes(), probe_yuv(path).frame_bytes
+    return [np.frombuffer(data[i : i + fb], np.uint8) for i in range(0, len(data), fb)]
 
 
 def test_bare_tensors_get_positions_and_tail_repeats():
@@ -126,7 +133,7 @@ def tiny_yuv(tmp_path):
 def test_raw_yuv_timestamps_sampling_repeats_indices(tiny_yuv):
     clips = list(decode_clips(tiny_yuv, Preprocess(fps=4, sampling="timestamps", size=None, crop="none", clip_len=5)))
     assert [c.source_indices for c in clips] == [(0, 0, 1, 1, 2), (2, 3, 3, 4, 4), (5, 5, 5, 5, 5)]
-    frames = list(iter_yuv_frames(tiny_yuv, probe_yuv(tiny_yuv)))
+    frames = raw_frames(tiny_yuv)
     assert clips[-1].video_checksum == sha([frames[i] for i in (0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5)])
 
 
@@ -134,7 +141,7 @@ def test_frame_range_numbers_from_the_source(tiny_yuv):
     pp = Preprocess(fps=None, size=None, crop="none", clip_len=2)
     clips = list(decode_clips(tiny_yuv, pp, frame_range=(2, 5)))
     assert [c.source_indices for c in clips] == [(2, 3), (4, 4)]
-    frames = list(iter_yuv_frames(tiny_yuv, probe_yuv(tiny_yuv)))
+    frames = raw_frames(tiny_yuv)
     assert clips[-1].video_checksum == sha(frames[2:5])
     with pytest.raises(VideoError, match=r"tiny_8x4_2.yuv: the video has 6 frames; the range asks for frames 4-7"):
         list(decode_clips(tiny_yuv, pp, frame_range=(4, 8)))
@@ -144,5 +151,5 @@ def test_frame_range_numbers_from_the_source(tiny_yuv):
 
 def test_max_frames_limits_the_checksum(tiny_yuv):
     (c,) = list(decode_clips(tiny_yuv, Preprocess(fps=None, size=None, crop="none", clip_len=None, max_frames=3)))
-    frames = list(iter_yuv_frames(tiny_yuv, probe_yuv(tiny_yuv)))
+    frames = raw_frames(tiny_yuv)
     assert c.source_indices == (0, 1, 2) and c.video_checksum == sha(frames[:3])

@@ -57,7 +57,8 @@ class VideoRef:
 @dataclass
 class Clip:
     """A preprocessed clip: ``frames`` is float32 (3, T, H, W) in [-1, 1] (or, for ``preprocess_on=device``,
-    a uint8 (3, T, H, W) view of the source-size frames, which the preprocess stage resizes)."""
+    a uint8 (3, T, H, W) view of the source-size frames, which the preprocess stage resizes, or (1, T, N)
+    packed YUV 4:2:0 source frames with ``yuv`` set, which it converts to RGB first)."""
 
     video_id: str
     index: int
@@ -69,11 +70,13 @@ class Clip:
     #: the source video's frame number of each of the T frames (tail padding repeats the last),
     #: so a run records exactly which frames it evaluated (frame-count rules differ between papers)
     source_indices: tuple[int, ...] = ()
-    #: on a video's last clip only: XXH3-128 of the XXH3-128s of the uint8 RGB source frames its clips hold (see
+    #: on a video's last clip only: XXH3-128 of the XXH3-128s of the decoded source frames its clips hold (see
     #: ``vidtok_bench.video.clips.FrameDigest``), so a replay can tell that the content changed
     video_checksum: str | None = None
     #: (width, height) of the source frames before resize
     source_size: tuple[int, int] | None = None
+    #: packed YUV frames only: the exact table that converts them to RGB (``vidtok_bench.video.yuv_lut.Yuv420Lut``)
+    yuv: Any = None
 
     @property
     def tail_padded(self) -> int:

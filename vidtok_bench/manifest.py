@@ -5,9 +5,9 @@ timestamp sampling, different start frames), and such results cannot be compared
 writes ``frames_manifest.json`` beside its results; ``dataset=manifest`` replays it, and
 :func:`diff_manifests` names the videos whose frames differ between two runs.
 
-Format (JSON, ``"schema": "vidtok-bench/manifest/v3"``)::
+Format (JSON, ``"schema": "vidtok-bench/manifest/v4"``)::
 
-    {"schema": "vidtok-bench/manifest/v3",
+    {"schema": "vidtok-bench/manifest/v4",
      "clip_len": 17,                  # frames per clip (T); null: each clip is its valid frames
      "preprocess": {...},             # informational: how the frames were chosen (may be null)
      "dataset": {...},                # informational: name/plugin (may be null)
@@ -15,6 +15,7 @@ Format (JSON, ``"schema": "vidtok-bench/manifest/v3"``)::
        {"id": "videoSRC01", "path": "videoSRC01_1920x1080_30.yuv",  # relative to the dataset root
         "source_fps": 30.0, "source_size": [1920, 1080],            # (W, H) before resize
         "video_checksum": "<32 hex>",   # vidtok_bench.video.clips.FrameDigest: XXH3-128 of the held frames' XXH3-128s
+                                        # (of their decoded YUV 4:2:0 planes, or RGB for other sources)
         "clips": [{"start": 0, "valid": 17, "indices": [[0, 17, 1]]}, ...]}]}
 
 A clip's ``start`` is its position among the video's sampled frames and ``valid`` its real
@@ -22,10 +23,11 @@ frames; ``indices`` are the source frame numbers of those ``valid`` frames as ru
 segments ``[start, stop, step]`` (Python ``range`` semantics, concatenated, exact round trip).
 Frames ``valid..clip_len-1`` repeat the last real frame (tail padding).
 
-v1 and v2 manifests (``video_sha256``: v1 one running sha256 over the frames' bytes, v2 the sha256 of
-per-frame sha256s; sha256 cost ~5 ms per 1080p frame, more than a GPU host's decode) still load and
-replay the same frames; their checksums are of another definition, cannot be compared with v3's and
-are dropped, with a warning.
+v1, v2 and v3 manifests (v1/v2 ``video_sha256``: v1 one running sha256 over the RGB frames' bytes, v2 the
+sha256 of per-frame sha256s, whose ~5 ms per 1080p frame exceeded a GPU host's decode; v3 ``video_checksum``
+chained XXH3-128s of the RGB frames, which needed the RGB conversion on the host even when the run converts
+on the GPU) still load and replay the same frames; their checksums are of another definition, cannot be
+compared with v4's and are dropped, with a warning.
 """
 from __future__ import annotations
 
@@ -43,9 +45,9 @@ from typing import Any, Sequence
 from .data import Clip
 from .errors import DatasetError
 
-SCHEMA = "vidtok-bench/manifest/v3"
-#: read, with their video checksums (``video_sha256``, another definition) dropped; see the module docstring
-OLD_SCHEMAS = ("vidtok-bench/manifest/v1", "vidtok-bench/manifest/v2")
+SCHEMA = "vidtok-bench/manifest/v4"
+#: read, with their video checksums (another definition) dropped; see the module docstring
+OLD_SCHEMAS = ("vidtok-bench/manifest/v1", "vidtok-bench/manifest/v2", "vidtok-bench/manifest/v3")
 #: preprocessing keys that choose frames: a replay takes them from the manifest, not from the run
 FRAME_KEYS = ("fps", "sampling", "clip_stride", "tail", "max_frames")
 _SCHEMA_PREFIX = "vidtok-bench/manifest/"
@@ -258,7 +260,8 @@ def manifest_from_json(doc: Any, source: str = "manifest") -> Manifest:
             warnings.warn(f"{source}: a {schema} manifest: its video checksums use an older definition and are not "
                           f"verified (the frames are replayed exactly); a run writes a {SCHEMA} one", stacklevel=2)
             doc = {**doc, "schema": SCHEMA,
-                   "videos": [{**{k: x for k, x in v.items() if k != "video_sha256"}, "video_checksum": None}
+                   "videos": [{**{k: x for k, x in v.items() if k not in ("video_sha256", "video_checksum")},
+                               "video_checksum": None}
                               if isinstance(v, dict) else v for v in doc.get("videos") or []]}
         elif schema != SCHEMA:
             if isinstance(schema, str) and schema.startswith(_SCHEMA_PREFIX):

@@ -37,6 +37,11 @@ class _Stopped(Exception):
 PREFETCH_BYTES = 192 << 20
 
 
+def _batch_key(clip: Clip) -> tuple:
+    """Clips batch together when their frames stack: same shape, and packed YUV clips also the same size."""
+    return tuple(clip.frames.shape), clip.source_size if clip.yuv is not None else None
+
+
 def _nbytes(ev: Event) -> int:
     return sum(c.frames.nelement() * c.frames.element_size() for c in ev.clips)
 
@@ -131,7 +136,7 @@ class ClipReader:
                 clip = next(clips, None)
                 if clip is None:
                     break
-                if pending and pending[0].frames.shape != clip.frames.shape:
+                if pending and _batch_key(pending[0]) != _batch_key(clip):
                     put(Event("batch", video, pending))
                     pending = []
                 pending.append(clip)

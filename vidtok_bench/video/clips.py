@@ -8,9 +8,10 @@ in ``Clip.valid``); with ``tail='drop'`` it is left out. ``clip_len=None`` makes
 video one clip. Only ``max(clip_len, stride)`` small frames are buffered.
 
 Every clip records the source frame number of each of its frames (``Clip.source_indices``)
-and a video's last clip carries ``video_checksum``: the XXH3-128 of the XXH3-128 digests of the uint8
-RGB source frames (before resize) at the sampled positions the clips hold, each position once, in
-order (:class:`FrameDigest`; frame manifests v3). With
+and a video's last clip carries ``video_checksum``: the XXH3-128 of the XXH3-128 digests of the source
+frames as decoded (8-bit YUV 4:2:0 planes where the source delivers them, else uint8 RGB; before resize)
+at the sampled positions the clips hold, each position once, in order (:class:`FrameDigest`; frame
+manifests v4). With
 the default non-overlapping clips and ``tail='repeat'`` that is every sampled frame; overlap
 does not hash a frame twice, tail padding is not hashed, frames a dropped tail or a gap
 between windows (stride > clip_len) would have used are not hashed, and a frame that
@@ -30,6 +31,7 @@ import xxhash
 from ..data import Clip
 from ..errors import VideoError
 from .resize import to_signed
+from .yuv_lut import Yuv420Lut, pack, packed_size
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def plan_windows(num_frames: int, clip_len: int | None, clip_stride: int | None 
 
 def frame_digest(rgb: np.ndarray | torch.Tensor) -> bytes:
     """The XXH3-128 digest (16 bytes) of one uint8 RGB frame (H, W, 3, row-major bytes): the unit
-    :class:`FrameDigest` chains.
+    :class:`FrameDigest` chains for sources that decode to RGB (images, procedural frames, other formats).
 
     A checksum against accidental change (a re-encoded or another version of a file), not a
     cryptographic hash: sha256 (manifests v1/v2) cost ~5 ms per 1080p frame on one core, as much as
@@ -75,15 +77,31 @@ def frame_digest(rgb: np.ndarray | torch.Tensor) -> bytes:
     return xxhash.xxh3_128(memoryview(np.ascontiguousarray(a)).cast("B")).digest()
 
 
+def planes_digest(planes: Sequence[np.ndarray]) -> bytes:
+    """The XXH3-128 digest of one frame's decoded 8-bit planes (Y, Cb, Cr: their visible bytes, row-major,
+    concatenated): the unit :class:`FrameDigest` chains for 8-bit YUV 4:2:0 sources (manifests v4).
+
+    Why the decoded planes rather than RGB: they are what the file holds, so the checksum no longer needs
+    the RGB conversion, which runs on the GPU when the run preprocesses there (:mod:`.yuv_lut`); hashing
+    them is half the bytes of RGB.
+    """
+    h = xxhash.xxh3_128()
+    for p in planes:
+        if p.dtype != np.uint8 or p.ndim != 2:
+            raise TypeError(f"plane checksums take uint8 2-D planes, got {p.dtype} {p.shape}")
+        h.update(memoryview(np.ascontiguousarray(p)).cast("B"))
+    return h.digest()
+
+
 class FrameDigest:
-    """A video's checksum: the XXH3-128 of its frames' XXH3-128 digests (:func:`frame_digest`), in the order
-    given, as 32 hex digits (frame manifests v3).
+    """A video's checksum: the XXH3-128 of its frames' XXH3-128 digests (:func:`planes_digest` or
+    :func:`frame_digest`), in the order given, as 32 hex digits (frame manifests v4).
 
     Why: a video's ``video_checksum`` lets a replay or a comparison tell that the source content
     changed (re-encoded, another version) even when names and frame counts match. Chaining per-frame
     digests lets the frames be hashed in parallel, as they are converted, and only 16 bytes per frame
     pass through here. (Manifests v1 hashed the frames' bytes in one running sha256, v2 chained
-    per-frame sha256s.)
+    per-frame sha256s, v3 per-frame XXH3-128s of RGB frames.)
     """
 
     def __init__(self) -> None:
@@ -113,7 +131,8 @@ class FrameDigest:
 
 
 class ClipBuffer:
-    """One uint8 clip's (T, H, W, 3) tensor, allocated by the first converting thread that has a frame for it.
+    """One uint8 clip's (T, H, W, 3) tensor (or (T, N) packed YUV 4:2:0 frames), allocated by the first
+    converting thread that has a frame for it.
 
     Why: copying each 1080p frame (6 MB) into its clip on the thread that runs the decoder, plus the
     first-touch page faults of a fresh clip tensor, cost more than decoding the frame and capped one
@@ -126,15 +145,24 @@ class ClipBuffer:
         self.tensor: torch.Tensor | None = None
         self._lock = threading.Lock()
 
-    def put(self, slot: int, rgb: np.ndarray) -> torch.Tensor | None:
-        """Copy ``rgb`` (H, W, 3) into frame ``slot`` and return that frame's view (None: another frame size)."""
+    def _slot(self, slot: int, shape: tuple[int, ...]) -> torch.Tensor | None:
         with self._lock:
             if self.tensor is None:
-                self.tensor = torch.empty((self.length, *rgb.shape), dtype=torch.uint8, pin_memory=self.pin)
-        if tuple(self.tensor.shape[1:]) != tuple(rgb.shape):
-            return None
-        dst = self.tensor[slot]
-        dst.copy_(torch.from_numpy(np.ascontiguousarray(rgb)))
+                self.tensor = torch.empty((self.length, *shape), dtype=torch.uint8, pin_memory=self.pin)
+        return self.tensor[slot] if tuple(self.tensor.shape[1:]) == tuple(shape) else None
+
+    def put(self, slot: int, rgb: np.ndarray) -> torch.Tensor | None:
+        """Copy ``rgb`` (H, W, 3) into frame ``slot`` and return that frame's view (None: another frame size)."""
+        dst = self._slot(slot, rgb.shape)
+        if dst is not None:
+            dst.copy_(torch.from_numpy(np.ascontiguousarray(rgb)))
+        return dst
+
+    def put_planes(self, slot: int, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> torch.Tensor | None:
+        """Pack Y, Cb, Cr planes into frame ``slot`` (see :func:`~.yuv_lut.pack`); None: another frame size."""
+        dst = self._slot(slot, (packed_size(*planes[0].shape),))
+        if dst is not None:
+            pack(planes, dst.numpy())
         return dst
 
 
@@ -166,10 +194,13 @@ class SampledFrame:
     """One sampled frame on its way into clips."""
 
     index: int  # the source video's frame number
-    frame: torch.Tensor  # float (3, h, w) in [0, 1], or the uint8 (H, W, 3) source frame itself (uint8 clips)
+    #: float (3, h, w) in [0, 1], or the uint8 (H, W, 3) source frame itself (uint8 clips), or its packed
+    #: YUV 4:2:0 planes (N,) with ``yuv`` the exact table that makes them RGB (:mod:`.yuv_lut`)
+    frame: torch.Tensor
     rgb: np.ndarray | None = None  # the uint8 source frame before resize, hashed on arrival (when digest is not given)
     digest: bytes | None = None  # frame_digest of the source frame, computed where it was converted
     clip: torch.Tensor | None = None  # uint8 frames: the clip tensor ``frame`` was written into (ClipPlacement)
+    yuv: Yuv420Lut | None = None  # packed YUV frames: their RGB conversion
 
 
 def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: str, index: int, start: int,
@@ -180,16 +211,22 @@ def _make_clip(frames: list[tuple[int, torch.Tensor]], length: int, video_id: st
     first = frames[0][1]
     if into is not None:  # uint8 frames already copied into the clip's tensor as they arrived
         into[valid:] = into[valid - 1]
-        x = into.permute(3, 0, 1, 2)
+        x = _uint8_clip(into)
     elif first.dtype == torch.uint8:
-        # uint8 clips (preprocess_on=device): source-size frames stacked as (T, H, W, 3), in pinned
-        # memory when they go to a GPU; ``frames`` is its (3, T, H, W) view, resized later on the device
+        # uint8 clips (preprocess_on=device): source-size frames stacked as (T, H, W, 3) (or (T, N) packed
+        # YUV), in pinned memory when they go to a GPU; resized later on the device
         out = torch.empty((length, *first.shape), dtype=torch.uint8, pin_memory=pin)
-        x = torch.stack([f for _, f in frames], dim=0, out=out).permute(3, 0, 1, 2)
+        x = _uint8_clip(torch.stack([f for _, f in frames], dim=0, out=out))
     else:
         x = to_signed(torch.stack([f for _, f in frames], dim=1))  # (3, T, H, W) in [0, 1] -> [-1, 1]
     return Clip(video_id=video_id, index=index, frames=x, start=start, valid=valid,
                 source_indices=tuple(i for i, _ in frames), **kw)
+
+
+def _uint8_clip(stacked: torch.Tensor) -> torch.Tensor:
+    """A clip's ``frames`` from its stacked uint8 frames: RGB (T, H, W, 3) -> the (3, T, H, W) view,
+    packed YUV (T, N) -> (1, T, N) (``Clip.yuv`` converts it)."""
+    return stacked.permute(3, 0, 1, 2) if stacked.dim() == 4 else stacked.unsqueeze(0)
 
 
 class _LastClipDigest:
@@ -222,9 +259,11 @@ class _LastClipDigest:
             yield clip
 
 
-def _take(item: torch.Tensor | SampledFrame, position: int, digest: FrameDigest) -> tuple[int, torch.Tensor]:
+def _take(item: torch.Tensor | SampledFrame, position: int, digest: FrameDigest, meta: dict) -> tuple[int, torch.Tensor]:
     """(source index, frame) of one stream item; a bare tensor's index is its sampled position."""
     if isinstance(item, SampledFrame):
+        if item.yuv is not None:
+            meta["yuv"] = item.yuv  # the clips of a video converted on the device carry their table
         if item.digest is not None:
             digest.add(item.digest)
         elif item.rgb is not None:
@@ -235,6 +274,9 @@ def _take(item: torch.Tensor | SampledFrame, position: int, digest: FrameDigest)
 
 def _size_change(source: str, before: torch.Tensor, after: torch.Tensor) -> VideoError:
     """uint8 clips stack source-size frames, so a video whose frame size changes cannot make them."""
+    if before.dim() != 3 or after.dim() != 3:  # packed YUV frames: sizes are checked where they are packed
+        return VideoError(source, f"the frame layout changes within the video ({tuple(before.shape)} -> "
+                                  f"{tuple(after.shape)}); preprocess_on=cpu converts each frame on its own")
     (h0, w0), (h1, w1) = before.shape[:2], after.shape[:2]
     return VideoError(source, f"the frame size changes within the video ({w0}x{h0} -> {w1}x{h1}); uint8 clips "
                               "(preprocess_on=device) hold one size, preprocess_on=cpu resizes each frame")
@@ -283,7 +325,7 @@ def _cut(
 ) -> Iterator[Clip]:
     out = _LastClipDigest(digest)
     if clip_len is None:
-        allf = [_take(f, n, digest) for n, f in enumerate(frames)]
+        allf = [_take(f, n, digest, meta) for n, f in enumerate(frames)]
         if not allf:
             raise VideoError(source, "video has no frames")
         yield from out.push(_make_clip(allf, len(allf), video_id, 0, 0, **meta))
@@ -304,7 +346,7 @@ def _cut(
         if n - 1 < s:  # stride > clip_len: frames between windows are skipped (and not hashed)
             buf_start = n
             continue
-        i, frame = _take(f, n - 1, digest)
+        i, frame = _take(f, n - 1, digest, meta)
         if frame.dtype == torch.uint8 and buf and buf[-1][1].shape != frame.shape:
             raise _size_change(source, buf[-1][1], frame)
         if frame.dtype == torch.uint8 and stride >= clip_len:
@@ -365,7 +407,7 @@ def recorded_clips(
     k = 0
     try:
         for pos, f in zip(positions, frames):
-            buf[pos] = _take(f, pos, digest)
+            buf[pos] = _take(f, pos, digest, meta)
             while k < len(windows) and sum(windows[k]) - 1 <= pos:
                 start, valid = windows[k]
                 yield from out.push(_make_clip([buf[p] for p in range(start, start + valid)], clip_len or valid,

@@ -6,10 +6,16 @@ and resized at once, so only small float frames are ever held; the RGB conversio
 of successive frames run in a small thread pool (torch and swscale release the GIL) while
 the next frames decode. Raw ``.yuv`` files go through :mod:`.yuv` and the same path;
 procedurally generated frames (the synthetic set) use :func:`frames_to_clips` directly.
+
+Clips for a GPU (``clip_frames='yuv_pinned'``) carry 8-bit YUV 4:2:0 sources' decoded planes instead of RGB:
+the worker threads only hash and pack them, and the preprocess stage converts them on the device with a
+table that reproduces this process's CPU conversion exactly (:mod:`.yuv_lut`, checked per video on its
+first frame; a video whose frames it cannot reproduce gets RGB clips as before).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -18,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 import av
 import av.logging
@@ -28,17 +34,21 @@ from av.video.reformatter import VideoReformatter
 
 from ..data import Clip, Preprocess
 from ..errors import VideoError, check_choice
-from .clips import ClipPlacement, SampledFrame, cut_clips, frame_digest, recorded_clips
+from .clips import ClipPlacement, SampledFrame, cut_clips, frame_digest, planes_digest, recorded_clips
 from .resize import FrameResizer
 from .sampling import as_fraction, sample_stride, sample_timestamps, stride_step
-from .yuv import iter_yuv_frames, probe_yuv
+from .yuv import iter_yuv_planes, probe_yuv, yuv420_to_rgb
+from .yuv_lut import Converter, Yuv420Lut, lut_for, matches, pack
+
+log = logging.getLogger(__name__)
 
 RAW_YUV_EXTENSIONS = (".yuv",)
 
 #: what a clip's ``frames`` hold: 'float' (resized, [-1, 1]: the CPU pipeline), 'uint8' (the sampled
 #: source frames, resized later by the run's preprocess stage: ``preprocess_on=device``), 'pinned'
-#: (uint8 in page-locked memory, for non-blocking copies to a GPU)
-CLIP_FRAMES = ("float", "uint8", "pinned")
+#: (uint8 in page-locked memory, for non-blocking copies to a GPU), 'yuv' / 'yuv_pinned' (as 'uint8' /
+#: 'pinned', but 8-bit YUV 4:2:0 sources' frames stay packed planes, converted to RGB by the stage: :mod:`.yuv_lut`)
+CLIP_FRAMES = ("float", "uint8", "pinned", "yuv", "yuv_pinned")
 
 #: seconds one video may spend decoding before it is failed (the file datasets' ``decode_timeout_s``)
 DEFAULT_DECODE_TIMEOUT_S = 600.0
@@ -58,6 +68,18 @@ def default_workers(clip_frames: str = "float") -> int:
     return max(1, min(cap, os.cpu_count() or 1))
 
 
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class YuvFrames:
+    """How a source's raw frames expose 8-bit YUV 4:2:0 planes, and the CPU conversion ``to_rgb`` applies to them."""
+
+    planes: Callable[[Any], Planes | None]  # Y (H, W), Cb, Cr views of a raw frame; None: not 8-bit 4:2:0
+    layout: Callable[[Any], Hashable]  # frames of equal layout convert alike (format, size, colour matrix and range)
+    converter: Callable[[Any], Converter]  # planes -> RGB exactly as ``to_rgb`` converts frames like this one
+
+
 @dataclass
 class FrameSource:
     """A video as a lazy stream of ``(start_time, raw_frame)`` plus a raw -> uint8 RGB converter."""
@@ -69,6 +91,7 @@ class FrameSource:
     frames: Callable[[], Iterator[tuple[Fraction, Any]]]
     to_rgb: Callable[[Any], np.ndarray]
     num_frames: int | None = None  # from the container; may be absent or approximate
+    yuv: YuvFrames | None = None  # sources that decode to YUV 4:2:0: checksummed and converted from their planes
 
 
 _LOCAL = threading.local()
@@ -85,6 +108,44 @@ def av_frame_to_rgb(frame: "av.VideoFrame") -> np.ndarray:
     if r is None:
         r = _LOCAL.reformatter = VideoReformatter()
     return r.reformat(frame, format="rgb24", threads=1).to_ndarray()
+
+
+#: PyAV formats whose frames are 8-bit planar 4:2:0 (Y, Cb, Cr planes)
+AV_YUV420 = ("yuv420p", "yuvj420p")
+
+
+def av_planes(frame: "av.VideoFrame") -> Planes | None:
+    """Read-only views of a decoded frame's Y, Cb, Cr planes (line padding cut off); None for other formats."""
+    if frame.format.name not in AV_YUV420:
+        return None
+    out = []
+    for p in frame.planes:
+        a = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)
+        out.append(a[: p.height, : p.width])
+    return out[0], out[1], out[2]
+
+
+def _av_layout(frame: "av.VideoFrame") -> Hashable:
+    return ("av", frame.format.name, frame.width, frame.height, int(frame.colorspace), int(frame.color_range))
+
+
+def _av_converter(like: "av.VideoFrame") -> Converter:
+    """Planes -> RGB through :func:`av_frame_to_rgb`, for frames of ``like``'s format, colour matrix and range."""
+    fmt, colorspace, color_range = like.format.name, like.colorspace, like.color_range
+
+    def convert(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+        frame = av.VideoFrame(y.shape[1], y.shape[0], fmt)
+        for plane, a in zip(frame.planes, (y, cb, cr)):
+            rows = np.zeros((a.shape[0], plane.line_size), np.uint8)
+            rows[:, : a.shape[1]] = a
+            plane.update(rows)
+        frame.colorspace, frame.color_range = colorspace, color_range
+        return av_frame_to_rgb(frame)
+
+    return convert
+
+
+AV_YUV = YuvFrames(av_planes, _av_layout, _av_converter)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -224,7 +285,7 @@ def open_av(path: str | Path, timeout_s: float | None = None) -> FrameSource:
         finally:
             container.close()
 
-    return FrameSource(path, width, height, source_fps, frames, av_frame_to_rgb, n)
+    return FrameSource(path, width, height, source_fps, frames, av_frame_to_rgb, n, AV_YUV)
 
 
 def open_yuv(
@@ -235,10 +296,15 @@ def open_yuv(
     info = probe_yuv(path, width, height, source_fps)
 
     def frames() -> Iterator[tuple[Fraction, Any]]:
-        for i, rgb in enumerate(iter_yuv_frames(path, info, matrix)):
-            yield Fraction(i) / info.fps, rgb
+        for i, planes in enumerate(iter_yuv_planes(path, info)):
+            yield Fraction(i) / info.fps, planes
 
-    return FrameSource(str(path), info.width, info.height, info.fps, frames, lambda a: a, info.num_frames)
+    def convert(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+        return yuv420_to_rgb(y, cb, cr, matrix)
+
+    yuv = YuvFrames(lambda planes: planes, lambda _: ("raw", matrix, info.width, info.height), lambda _: convert)
+    return FrameSource(str(path), info.width, info.height, info.fps, frames, lambda planes: convert(*planes),
+                       info.num_frames, yuv)
 
 
 def open_video(path: str | Path, timeout_s: float | None = None, **yuv: Any) -> FrameSource:
@@ -310,25 +376,61 @@ def select_frames(frames: Iterator[tuple[Fraction, Any]], wanted: Sequence[int],
         raise VideoError(path, f"the video has {count} frames; frame {wanted[k]} is needed")
 
 
+def yuv_table(source: FrameSource, item: Any) -> Yuv420Lut | None:
+    """The exact device conversion for ``source``'s frames like ``item`` (see :mod:`.yuv_lut`), or None:
+    not 8-bit 4:2:0 with an even size, or a table that does not reproduce ``to_rgb`` on this very frame."""
+    planes = source.yuv.planes(item) if source.yuv is not None else None
+    if planes is None:
+        return None
+    h, w = planes[0].shape
+    if h % 2 or w % 2:
+        return None
+    lut = lut_for(source.yuv.layout(item), source.yuv.converter(item), w)
+    if lut is None or not matches(lut, planes, source.to_rgb(item)):
+        log.info("%s: frames are converted to RGB on the CPU (no exact device conversion for this layout)", source.path)
+        return None
+    return lut
+
+
 def resized_frames(
-    raw: Iterable[tuple[int, Any]], to_rgb: Callable[[Any], np.ndarray], resizer: FrameResizer | None, path: str,
-    max_frames: int | None = None, workers: int = 1, placement: ClipPlacement | None = None,
+    raw: Iterable[tuple[int, Any]], source: FrameSource, resizer: FrameResizer | None,
+    max_frames: int | None = None, workers: int = 1, placement: ClipPlacement | None = None, yuv: bool = False,
 ) -> Iterator[SampledFrame]:
-    """Sampled frames in order: ``(source index, raw item)`` in, resized float (3, h, w) in [0, 1]
+    """Sampled frames in order: ``(source index, raw item)`` of ``source`` in, resized float (3, h, w) in [0, 1]
     plus the source frame's digest (for the video's checksum) out; RGB conversion, hashing and resize
     run on ``workers`` threads. ``resizer=None`` keeps the uint8 (H, W, 3) source frame as the frame
-    (uint8 clips); with ``placement`` the threads write it straight into its clip's tensor.
+    (uint8 clips); with ``placement`` the threads write it straight into its clip's tensor. With ``yuv``,
+    an 8-bit YUV 4:2:0 source's frames stay packed planes (see :func:`yuv_table`), converted later.
 
-    At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
+    A frame's digest is of its decoded planes when the source has them (``FrameSource.yuv``), else of its
+    RGB. At most ``2 * workers`` frames are in flight. A frame repeated by timestamp sampling is
     converted once.
     """
+    path, to_rgb = source.path, source.to_rgb
+    table: Yuv420Lut | None = None
+    layout: Hashable = None
+
+    def packed(item: tuple[int, Any], planes: Planes | None, digest: bytes, place: tuple[Any, int] | None) -> SampledFrame:
+        if planes is None or source.yuv.layout(item[1]) != layout:
+            raise VideoError(path, "the frame format, size or colour space changes within the video; "
+                                   "preprocess_on=cpu converts each frame on its own")
+        placed = place[0].put_planes(place[1], planes) if place is not None else None
+        if placed is not None:
+            return SampledFrame(item[0], placed, digest=digest, clip=place[0].tensor, yuv=table)
+        return SampledFrame(item[0], torch.from_numpy(pack(planes)), digest=digest, yuv=table)
+
     def work(item: tuple[int, Any], place: tuple[Any, int] | None = None) -> SampledFrame:
+        planes = source.yuv.planes(item[1]) if source.yuv is not None else None
+        # hashed here, on the worker threads, in parallel (not once per video)
+        digest = planes_digest(planes) if planes is not None else None
+        if table is not None:
+            return packed(item, planes, digest, place)
         try:
             rgb = to_rgb(item[1])
         except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
             raise _av_error(path, exc, "cannot convert a decoded frame to RGB") from None
         try:
-            digest = frame_digest(rgb)  # here, on the worker threads, in parallel (not one per video)
+            digest = digest or frame_digest(rgb)
         except TypeError as exc:
             raise VideoError(path, str(exc)) from None
         if resizer is None:
@@ -351,6 +453,12 @@ def resized_frames(
             if max_frames is not None and count >= max_frames:
                 break
             count += 1
+            if count == 1 and yuv and resizer is None:  # the video's first frame decides, on the decoding thread
+                try:
+                    table = yuv_table(source, item[1])
+                except Exception as exc:  # a damaged first frame: the RGB path names it (see work)
+                    log.info("%s: no device conversion (%s)", path, _one_line(exc))
+                layout = source.yuv.layout(item[1]) if table is not None else None
             place = placement(count - 1) if placement is not None else None  # every position, in order
             if item is last_item and last is not None:
                 job = last  # a repeated frame stays where it was placed; cut_clips copies it
@@ -387,6 +495,10 @@ def _check_clip_frames(clip_frames: str) -> bool:
     return clip_frames != "float"
 
 
+def _pinned(clip_frames: str) -> bool:
+    return clip_frames in ("pinned", "yuv_pinned")
+
+
 def output_fps(source_fps: Fraction | None, pp: Preprocess) -> float | None:
     """The frame rate of the sampled frames (recorded on every clip)."""
     if pp.fps is None:
@@ -414,13 +526,13 @@ def frames_to_clips(
     raw = sample(numbered, source.fps, pp, source.path)
     placement = None
     if uint8 and pp.clip_len is not None and (pp.clip_stride or pp.clip_len) >= pp.clip_len:
-        placement = ClipPlacement(pp.clip_len, pp.clip_stride, pin=clip_frames == "pinned")
-    frames = resized_frames(raw, source.to_rgb, None if uint8 else resizer, source.path, pp.max_frames,
-                            workers or default_workers(clip_frames), placement)
+        placement = ClipPlacement(pp.clip_len, pp.clip_stride, pin=_pinned(clip_frames))
+    frames = resized_frames(raw, source, None if uint8 else resizer, pp.max_frames,
+                            workers or default_workers(clip_frames), placement, yuv=clip_frames.startswith("yuv"))
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
-        source_size=(source.width, source.height), pin=clip_frames == "pinned",
+        source_size=(source.width, source.height), pin=_pinned(clip_frames),
     )
 
 
@@ -434,12 +546,12 @@ def replay_clips(
     resizer = FrameResizer(pp.size, pp.crop, pp.resize)
     resizer.check(source.height, source.width, source.path)
     raw = select_frames(iter(source.frames()), [i for _, i in positions], source.path)
-    frames = resized_frames(raw, source.to_rgb, None if uint8 else resizer, source.path, None,
-                            workers or default_workers(clip_frames))
+    frames = resized_frames(raw, source, None if uint8 else resizer, None, workers or default_workers(clip_frames),
+                            yuv=clip_frames.startswith("yuv"))
     yield from recorded_clips(
         frames, [p for p, _ in positions], windows, clip_len, video_id=video_id, source=source.path,
         source_fps=float(source.fps) if source.fps else None, fps=output_fps(source.fps, pp),
-        source_size=(source.width, source.height), pin=clip_frames == "pinned",
+        source_size=(source.width, source.height), pin=_pinned(clip_frames),
     )
 
 

@@ -129,8 +129,8 @@ def rgb_to_yuv420(rgb: np.ndarray, matrix: str = "bt709") -> bytes:
     return q(yy, 16, 219).tobytes() + q(pb, 128, 224).tobytes() + q(pr, 128, 224).tobytes()
 
 
-def iter_yuv_frames(path: str | Path, info: YuvInfo, matrix: str = "bt709") -> Iterator[np.ndarray]:
-    """uint8 RGB frames, one at a time (only one raw frame is in memory)."""
+def iter_yuv_planes(path: str | Path, info: YuvInfo) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each frame's (Y, U, V) uint8 planes, one frame at a time (only one raw frame is in memory)."""
     w, h = info.width, info.height
     cw, ch = (w + 1) // 2, (h + 1) // 2
     fb = info.frame_bytes
@@ -144,7 +144,10 @@ def iter_yuv_frames(path: str | Path, info: YuvInfo, matrix: str = "bt709") -> I
             if len(buf) != fb:
                 raise VideoError(str(path), f"file ended inside frame {i} (truncated while reading)")
             a = np.frombuffer(buf, np.uint8)
-            y = a[: w * h].reshape(h, w)
-            u = a[w * h : w * h + cw * ch].reshape(ch, cw)
-            v = a[w * h + cw * ch :].reshape(ch, cw)
-            yield yuv420_to_rgb(y, u, v, matrix)
+            yield a[: w * h].reshape(h, w), a[w * h : w * h + cw * ch].reshape(ch, cw), a[w * h + cw * ch :].reshape(ch, cw)
+
+
+def iter_yuv_frames(path: str | Path, info: YuvInfo, matrix: str = "bt709") -> Iterator[np.ndarray]:
+    """uint8 RGB frames, one at a time (only one raw frame is in memory)."""
+    for y, u, v in iter_yuv_planes(path, info):
+        yield yuv420_to_rgb(y, u, v, matrix)

@@ -15,8 +15,9 @@ VidTok variants ~2.5 min, the end-to-end runs ~1.5 min).
   without them) with PSNR/SSIM/LPIPS in fp32 and bf16: wall time against model + metric time
   (what decoding, transfers and bookkeeping add), the metrics' share of the model's time, and
   the run's own TFLOP/s / MFU (results.json).
-* The data path with preprocess_on=device (uint8 clips in pinned memory, resize/crop on the GPU) at 1080p
-  against bare threaded decode of the same file (aim: >= 0.8x), with the shared clips
+* The data path with preprocess_on=device (the decoded YUV 4:2:0 planes in pinned memory, converted to RGB
+  by the exact table and resized/cropped on the GPU) at 1080p against bare threaded decode of the same file
+  (aim: >= 0.8x), step by step, with the shared clips
   (VIDTOK_BENCH_VIDEOS or ../shared/videos; skipped without them).
 
 Run: pytest benchmarks/bench_gpu.py --benchmark-only -s   (VIDTOK_BENCH_OUT=dir also writes bench_gpu.json)
@@ -437,9 +438,10 @@ def test_data_pipeline_on_gpu_vs_bare_decode_1080p(benchmark, tmp_path) -> None:
 
 def data_path_breakdown(path: Path, data_path: Callable[[], int], frames: int) -> dict[str, Any]:
     """Where a video's uint8 data path loses to bare decode, each step as frames/s (best of 2) and the cores
-    it keeps busy (process CPU s / wall s): bare decode, + RGB conversion, the pinned clips alone (conversion,
-    hashing, placement; no reader or device), and the whole data path without frame hashing (the
-    checksum's cost)."""
+    it keeps busy (process CPU s / wall s): bare decode, + RGB conversion, the pinned RGB clips alone
+    (conversion, hashing, placement; no reader or device), the pinned YUV clips alone (hashing and packing
+    the planes: what a run on a GPU makes), and the whole data path without frame hashing (the checksum's
+    cost)."""
     import sys
     from unittest import mock
 
@@ -448,8 +450,9 @@ def data_path_breakdown(path: Path, data_path: Callable[[], int], frames: int) -
 
     from vidtok_bench.video import decode as dec
 
-    def pinned() -> int:  # uint8 in pageable memory where there is no GPU to pin for
-        return sum(c.valid for c in dec.decode_clips(path, PP, clip_frames="pinned" if torch.cuda.is_available() else "uint8"))
+    def pinned(kind: str) -> Callable[[], int]:  # in pageable memory where there is no GPU to pin for
+        kind = kind if torch.cuda.is_available() else {"pinned": "uint8", "yuv_pinned": "yuv"}[kind]
+        return lambda: sum(c.valid for c in dec.decode_clips(path, PP, clip_frames=kind))
 
     def measure(fn: Callable[[], int]) -> dict[str, float]:
         best = None
@@ -461,8 +464,9 @@ def data_path_breakdown(path: Path, data_path: Callable[[], int], frames: int) -
         return {"fps": frames / best[0], "cores": best[1] / best[0]}
 
     out = {"bare_decode": measure(lambda: bare_decode(path)), "decode_rgb": measure(lambda: decode_rgb(path)),
-           "pinned_clips": measure(pinned)}
-    with mock.patch.object(dec, "frame_digest", lambda rgb: bytes(16)):
+           "pinned_clips": measure(pinned("pinned")), "yuv_pinned_clips": measure(pinned("yuv_pinned"))}
+    with mock.patch.object(dec, "frame_digest", lambda rgb: bytes(16)), \
+            mock.patch.object(dec, "planes_digest", lambda planes: bytes(16)):
         out["data_path_without_hashing"] = measure(data_path)
     out["data_path"] = measure(data_path)
     return {"breakdown": out}

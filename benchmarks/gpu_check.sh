@@ -34,11 +34,12 @@ tests)
   log "CUDA tests"
   VIDTOK_BENCH_CACHE=/tmp/timing_cache timeout ${T_TESTS:-180} python3 -m pytest -q -p no:cacheprovider -rs \
     tests/test_cuda.py tests/test_bench_gpu_helpers.py tests/test_clip_placement.py \
-    "tests/test_video_preprocess.py" "tests/test_cpu_perf_parity.py" "tests/test_runner_data.py" \
-    -k "cuda or CUDA or bench or preprocess_on or defaults_resolve" 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
+    "tests/test_video_preprocess.py" "tests/test_cpu_perf_parity.py" "tests/test_runner_data.py" tests/test_yuv_lut.py \
+    -k "cuda or CUDA or bench or preprocess_on or defaults_resolve or table or digest" 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
 bench)
   log "bench_gpu"
-  VIDTOK_BENCH_OUT=$OUT timeout ${T_BENCH:-420} python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider  2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
+  VIDTOK_BENCH_OUT=$OUT timeout ${T_BENCH:-420} python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider \
+    ${BENCH_K:+-k "$BENCH_K"} 2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
 compile)
   log "bench_gpu compiled"
   VIDTOK_BENCH_COMPILE=1 VIDTOK_BENCH_PATHS=channels_last,compiled timeout ${T_COMPILE:-300} python3 -m pytest \

@@ -180,13 +180,14 @@ def test_data_path_breakdown_on_the_cpu(bench, shared_videos) -> None:
     calls = []
 
     def data_path() -> int:
-        calls.append(dec.frame_digest(torch.zeros(1, 1, 3, dtype=torch.uint8).numpy()))
+        calls.append(dec.planes_digest([torch.zeros(2, 2, dtype=torch.uint8).numpy()]))
         return sum(c.valid for c in dec.decode_clips(path, bench_data_pp(), clip_frames="uint8"))
 
     n = data_path()
     calls.clear()
     rep = bench.data_path_breakdown(path, data_path, n)["breakdown"]
-    assert set(rep) == {"bare_decode", "decode_rgb", "pinned_clips", "data_path_without_hashing", "data_path"}
+    assert set(rep) == {"bare_decode", "decode_rgb", "pinned_clips", "yuv_pinned_clips", "data_path_without_hashing",
+                        "data_path"}
     assert all(r["fps"] > 0 and r["cores"] >= 0 for r in rep.values())
     assert calls[:2] == [bytes(16)] * 2 and calls[2:] and calls[-1] != bytes(16)  # patched, then the real digest
 

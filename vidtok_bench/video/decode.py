@@ -378,17 +378,18 @@ def select_frames(frames: Iterator[tuple[Fraction, Any]], wanted: Sequence[int],
 
 def yuv_table(source: FrameSource, item: Any) -> Yuv420Lut | None:
     """The exact device conversion for ``source``'s frames like ``item`` (see :mod:`.yuv_lut`), or None:
-    not 8-bit 4:2:0 with an even size, or a table that does not reproduce ``to_rgb`` on this very frame."""
+    not 8-bit 4:2:0 with an even size, or a table that does not reproduce ``to_rgb`` on the first real frame
+    of its layout (this one, or an earlier video's)."""
     planes = source.yuv.planes(item) if source.yuv is not None else None
     if planes is None:
         return None
     h, w = planes[0].shape
     if h % 2 or w % 2:
         return None
-    lut = lut_for(source.yuv.layout(item), source.yuv.converter(item), w)
-    if lut is None or not matches(lut, planes, source.to_rgb(item)):
+    lut = lut_for(source.yuv.layout(item), source.yuv.converter(item), w,
+                  lambda table: matches(table, planes, source.to_rgb(item)))
+    if lut is None:
         log.info("%s: frames are converted to RGB on the CPU (no exact device conversion for this layout)", source.path)
-        return None
     return lut
 
 

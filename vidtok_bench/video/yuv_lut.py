@@ -11,7 +11,8 @@ itself* over frames that hold all 2^24 combinations, twice, at two different pos
 (a converter whose result depends on where a pixel sits, e.g. a SIMD body with a scalar tail that rounds
 otherwise, fails that check), and :func:`lut_for` then checks it against the converter on a real frame.
 A table that fails either check is not used; the frames then take the CPU conversion. The table is
-48 MB (one byte per channel per combination), built once per source layout in ~1 s and cached.
+48 MB (one byte per channel per combination), built once per source layout (format, size, colour matrix
+and range) in ~1 s and cached with its verdict.
 """
 from __future__ import annotations
 
@@ -145,13 +146,17 @@ _CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 2
 
 
-def lut_for(key: Hashable, convert: Converter, width: int) -> Yuv420Lut | None:
-    """The table for a converter layout ``key`` (built on first use, None when it cannot be exact)."""
+def lut_for(key: Hashable, convert: Converter, width: int, check: Callable[[Yuv420Lut], bool]) -> Yuv420Lut | None:
+    """The table for a converter layout ``key``, built on first use and accepted only if ``check`` (a real
+    frame converted both ways) passes; None when it cannot be exact. Later videos of the layout reuse the
+    verdict: building takes ~1 s, checking a 1080p frame ~15 ms, a short clip's whole decode ~100 ms."""
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
         lut = Yuv420Lut.build(convert, width)  # under the lock: two videos of one layout build it once
+        if lut is not None and not check(lut):
+            lut = None
         _CACHE[key] = lut
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)

@@ -93,12 +93,17 @@ def test_cudnn_benchmark_only_for_repeated_shapes() -> None:
                     reason="torch.compile of the VidTok encoder+decoder took ~8 min on the 2-core CPU box "
                            "(inductor C++ codegen); set VIDTOK_BENCH_TEST_COMPILE=1 to run it here")
 def test_compile_option_matches_eager() -> None:
+    """In true fp32 (a run's default scope: TF32 off). Outside it, CUDA convolutions may use TF32, and the H100
+    check (2026-11-26) saw compiled and eager differ by 0.010 there: two TF32 results, not a compile error."""
+    from vidtok_bench.precision import get_precision
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
-    eager = _tok("v10_kl_causal_488", device=device).reconstruct(x)
-    compiled = _tok("v10_kl_causal_488", device=device, compile=True)
-    assert compiled.info(weights=False)["compile"] is True
-    assert (compiled.reconstruct(x) - eager).abs().max().item() <= 1e-4
+    with get_precision("fp32").scope(device):
+        eager = _tok("v10_kl_causal_488", device=device).reconstruct(x)
+        compiled = _tok("v10_kl_causal_488", device=device, compile=True)
+        assert compiled.info(weights=False)["compile"] is True
+        assert (compiled.reconstruct(x) - eager).abs().max().item() <= 1e-4
 
 
 def test_layer_norm_runs_in_the_autocast_dtype_with_the_same_statistics() -> None:

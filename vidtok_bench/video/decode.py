@@ -401,11 +401,14 @@ def yuv_table(source: FrameSource, item: Any) -> Yuv420Lut | None:
 class ReadAhead:
     """Iterate ``items`` on a thread of its own, up to ``depth`` items ahead of the consumer.
 
-    Why: the thread that decodes also ran every frame's Python bookkeeping (sampling, submitting the
-    conversion, cutting clips), one after the other; on a 16-core GPU host that serial work, not the
-    codec's threads, capped the YUV data path at ~0.6x of bare decode. Decoding waits with the GIL released,
-    so a reading thread overlaps the two. Exceptions reach the consumer at the item where they happened;
-    :meth:`close` stops the thread and closes ``items`` there (a video abandoned early releases its file).
+    Why: the thread that decodes also runs every frame's Python bookkeeping (sampling, submitting the
+    conversion, cutting clips), one after the other; on the 16-core H100 host the YUV clips reached ~0.6x of
+    bare decode with only 7.7 cores busy, which suggested that serial work. Decoding waits with the GIL
+    released, so a reading thread overlaps the two. Measured there with 16 conversion threads it gained
+    nothing clear (clips 1383 vs 1385 frames/s, whole path 763 vs 740: within the host's run-to-run spread);
+    with 4 threads the clips reached 0.89x, not measured without it. Exceptions reach the consumer at the
+    item where they happened; :meth:`close` stops the thread and closes ``items`` there (a video abandoned
+    early releases its file).
     """
 
     _END = object()

@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import json
 
 import pytest
@@ -371,6 +373,45 @@ def test_a_level_frees_its_input_after_the_first_block(monkeypatch) -> None:
     ref = weakref.ref(box[0])
     alive: list[bool] = []
     monkeypatch.setattr(vf, "_spatial_block", lambda blk, f: (alive.append(ref() is not None), f * 2)[1])
-    monkeypatch.setattr(vf, "_temporal_block", lambda blk, h: h + 1)
-    out = vf._level(box, [None, None], [None, None])
+    monkeypatch.setattr(vf, "_temporal_block", lambda blk, h, inplace=False: h + 1)
+    blocks = [SimpleNamespace(in_channels=2, out_channels=2)] * 2
+    out = vf._level(box, blocks, [None, None])
     assert box == [] and alive == [True, False] and out.shape == (1, 2, 3, 4, 5)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_temporal_blocks_and_the_last_norm_in_row_slabs_equal_the_whole(monkeypatch, version) -> None:
+    """A temporal ResNet block (norm over channels, conv over time: rows independent) run a slab of rows at a time,
+    written over its input, equals the whole block; v1.1's cached causal convs are never split (their cache
+    would hold one slab's frames), and the decoder's last norm + SiLU written over its input equals the plain one (to float rounding: LayerNorm's kernel groups rows by size)."""
+    from vidtok_bench.models import vidtok_fast as vf
+    from vidtok_bench.models.vidtok_blocks import VidTokCausalConv1d, VidTokResnetBlock
+
+    torch.manual_seed(3)
+    blk = VidTokResnetBlock(6, 6, btype="1d", is_causal=True).eval()
+    if version == "1.0":
+        from vidtok_bench.models.vidtok import _ZeroPastConv1d
+        for m in (blk.conv1, blk.conv2):
+            m.__class__ = _ZeroPastConv1d
+    with torch.no_grad():
+        for p in blk.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = torch.randn(1, 6, 5, 7, 9).contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        want = vf._temporal_whole(blk, x.clone())
+        monkeypatch.setattr(vf, "CHUNK_MIN_ELEMS", 0)
+        monkeypatch.setattr(vf, "SLAB_ELEMS", 6 * 5 * 9 * 2)  # two rows per slab
+        calls: list[int] = []
+        whole = vf._temporal_whole
+        monkeypatch.setattr(vf, "_temporal_whole", lambda b, v: (calls.append(v.shape[3]), whole(b, v))[1])
+        y = x.clone()
+        got = vf._temporal_block(blk, y, inplace=True)
+        norm = blk.norm1
+        want_norm = vf._silu_norm(norm, x.clone())
+        got_norm = vf._silu_norm_over(norm, x.clone())
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+    if version == "1.0":
+        assert calls == [2, 2, 2, 1] and got.data_ptr() == y.data_ptr()  # in slabs, over its input
+    else:
+        assert type(blk.conv1) is VidTokCausalConv1d and calls == [7]  # whole: the cache sees every row
+    assert torch.allclose(got_norm, want_norm, rtol=1e-6, atol=1e-6)  # the norm kernel may vectorise rows otherwise

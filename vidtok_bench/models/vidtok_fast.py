@@ -164,16 +164,23 @@ class FastZeroPastConv3d(_ZeroPastConv3d):
 SLAB_ELEMS = 1 << 22
 
 
-def _in_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def _in_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """``fn(x)`` for a per-frame ``fn`` on (N,C,H,W) frames, a slab of frames at a time into one output: the
     block's norm and conv temporaries then exist for one slab, not the clip (at the decoder's last level of a
-    640x272 clip its first block held its 334 MB input, a 334 MB norm output and a 167 MB conv output).
+    640x272 clip its first block held its 334 MB input, a 334 MB norm output and a 167 MB conv output). With
+    ``inplace`` (``fn`` keeps the shape, and the caller's ``x`` is not needed after) each slab's output is
+    written over its input, so no second clip-sized tensor exists at all.
     CPU only: the GPU figures were measured on whole activations."""
     n = x.shape[0]
     per = max(1, SLAB_ELEMS * n // max(1, x.numel()))
     if x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= n:
         return fn(x)
-    return _assemble(((s, min(n, s + per), fn(x[s:s + per])) for s in range(0, n, per)), n, 0)
+    pieces = ((s, min(n, s + per), fn(x[s:s + per])) for s in range(0, n, per))
+    if not inplace:
+        return _assemble(pieces, n, 0)
+    for s, e, y in pieces:  # frames are independent: slab s is read before it is overwritten
+        x[s:e].copy_(y)
+    return x
 
 
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -245,13 +252,52 @@ def _silu_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.silu(norm(x), inplace=True)
 
 
-def _temporal_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
+def _temporal_convs(blk: VidTokResnetBlock) -> list[nn.Module]:
+    shortcut = [blk.conv_shortcut if blk.use_conv_shortcut else blk.nin_shortcut] if blk.in_channels != blk.out_channels else []
+    return [blk.conv1, blk.conv2, *shortcut]
+
+
+def _temporal_whole(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
     """VidTokResnetBlock(btype='1d') on (B,C,T,H,W): norm, SiLU, conv over time, twice, plus the residual."""
     h = _silu_norm(blk.norm2, _temporal_conv(blk.conv1, _silu_norm(blk.norm1, x)))  # conv1's output freed here
     h = _temporal_conv(blk.conv2, h)
     if blk.in_channels != blk.out_channels:
         x = _temporal_conv(blk.conv_shortcut if blk.use_conv_shortcut else blk.nin_shortcut, x)
     return h.add_(x) if h.shape == x.shape else x + h  # h: a fresh conv output (or a slice of one)
+
+
+def _silu_norm_over(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """SiLU(norm(x)) for an ``x`` nobody needs after, on CPUs for large activations written over x a slab of
+    rows at a time (the norm treats each position on its own): the decoder's last activation (284 MB at
+    640x272 with 24 channels) then has no second copy beside it while ``conv_out`` waits."""
+    rows = x.shape[3]
+    per = max(1, SLAB_ELEMS * rows // max(1, x.numel()))
+    if x.dim() != 5 or x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= rows:
+        return _silu_norm(norm, x)
+    for s in range(0, rows, per):
+        x[:, :, :, s:s + per].copy_(_silu_norm(norm, _cl(x[:, :, :, s:s + per])))
+    return x
+
+
+def _temporal_block(blk: VidTokResnetBlock, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """:func:`_temporal_whole`, on CPUs for large activations a slab of rows at a time: every step (norm over
+    channels, conv over time) treats each (row, column) on its own, so rows need no neighbours. The block's
+    norm and conv temporaries then exist for one slab, not the clip (at the encoder's first level of a 640x272
+    clip with 12 channels each is 142 MB; at the decoder's last with 24, 334 MB). With ``inplace`` the output
+    is written over ``x`` (the caller's last reference to it), each slab after it was read.
+    v1.1's causal convs keep a cache of the clip's last frames between calls, so their blocks run whole."""
+    rows = x.shape[3]
+    per = max(1, SLAB_ELEMS * rows // max(1, x.numel()))
+    if (x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= rows
+            or any(type(m) is VidTokCausalConv1d for m in _temporal_convs(blk))):
+        return _temporal_whole(blk, x)
+    # each slab copied dense first: convolutions misread the rows-strided view (measured: 97% of FSQ ids changed)
+    pieces = ((s, min(rows, s + per), _temporal_whole(blk, _cl(x[:, :, :, s:s + per]))) for s in range(0, rows, per))
+    if not (inplace and blk.in_channels == blk.out_channels):
+        return _assemble(pieces, rows, 3, CL3D)
+    for s, e, y in pieces:  # slab s is computed from x before it is overwritten; later slabs read untouched rows
+        x[:, :, :, s:e].copy_(y)
+    return x
 
 
 def _spatial_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
@@ -287,14 +333,16 @@ def _level(box: list, spatial: nn.ModuleList, temporal: nn.ModuleList) -> torch.
     held whole (the decoder's last time upsampling: 334 MB at 640x272 beside its 167 MB input)."""
     h = box.pop()
     for blk2d, blk1d in zip(spatial, temporal):
-        block = lambda f, blk=blk2d: _in_slabs(lambda v: _spatial_block(blk, v), f)  # noqa: E731
+        # the input is the level's own activation (or a fresh piece): overwritten in place where the shape stays
+        block = lambda f, blk=blk2d: _in_slabs(lambda v: _spatial_block(blk, v), f,  # noqa: E731
+                                               inplace=blk.in_channels == blk.out_channels)
         if isinstance(h, _FramePieces):
             src, h = h, None
             h = _assemble(((a, b, _per_frame(block, p)) for a, b, p in src.pieces), src.frames, 2, CL3D)
             del src  # the exhausted generator, and with it the input it read from
         else:
             h = _per_frame(block, h)
-        h = _temporal_block(blk1d, h)
+        h = _temporal_block(blk1d, h, inplace=True)  # h: the 2D block's fresh output, referenced only here
     return h.materialize() if isinstance(h, _FramePieces) else h
 
 
@@ -357,8 +405,10 @@ class FastV10TimeUpsample(_V10TimeUpsample):
 
 def _resample(box: list, spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor | _FramePieces:
     """Spatial down/upsampling per frame, then the temporal one where this level has it (input taken out of
-    ``box``, as ``_level``); a temporal upsampling that can (``frame_pieces``) hands the next level pieces."""
-    h = _per_frame(spatial, box.pop())
+    ``box``, as ``_level``); a temporal upsampling that can (``frame_pieces``) hands the next level pieces.
+    The spatial layer runs in slabs of frames (CPU, large activations): its padded or upsampled input copy then
+    exists for one slab (the encoder's first downsampling of a 640x272 clip peaked 260 MB above its input)."""
+    h = _per_frame(lambda f: _in_slabs(spatial, f), box.pop())
     if temporal is None:
         return h
     lazy = temporal.frame_pieces(h) if isinstance(temporal, FastV10TimeUpsample) else None
@@ -390,8 +440,8 @@ class FastDecoder(VidTokDecoder3D):
             if i in self.spatial_us:
                 temporal = self.up_temporal[i].upsample if i in self.tempo_us else None
                 box.append(_resample(box, self.up[i].upsample, temporal))
-        # the last activation is referenced only while norm_out reads it
-        return self.conv_out(self.nonlinearity(self.norm_out(box.pop()))).contiguous()
+        # the last activation is referenced only here: normalised over itself (see _silu_norm_over)
+        return self.conv_out(_silu_norm_over(self.norm_out, box.pop())).contiguous()
 
 
 _FAST = {VidTokEncoder3D: FastEncoder, VidTokDecoder3D: FastDecoder, nn.Conv3d: OneDNNConv3d,

@@ -118,10 +118,12 @@ def _zero_past_conv(x: torch.Tensor, time_pad: int, kernel: int, stride: int, di
 
 
 def _assemble(pieces: Iterable[tuple[int, int, torch.Tensor]], n: int, dim: int,
-              memory_format: torch.memory_format | None = None) -> torch.Tensor:
-    """Pieces ``(start, end, y)`` along ``dim`` written into one output of size ``n`` there, allocated when the
-    first piece arrives (its dtype and device; ``memory_format``, or the piece's 2D channels-last layout)."""
-    out: torch.Tensor | None = None
+              memory_format: torch.memory_format | None = None, into: torch.Tensor | None = None) -> torch.Tensor:
+    """Pieces ``(start, end, y)`` along ``dim`` written into one output of size ``n`` there: ``into``, or one
+    allocated when the first piece arrives (its dtype and device; ``memory_format``, or the piece's 2D
+    channels-last layout). Writing ``into`` the pieces' own input is safe when each piece reads only its own
+    range, which is computed before it is overwritten."""
+    out = into
     for s, e, y in pieces:
         if out is None:
             shape = list(y.shape)
@@ -175,12 +177,8 @@ def _in_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, inpla
     per = max(1, SLAB_ELEMS * n // max(1, x.numel()))
     if x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= n:
         return fn(x)
-    pieces = ((s, min(n, s + per), fn(x[s:s + per])) for s in range(0, n, per))
-    if not inplace:
-        return _assemble(pieces, n, 0)
-    for s, e, y in pieces:  # frames are independent: slab s is read before it is overwritten
-        x[s:e].copy_(y)
-    return x
+    return _assemble(((s, min(n, s + per), fn(x[s:s + per])) for s in range(0, n, per)), n, 0,
+                     into=x if inplace else None)  # frames are independent
 
 
 def _per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -266,17 +264,30 @@ def _temporal_whole(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
     return h.add_(x) if h.shape == x.shape else x + h  # h: a fresh conv output (or a slice of one)
 
 
+def _rows_per_slab(x: torch.Tensor) -> int | None:
+    """Rows of a (B,C,T,H,W) activation per slab: on CPUs for large activations about SLAB_ELEMS elements;
+    None when it runs whole."""
+    rows = x.shape[3] if x.dim() == 5 else 0
+    per = max(1, SLAB_ELEMS * rows // max(1, x.numel()))
+    return per if x.device.type == "cpu" and x.numel() >= CHUNK_MIN_ELEMS and per < rows else None
+
+
+def _row_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, per: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(start, end, fn(rows start..end))`` of x, ``per`` rows at a time; each slab is copied dense first (one
+    slab, ~16 MB), so the norms and convolutions see the layout they see on whole activations."""
+    rows = x.shape[3]
+    for s in range(0, rows, per):
+        yield s, min(rows, s + per), fn(_cl(x[:, :, :, s:s + per]))
+
+
 def _silu_norm_over(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """SiLU(norm(x)) for an ``x`` nobody needs after, on CPUs for large activations written over x a slab of
     rows at a time (the norm treats each position on its own): the decoder's last activation (284 MB at
     640x272 with 24 channels) then has no second copy beside it while ``conv_out`` waits."""
-    rows = x.shape[3]
-    per = max(1, SLAB_ELEMS * rows // max(1, x.numel()))
-    if x.dim() != 5 or x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= rows:
+    per = _rows_per_slab(x)
+    if per is None:
         return _silu_norm(norm, x)
-    for s in range(0, rows, per):
-        x[:, :, :, s:s + per].copy_(_silu_norm(norm, _cl(x[:, :, :, s:s + per])))
-    return x
+    return _assemble(_row_slabs(lambda v: _silu_norm(norm, v), x, per), x.shape[3], 3, into=x)
 
 
 def _temporal_block(blk: VidTokResnetBlock, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
@@ -286,18 +297,11 @@ def _temporal_block(blk: VidTokResnetBlock, x: torch.Tensor, inplace: bool = Fal
     clip with 12 channels each is 142 MB; at the decoder's last with 24, 334 MB). With ``inplace`` the output
     is written over ``x`` (the caller's last reference to it), each slab after it was read.
     v1.1's causal convs keep a cache of the clip's last frames between calls, so their blocks run whole."""
-    rows = x.shape[3]
-    per = max(1, SLAB_ELEMS * rows // max(1, x.numel()))
-    if (x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= rows
-            or any(type(m) is VidTokCausalConv1d for m in _temporal_convs(blk))):
+    per = _rows_per_slab(x)
+    if per is None or any(type(m) is VidTokCausalConv1d for m in _temporal_convs(blk)):
         return _temporal_whole(blk, x)
-    # each slab copied dense first: convolutions misread the rows-strided view (measured: 97% of FSQ ids changed)
-    pieces = ((s, min(rows, s + per), _temporal_whole(blk, _cl(x[:, :, :, s:s + per]))) for s in range(0, rows, per))
-    if not (inplace and blk.in_channels == blk.out_channels):
-        return _assemble(pieces, rows, 3, CL3D)
-    for s, e, y in pieces:  # slab s is computed from x before it is overwritten; later slabs read untouched rows
-        x[:, :, :, s:e].copy_(y)
-    return x
+    into = x if inplace and blk.in_channels == blk.out_channels else None
+    return _assemble(_row_slabs(lambda v: _temporal_whole(blk, v), x, per), x.shape[3], 3, CL3D, into)
 
 
 def _spatial_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:

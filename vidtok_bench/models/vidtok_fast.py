@@ -166,6 +166,14 @@ class FastZeroPastConv3d(_ZeroPastConv3d):
 SLAB_ELEMS = 1 << 22
 
 
+def _per_slab(x: torch.Tensor, dim: int) -> int | None:
+    """How many of x's entries along ``dim`` one slab takes: about SLAB_ELEMS elements, on CPUs for
+    activations of CHUNK_MIN_ELEMS or more; None when x runs whole."""
+    n = x.shape[dim]
+    per = max(1, SLAB_ELEMS * n // max(1, x.numel()))
+    return per if x.device.type == "cpu" and x.numel() >= CHUNK_MIN_ELEMS and per < n else None
+
+
 def _in_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """``fn(x)`` for a per-frame ``fn`` on (N,C,H,W) frames, a slab of frames at a time into one output: the
     block's norm and conv temporaries then exist for one slab, not the clip (at the decoder's last level of a
@@ -173,9 +181,8 @@ def _in_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, inpla
     ``inplace`` (``fn`` keeps the shape, and the caller's ``x`` is not needed after) each slab's output is
     written over its input, so no second clip-sized tensor exists at all.
     CPU only: the GPU figures were measured on whole activations."""
-    n = x.shape[0]
-    per = max(1, SLAB_ELEMS * n // max(1, x.numel()))
-    if x.device.type != "cpu" or x.numel() < CHUNK_MIN_ELEMS or per >= n:
+    n, per = x.shape[0], _per_slab(x, 0)
+    if per is None:
         return fn(x)
     return _assemble(((s, min(n, s + per), fn(x[s:s + per])) for s in range(0, n, per)), n, 0,
                      into=x if inplace else None)  # frames are independent
@@ -264,14 +271,6 @@ def _temporal_whole(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
     return h.add_(x) if h.shape == x.shape else x + h  # h: a fresh conv output (or a slice of one)
 
 
-def _rows_per_slab(x: torch.Tensor) -> int | None:
-    """Rows of a (B,C,T,H,W) activation per slab: on CPUs for large activations about SLAB_ELEMS elements;
-    None when it runs whole."""
-    rows = x.shape[3] if x.dim() == 5 else 0
-    per = max(1, SLAB_ELEMS * rows // max(1, x.numel()))
-    return per if x.device.type == "cpu" and x.numel() >= CHUNK_MIN_ELEMS and per < rows else None
-
-
 def _row_slabs(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, per: int) -> Iterator[tuple[int, int, torch.Tensor]]:
     """``(start, end, fn(rows start..end))`` of x, ``per`` rows at a time; each slab is copied dense first (one
     slab, ~16 MB), so the norms and convolutions see the layout they see on whole activations."""
@@ -284,7 +283,7 @@ def _silu_norm_over(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """SiLU(norm(x)) for an ``x`` nobody needs after, on CPUs for large activations written over x a slab of
     rows at a time (the norm treats each position on its own): the decoder's last activation (284 MB at
     640x272 with 24 channels) then has no second copy beside it while ``conv_out`` waits."""
-    per = _rows_per_slab(x)
+    per = _per_slab(x, 3) if x.dim() == 5 else None
     if per is None:
         return _silu_norm(norm, x)
     return _assemble(_row_slabs(lambda v: _silu_norm(norm, v), x, per), x.shape[3], 3, into=x)
@@ -297,7 +296,7 @@ def _temporal_block(blk: VidTokResnetBlock, x: torch.Tensor, inplace: bool = Fal
     clip with 12 channels each is 142 MB; at the decoder's last with 24, 334 MB). With ``inplace`` the output
     is written over ``x`` (the caller's last reference to it), each slab after it was read.
     v1.1's causal convs keep a cache of the clip's last frames between calls, so their blocks run whole."""
-    per = _rows_per_slab(x)
+    per = _per_slab(x, 3) if x.dim() == 5 else None
     if per is None or any(type(m) is VidTokCausalConv1d for m in _temporal_convs(blk)):
         return _temporal_whole(blk, x)
     into = x if inplace and blk.in_channels == blk.out_channels else None

@@ -415,3 +415,27 @@ def test_temporal_blocks_and_the_last_norm_in_row_slabs_equal_the_whole(monkeypa
     else:
         assert type(blk.conv1) is VidTokCausalConv1d and calls == [7]  # whole: the cache sees every row
     assert torch.allclose(got_norm, want_norm, rtol=1e-6, atol=1e-6)  # the norm kernel may vectorise rows otherwise
+
+
+@pytest.mark.parametrize("padding,stride", [(0, 1), (1, 1), (0, 2)])
+def test_temporal_conv_on_a_row_slab_runs_onednn_with_the_conv3d_values(padding: int, stride: int) -> None:
+    """A temporal conv (kernel (k,1,1)) on a batch-1 row slab, the shape PyTorch's own choice sends to its im2col
+    fallback (``slow_conv3d``, 4-6x slower on the row slabs), runs oneDNN and gives ``F.conv3d``'s values."""
+    import torch.nn.functional as F
+    from torch.profiler import ProfilerActivity, profile
+
+    from vidtok_bench.models import vidtok_fast as vf
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    torch.manual_seed(5)
+    x = torch.randn(1, 12, 9, 3, 40).contiguous(memory_format=torch.channels_last_3d)  # C*T*H = 324 <= 20480
+    w, b = torch.randn(12, 12, 3, 1, 1), torch.randn(12)
+    with torch.inference_mode():
+        want = F.conv3d(x, w, b, stride=(stride, 1, 1), padding=(padding, 0, 0))
+        with profile(activities=[ProfilerActivity.CPU]) as fast:
+            got = vf._conv3d_with(x, w, b, (padding, 0, 0), (stride, 1, 1), (1, 1, 1))
+    names = {e.name for e in fast.events()}
+    assert "aten::mkldnn_convolution" in names and "aten::slow_conv3d_forward" not in names
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -60,10 +60,18 @@ def _dispatch_mode_active() -> bool:
 
 def _conv3d(x: torch.Tensor, conv: nn.Conv3d, padding: tuple[int, int, int]) -> torch.Tensor:
     """``conv`` (its weights, stride, dilation) with zero ``padding``: oneDNN on float32 CPU tensors."""
+    return _conv3d_with(x, conv.weight, conv.bias, padding, tuple(conv.stride), tuple(conv.dilation), conv.groups)
+
+
+def _conv3d_with(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int, int],
+                 stride: tuple[int, int, int], dilation: tuple[int, int, int], groups: int = 1) -> torch.Tensor:
+    """``F.conv3d``, on float32 CPU tensors always oneDNN's kernel. PyTorch's own choice sends a batch-1 input
+    with ``C*T*H <= 20480`` and a 1x1 spatial kernel to its im2col fallback (``slow_conv3d``): the VidTok
+    temporal convs on row slabs, 4-6x slower there (13-21 ms against 2-5 ms per 16 MB slab on the 2-core box)."""
     if _onednn(x):
-        return torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=CL3D), conv.weight, conv.bias, list(padding),
-                                                 list(conv.stride), list(conv.dilation), conv.groups)
-    return F.conv3d(x, conv.weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
+        return torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=CL3D), weight, bias, list(padding),
+                                                 list(stride), list(dilation), groups)
+    return F.conv3d(x, weight, bias, stride, padding, dilation, groups)
 
 
 class OneDNNConv3d(nn.Conv3d):
@@ -201,7 +209,7 @@ def _temporal_conv(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     w = conv.weight.unsqueeze(-1).unsqueeze(-1)
 
     def run(v: torch.Tensor, pad: int) -> torch.Tensor:
-        return F.conv3d(v, w, conv.bias, stride=(conv.stride[0], 1, 1), padding=(pad, 0, 0), dilation=(conv.dilation[0], 1, 1))
+        return _conv3d_with(v, w, conv.bias, (pad, 0, 0), (conv.stride[0], 1, 1), (conv.dilation[0], 1, 1))
 
     if isinstance(mod, nn.Conv1d):  # non-causal models: symmetric zero padding
         return run(x, mod.padding[0])

@@ -323,9 +323,28 @@ def test_v10_time_upsample_in_pieces_equals_the_plain_layer(monkeypatch) -> None
         monkeypatch.setattr(vf, "SLAB_ELEMS", 1)  # and every per-frame block one frame at a time
         level, inputs = vf._level, []
         monkeypatch.setattr(vf, "_level", lambda box, *a: (inputs.append(type(box[-1]).__name__), level(box, *a))[1])
+        dec = model.decoder
+        spatial_in: list[tuple[int, ...]] = []  # the spatial upsampling before each time upsampling
+        order: list[str] = []  # its calls ("s") and those of the time upsampling's conv ("t")
+
+        def spatial_hook(m, a, out) -> None:
+            spatial_in.append(tuple(a[0].shape))
+            order.append("s")
+
+        hooks = [dec.up[i].upsample.register_forward_hook(spatial_hook) for i in dec.tempo_us if i in dec.spatial_us]
+        time_convs = {id(m.conv) for m in dec.modules() if isinstance(m, vf.FastV10TimeUpsample)}
+        conv = vf.FastZeroPastConv3d._conv
+        monkeypatch.setattr(vf.FastZeroPastConv3d, "_conv",
+                            lambda self, v: (order.append("t") if id(self) in time_convs else None, conv(self, v))[1])
         pieces = model.encode_raw(video), model.decode_latent(torch.randn(1, 4, 3, 4, 5, generator=g.manual_seed(6)))
-    # the decoder's level after the time upsampling took its input piece by piece, never whole
+        for h in hooks:
+            h.remove()
+    # the decoder's level after the time upsampling took its input piece by piece, never whole, and the spatial
+    # upsampling before it ran one frame at a time as the pieces needed them, each frame once (3 latent frames)
     assert "_FramePieces" in inputs, inputs
+    assert spatial_in and all(len(s) == 4 and s[0] == 1 for s in spatial_in), spatial_in
+    assert len(spatial_in) == 3 * len(hooks), spatial_in
+    assert "".join(order).rstrip("t").count("t") > 0, order  # frames computed as the conv walks, not all first
     for a, b in zip(pieces, whole):
         assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 

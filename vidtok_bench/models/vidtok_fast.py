@@ -21,6 +21,7 @@ plain path within float rounding; ``tests/test_vidtok_fast.py``).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -374,9 +375,36 @@ class FastV10TimeDownsample(_V10TimeDownsample):
         return _mix(alpha, pooled, conv)
 
 
+class _Frames:
+    """The frames of (B,C,T,H,W) ``x``, or of a per-frame layer's output ``fn(x[:, :, k])`` computed when first
+    asked for and kept while among the last two asked for: a consumer that walks forward in time (the decoder's
+    time upsampling) then never holds the layer's whole output (at the decoder's last spatial upsampling of a
+    640x272 clip, 150 MB beside its 38 MB input)."""
+
+    def __init__(self, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.x, self.fn, self._kept = x, fn, {}
+        first = self.frame(0)
+        self.first, self.shape = first, (*first.shape[:2], x.shape[2], *first.shape[2:])
+
+    def frame(self, k: int) -> torch.Tensor:
+        if self.fn is None:
+            return self.x[:, :, k]
+        if k not in self._kept:
+            if len(self._kept) == 2:
+                del self._kept[next(iter(self._kept))]
+            self._kept[k] = self.fn(self.x[:, :, k])
+        return self._kept[k]
+
+    def whole(self) -> torch.Tensor:
+        """The frames as one (B,C,T,H,W) tensor (the input itself when there is no layer)."""
+        if self.fn is None:
+            return self.x
+        return _assemble(((k, k + 1, self.frame(k).unsqueeze(2)) for k in range(self.x.shape[2])), self.x.shape[2], 2, CL3D)
+
+
 class FastV10TimeUpsample(_V10TimeUpsample):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lazy = self.frame_pieces(x)
+        lazy = self.frame_pieces(_Frames(x))
         if lazy is not None:
             return lazy.materialize()
         alpha = torch.sigmoid(self.mix_factor)
@@ -386,28 +414,33 @@ class FastV10TimeUpsample(_V10TimeUpsample):
             return alpha * up + (1 - alpha) * conv
         return _mix(alpha, up, conv)
 
-    def frame_pieces(self, x: torch.Tensor) -> _FramePieces | None:
-        """The output as :class:`_FramePieces`, two frames at a time (float32 CPU, large activations; else None):
-        frame j is ``alpha * x[j // 2] + (1 - alpha) * conv(up)[j]``, the conv reading its input frames from x,
-        so neither the upsampled clip nor the conv's output is held whole (at the decoder's last upsampling
-        of a 640x272 clip, 334 MB each). The same products and sums as the plain layer."""
-        if not (isinstance(self.conv, FastZeroPastConv3d) and self.conv._direct() and _onednn(x)
-                and 2 * x.numel() >= CHUNK_MIN_ELEMS):
+    def can_piece(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`frame_pieces` may apply to input like ``x`` (float32 CPU, a direct zero-past conv)."""
+        return isinstance(self.conv, FastZeroPastConv3d) and self.conv._direct() and _onednn(x)
+
+    def frame_pieces(self, src: _Frames) -> _FramePieces | None:
+        """The output for the input frames ``src`` as :class:`_FramePieces`, two frames at a time (float32 CPU,
+        large activations; else None): frame j is ``alpha * x[j // 2] + (1 - alpha) * conv(up)[j]``, the conv
+        reading its input frames from ``src`` as it walks forward, so neither the upsampled clip nor the conv's
+        output is held whole (at the decoder's last upsampling of a 640x272 clip, 334 MB each), nor the input
+        where ``src`` computes its frames. The same products and sums as the plain layer."""
+        x, shape = src.first, src.shape
+        if not (self.can_piece(x) and 2 * math.prod(shape) >= CHUNK_MIN_ELEMS):
             return None
         alpha = torch.sigmoid(self.mix_factor)
-        n = 2 * x.shape[2]
+        n = 2 * shape[2]
 
         def frames(a: int, b: int, zeros: int = 0) -> torch.Tensor:  # up's frames [a, b) behind zeros, one copy
-            v = torch.empty((*x.shape[:2], zeros + b - a, *x.shape[3:]), dtype=x.dtype, device=x.device, memory_format=CL3D)
+            v = torch.empty((*shape[:2], zeros + b - a, *shape[3:]), dtype=x.dtype, device=x.device, memory_format=CL3D)
             v[:, :, :zeros].zero_()
             for k, j in enumerate(range(a, b), start=zeros):
-                v[:, :, k] = x[:, :, j // 2]
+                v[:, :, k] = src.frame(j // 2)
             return v
 
         def pieces() -> Iterator[tuple[int, int, torch.Tensor]]:
             # two output frames per piece: at full resolution each frame is 17 MB per 24 channels
             for o0, o1, y in self.conv.pieces(frames, n, 2):
-                if y.shape[1:] != x.shape[1:2] + (o1 - o0,) + x.shape[3:] or y.dtype != x.dtype:
+                if y.shape[1:] != (shape[1], o1 - o0, *shape[3:]) or y.dtype != x.dtype:
                     raise AssertionError(f"time upsampling conv gave {tuple(y.shape)} for frames {o0}:{o1} of {n}")
                 yield o0, o1, frames(o0, o1).mul_(alpha).add_(y.mul_(1 - alpha))
 
@@ -416,14 +449,17 @@ class FastV10TimeUpsample(_V10TimeUpsample):
 
 def _resample(box: list, spatial: nn.Module, temporal: nn.Module | None) -> torch.Tensor | _FramePieces:
     """Spatial down/upsampling per frame, then the temporal one where this level has it (input taken out of
-    ``box``, as ``_level``); a temporal upsampling that can (``frame_pieces``) hands the next level pieces.
-    The spatial layer runs in slabs of frames (CPU, large activations): its padded or upsampled input copy then
-    exists for one slab (the encoder's first downsampling of a 640x272 clip peaked 260 MB above its input)."""
-    h = _per_frame(lambda f: _in_slabs(spatial, f), box.pop())
-    if temporal is None:
-        return h
-    lazy = temporal.frame_pieces(h) if isinstance(temporal, FastV10TimeUpsample) else None
-    return lazy if lazy is not None else _cl(temporal(h))
+    ``box``, as ``_level``). A temporal upsampling that can (``frame_pieces``) takes the spatial layer's output
+    frame by frame as it needs them and hands the next level pieces: the upsampled clip is never whole.
+    Otherwise the spatial layer runs in slabs of frames (CPU, large activations): its padded or upsampled input
+    copy then exists for one slab (the encoder's first downsampling of a 640x272 clip peaked 260 MB above it)."""
+    x = box.pop()
+    if isinstance(temporal, FastV10TimeUpsample) and temporal.can_piece(x):
+        src = _Frames(x, spatial)
+        lazy = temporal.frame_pieces(src)
+        return lazy if lazy is not None else _cl(temporal(src.whole()))
+    h = _per_frame(lambda f: _in_slabs(spatial, f), x)
+    return h if temporal is None else _cl(temporal(h))
 
 
 class FastEncoder(VidTokEncoder3D):

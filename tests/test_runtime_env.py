@@ -72,7 +72,7 @@ def test_results_record_the_runtime_env() -> None:
 
 
 # malloc 24 MB, free it, malloc 24 MB again: with glibc's dynamic threshold the second block comes from the
-# heap (the free raised the threshold to 24 MB); with a fixed 16 MB threshold it is mmapped (mallinfo2.hblkhd)
+# heap (the free raised the threshold to 24 MB); with the CLI's fixed threshold it is mmapped (mallinfo2.hblkhd)
 _MALLOC_PROBE = r"""
 import ctypes, ctypes.util, json, sys
 fixed = sys.argv[1] == "fixed"
@@ -114,7 +114,9 @@ def test_cli_fixes_the_mmap_threshold_so_large_blocks_go_back() -> None:
 
     dynamic, fixed = probe("dynamic"), probe("fixed")
     assert dynamic["mmapped"] < 24 << 20  # glibc's default: the freed block raised the threshold
-    assert fixed["applied"] == 16 << 20 and fixed["mmapped"] >= 24 << 20
+    from vidtok_bench.allocator import DEFAULT_BYTES
+
+    assert fixed["applied"] == DEFAULT_BYTES and fixed["mmapped"] >= 24 << 20
 
 
 def test_mmap_threshold_follows_the_environment(monkeypatch) -> None:
@@ -143,7 +145,7 @@ def test_release_free_memory_hands_freed_heap_blocks_back() -> None:
         "libc = ctypes.CDLL(None)\n"
         "libc.malloc.restype = ctypes.c_void_p; libc.free.argtypes = [ctypes.c_void_p]\n"
         "def rss(): return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) // 1024\n"
-        "assert allocator.set_mmap_threshold() == 16 << 20  # as the CLI: 1 MB blocks come from the heap\n"
+        "assert allocator.set_mmap_threshold() == allocator.DEFAULT_BYTES > 1 << 20  # as the CLI: 1 MB blocks come from the heap\n"
         "r0 = rss()\n"
         "blocks = [libc.malloc(1 << 20) for _ in range(200)]\n"
         "for b in blocks: ctypes.memset(b, 1, 1 << 20)\n"

@@ -4,9 +4,11 @@ memory back between batches (:func:`release_free_memory`).
 glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which blocks up to
 that size come from per-thread heaps that keep freed memory. A run allocates and frees blocks of every
 size on two threads (model, overlapped scoring), and those heaps held a few hundred MB at the peak. A
-fixed 16 MB threshold stops the raising: the VidTok slabs (~16 MB) and smaller still reuse heap memory,
-larger blocks go back to the system when freed. Measured on the issue's CPU workload (ch=12 VidTok,
-640x272, PSNR/SSIM/LPIPS-VGG, 68 frames): peak RSS 2646 -> 2391 MB, wall 112 s either way (README).
+fixed threshold stops the raising: smaller blocks reuse heap memory, larger ones go back to the system when
+freed. Measured on the issue's CPU workload (ch=12 VidTok, 640x272, PSNR/SSIM/LPIPS-VGG, 68 frames): fixed
+at 16 MB, peak RSS 2646 -> 2391 MB at the same wall time (session 5); at 4 MB, 1771-1837 -> 1661-1684 MiB
+against 16 MB, wall 131 / 144 s against 127 / 144 s in alternating runs (session 8; the decoder's one-frame
+pieces, 8-17 MB, had fragmented the heap at 16 MB; the kernel's page faults cost ~3% more CPU).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
 ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc's own variable: child processes read it at their start
-DEFAULT_BYTES = 16 << 20
+DEFAULT_BYTES = 4 << 20
 _M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 
 
@@ -32,7 +34,7 @@ def _libc(name: str):
 
 
 def set_mmap_threshold() -> int | None:
-    """Apply ``MALLOC_MMAP_THRESHOLD_`` (default 16 MB, set in the environment for child processes) to this
+    """Apply ``MALLOC_MMAP_THRESHOLD_`` (default 4 MB, set in the environment for child processes) to this
     process; returns the bytes applied, or None where the C library is not glibc or refuses the value."""
     os.environ.setdefault(ENV, str(DEFAULT_BYTES))
     try:

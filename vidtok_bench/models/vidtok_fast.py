@@ -170,8 +170,8 @@ class FastZeroPastConv3d(_ZeroPastConv3d):
 
 
 #: on CPUs, a per-frame ResNet block whose input has CHUNK_MIN_ELEMS elements or more runs a slab of about
-#: SLAB_ELEMS input elements (float32: 16 MB, under glibc's largest dynamic mmap threshold, so the slab's
-#: temporaries are reused from the heap instead of freshly faulted in) at a time
+#: SLAB_ELEMS input elements (float32: 16 MB; above the CLI's 4 MB mmap threshold, so a slab's temporaries
+#: go back to the system when freed, on huge pages when faulted in again: see ``allocator``) at a time
 SLAB_ELEMS = 1 << 22
 
 

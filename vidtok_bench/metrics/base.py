@@ -236,6 +236,11 @@ class LatentMetric(AdditiveSetMetric):
         pixels the tokenizer encoded for them (T x H x W summed over the batch, its frame padding included)."""
 
 
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Pixels in [-1,1] as float64 in [0,1], the range PSNR, SSIM and their relatives are defined on."""
+    return (x.double() + 1) / 2
+
+
 def frames_of(video: torch.Tensor) -> torch.Tensor:
     """(B,3,T,H,W) -> (B*T,3,H,W), frames of clip 0 first."""
     b, c, t, h, w = video.shape

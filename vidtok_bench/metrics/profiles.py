@@ -33,8 +33,8 @@ import torch
 
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import AdditiveSetMetric, rows_by_video
-from .psnr import _to_unit, psnr, psnr_from_mse
+from .base import AdditiveSetMetric, rows_by_video, to_unit
+from .psnr import psnr, psnr_from_mse
 
 
 class Profile:
@@ -166,7 +166,7 @@ def _pair(v: int | Sequence[int]) -> tuple[int, int]:
 def squared_error_map(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     """(B,3,T,H,W) in [-1,1] -> (B,T,H,W) float64 squared error in [0,1] units, mean over RGB
     (clamped as :func:`~vidtok_bench.metrics.psnr.psnr` does, so its per-frame mean is PSNR's MSE)."""
-    return (_to_unit(recon) - _to_unit(real)).pow(2).mean(dim=1)
+    return (to_unit(recon) - to_unit(real)).pow(2).mean(dim=1)
 
 
 def spatial_profile(real: torch.Tensor, recon: torch.Tensor, tile: int | Sequence[int],

@@ -16,14 +16,10 @@ import torch
 from ..errors import check_choice
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric
+from .base import FrameMetric, to_unit
 
 EPS = 1e-8
 VARIANTS = ("vidtok", "tokenbench")
-
-
-def _to_unit(x: torch.Tensor) -> torch.Tensor:
-    return (x.double() + 1) / 2
 
 
 #: on CPUs, frames per MSE step hold about this many elements: the float64 copies of a whole 17x640x272 clip
@@ -37,7 +33,7 @@ def frame_mse(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     step = t if real.device.type != "cpu" else max(1, CPU_SLAB_ELEMS // max(1, b * c * h * w))
     out = []
     for s in range(0, t, step):
-        d = _to_unit(real[:, :, s:s + step]) - _to_unit(fake[:, :, s:s + step])
+        d = to_unit(real[:, :, s:s + step]) - to_unit(fake[:, :, s:s + step])
         out.append(d.square_().mean(dim=(1, 3, 4)))
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..errors import check_choice
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric, frame_range
+from .base import FrameMetric, frame_range, to_unit
 
 VARIANTS = ("vidtok", "tokenbench")
 #: frame pixels per SSIM pass (the float64 maps of one 256x256 frame are ~8 MB)
@@ -86,7 +86,7 @@ def _ssim_in_steps(frames: Callable[[int, int], tuple[torch.Tensor, torch.Tensor
     out = []
     for i in range(0, n, step):
         xr, xf = frames(i, min(n, i + step))
-        x, y = (xr.double() + 1) / 2, (xf.double() + 1) / 2
+        x, y = to_unit(xr), to_unit(xf)
         if f > 1:
             x, y = F.avg_pool2d(x, f), F.avg_pool2d(y, f)
         out.append(_ssim_map(x, y, kernel, cov_norm).mean(dim=(1, 2, 3)))

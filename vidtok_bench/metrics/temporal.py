@@ -24,8 +24,8 @@ import torch
 from ..errors import InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import ClipMetric
-from .psnr import EPS, _to_unit
+from .base import ClipMetric, to_unit
+from .psnr import EPS
 
 PairMetric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 -> (N,)
 
@@ -39,7 +39,7 @@ def _check(real: torch.Tensor, recon: torch.Tensor, name: str) -> None:
 def flicker_psnr(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     """PSNR (dB) of the temporal differences' error, per frame pair: (B,T-1) float64 (see module doc)."""
     _check(real, recon, "flicker_psnr")
-    d = (_to_unit(recon) - _to_unit(real)).diff(dim=2)  # Δrecon_t - Δreal_t = err_t - err_{t-1}
+    d = (to_unit(recon) - to_unit(real)).diff(dim=2)  # Δrecon_t - Δreal_t = err_t - err_{t-1}
     return -10 * torch.log10(d.pow(2).mean(dim=(1, 3, 4)) + EPS)
 
 

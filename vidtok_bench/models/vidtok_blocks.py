@@ -281,13 +281,20 @@ class VidTokResnetBlock(nn.Module):
             else:
                 self.nin_shortcut = conv_cls(in_channels, out_channels, kernel_size=1, stride=1, padding=0)
 
+    @property
+    def shortcut(self) -> Optional[nn.Module]:
+        """The conv that maps the input to the output's channels (None when they are the same)."""
+        if self.in_channels == self.out_channels:
+            return None
+        return self.conv_shortcut if self.use_conv_shortcut else self.nin_shortcut
+
     def forward(self, x: torch.Tensor, temb: Optional[torch.Tensor] = None) -> torch.Tensor:
         h = self.conv1(self.nonlinearity(self.norm1(x)))
         if temb is not None:  # (N, temb_channels), added per channel (2D blocks); VidTok passes None
             h = h + self.temb_proj(self.nonlinearity(temb))[:, :, None, None]
         h = self.conv2(self.dropout(self.nonlinearity(self.norm2(h))))
-        if self.in_channels != self.out_channels:
-            x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
+        if self.shortcut is not None:
+            x = self.shortcut(x)
         return x + h
 
 

@@ -267,16 +267,15 @@ def _silu_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _temporal_convs(blk: VidTokResnetBlock) -> list[nn.Module]:
-    shortcut = [blk.conv_shortcut if blk.use_conv_shortcut else blk.nin_shortcut] if blk.in_channels != blk.out_channels else []
-    return [blk.conv1, blk.conv2, *shortcut]
+    return [blk.conv1, blk.conv2, *([blk.shortcut] if blk.shortcut is not None else [])]
 
 
 def _temporal_whole(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
     """VidTokResnetBlock(btype='1d') on (B,C,T,H,W): norm, SiLU, conv over time, twice, plus the residual."""
     h = _silu_norm(blk.norm2, _temporal_conv(blk.conv1, _silu_norm(blk.norm1, x)))  # conv1's output freed here
     h = _temporal_conv(blk.conv2, h)
-    if blk.in_channels != blk.out_channels:
-        x = _temporal_conv(blk.conv_shortcut if blk.use_conv_shortcut else blk.nin_shortcut, x)
+    if blk.shortcut is not None:
+        x = _temporal_conv(blk.shortcut, x)
     return h.add_(x) if h.shape == x.shape else x + h  # h: a fresh conv output (or a slice of one)
 
 
@@ -317,8 +316,8 @@ def _spatial_block(blk: VidTokResnetBlock, x: torch.Tensor) -> torch.Tensor:
     with SiLU in place and the residual added into the fresh conv output."""
     h = blk.dropout(_silu_norm(blk.norm2, blk.conv1(_silu_norm(blk.norm1, x))))  # conv1's output freed here
     h = blk.conv2(h)
-    if blk.in_channels != blk.out_channels:
-        x = blk.conv_shortcut(x) if blk.use_conv_shortcut else blk.nin_shortcut(x)
+    if blk.shortcut is not None:
+        x = blk.shortcut(x)
     return h.add_(x) if h.shape == x.shape else x + h  # h: a fresh conv output (or a slice of one)
 
 

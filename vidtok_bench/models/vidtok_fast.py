@@ -375,10 +375,10 @@ class FastV10TimeDownsample(_V10TimeDownsample):
 
 
 class _Frames:
-    """The frames of (B,C,T,H,W) ``x``, or of a per-frame layer's output ``fn(x[:, :, k])`` computed when first
-    asked for and kept while among the last two asked for: a consumer that walks forward in time (the decoder's
-    time upsampling) then never holds the layer's whole output (at the decoder's last spatial upsampling of a
-    640x272 clip, 150 MB beside its 38 MB input)."""
+    """The frames of (B,C,T,H,W) ``x``, or of a per-frame layer's output ``fn(x[:, :, k])``, each computed when
+    first asked for and kept while among the last two computed: a consumer that walks forward in time (the
+    decoder's time upsampling) then never holds the layer's whole output (at the decoder's last spatial
+    upsampling of a 640x272 clip, 150 MB beside its 38 MB input)."""
 
     def __init__(self, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.x, self.fn, self._kept = x, fn, {}
@@ -395,9 +395,7 @@ class _Frames:
         return self._kept[k]
 
     def whole(self) -> torch.Tensor:
-        """The frames as one (B,C,T,H,W) tensor (the input itself when there is no layer)."""
-        if self.fn is None:
-            return self.x
+        """The layer's frames as one (B,C,T,H,W) tensor."""
         return _assemble(((k, k + 1, self.frame(k).unsqueeze(2)) for k in range(self.x.shape[2])), self.x.shape[2], 2, CL3D)
 
 

@@ -394,10 +394,6 @@ class _Frames:
             self._kept[k] = self.fn(self.x[:, :, k])
         return self._kept[k]
 
-    def whole(self) -> torch.Tensor:
-        """The layer's frames as one (B,C,T,H,W) tensor."""
-        return _assemble(((k, k + 1, self.frame(k).unsqueeze(2)) for k in range(self.x.shape[2])), self.x.shape[2], 2, CL3D)
-
 
 class FastV10TimeUpsample(_V10TimeUpsample):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -452,9 +448,9 @@ def _resample(box: list, spatial: nn.Module, temporal: nn.Module | None) -> torc
     copy then exists for one slab (the encoder's first downsampling of a 640x272 clip peaked 260 MB above it)."""
     x = box.pop()
     if isinstance(temporal, FastV10TimeUpsample) and temporal.can_piece(x):
-        src = _Frames(x, spatial)
-        lazy = temporal.frame_pieces(src)
-        return lazy if lazy is not None else _cl(temporal(src.whole()))
+        lazy = temporal.frame_pieces(_Frames(x, spatial))  # None for small activations (one frame computed)
+        if lazy is not None:
+            return lazy
     h = _per_frame(lambda f: _in_slabs(spatial, f), x)
     return h if temporal is None else _cl(temporal(h))
 

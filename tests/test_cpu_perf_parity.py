@@ -123,18 +123,21 @@ def lpips_models(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VIDTOK_BENCH_CACHE", str(seeded_cache_dir(tmp_path_factory)))
-        return {net: LPIPS(net, device="cpu", fetch=False) for net in ("alex", "vgg")}
+        # the CPU default (wide convs by Winograd) and the package's layout (every conv a Conv2d with its weights)
+        return {net: (LPIPS(net, device="cpu", fetch=False), LPIPS(net, device="cpu", fetch=False, winograd=False))
+                for net in ("alex", "vgg")}
 
 
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_lpips_streamed_channels_last_equals_the_package_forward(lpips_models, net: str) -> None:
-    m = lpips_models[net]
-    assert m.channels_last  # CPU: channels-last weights
+    fast, m = lpips_models[net]
+    assert m.channels_last and fast.channels_last and fast.winograd  # CPU: channels-last weights
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 3, 72, 104, generator=g) * 2 - 1
     y = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
     got, want = m(x, y), package_forward(m, x, y)
     assert torch.allclose(got, want, rtol=1e-6, atol=1e-7), (got, want)
+    assert torch.allclose(fast(x, y), want, rtol=1e-6, atol=1e-7)
     # and the contiguous (pre-change) layout: oneDNN's summation order only
     for mod in m.model.modules():
         if isinstance(mod, torch.nn.Conv2d):
@@ -149,8 +152,8 @@ def test_lpips_streamed_channels_last_equals_the_package_forward(lpips_models, n
                 mod.weight.data = mod.weight.data.contiguous(memory_format=torch.channels_last)
     assert torch.allclose(got, plain, rtol=1e-5, atol=1e-6), (got, plain)
     # temporal LPIPS (consecutive frames) takes the same streamed path
-    cons = m.consecutive(x)
-    assert torch.allclose(cons, m(x[1:], x[:-1]), rtol=1e-6, atol=1e-7)
+    for lp in (m, fast):
+        assert torch.allclose(lp.consecutive(x), lp(x[1:], x[:-1]), rtol=1e-6, atol=1e-7)
 
 
 def test_lpips_frames_per_call_on_cpu() -> None:

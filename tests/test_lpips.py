@@ -32,7 +32,10 @@ def models(tmp_path_factory):
         mp.setenv("VIDTOK_BENCH_CACHE", str(seeded_cache_dir(tmp_path_factory)))
         mp.setattr(torch.hub, "load_state_dict_from_url", boom)  # building must never download
         mp.setattr(torch.hub, "download_url_to_file", boom)
-        return {net: LPIPS(net, device="cpu", fetch=False) for net in ("alex", "vgg")}
+        nets = {net: LPIPS(net, device="cpu", fetch=False) for net in ("alex", "vgg")}
+        # the package's layout and state dict (wide convs as plain convs, not Winograd's transformed filters)
+        nets.update({f"{net}-direct": LPIPS(net, device="cpu", fetch=False, winograd=False) for net in ("alex", "vgg")})
+        return nets
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +112,7 @@ def test_lin_layers_are_the_lpips_wheels_v01_and_package_path_agrees(models, fra
 
     pth = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
     wheel = torch.load(pth, map_location="cpu", weights_only=True)
-    ours = package_state_dict(models[net].model.state_dict())  # the package's key names
+    ours = package_state_dict(models[f"{net}-direct"].model.state_dict())  # the package's key names
     for k, v in wheel.items():
         assert torch.equal(ours[k], v), k  # bit-identical
     if net == "vgg":
@@ -119,7 +122,9 @@ def test_lin_layers_are_the_lpips_wheels_v01_and_package_path_agrees(models, fra
     pkg.net.load_state_dict({k[4:]: v for k, v in ours.items() if k.startswith("net.")})
     x, y = frames
     with torch.no_grad():
-        assert torch.allclose(pkg(x, y).reshape(-1), models[net](x, y), rtol=1e-6, atol=1e-7)
+        want = pkg(x, y).reshape(-1)
+        assert torch.allclose(want, models[f"{net}-direct"](x, y), rtol=1e-6, atol=1e-7)
+        assert torch.allclose(want, models[net](x, y), rtol=1e-6, atol=1e-7)  # the CPU default: Winograd
 
 
 def test_built_without_downloading_on_the_requested_device(models) -> None:
@@ -127,6 +132,21 @@ def test_built_without_downloading_on_the_requested_device(models) -> None:
     for m in models.values():
         assert all(p.device.type == "cpu" and not p.is_meta for p in m.model.parameters())
         assert all(not b.is_meta for b in m.model.buffers())
+
+
+def test_cpu_trunk_runs_wide_convs_by_winograd(models, frames) -> None:
+    """VGG's conv3_2 ... conv5_3 (>= 256 input channels) by default on CPUs, none with ``winograd=False``;
+    the two agree to float32 rounding on real frames (each is also checked against the package and float64)."""
+    assert models["vgg"].winograd == ["slice3.12", "slice3.14", "slice4.17", "slice4.19", "slice4.21", "slice5.24",
+                                      "slice5.26", "slice5.28"]
+    assert [type(models["vgg"].model.net.slice4.get_submodule(i)).__name__ for i in ("17", "18")] == ["WinogradConv3x3", "ReLU"]
+    assert models["vgg-direct"].winograd == [] and models["alex"].winograd == ["slice4.8", "slice5.10"]
+    x, y = frames
+    for net in ("alex", "vgg"):
+        fast, direct = models[net](x, y), models[f"{net}-direct"](x, y)
+        assert torch.allclose(fast, direct, rtol=1e-6, atol=1e-8)
+        c_fast, c_direct = models[net].consecutive(torch.cat([x, y])), models[f"{net}-direct"].consecutive(torch.cat([x, y]))
+        assert torch.allclose(c_fast, c_direct, rtol=1e-6, atol=1e-8)
 
 
 def test_bad_options_and_shapes(models) -> None:
@@ -162,18 +182,40 @@ def test_metric_spec_records_network_and_weights() -> None:
     assert METRICS.get("lpips").info.higher_is_better is False
 
 
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(16, 41), w=st.integers(16, 41), band=st.sampled_from([16, 100, 1 << 14]),
+       seed=st.integers(0, 2**31 - 1))
+def test_first_slice_in_row_bands_is_the_whole_slice(models, n, h, w, band, seed) -> None:
+    """VGG's slice 1 on CPUs runs in row bands (odd sizes: a last short band, a pooled row dropped); the
+    distances equal the whole-map path's to float32 rounding (the spatial mean is summed in another order)."""
+    from vidtok_bench.metrics import lpips as lpips_module
+
+    m = models["vgg"]
+    assert m.banded_first_slice and not models["alex"].banded_first_slice
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, h, w, generator=g) * 2 - 1
+    y = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lpips_module, "FIRST_SLICE_BAND_PIXELS", band)  # 16 and 100: 2-row and few-row bands
+        banded = m(x, y)
+        mp.setattr(m, "banded_first_slice", False)
+        whole = m(x, y)
+    assert torch.allclose(banded, whole, rtol=2e-6, atol=1e-8), (banded, whole)
+
+
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_network_layout_is_the_packages(models, net: str) -> None:
     """Our LPIPSNet has the lpips package's modules, key names and shapes (trunk keys as they are, lin layers
     under the package's double registration), and loads into the package strictly."""
-    pkg = package_model(models[net])
+    ours = models[f"{net}-direct"]
+    pkg = package_model(ours)
     want = {k: tuple(v.shape) for k, v in pkg.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in package_state_dict(models[net].model.state_dict()).items()}
+    got = {k: tuple(v.shape) for k, v in package_state_dict(ours.model.state_dict()).items()}
     assert got == want
-    ours_layers = [type(mod).__name__ for mod in models[net].model.net.modules()][1:]
+    ours_layers = [type(mod).__name__ for mod in ours.model.net.modules()][1:]
     pkg_layers = [type(mod).__name__ for mod in pkg.net.modules()][1:]
     assert ours_layers == pkg_layers  # the same slices of convs, ReLUs and pools, in order
-    for a, b in zip(models[net].model.net.modules(), pkg.net.modules()):
+    for a, b in zip(ours.model.net.modules(), pkg.net.modules()):
         if isinstance(a, (torch.nn.Conv2d, torch.nn.MaxPool2d)):
             keys = ("stride", "padding", "kernel_size", "dilation") + (("ceil_mode",) if isinstance(a, torch.nn.MaxPool2d) else ())
             assert [getattr(a, k) for k in keys] == [getattr(b, k) for k in keys], (a, b)

@@ -7,10 +7,11 @@ linear layers (which equal the lpips wheel's v0.1 files). Nothing is downloaded.
 The forward is the package's (``lpips.LPIPS.forward``: scaling layer, backbone slices, unit-normalised
 features, squared difference, linear layers, spatial mean, summed over layers in order) run slice by slice:
 each layer's distance is taken as soon as both images reach it, so only one slice's activations are alive (not
-all five of both images), and on CPUs the backbone runs on channels-last tensors and weights (oneDNN's native
-layout: no reorders) and its wide 3x3 convs by Winograd's F(2x2,3x3) (:mod:`.winograd`: ~20% less time for
-LPIPS-VGG at 640x272, float32 rounding no larger than the direct kernel's). The tests compare it with the package's own forward and with an independent float64
-implementation.
+all five of both images). On CPUs the backbone runs on channels-last tensors and weights (oneDNN's native
+layout: no reorders), its wide 3x3 convs by Winograd's F(2x2,3x3) (:mod:`.winograd`: ~20% less time for
+LPIPS-VGG at 640x272, float32 rounding no larger than the direct kernel's), and VGG's first slice in row bands
+(its full-resolution maps never whole). The tests compare it with the package's own forward and with an
+independent float64 implementation.
 """
 from __future__ import annotations
 

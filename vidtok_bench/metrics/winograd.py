@@ -47,6 +47,11 @@ def _rows(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor
     torch.sub(d1, d3, out=out[3])
 
 
+def _cut(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t`` (N, tile rows, tile columns, K) cut to ``like``'s rows and columns (an image's odd last row/column)."""
+    return t[:, : like.shape[1], : like.shape[2]]
+
+
 def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, *,
             band_bytes: int = BAND_BYTES) -> torch.Tensor:
     """``F.conv2d(x, w, bias, padding=1)`` for (N, C, H, W) float32 ``x`` with ``u = transform_filter(w)``.
@@ -90,9 +95,8 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, 
         band = out[:, 2 * t0: min(2 * (t0 + tb), h)]
         for i in range(2):
             even, odd = band[:, i::2, 0::2], band[:, i::2, 1::2]
-            cut = lambda t, d: t[:, : d.shape[1], : d.shape[2]]  # noqa: E731
-            torch.add(cut(m[i][0], even), cut(m[i][1], even), out=even).add_(cut(m[i][2], even))
-            torch.sub(cut(m[i][1], odd), cut(m[i][2], odd), out=odd).sub_(cut(m[i][3], odd))
+            torch.add(_cut(m[i][0], even), _cut(m[i][1], even), out=even).add_(_cut(m[i][2], even))
+            torch.sub(_cut(m[i][1], odd), _cut(m[i][2], odd), out=odd).sub_(_cut(m[i][3], odd))
         if bias is not None:
             band.add_(bias)
     del work, m_buf

@@ -1,7 +1,7 @@
 """Metric network throughput on CPU fp32 (2 threads): I3D clips/s at 16x224x224 and LPIPS
 frames/s at 256x256 (AlexNet and VGG), each also as a ratio to a fixed baseline measured in
 the same run (one 3x3 64->64 conv over a 256x256 image), so figures from different machines
-can be compared. Then each metric's share of a run's wall time (``metrics.<m>.time_s`` /
+can be compared; DISTS per 640x272 pair against its all-direct variant and LPIPS-VGG. Then each metric's share of a run's wall time (``metrics.<m>.time_s`` /
 ``run.duration_s`` of the same run): one run with every metric (trilinear_488, 2 synthetic
 videos of 34 frames at 128x128) and, when the VidTok fixtures are there, the codebook metric on
 an FSQ tokenizer. Weights come from ../shared/weights when present, else from the cache (DISTS
@@ -76,6 +76,27 @@ def test_lpips_frames_256(benchmark, net: str) -> None:
     RESULTS[f"lpips_{net}"] = benchmark.stats.stats.mean / 8  # per frame pair
 
 
+@pytest.mark.parametrize("variant", ["default", "direct", "lpips-vgg"])
+def test_dists_pair_640x272(benchmark, variant: str) -> None:
+    """One 640x272 frame pair per call, as a CPU run makes them: DISTS as it runs by default, DISTS with every
+    conv direct (``winograd=False``, whole first stage) and LPIPS-VGG (the same VGG16 trunk) as baselines."""
+    from vidtok_bench.metrics import DISTS, LPIPS
+
+    try:
+        if variant == "lpips-vgg":
+            m = LPIPS("vgg", device="cpu", fetch=False)
+        else:
+            m = DISTS(device="cpu", fetch=False, winograd=variant == "default")
+            m.banded_first_stage = variant == "default"
+    except Exception as e:  # DISTS alpha/beta come from the DISTS-pytorch wheel
+        pytest.skip(f"weights not installed: {e}")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 272, 640, generator=g) * 2 - 1
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    benchmark.pedantic(lambda: m(x, y), rounds=4, warmup_rounds=1)
+    RESULTS[f"dists_{variant}"] = benchmark.stats.stats.median
+
+
 ALL_METRICS = "[psnr,ssim,lpips,fvd,dists,flicker,tlpips,codebook,profile]"
 RUN = ["dataset=synthetic", "dataset.num_videos=2", "dataset.num_frames=34", "dataset.size=128", "dataset.height=128",
        "dataset.width=128", "device=cpu", "progress=false"]
@@ -124,4 +145,9 @@ def _report() -> None:
         if f"lpips_{net}" in RESULTS:
             t = RESULTS[f"lpips_{net}"]
             lines.append(f"LPIPS-{net} 256x256: {1 / t:.1f} frames/s ({t / base:.1f} x baseline per frame)")
+    if "dists_default" in RESULTS:
+        t = RESULTS["dists_default"]
+        lines.append(f"DISTS 640x272 pair: {t:.2f} s"
+                     + "".join(f", {RESULTS[f'dists_{b}'] / t:.2f}x faster than {b}" for b in ("direct", "lpips-vgg")
+                               if f"dists_{b}" in RESULTS))
     print("\n" + "\n".join(lines))

@@ -156,16 +156,6 @@ def test_lpips_streamed_channels_last_equals_the_package_forward(lpips_models, n
         assert torch.allclose(lp.consecutive(x), lp(x[1:], x[:-1]), rtol=1e-6, atol=1e-7)
 
 
-def test_lpips_frames_per_call_on_cpu() -> None:
-    from vidtok_bench.metrics.lpips import CPU_PIXELS, LPIPSMetric
-
-    m = LPIPSMetric(device="cpu", net="vgg", frame_batch=32)
-    assert m.frames_per_call((272, 640)) == 1
-    assert m.frames_per_call((256, 256)) == CPU_PIXELS // (256 * 256)
-    assert m.frames_per_call((16, 16)) == 32
-    assert LPIPSMetric(device="meta", net="vgg", frame_batch=32).frames_per_call((272, 640)) == 32
-
-
 # ----------------------------------------------------------------- SSIM
 def _ssim_band_reference(real: torch.Tensor, fake: torch.Tensor, variant: str) -> torch.Tensor:
     """The previous implementation: the window as two band-matrix products (float64)."""

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 import torch.nn.functional as F
+from _row_bands import banded_and_whole
 from _weights_fixture import seeded_cache_dir
 from test_weights_manager import _registry_answers  # does `pip index` reach a registry?
 
 from vidtok_bench.errors import InputShapeError, WeightsError
-from vidtok_bench.metrics.dists import DISTS
+from vidtok_bench.metrics.dists import DISTS, stage_similarity
 from vidtok_bench.weights import manager
 from vidtok_bench.weights.safe_unpickle import safe_load
 
@@ -164,6 +166,68 @@ def test_batched_equals_one_by_one_and_bad_shapes(ours: DISTS, crops: torch.Tens
     with pytest.raises(InputShapeError):
         ours(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 16))
     assert ours.spec()["weights_sha256"]["vgg16"] == manager.artifact("vgg16").sha256
+
+
+# ------------------------------------------------------------------ the CPU path: stage statistics in bands, Winograd
+def _stage_similarity_f64(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The package's per-stage formula, written out in float64 (two-pass variances, cov = E[xy] - mu_x mu_y)."""
+    x, y, a, b = x.double(), y.double(), a.double(), b.double()
+    mx, my = x.mean((2, 3)), y.mean((2, 3))
+    vx, vy = ((x - mx[..., None, None]) ** 2).mean((2, 3)), ((y - my[..., None, None]) ** 2).mean((2, 3))
+    cov = (x * y).mean((2, 3)) - mx * my
+    s1 = (2 * mx * my + 1e-6) / (mx ** 2 + my ** 2 + 1e-6)
+    s2 = (2 * cov + 1e-6) / (vx + vy + 1e-6)
+    return (s1 * a).sum(1) + (s2 * b).sum(1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 9), h=st.integers(1, 13), w=st.integers(1, 11),
+       band=st.integers(1, 3000), offset=st.floats(0, 4), seed=st.integers(0, 2 ** 16),
+       channels_last=st.booleans())
+def test_stage_similarity_in_bands_is_the_float64_formula(n, c, h, w, band, offset, seed, channels_last) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, c, h, w, generator=g) + offset  # a mean well above the spread: the variances' cancellation
+    y = x + 0.1 * torch.randn(n, c, h, w, generator=g)
+    if channels_last:
+        x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+    a, b = torch.rand(c, generator=g) / c, torch.rand(c, generator=g) / c
+    got = stage_similarity(x, y, a, b, band_bytes=band)  # bands from one row to the whole map
+    assert got.dtype == torch.float64 and got.shape == (n,)
+    assert torch.allclose(got, _stage_similarity_f64(x, y, a, b), rtol=0, atol=1e-9)
+
+
+def test_cpu_default_runs_wide_convs_by_winograd_and_agrees_with_direct(ours: DISTS, cache: Path, monkeypatch) -> None:
+    monkeypatch.setenv(manager.CACHE_ENV, str(cache))
+    direct = DISTS(device="cpu", fetch=False, winograd=False)
+    assert ours.channels_last and ours.winograd == [str(i) for i in range(5, 13)]  # conv3_2 ... conv5_3: >= 256 in
+    assert direct.winograd == [] and all(type(c) is torch.nn.Conv2d for c in direct.convs)
+    big = _frames("squirrel_1280x720.mp4", 1, (200, 300, 136, 320))
+    x, y = torch.cat([big, big]), torch.cat([_distort(big, "noise", 0.05, seed=4), _distort(big, "blur", 1)])
+    assert torch.allclose(ours(x, y), direct(x, y), rtol=0, atol=1e-6)
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 37), w=st.integers(1, 37), band=st.sampled_from([16, 100, 1 << 14]),
+       seed=st.integers(0, 2**31 - 1))
+def test_first_stage_in_row_bands_is_the_whole_stage(ours: DISTS, n, h, w, band, seed) -> None:
+    """DISTS' first stage on CPUs runs in row bands (odd sizes: a last short band, the pooling's padding row);
+    scores equal the whole-map path's to float32 rounding."""
+    banded, whole = banded_and_whole(ours, "banded_first_stage", n, h, w, band, seed)
+    assert torch.allclose(banded, whole, rtol=0, atol=1e-7), (banded, whole)
+
+
+@pytest.mark.parametrize("name", ["dists", "lpips"])
+def test_image_network_metrics_cap_frames_per_call_on_cpus(name: str) -> None:
+    """Both image-network metrics batch at most CPU_PIXELS per call on CPUs (a CPU gains nothing from more,
+    memory grows with it: DISTS at 640x272 held ~4.5 GB with 16 pairs per call) and ``frame_batch`` elsewhere."""
+    from vidtok_bench.metrics.base import CPU_PIXELS
+    from vidtok_bench.registry import METRICS
+
+    cls = METRICS.get(name)
+    assert cls(device="cpu", frame_batch=16).frames_per_call((272, 640)) == 1
+    assert cls(device="cpu", frame_batch=16).frames_per_call((256, 256)) == CPU_PIXELS // (256 * 256)
+    assert cls(device="cpu", frame_batch=16).frames_per_call((16, 16)) == 16
+    assert cls(device="meta", frame_batch=16).frames_per_call((272, 640)) == 16
 
 
 # ------------------------------------------------------------------ weights manager: wheel + torch file

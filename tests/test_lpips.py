@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from _lpips_reference import package_model, package_state_dict
+from _row_bands import banded_and_whole
 from _weights_fixture import seeded_cache_dir, weights_cache  # noqa: F401  (fixture)
 
 from vidtok_bench.errors import ConfigError, InputShapeError
@@ -188,18 +189,8 @@ def test_metric_spec_records_network_and_weights() -> None:
 def test_first_slice_in_row_bands_is_the_whole_slice(models, n, h, w, band, seed) -> None:
     """VGG's slice 1 on CPUs runs in row bands (odd sizes: a last short band, a pooled row dropped); the
     distances equal the whole-map path's to float32 rounding (the spatial mean is summed in another order)."""
-    from vidtok_bench.metrics import lpips as lpips_module
-
-    m = models["vgg"]
-    assert m.banded_first_slice and not models["alex"].banded_first_slice
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 3, h, w, generator=g) * 2 - 1
-    y = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lpips_module, "FIRST_SLICE_BAND_PIXELS", band)  # 16 and 100: 2-row and few-row bands
-        banded = m(x, y)
-        mp.setattr(m, "banded_first_slice", False)
-        whole = m(x, y)
+    assert not models["alex"].banded_first_slice
+    banded, whole = banded_and_whole(models["vgg"], "banded_first_slice", n, h, w, band, seed)
     assert torch.allclose(banded, whole, rtol=2e-6, atol=1e-8), (banded, whole)
 
 

@@ -359,6 +359,18 @@ def test_tlpips_metric_equals_the_functional_pair_loop(weights_cache):
     assert m.clip_stats(real[:, :, :1], fake[:, :, :1]) == [[], []]  # a 1-frame clip has no pair
 
 
+def test_tlpips_chunks_are_capped_on_cpus() -> None:
+    """On CPUs a tLPIPS call takes one frame more than the image-network pixel cap allows, at least 3 (VGG at
+    640x272: ~140 MB per frame in slice 1; a whole clip at once was ~2.3 GB); ``frame_batch`` elsewhere."""
+    from vidtok_bench.metrics.base import CPU_PIXELS
+    from vidtok_bench.metrics.temporal import TLPIPSMetric
+
+    m = TLPIPSMetric(device="cpu", net="vgg", frame_batch=32)
+    assert m.frames_per_call((272, 640)) == 3 and m.frames_per_call((256, 256)) == CPU_PIXELS // (256 * 256) + 1
+    assert m.frames_per_call((16, 16)) == 33 and TLPIPSMetric(device="cpu", frame_batch=1).frames_per_call((16, 16)) == 3
+    assert TLPIPSMetric(device="meta", net="vgg", frame_batch=32).frames_per_call((272, 640)) == 32
+
+
 def test_resumed_run_gives_the_uninterrupted_runs_profile_and_codebook(tmp_path, monkeypatch):
     from vidtok_bench.stages.model import ModelStage
 

@@ -72,6 +72,34 @@ class FrameMetric(Metric):
         return float(torch.tensor(stats, dtype=torch.float64).mean())
 
 
+class NetworkFrameMetric(FrameMetric):
+    """A frame metric an image network computes on (real, fake) frame pairs (LPIPS, DISTS): the network is built
+    (its weights fetched) on first use, not at config time, and gets ``frame_batch`` frames per call (fewer on
+    CPUs: :func:`frames_per_call`)."""
+
+    def __init__(self, device: str | torch.device = "cpu", frame_batch: int = 16):
+        super().__init__(device=device)
+        self.frame_batch = max(1, int(frame_batch))
+        self._model: Any = None
+
+    @abstractmethod
+    def build(self) -> Any:
+        """The network: ``net(x, y)`` of (N,3,H,W) frame pairs in [-1,1] -> (N,) scores."""
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self.build()
+        return self._model
+
+    def frames_per_call(self, hw: Sequence[int]) -> int:
+        """Frames per network call for frames of size ``hw``."""
+        return frames_per_call(self.device, self.frame_batch, hw)
+
+    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return per_frame_pairs(self.model, real, fake, self.frames_per_call(real.shape[-2:]), self.plugin_name)
+
+
 class ClipMetric(FrameMetric):
     """One statistic per clip: ``per_clip`` (B,) replaces ``per_frame``; reductions as frame metrics."""
 
@@ -245,6 +273,18 @@ def frames_of(video: torch.Tensor) -> torch.Tensor:
     """(B,3,T,H,W) -> (B*T,3,H,W), frames of clip 0 first."""
     b, c, t, h, w = video.shape
     return video.transpose(1, 2).reshape(b * t, c, h, w)
+
+
+#: frame pixels per image-network call on CPUs (two 256x256 frames): a CPU gains nothing from bigger batches,
+#: and memory grows with them (LPIPS-VGG: ~300 MB per 640x272 pair)
+CPU_PIXELS = 2 * 256 * 256
+
+
+def frames_per_call(device: torch.device, frame_batch: int, hw: Sequence[int]) -> int:
+    """``frame_batch`` frames per network call; on CPUs at most :data:`CPU_PIXELS` pixels (at least one frame)."""
+    if device.type != "cpu":
+        return frame_batch
+    return max(1, min(frame_batch, CPU_PIXELS // max(1, int(hw[0]) * int(hw[1]))))
 
 
 def per_frame_pairs(net: Any, real: torch.Tensor, fake: torch.Tensor, frame_batch: int, name: str) -> torch.Tensor:

@@ -15,24 +15,19 @@ independent float64 implementation.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from ..autotune import StaticShapeAutotune
 from ..errors import ConfigError, InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
-from . import lpips_net
+from . import lpips_net, row_bands
 from . import winograd as _winograd
-from .base import FrameMetric, per_frame_pairs
+from .base import NetworkFrameMetric
 from .lpips_net import SCALE, SHIFT
 
-#: frame pixels per LPIPS call on CPUs (two 256x256 frames)
-CPU_PIXELS = 2 * 256 * 256
-#: pixels per row band of VGG's first slice on CPUs (a band's 64-channel map: 4 MB per image)
-FIRST_SLICE_BAND_PIXELS = 1 << 14
 
 _NETS = {"alex": ("alexnet", "AlexNet_0", 5), "vgg": ("vgg16", "VGG16_0", 13)}
 _ALIASES = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
@@ -95,29 +90,6 @@ def _bandable(net: torch.nn.Module) -> bool:
             and pool.padding == 0 and pool.dilation == 1 and not pool.ceil_mode)
 
 
-def _rows_of_first_slice(layers: torch.nn.Module, x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
-    """Rows ``[r0, r1)`` of ``layers(x)`` for a stack of 3x3 padding-1 convs and ReLUs: the input rows they
-    reach (one more on each side per conv), each conv run without row padding, and the rows outside the image
-    set to zero after each conv (the next conv's padding)."""
-    h = x.shape[2]
-    halo = sum(isinstance(mod, torch.nn.Conv2d) for mod in layers)
-    lo, hi = r0 - halo, r1 + halo
-    t = x[:, :, max(lo, 0): min(hi, h)]
-    if lo < 0 or hi > h:
-        t = F.pad(t, (0, 0, max(-lo, 0), max(hi - h, 0)))
-    for mod in layers:
-        if isinstance(mod, torch.nn.Conv2d):
-            t = F.conv2d(t, mod.weight, mod.bias, padding=(0, 1))
-            lo += 1
-            if lo < 0:
-                t[:, :, : -lo] = 0
-            if lo + t.shape[2] > h:
-                t[:, :, h - lo:] = 0
-        else:
-            t = mod(t)
-    return t
-
-
 class LPIPS:
     """``LPIPS(net, device)(x, y)``: (N,3,H,W) pairs in [-1,1] -> (N,) distances (v0.1)."""
 
@@ -165,11 +137,11 @@ class LPIPS:
 
     def _first_slice_in_bands(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Slice 1's LPIPS term and both images' slice-2 inputs (relu1_2 max-pooled), computed in row bands of
-        :data:`FIRST_SLICE_BAND_PIXELS`: the two full-resolution 64-channel maps of each image (~45 MB each at
+        :data:`.row_bands.BAND_PIXELS`: the two full-resolution 64-channel maps of each image (~45 MB each at
         640x272) never exist whole. The spatial mean is a float64 sum over bands divided by the pixel count."""
         m = self.model
         n, _, h, w = x.shape
-        rows = max(2, FIRST_SLICE_BAND_PIXELS // w // 2 * 2)  # even: a band's rows pool on their own
+        rows = row_bands.band_rows(w)
         sx, sy = (m.scaling_layer(t.contiguous(memory_format=torch.channels_last)) for t in (x, y))
         pool = m.net.slice2[0]
         c = m.net.channels[0]
@@ -177,7 +149,7 @@ class LPIPS:
         total = torch.zeros(n, 1, 1, 1, dtype=torch.float64, device=x.device)
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
-            a, b = _rows_of_first_slice(m.net.slice1, sx, r0, r1), _rows_of_first_slice(m.net.slice1, sy, r0, r1)
+            a, b = row_bands.conv_stack_rows(m.net.slice1, sx, r0, r1), row_bands.conv_stack_rows(m.net.slice1, sy, r0, r1)
             total += m.lins[0](_unit_diff_sq(a, b)).sum([2, 3], keepdim=True, dtype=torch.float64)
             p0, p1 = r0 // 2, r1 // 2  # the pooled rows this band completes (floor mode drops an odd last row)
             if p1 > p0:
@@ -230,33 +202,18 @@ class LPIPS:
 
 
 @register_metric("lpips")
-class LPIPSMetric(FrameMetric):
+class LPIPSMetric(NetworkFrameMetric):
     """Per-frame LPIPS v0.1; the run's value is the mean over frames. Options: ``net`` (alex|vgg)."""
 
     info = MetricInfo(label="LPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="frame",
                       reduction="mean over frames")
 
     def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32):
-        super().__init__(device=device)
+        super().__init__(device=device, frame_batch=frame_batch)
         self.net = _net_name(net)
-        self.frame_batch = max(1, int(frame_batch))
-        self._model: LPIPS | None = None
 
-    @property
-    def model(self) -> LPIPS:
-        if self._model is None:  # built (and weights fetched) on first use, not at config time
-            self._model = LPIPS(self.net, device=self.device)
-        return self._model
-
-    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return per_frame_pairs(self.model, real, fake, self.frames_per_call(real.shape[-2:]), "lpips")
-
-    def frames_per_call(self, hw: Sequence[int]) -> int:
-        """``frame_batch`` frames per network call; on CPUs at most CPU_PIXELS pixels (at least one frame):
-        a CPU gains nothing from bigger batches, and memory grows with them (VGG: ~300 MB per 640x272 pair)."""
-        if self.device.type != "cpu":
-            return self.frame_batch
-        return max(1, min(self.frame_batch, CPU_PIXELS // max(1, int(hw[0]) * int(hw[1]))))
+    def build(self) -> LPIPS:
+        return LPIPS(self.net, device=self.device)
 
     def spec(self) -> dict[str, Any]:
         from ..weights import manager

@@ -17,14 +17,14 @@ its pairs (:func:`per_video`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
 from ..errors import InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import ClipMetric, to_unit
+from .base import ClipMetric, frames_per_call, to_unit
 from .psnr import EPS
 
 PairMetric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 -> (N,)
@@ -142,10 +142,18 @@ class TLPIPSMetric(FramePairMetric):
             self._model = LPIPS(self.net, device=self.device)
         return self._model
 
+    def frames_per_call(self, hw: Sequence[int]) -> int:
+        """Frames per network call (chunks overlap by one frame): ``frame_batch``; on CPUs one more than the
+        pixel cap of :func:`.base.frames_per_call` allows, at least 3 (VGG at 640x272 holds ~140 MB per frame in
+        its first slice: a whole 17-frame clip at once was ~2.3 GB)."""
+        if self.device.type != "cpu":
+            return max(2, self.frame_batch)
+        return max(3, frames_per_call(self.device, self.frame_batch, hw) + 1)
+
     def _consecutive(self, video: torch.Tensor) -> torch.Tensor:
-        """(B,3,T,H,W) -> (B,T-1) LPIPS of consecutive frames, ``frame_batch`` frames per network call."""
+        """(B,3,T,H,W) -> (B,T-1) LPIPS of consecutive frames, :meth:`frames_per_call` frames per network call."""
         out = torch.zeros(video.shape[0], video.shape[2] - 1, dtype=torch.float64)
-        step = max(2, self.frame_batch)
+        step = self.frames_per_call(video.shape[-2:])
         for b in range(video.shape[0]):
             frames = video[b].transpose(0, 1)  # (T,3,H,W)
             for s in range(0, frames.shape[0] - 1, step - 1):  # chunks overlap by one frame

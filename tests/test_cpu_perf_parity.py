@@ -151,9 +151,14 @@ def test_lpips_streamed_channels_last_equals_the_package_forward(lpips_models, n
             if isinstance(mod, torch.nn.Conv2d):
                 mod.weight.data = mod.weight.data.contiguous(memory_format=torch.channels_last)
     assert torch.allclose(got, plain, rtol=1e-5, atol=1e-6), (got, plain)
-    # temporal LPIPS (consecutive frames) takes the same streamed path
+    # temporal LPIPS (consecutive frames) takes the same streamed path, in chunks of any size (the last frame's
+    # features carried across: 1 frame per call, chunks that split 3 frames unevenly, all at once)
     for lp in (m, fast):
-        assert torch.allclose(lp.consecutive(x), lp(x[1:], x[:-1]), rtol=1e-6, atol=1e-7)
+        want = lp(x[1:], x[:-1])
+        for step in (None, 1, 2, 3, 5):
+            got = lp.consecutive(x, step)
+            assert got.shape == (2,) and torch.allclose(got, want, rtol=1e-6, atol=1e-7), (step, got, want)
+    assert m.consecutive(x[:1], 1).shape == (0,)
 
 
 # ----------------------------------------------------------------- SSIM

@@ -359,16 +359,24 @@ def test_tlpips_metric_equals_the_functional_pair_loop(weights_cache):
     assert m.clip_stats(real[:, :, :1], fake[:, :, :1]) == [[], []]  # a 1-frame clip has no pair
 
 
-def test_tlpips_chunks_are_capped_on_cpus() -> None:
-    """On CPUs a tLPIPS call takes one frame more than the image-network pixel cap allows, at least 3 (VGG at
-    640x272: ~140 MB per frame in slice 1; a whole clip at once was ~2.3 GB); ``frame_batch`` elsewhere."""
+def test_tlpips_chunks_are_capped_on_cpus(weights_cache) -> None:
+    """On CPUs a tLPIPS backbone call takes at most the image-network pixel cap (VGG at 640x272: ~140 MB per frame
+    in slice 1; a whole 17-frame clip at once held ~2.8 GB), ``frame_batch`` elsewhere; the carried features make
+    the chunking invisible in the values."""
     from vidtok_bench.metrics.base import CPU_PIXELS
     from vidtok_bench.metrics.temporal import TLPIPSMetric
 
     m = TLPIPSMetric(device="cpu", net="vgg", frame_batch=32)
-    assert m.frames_per_call((272, 640)) == 3 and m.frames_per_call((256, 256)) == CPU_PIXELS // (256 * 256) + 1
-    assert m.frames_per_call((16, 16)) == 33 and TLPIPSMetric(device="cpu", frame_batch=1).frames_per_call((16, 16)) == 3
+    assert m.frames_per_call((272, 640)) == 1 and m.frames_per_call((256, 256)) == CPU_PIXELS // (256 * 256)
+    assert m.frames_per_call((16, 16)) == 32
     assert TLPIPSMetric(device="meta", net="vgg", frame_batch=32).frames_per_call((272, 640)) == 32
+    g = torch.Generator().manual_seed(5)
+    real = torch.rand(1, 3, 5, 260, 260, generator=g) * 2 - 1  # one frame per call at this size
+    fake = (real + 0.2 * torch.randn(real.shape, generator=g)).clamp(-1, 1)
+    alex = TLPIPSMetric(device="cpu", net="alex", frame_batch=32)
+    assert alex.frames_per_call(real.shape[-2:]) == 1
+    whole = alex.model.consecutive(fake[0].transpose(0, 1)) - alex.model.consecutive(real[0].transpose(0, 1))
+    torch.testing.assert_close(alex.pairs(real, fake)[0], whole.abs().double(), rtol=1e-6, atol=1e-7)
 
 
 def test_resumed_run_gives_the_uninterrupted_runs_profile_and_codebook(tmp_path, monkeypatch):

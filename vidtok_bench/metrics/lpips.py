@@ -182,18 +182,34 @@ class LPIPS:
             return val.reshape(-1)
 
     @torch.inference_mode()
-    def consecutive(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N,3,H,W) frames of one sequence -> (N-1,) ``LPIPS(frames[i], frames[i-1])``, each frame's
-        backbone features computed once (half the work of N-1 pair calls; the same numbers)."""
+    def consecutive(self, frames: torch.Tensor, frames_per_call: int | None = None) -> torch.Tensor:
+        """(N,3,H,W) frames of one sequence -> (N-1,) ``LPIPS(frames[i], frames[i-1])``, each frame's backbone
+        features computed once (half the work of N-1 pair calls; the same numbers): ``frames_per_call`` frames
+        per backbone call (default all), the last frame's unit features carried into the next call."""
         from ..precision import full_fp32
 
         m = self.model
-        with full_fp32(), self._autotune.scope(self.device, "sequence", tuple(frames.shape)):
-            val = 0
-            for k, out in enumerate(self._layers(frames.to(self.device, torch.float32))):
-                f = _unit(out)
-                val = val + m.lins[k]((f[1:] - f[:-1]) ** 2).mean([2, 3], keepdim=True)
-        return val.reshape(-1) if isinstance(val, torch.Tensor) else torch.zeros(0, device=self.device)
+        step = frames.shape[0] if frames_per_call is None else max(1, int(frames_per_call))
+        out: list[torch.Tensor] = []
+        carried: list[torch.Tensor] = []
+        for s in range(0, frames.shape[0], step):
+            chunk = frames[s: s + step].to(self.device, torch.float32)
+            val: Any = 0
+            last = []
+            with full_fp32(), self._autotune.scope(self.device, "sequence", tuple(chunk.shape)):
+                for k, feat in enumerate(self._layers(chunk)):
+                    f = _unit(feat)
+                    del feat
+                    d = m.lins[k]((f[1:] - f[:-1]) ** 2).mean([2, 3], keepdim=True)
+                    if carried:  # the pair across the chunk boundary
+                        d = torch.cat([m.lins[k]((f[:1] - carried[k]) ** 2).mean([2, 3], keepdim=True), d])
+                    val = val + d
+                    last.append(f[-1:].clone())  # not a view: the chunk's features are freed
+                    del f
+            carried = last
+            if isinstance(val, torch.Tensor):
+                out.append(val.reshape(-1))
+        return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
     def spec(self) -> dict[str, Any]:
         return {"network": self.net_name, "variant": "LPIPS v0.1 (lin layers)", "weights_sha256": self.weights_sha256,

@@ -143,21 +143,16 @@ class TLPIPSMetric(FramePairMetric):
         return self._model
 
     def frames_per_call(self, hw: Sequence[int]) -> int:
-        """Frames per network call (chunks overlap by one frame): ``frame_batch``; on CPUs one more than the
-        pixel cap of :func:`.base.frames_per_call` allows, at least 3 (VGG at 640x272 holds ~140 MB per frame in
-        its first slice: a whole 17-frame clip at once was ~2.3 GB)."""
-        if self.device.type != "cpu":
-            return max(2, self.frame_batch)
-        return max(3, frames_per_call(self.device, self.frame_batch, hw) + 1)
+        """Frames per backbone call: ``frame_batch``, on CPUs at most the image-network pixel cap
+        (:func:`.base.frames_per_call`; VGG at 640x272 holds ~140 MB per frame in its first slice)."""
+        return frames_per_call(self.device, self.frame_batch, hw)
 
     def _consecutive(self, video: torch.Tensor) -> torch.Tensor:
-        """(B,3,T,H,W) -> (B,T-1) LPIPS of consecutive frames, :meth:`frames_per_call` frames per network call."""
+        """(B,3,T,H,W) -> (B,T-1) LPIPS of consecutive frames, each frame's features computed once."""
         out = torch.zeros(video.shape[0], video.shape[2] - 1, dtype=torch.float64)
         step = self.frames_per_call(video.shape[-2:])
         for b in range(video.shape[0]):
-            frames = video[b].transpose(0, 1)  # (T,3,H,W)
-            for s in range(0, frames.shape[0] - 1, step - 1):  # chunks overlap by one frame
-                out[b, s:s + step - 1] = self.model.consecutive(frames[s:s + step]).double().cpu()
+            out[b] = self.model.consecutive(video[b].transpose(0, 1), step).double().cpu()
         return out
 
     def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -110,10 +110,10 @@ def normalised_weights(alpha: torch.Tensor, beta: torch.Tensor) -> tuple[tuple[t
 class DISTS:
     """``DISTS(device)(x, y)``: (N,3,H,W) pairs in [-1,1] -> (N,) float32 DISTS (0 = identical).
 
-    Each stage's similarity is taken as soon as both images reach it, so one stage's maps are alive at a time (not
-    all six of both images: ~280 MB per 640x272 pair). On CPUs the VGG runs on channels-last tensors and weights
-    (oneDNN's layout) and its wide 3x3 convs (>= 256 input channels) by Winograd F(2x2,3x3) (:mod:`.winograd`),
-    as LPIPS' does; ``winograd=False`` keeps the direct convs."""
+    Each stage's similarity is taken as soon as both images reach it, so one stage's maps are alive at a time, not
+    all six of both images. On CPUs the VGG runs on channels-last tensors and weights (oneDNN's layout), its wide
+    3x3 convs (>= 256 input channels) by Winograd F(2x2,3x3) (:mod:`.winograd`) and its first stage in row bands
+    (:attr:`banded_first_stage`), as LPIPS-VGG's; ``winograd=False`` keeps the direct convs."""
 
     def __init__(self, device: str | torch.device = "cpu", *, fetch: bool = True, winograd: bool | None = None):
         from ..weights import manager

@@ -207,8 +207,7 @@ class LPIPS:
                     last.append(f[-1:].clone())  # not a view: the chunk's features are freed
                     del f
             carried = last
-            if isinstance(val, torch.Tensor):
-                out.append(val.reshape(-1))
+            out.append(val.reshape(-1))
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
     def spec(self) -> dict[str, Any]:

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 BAND_PIXELS = 1 << 14
 
 
-def band_rows(width: int, pixels: int | None = None) -> int:
-    """Rows per band for maps ``width`` wide: :data:`BAND_PIXELS` (or ``pixels``) worth, even (a band then pools by
-    2 on its own), at least 2."""
-    return max(2, (BAND_PIXELS if pixels is None else pixels) // width // 2 * 2)
+def band_rows(width: int) -> int:
+    """Rows per band for maps ``width`` wide: :data:`BAND_PIXELS` worth, even (a band then pools by 2 on its own),
+    at least 2."""
+    return max(2, BAND_PIXELS // width // 2 * 2)
 
 
 def conv_stack_rows(layers: Iterable[torch.nn.Module], x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:

@@ -1,10 +1,10 @@
 """Metric network throughput on CPU fp32 (2 threads): I3D clips/s at 16x224x224 and LPIPS
 frames/s at 256x256 (AlexNet and VGG), each also as a ratio to a fixed baseline measured in
 the same run (one 3x3 64->64 conv over a 256x256 image), so figures from different machines
-can be compared; DISTS per 640x272 pair against its all-direct variant and LPIPS-VGG. Then each metric's share of a run's wall time (``metrics.<m>.time_s`` /
-``run.duration_s`` of the same run): one run with every metric (trilinear_488, 2 synthetic
-videos of 34 frames at 128x128) and, when the VidTok fixtures are there, the codebook metric on
-an FSQ tokenizer. Weights come from ../shared/weights when present, else from the cache (DISTS
+can be compared; DISTS per 640x272 pair against its all-direct variant and LPIPS-VGG. Then each
+metric's share of a run's wall time (``metrics.<m>.time_s`` / ``run.duration_s`` of the same run):
+one run with every metric (trilinear_488, 2 synthetic videos of 34 frames at 128x128) and, when the
+VidTok fixtures are there, the codebook metric on an FSQ tokenizer. Weights come from ../shared/weights when present, else from the cache (DISTS
 alpha/beta from the installed DISTS-pytorch wheel).
 Run: pytest benchmarks/bench_metrics.py --benchmark-only -s
 """
@@ -148,6 +148,6 @@ def _report() -> None:
     if "dists_default" in RESULTS:
         t = RESULTS["dists_default"]
         lines.append(f"DISTS 640x272 pair: {t:.2f} s"
-                     + "".join(f", {RESULTS[f'dists_{b}'] / t:.2f}x faster than {b}" for b in ("direct", "lpips-vgg")
+                     + "".join(f"; {b} / default: {RESULTS[f'dists_{b}'] / t:.2f}" for b in ("direct", "lpips-vgg")
                                if f"dists_{b}" in RESULTS))
     print("\n" + "\n".join(lines))

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
 import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
 from _row_bands import banded_and_whole
 from _weights_fixture import seeded_cache_dir
 from test_weights_manager import _registry_answers  # does `pip index` reach a registry?

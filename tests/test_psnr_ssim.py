@@ -99,6 +99,45 @@ def test_ssim_tokenbench_matches_skimage(shared_videos):
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+def _tm_ssim_valid(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """torchmetrics' Gaussian SSIM of (N,3,H,W) [0,1] images over the valid region: torchmetrics (>= 1.x)
+    reflect-pads and averages the whole map, so its map is cropped by the window's half-width (5 px)."""
+    tm = pytest.importorskip("torchmetrics.functional.image")
+    _, full = tm.structural_similarity_index_measure(x, y, gaussian_kernel=True, sigma=1.5, kernel_size=11, k1=0.01,
+                                                     k2=0.03, data_range=1.0, reduction="none", return_full_image=True)
+    return full[..., 5:-5, 5:-5].mean((1, 2, 3))
+
+
+@pytest.mark.parametrize("clip,size", [("vidtok_example_256x256.mp4", None), ("tears_of_steel_640x360.mp4", None),
+                                       ("squirrel_1280x720.mp4", (720, 768))])
+def test_psnr_ssim_match_torchmetrics(shared_videos, clip, size):
+    """A second, independently written reference: torchmetrics' SSIM (on the frames average-pooled by the
+    protocol's factor f: 1, 1 and 3 here) and PSNR (no epsilon: ours adds the evaluator's 1e-8 to the MSE)."""
+    tm = pytest.importorskip("torchmetrics.functional.image")
+    a = real_frames(shared_videos / clip, n=2, size=size)
+    b = distorted(a, seed=5)
+    x, y = (torch.from_numpy(v).permute(0, 3, 1, 2).double() / 255 for v in (a, b))
+    f = max(1, round(min(x.shape[2:]) / 256))
+    px, py = (torch.nn.functional.avg_pool2d(v, f) if f > 1 else v for v in (x, y))
+    np.testing.assert_allclose(ssim(to_video(a), to_video(b))[0].numpy(), _tm_ssim_valid(py, px).numpy(),
+                               rtol=0, atol=1e-12)
+    tm_psnr = tm.peak_signal_noise_ratio(y, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    want = -10 * torch.log10(10 ** (-tm_psnr / 10) + 1e-8)
+    # torchmetrics' PSNR carries float32-level error (~4e-7 dB) even on float64 inputs
+    np.testing.assert_allclose(psnr(to_video(a), to_video(b))[0].numpy(), want.numpy(), rtol=0, atol=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(t=st.integers(1, 3), h=st.integers(11, 40), w=st.integers(11, 40), noise=st.floats(0.01, 0.5),
+       seed=st.integers(0, 2**16))
+def test_ssim_matches_torchmetrics_on_arbitrary_shapes(t, h, w, noise, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, t, h, w, generator=g, dtype=torch.float64) * 2 - 1
+    y = (x + noise * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(-1, 1)
+    frames = lambda v: ((v[0].transpose(0, 1) + 1) / 2)  # noqa: E731  (T,3,H,W) in [0,1]
+    np.testing.assert_allclose(ssim(x, y)[0].numpy(), _tm_ssim_valid(frames(y), frames(x)).numpy(), rtol=0, atol=1e-12)
+
+
 def test_tokenbench_psnr_pools_mse_per_video():
     m = PSNRMetric(variant="tokenbench")
     real = torch.zeros(1, 3, 2, 8, 8)

@@ -66,12 +66,12 @@ class PSNRMetric(FrameMetric):
         return stat.cpu()
 
     def reduce_video(self, stats: Sequence[float]) -> float:
-        mean = torch.tensor(stats, dtype=torch.float64).mean()
+        mean = torch.as_tensor(stats, dtype=torch.float64).mean()
         return float(psnr_from_mse(mean)) if self.variant == "tokenbench" else float(mean)
 
     def reduce_run(self, stats: Sequence[float], video_values: list[float]) -> float:
         values = video_values if self.variant == "tokenbench" else stats
-        return float(torch.tensor(values, dtype=torch.float64).mean())
+        return float(torch.as_tensor(values, dtype=torch.float64).mean())
 
     def spec(self) -> dict[str, Any]:
         return {

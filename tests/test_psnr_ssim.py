@@ -99,6 +99,11 @@ def test_ssim_tokenbench_matches_skimage(shared_videos):
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+def unit_frames(video: torch.Tensor) -> torch.Tensor:
+    """(1,3,T,H,W) in [-1,1] -> (T,3,H,W) in [0,1]: the image batch torchmetrics takes."""
+    return (video[0].transpose(0, 1) + 1) / 2
+
+
 def _tm_ssim_valid(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """torchmetrics' Gaussian SSIM of (N,3,H,W) [0,1] images over the valid region: torchmetrics (>= 1.x)
     reflect-pads and averages the whole map, so its map is cropped by the window's half-width (5 px)."""
@@ -116,7 +121,7 @@ def test_psnr_ssim_match_torchmetrics(shared_videos, clip, size):
     tm = pytest.importorskip("torchmetrics.functional.image")
     a = real_frames(shared_videos / clip, n=2, size=size)
     b = distorted(a, seed=5)
-    x, y = (torch.from_numpy(v).permute(0, 3, 1, 2).double() / 255 for v in (a, b))
+    x, y = unit_frames(to_video(a)), unit_frames(to_video(b))
     f = max(1, round(min(x.shape[2:]) / 256))
     px, py = (torch.nn.functional.avg_pool2d(v, f) if f > 1 else v for v in (x, y))
     np.testing.assert_allclose(ssim(to_video(a), to_video(b))[0].numpy(), _tm_ssim_valid(py, px).numpy(),
@@ -134,8 +139,8 @@ def test_ssim_matches_torchmetrics_on_arbitrary_shapes(t, h, w, noise, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(1, 3, t, h, w, generator=g, dtype=torch.float64) * 2 - 1
     y = (x + noise * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(-1, 1)
-    frames = lambda v: ((v[0].transpose(0, 1) + 1) / 2)  # noqa: E731  (T,3,H,W) in [0,1]
-    np.testing.assert_allclose(ssim(x, y)[0].numpy(), _tm_ssim_valid(frames(y), frames(x)).numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ssim(x, y)[0].numpy(), _tm_ssim_valid(unit_frames(y), unit_frames(x)).numpy(),
+                               rtol=0, atol=1e-12)
 
 
 def test_tokenbench_psnr_pools_mse_per_video():

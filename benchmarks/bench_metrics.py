@@ -1,7 +1,8 @@
 """Metric network throughput on CPU fp32 (2 threads): I3D clips/s at 16x224x224 and LPIPS
 frames/s at 256x256 (AlexNet and VGG), each also as a ratio to a fixed baseline measured in
 the same run (one 3x3 64->64 conv over a 256x256 image), so figures from different machines
-can be compared; DISTS per 640x272 pair against its all-direct variant and LPIPS-VGG. Then each
+can be compared; DISTS per 640x272 pair against its all-direct variant and LPIPS-VGG; LPIPS with tLPIPS on
+one clip, sharing one backbone pass against one pass per metric. Then each
 metric's share of a run's wall time (``metrics.<m>.time_s`` / ``run.duration_s`` of the same run):
 one run with every metric (trilinear_488, 2 synthetic videos of 34 frames at 128x128) and, when the
 VidTok fixtures are there, the codebook metric on an FSQ tokenizer. Weights come from ../shared/weights when present, else from the cache (DISTS
@@ -97,6 +98,30 @@ def test_dists_pair_640x272(benchmark, variant: str) -> None:
     RESULTS[f"dists_{variant}"] = benchmark.stats.stats.median
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["separate", "shared"])
+def test_lpips_with_tlpips_clip(benchmark, shared: bool) -> None:
+    """``lpips`` and ``tlpips`` (VGG, as the vidtok protocol runs them) on one 9x256x256 clip pair, each with its own
+    backbone pass (``separate``, as before they shared) or bound as a run binds them (one pass for both)."""
+    from vidtok_bench.metrics.lpips import LPIPSMetric
+    from vidtok_bench.metrics.temporal import TLPIPSMetric
+
+    metrics = {"lpips": LPIPSMetric(net="vgg"), "tlpips": TLPIPSMetric(net="vgg")}
+    if shared:
+        for m in metrics.values():
+            m.bind(None, metrics)
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(1, 3, 9, 256, 256, generator=g) * 2 - 1
+    fake = (real + 0.1 * torch.randn(real.shape, generator=g)).clamp(-1, 1)
+
+    def score() -> None:
+        r, f = real.clone(), fake.clone()  # a new batch each round, as a run gives them
+        for m in metrics.values():
+            m.clip_stats(r, f)
+
+    benchmark.pedantic(score, rounds=3, warmup_rounds=1)
+    RESULTS[f"lpips_tlpips_{'shared' if shared else 'separate'}"] = benchmark.stats.stats.median
+
+
 ALL_METRICS = "[psnr,ssim,lpips,fvd,dists,flicker,tlpips,codebook,profile]"
 RUN = ["dataset=synthetic", "dataset.num_videos=2", "dataset.num_frames=34", "dataset.size=128", "dataset.height=128",
        "dataset.width=128", "device=cpu", "progress=false"]
@@ -145,6 +170,10 @@ def _report() -> None:
         if f"lpips_{net}" in RESULTS:
             t = RESULTS[f"lpips_{net}"]
             lines.append(f"LPIPS-{net} 256x256: {1 / t:.1f} frames/s ({t / base:.1f} x baseline per frame)")
+    if "lpips_tlpips_shared" in RESULTS and "lpips_tlpips_separate" in RESULTS:
+        t, sep = RESULTS["lpips_tlpips_shared"], RESULTS["lpips_tlpips_separate"]
+        lines.append(f"LPIPS-vgg + tLPIPS-vgg, 9x256x256 clip: {t:.2f} s with one backbone pass, {sep:.2f} s with one "
+                     f"per metric (shared / separate: {t / sep:.2f})")
     if "dists_default" in RESULTS:
         t = RESULTS["dists_default"]
         lines.append(f"DISTS 640x272 pair: {t:.2f} s"

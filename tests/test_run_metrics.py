@@ -142,11 +142,57 @@ def test_tlpips_reuses_the_runs_lpips_network(weights_cache):
     from vidtok_bench.metrics.lpips import LPIPSMetric
     from vidtok_bench.metrics.temporal import TLPIPSMetric
 
-    lp, same, other = LPIPSMetric(net="vgg"), TLPIPSMetric(net="vgg"), TLPIPSMetric(net="alex")
-    metrics = {"lpips": lp, "tlpips": same, "t2": other}
+    lp, same, other, batch = LPIPSMetric(net="vgg"), TLPIPSMetric(net="vgg"), TLPIPSMetric(net="alex"), TLPIPSMetric(net="vgg", frame_batch=5)
+    metrics = {"lpips": lp, "tlpips": same, "t2": other, "t3": batch}
     for m in metrics.values():
         m.bind(None, metrics)
     assert same.model is lp.model and other.model is not lp.model
+    assert same._shared is lp and other._shared is None and batch._shared is None  # another batch: its own pass
+    assert lp.with_consecutive
+
+
+@pytest.mark.parametrize("order", [("lpips", "tlpips"), ("tlpips", "lpips")])
+def test_lpips_and_tlpips_share_one_backbone_pass(weights_cache, monkeypatch, order):
+    """With ``lpips`` and ``tlpips`` on the same network, each frame goes through the backbone once for both (not
+    once per metric), in either order, and both give exactly the values each gives alone. VGG on CPUs: the banded
+    first slice; chunks of 3 frames over 2 clips of 5: a chunk across the clip boundary, features carried."""
+    from vidtok_bench.metrics.lpips import LPIPS, LPIPSMetric
+    from vidtok_bench.metrics.temporal import TLPIPSMetric
+
+    frames_through = []
+    chunk = LPIPS._chunk
+
+    def counting(self, xs, *args):
+        frames_through.append(sum(x.shape[0] for x in xs))
+        return chunk(self, xs, *args)
+
+    monkeypatch.setattr(LPIPS, "_chunk", counting)
+    g = torch.Generator().manual_seed(7)
+    real = torch.rand(2, 3, 5, 40, 44, generator=g) * 2 - 1
+    fake = (real + 0.2 * torch.randn(real.shape, generator=g)).clamp(-1, 1)
+
+    def scored(names):
+        make = {"lpips": LPIPSMetric, "tlpips": TLPIPSMetric}
+        metrics = {n: make[n](net="vgg", frame_batch=3) for n in names}
+        for m in metrics.values():
+            m.bind(None, metrics)
+        frames_through.clear()
+        return {n: m.clip_stats(real, fake) for n, m in metrics.items()}, sum(frames_through), metrics
+
+    alone = {n: scored([n])[0][n] for n in order}
+    assert scored(["lpips"])[1] == scored(["tlpips"])[1] == 2 * 2 * 5  # each alone: every frame of both videos once
+    both, through, metrics = scored(order)
+    assert through == 2 * 2 * 5  # together: still once
+    assert both == alone  # exactly
+    assert len(both["lpips"][0]) == 5 and len(both["tlpips"][0]) == 1
+    want = [np.abs(_np_lpips_pairs(metrics["lpips"].model, fake[i:i + 1]) - _np_lpips_pairs(metrics["lpips"].model, real[i:i + 1])).mean()
+            for i in range(2)]
+    np.testing.assert_allclose([v[0] for v in both["tlpips"]], want, rtol=1e-5, atol=1e-7)
+    # a batch changed in place is not read from the last pass
+    lp = metrics["lpips"]
+    before = lp.per_frame(real, fake)
+    fake.mul_(0.5)
+    assert not torch.equal(lp.per_frame(real, fake), before)
 
 
 # ----------------------------------------------------------------- codebook

@@ -76,7 +76,9 @@ class MetricResult(_Strict):
     warning: str | None = None
     details: dict[str, Any] = Field(default_factory=dict, description="metric-specific extras (e.g. cache hits)")
     time_s: float | None = Field(None, description="seconds the run spent in this metric (scoring and final "
-                                 "computation, synchronised on GPU; videos resumed from an earlier run not counted)")
+                                 "computation, synchronised on GPU; videos resumed from an earlier run not "
+                                 "counted; a network pass two metrics share, as lpips and tlpips do, counts in the "
+                                 "one scored first)")
 
 
 # ----------------------------------------------------------------------------- result blocks

@@ -10,11 +10,15 @@ each layer's distance is taken as soon as both images reach it, so only one slic
 all five of both images). On CPUs the backbone runs on channels-last tensors and weights (oneDNN's native
 layout: no reorders), its wide 3x3 convs by Winograd's F(2x2,3x3) (:mod:`.winograd`: ~20% less time for
 LPIPS-VGG at 640x272, float32 rounding no larger than the direct kernel's), and VGG's first slice in row bands
-(its full-resolution maps never whole). The tests compare it with the package's own forward and with an
-independent float64 implementation.
+(its full-resolution maps never whole). One pass over a clip's frames gives the pair distances and the
+consecutive-frame distances tLPIPS needs (:meth:`LPIPS.video_distances`), so a run with both metrics takes each
+frame through the network once. The tests compare it with the package's own forward and with an independent
+float64 implementation.
 """
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
@@ -25,7 +29,8 @@ from ..registry import register_metric
 from ..results import MetricInfo
 from . import lpips_net, row_bands
 from . import winograd as _winograd
-from .base import NetworkFrameMetric
+from ..precision import full_fp32
+from .base import NetworkFrameMetric, frame_range
 from .lpips_net import SCALE, SHIFT
 
 
@@ -90,6 +95,26 @@ def _bandable(net: torch.nn.Module) -> bool:
             and pool.padding == 0 and pool.dilation == 1 and not pool.ceil_mode)
 
 
+#: the smallest frame side each backbone reaches its last layer with (AlexNet: an 11x11 stride-4 conv and two
+#: 3x3 stride-2 pools before conv3; VGG16: four 2x2 pools before conv5)
+MIN_SIDE = {"alex": 31, "vgg": 16}
+
+
+def _check_size(net: str, hw: Any) -> None:
+    side = MIN_SIDE[net]
+    if min(hw) < side:
+        raise InputShapeError(f"LPIPS-{net} needs frames of at least {side}x{side} pixels, got {tuple(int(x) for x in hw)}")
+
+
+@dataclass
+class VideoDistances:
+    """What :meth:`LPIPS.video_distances` computed: (B,T) pair distances, (B,T-1) consecutive ones per video."""
+
+    pair: torch.Tensor | None
+    real: torch.Tensor | None
+    fake: torch.Tensor | None
+
+
 class LPIPS:
     """``LPIPS(net, device)(x, y)``: (N,3,H,W) pairs in [-1,1] -> (N,) distances (v0.1)."""
 
@@ -135,80 +160,162 @@ class LPIPS:
                 h = mod(h)
             yield h
 
-    def _first_slice_in_bands(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Slice 1's LPIPS term and both images' slice-2 inputs (relu1_2 max-pooled), computed in row bands of
-        :data:`.row_bands.BAND_PIXELS`: the two full-resolution 64-channel maps of each image (~45 MB each at
-        640x272) never exist whole. The spatial mean is a float64 sum over bands divided by the pixel count."""
+    def _chunk(self, xs: list[torch.Tensor], pair: bool, pairs_in: list[int] | None, boundary: bool,
+               carry: list[list[Any]] | None) -> tuple[Any, list[Any], list[list[Any]] | None]:
+        """The distances of one chunk of frames, each frame's backbone features computed once.
+
+        ``xs``: one (n,3,H,W) chunk per video (one, or two aligned ones: real and fake). ``pair``: the (n,) LPIPS
+        between ``xs[0]`` and ``xs[1]`` frame by frame. ``pairs_in`` (None: no consecutive distances): the
+        frames j whose pair (j-1, j) inside the chunk is scored (a pair never spans two clips); ``boundary``:
+        frame 0 pairs with the previous chunk's last frame, whose unit features (per layer; per row band in a
+        banded first slice) are ``carry[v]``. Returns the pair distances (or None), one tensor of consecutive
+        distances per video (the boundary pair first) and the carry for the next chunk."""
         m = self.model
-        n, _, h, w = x.shape
-        rows = row_bands.band_rows(w)
-        sx, sy = (m.scaling_layer(t.contiguous(memory_format=torch.channels_last)) for t in (x, y))
-        pool = m.net.slice2[0]
-        c = m.net.channels[0]
-        px, py = (x.new_empty(n, c, h // 2, w // 2).contiguous(memory_format=torch.channels_last) for _ in range(2))
-        total = torch.zeros(n, 1, 1, 1, dtype=torch.float64, device=x.device)
-        for r0 in range(0, h, rows):
-            r1 = min(h, r0 + rows)
-            a, b = row_bands.conv_stack_rows(m.net.slice1, sx, r0, r1), row_bands.conv_stack_rows(m.net.slice1, sy, r0, r1)
-            total += m.lins[0](_unit_diff_sq(a, b)).sum([2, 3], keepdim=True, dtype=torch.float64)
-            p0, p1 = r0 // 2, r1 // 2  # the pooled rows this band completes (floor mode drops an odd last row)
-            if p1 > p0:
-                px[:, :, p0:p1] = pool(a[:, :, : 2 * (p1 - p0)])
-                py[:, :, p0:p1] = pool(b[:, :, : 2 * (p1 - p0)])
-        return (total / (h * w)).float(), px, py
+        xs = [x.to(self.device, torch.float32) for x in xs]
+        cons = pairs_in is not None
+        keep = None if not cons or len(pairs_in) == xs[0].shape[0] - 1 else torch.tensor(pairs_in, device=self.device) - 1
+        new_carry: list[list[Any]] = [[] for _ in xs]
+
+        def terms(k: int, feats: list[torch.Tensor], reduce: Any, prev: list[Any]) -> tuple[Any, list[Any]]:
+            """Layer k's pair term and consecutive terms per video for features ``feats`` (a layer or a band),
+            reduced over space by ``reduce``, and each video's last unit features (the next chunk's carry)."""
+            lin = m.lins[k]
+            p = reduce(lin(_unit_diff_sq(feats[0], feats[1]))) if pair else None
+            out, last = [], []
+            for v, f in enumerate(feats if cons else ()):
+                u = _unit(f)
+                parts = [reduce(lin((u[:1] - prev[v]) ** 2))] if boundary else []
+                if u.shape[0] > 1 and (keep is None or keep.numel()):
+                    d = reduce(lin((u[1:] - u[:-1]) ** 2))
+                    parts.append(d if keep is None else d[keep])
+                out.append(torch.cat(parts) if parts else u.new_zeros(0, 1, 1, 1))  # a chunk without pairs
+                last.append(u if u.shape[0] == 1 else u[-1:].clone())  # not a view: the chunk's features are freed
+                del u
+            return (p, out), last
+
+        def take(carry: list[list[Any]], k: int, band: int | None = None) -> list[torch.Tensor]:
+            """Each video's carried features of layer k (of one band of it) for one use: the carry lets go of
+            them, so the last chunk's features are freed layer by layer as the new ones arrive."""
+            slots = [c[k] if band is None else c[k][band] for c in carry]
+            for c in carry:
+                if band is None:
+                    c[k] = None
+                else:
+                    c[k][band] = None
+            return slots
+
+        def band_sum(t: torch.Tensor) -> torch.Tensor:
+            return t.sum([2, 3], keepdim=True, dtype=torch.float64)
+
+        def mean(t: torch.Tensor) -> torch.Tensor:  # lpips.spatial_average
+            return t.mean([2, 3], keepdim=True)
+
+        val: Any = 0
+        cval: list[Any] = [0 for _ in xs]
+        kind = "+".join(["pairs"] * pair + ["sequence"] * cons)  # the autotune's name for this kind of call
+        with full_fp32(), self._autotune.scope(self.device, kind, tuple(xs[0].shape)):  # fp32: TF32 convs shift the numbers
+            if self.banded_first_slice:
+                # slice 1 in row bands of :data:`.row_bands.BAND_PIXELS`: its two full-resolution 64-channel maps per
+                # image (~45 MB each at 640x272) never exist whole; spatial means are float64 sums over bands
+                n, _, h, w = xs[0].shape
+                rows = row_bands.band_rows(w)
+                scaled = [m.scaling_layer(x.contiguous(memory_format=torch.channels_last)) for x in xs]
+                pool = m.net.slice2[0]
+                c = m.net.channels[0]
+                pooled = [x.new_empty(n, c, h // 2, w // 2).contiguous(memory_format=torch.channels_last) for x in xs]
+                total: Any = 0
+                ctotal: list[Any] = [0 for _ in xs]
+                bands: list[list[torch.Tensor]] = [[] for _ in xs]
+                for i, r0 in enumerate(range(0, h, rows)):
+                    r1 = min(h, r0 + rows)
+                    feats = [row_bands.conv_stack_rows(m.net.slice1, sx, r0, r1) for sx in scaled]
+                    (p, cs), last = terms(0, feats, band_sum, take(carry, 0, i) if boundary else [])
+                    total = total + p if pair else total
+                    ctotal = [a + b for a, b in zip(ctotal, cs)]
+                    for v, u in enumerate(last):
+                        bands[v].append(u)
+                    p0, p1 = r0 // 2, r1 // 2  # the pooled rows this band completes (floor mode drops an odd last row)
+                    if p1 > p0:
+                        for f, px in zip(feats, pooled):
+                            px[:, :, p0:p1] = pool(f[:, :, : 2 * (p1 - p0)])
+                    del feats
+                if pair:
+                    val = (total / (h * w)).float()
+                cval = [(t / (h * w)).float() for t in ctotal] if cons else cval
+                for v in range(len(xs)):
+                    new_carry[v].append(bands[v])
+                first = 1
+                layers = zip(*[self._layers(px, start=2, skip=1) for px in pooled])
+                del scaled, pooled
+            else:
+                first, layers = 0, zip(*[self._layers(x) for x in xs])
+            for k, feats in enumerate(layers, first):
+                (p, cs), last = terms(k, list(feats), mean, take(carry, k) if boundary else [])
+                del feats
+                if pair:
+                    val = val + p
+                cval = [a + b for a, b in zip(cval, cs)]
+                for v, u in enumerate(last):
+                    new_carry[v].append(u)
+        return (val.reshape(-1) if pair else None, [c.reshape(-1) for c in cval] if cons else [],
+                new_carry if cons else None)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
             raise InputShapeError(f"LPIPS takes two (N,3,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-        if min(x.shape[2:]) < 16:
-            raise InputShapeError(f"LPIPS needs frames of at least 16x16 pixels, got {tuple(x.shape[2:])}")
-        x = x.to(self.device, torch.float32)
-        y = y.to(self.device, torch.float32)
-        from ..precision import full_fp32
-
-        m = self.model
-        with full_fp32(), self._autotune.scope(self.device, "pairs", tuple(x.shape)):  # fp32: TF32 convs shift the numbers
-            if self.banded_first_slice:
-                val, hx, hy = self._first_slice_in_bands(x, y)
-                first, layers = 1, zip(self._layers(hx, start=2, skip=1), self._layers(hy, start=2, skip=1))
-                del hx, hy
-            else:
-                val, first, layers = 0, 0, zip(self._layers(x), self._layers(y))
-            for k, (a, b) in enumerate(layers, first):
-                d = _unit_diff_sq(a, b)
-                val = val + m.lins[k](d).mean([2, 3], keepdim=True)  # lpips.spatial_average
-                del a, b, d
-            return val.reshape(-1)
+        _check_size(self.net_name, x.shape[2:])
+        return self._chunk([x, y], True, None, False, None)[0]
 
     @torch.inference_mode()
+    def video_distances(self, real: torch.Tensor, fake: torch.Tensor | None = None, frames_per_call: int | None = None,
+                        *, pair: bool = True, consecutive: bool = False) -> "VideoDistances":
+        """LPIPS of (B,3,T,H,W) videos in [-1,1], every frame's backbone features computed once for all of them:
+        ``pair`` (B,T) ``LPIPS(real_t, fake_t)``; ``consecutive`` (B,T-1) ``LPIPS(v_t, v_{t-1})`` inside each clip
+        for ``real`` and ``fake``. Frames go to the backbone ``frames_per_call`` at a time (default all) in clip-major
+        order, so the pair distances are those of :func:`.base.per_frame_pairs` with that batch, bit for bit, and a
+        chunk's last-frame features carry into the next call (the values do not depend on the chunking)."""
+        videos = [real] if fake is None else [real, fake]
+        if (fake is not None and fake.shape != real.shape) or real.ndim != 5 or real.shape[1] != 3:
+            raise InputShapeError(f"LPIPS takes (B,3,T,H,W) videos of equal shape, got "
+                                  f"{[tuple(v.shape) for v in videos]}")
+        if pair and fake is None:
+            raise ValueError("pair distances need two videos")
+        _check_size(self.net_name, real.shape[3:])
+        if consecutive and not pair and fake is not None:  # one video at a time: half the features alive, same numbers
+            one = [self.video_distances(v, None, frames_per_call, pair=False, consecutive=True).real for v in videos]
+            return VideoDistances(pair=None, real=one[0], fake=one[1])
+        b, _, t = real.shape[:3]
+        n = b * t
+        step = max(1, n if frames_per_call is None else int(frames_per_call))
+        pairs: list[torch.Tensor] = []
+        cons: list[list[torch.Tensor]] = [[] for _ in videos]
+        carry = None
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            within = [j for j in range(1, e - s) if (s + j) % t] if consecutive else None
+            boundary = consecutive and s % t != 0  # the chunk starts inside a clip: its first pair is with the carry
+            carry = carry if boundary else None  # a new clip: the last one's features are not needed
+            p, c, carry = self._chunk([frame_range(v, s, e) for v in videos], pair, within, boundary, carry)
+            if pair:
+                pairs.append(p)
+            for v, d in enumerate(c):
+                cons[v].append(d)
+        empty = real.new_zeros(0, device=self.device)
+
+        def joined(parts: list[torch.Tensor], per_clip: int) -> torch.Tensor:
+            return (torch.cat(parts) if parts else empty).reshape(b, max(per_clip, 0))
+
+        return VideoDistances(pair=joined(pairs, t) if pair else None,
+                              real=joined(cons[0], t - 1) if consecutive else None,
+                              fake=joined(cons[1], t - 1) if consecutive and fake is not None else None)
+
     def consecutive(self, frames: torch.Tensor, frames_per_call: int | None = None) -> torch.Tensor:
         """(N,3,H,W) frames of one sequence -> (N-1,) ``LPIPS(frames[i], frames[i-1])``, each frame's backbone
         features computed once (half the work of N-1 pair calls; the same numbers): ``frames_per_call`` frames
         per backbone call (default all), the last frame's unit features carried into the next call."""
-        from ..precision import full_fp32
-
-        m = self.model
-        step = frames.shape[0] if frames_per_call is None else max(1, int(frames_per_call))
-        out: list[torch.Tensor] = []
-        carried: list[torch.Tensor] = []
-        for s in range(0, frames.shape[0], step):
-            chunk = frames[s: s + step].to(self.device, torch.float32)
-            val: Any = 0
-            last = []
-            with full_fp32(), self._autotune.scope(self.device, "sequence", tuple(chunk.shape)):
-                for k, feat in enumerate(self._layers(chunk)):
-                    f = _unit(feat)
-                    del feat
-                    d = m.lins[k]((f[1:] - f[:-1]) ** 2).mean([2, 3], keepdim=True)
-                    if carried:  # the pair across the chunk boundary
-                        d = torch.cat([m.lins[k]((f[:1] - carried[k]) ** 2).mean([2, 3], keepdim=True), d])
-                    val = val + d
-                    last.append(f[-1:].clone())  # not a view: the chunk's features are freed
-                    del f
-            carried = last
-            out.append(val.reshape(-1))
-        return torch.cat(out) if out else torch.zeros(0, device=self.device)
+        video = frames.transpose(0, 1).unsqueeze(0)
+        return self.video_distances(video, None, frames_per_call, pair=False, consecutive=True).real.reshape(-1)
 
     def spec(self) -> dict[str, Any]:
         return {"network": self.net_name, "variant": "LPIPS v0.1 (lin layers)", "weights_sha256": self.weights_sha256,
@@ -218,7 +325,8 @@ class LPIPS:
 
 @register_metric("lpips")
 class LPIPSMetric(NetworkFrameMetric):
-    """Per-frame LPIPS v0.1; the run's value is the mean over frames. Options: ``net`` (alex|vgg)."""
+    """Per-frame LPIPS v0.1; the run's value is the mean over frames. Options: ``net`` (alex|vgg).
+    A ``tlpips`` metric of the same run and network reads its distances from this metric's pass (:meth:`distances`)."""
 
     info = MetricInfo(label="LPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="frame",
                       reduction="mean over frames")
@@ -226,9 +334,28 @@ class LPIPSMetric(NetworkFrameMetric):
     def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32):
         super().__init__(device=device, frame_batch=frame_batch)
         self.net = _net_name(net)
+        #: a tLPIPS metric of the run reads its consecutive distances from this metric's backbone pass
+        self.with_consecutive = False
+        self._last: tuple[Any, Any, int, int, VideoDistances] | None = None
 
     def build(self) -> LPIPS:
         return LPIPS(self.net, device=self.device)
+
+    def distances(self, real: torch.Tensor, fake: torch.Tensor) -> VideoDistances:
+        """:meth:`LPIPS.video_distances` of a batch: pair distances, and the consecutive ones when a tLPIPS metric
+        shares this pass. The last batch's result is kept, so the second metric asking for the same (unchanged)
+        tensors reads it instead of running the backbone again."""
+        last = self._last
+        if (last is not None and last[0]() is real and last[1]() is fake
+                and (last[2], last[3]) == (real._version, fake._version)):
+            return last[4]
+        out = self.model.video_distances(real, fake, self.frames_per_call(real.shape[-2:]), pair=True,
+                                         consecutive=self.with_consecutive and real.shape[2] > 1)
+        self._last = (weakref.ref(real), weakref.ref(fake), real._version, fake._version, out)
+        return out
+
+    def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return self.distances(real, fake).pair.double().cpu()
 
     def spec(self) -> dict[str, Any]:
         from ..weights import manager

@@ -126,11 +126,14 @@ class TLPIPSMetric(FramePairMetric):
         self._shared: Any = None
 
     def bind(self, tokenizer: Any, metrics: dict[str, Any]) -> None:
-        """Share the network of an ``lpips`` metric of the same run with the same net (one copy in memory)."""
+        """Share the backbone pass of an ``lpips`` metric of the same run with the same net, device and batch: its
+        frames' features give both metrics' distances (one network in memory, each frame through it once)."""
         from .lpips import LPIPSMetric
 
         self._shared = next((m for m in metrics.values() if isinstance(m, LPIPSMetric) and m.net == self.net
-                             and m.device == self.device), None)
+                             and m.device == self.device and m.frame_batch == self.frame_batch), None)
+        if self._shared is not None:
+            self._shared.with_consecutive = True
 
     @property
     def model(self) -> Any:
@@ -147,18 +150,15 @@ class TLPIPSMetric(FramePairMetric):
         (:func:`.base.frames_per_call`; VGG at 640x272 holds ~140 MB per frame in its first slice)."""
         return frames_per_call(self.device, self.frame_batch, hw)
 
-    def _consecutive(self, video: torch.Tensor) -> torch.Tensor:
-        """(B,3,T,H,W) -> (B,T-1) LPIPS of consecutive frames, each frame's features computed once."""
-        out = torch.zeros(video.shape[0], video.shape[2] - 1, dtype=torch.float64)
-        step = self.frames_per_call(video.shape[-2:])
-        for b in range(video.shape[0]):
-            out[b] = self.model.consecutive(video[b].transpose(0, 1), step).double().cpu()
-        return out
-
     def pairs(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """:func:`tlpips` with each frame's LPIPS features computed once per video (the same numbers)."""
+        """:func:`tlpips` with each frame's LPIPS features computed once (the same numbers): by the shared
+        ``lpips`` metric's pass when there is one, else by this metric's own."""
         _check(real, fake, "tlpips")
-        return (self._consecutive(fake) - self._consecutive(real)).abs()
+        if self._shared is not None:
+            d = self._shared.distances(real, fake)
+        else:
+            d = self.model.video_distances(real, fake, self.frames_per_call(real.shape[-2:]), pair=False, consecutive=True)
+        return (d.fake - d.real).abs().double().cpu()
 
     def spec(self) -> dict[str, Any]:
         from .lpips import _NETS, IMPLEMENTATION

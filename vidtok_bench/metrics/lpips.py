@@ -176,7 +176,7 @@ class LPIPS:
         keep = None if not cons or len(pairs_in) == xs[0].shape[0] - 1 else torch.tensor(pairs_in, device=self.device) - 1
         new_carry: list[list[Any]] = [[] for _ in xs]
 
-        def terms(k: int, feats: list[torch.Tensor], reduce: Any, prev: list[Any]) -> tuple[Any, list[Any]]:
+        def terms(k: int, feats: list[torch.Tensor], reduce: Any, prev: list[Any]) -> tuple[Any, list[Any], list[Any]]:
             """Layer k's pair term and consecutive terms per video for features ``feats`` (a layer or a band),
             reduced over space by ``reduce``, and each video's last unit features (the next chunk's carry)."""
             lin = m.lins[k]
@@ -191,7 +191,7 @@ class LPIPS:
                 out.append(torch.cat(parts) if parts else u.new_zeros(0, 1, 1, 1))  # a chunk without pairs
                 last.append(u if u.shape[0] == 1 else u[-1:].clone())  # not a view: the chunk's features are freed
                 del u
-            return (p, out), last
+            return p, out, last
 
         def take(carry: list[list[Any]], k: int, band: int | None = None) -> list[torch.Tensor]:
             """Each video's carried features of layer k (of one band of it) for one use: the carry lets go of
@@ -229,8 +229,9 @@ class LPIPS:
                 for i, r0 in enumerate(range(0, h, rows)):
                     r1 = min(h, r0 + rows)
                     feats = [row_bands.conv_stack_rows(m.net.slice1, sx, r0, r1) for sx in scaled]
-                    (p, cs), last = terms(0, feats, band_sum, take(carry, 0, i) if boundary else [])
-                    total = total + p if pair else total
+                    p, cs, last = terms(0, feats, band_sum, take(carry, 0, i) if boundary else [])
+                    if pair:
+                        total = total + p
                     ctotal = [a + b for a, b in zip(ctotal, cs)]
                     for v, u in enumerate(last):
                         bands[v].append(u)
@@ -250,7 +251,7 @@ class LPIPS:
             else:
                 first, layers = 0, zip(*[self._layers(x) for x in xs])
             for k, feats in enumerate(layers, first):
-                (p, cs), last = terms(k, list(feats), mean, take(carry, k) if boundary else [])
+                p, cs, last = terms(k, list(feats), mean, take(carry, k) if boundary else [])
                 del feats
                 if pair:
                     val = val + p

@@ -158,7 +158,7 @@ class TLPIPSMetric(FramePairMetric):
             d = self._shared.distances(real, fake)
         else:
             d = self.model.video_distances(real, fake, self.frames_per_call(real.shape[-2:]), pair=False, consecutive=True)
-        return (d.fake - d.real).abs().double().cpu()
+        return (d.fake.double() - d.real.double()).abs().cpu()  # float64: the difference of float32 values is exact
 
     def spec(self) -> dict[str, Any]:
         from .lpips import _NETS, IMPLEMENTATION

@@ -232,9 +232,10 @@ class LPIPS:
                     p, cs, last = terms(0, feats, band_sum, take(carry, 0, i) if boundary else [])
                     if pair:
                         total = total + p
-                    ctotal = [a + b for a, b in zip(ctotal, cs)]
-                    for v, u in enumerate(last):
-                        bands[v].append(u)
+                    if cons:
+                        ctotal = [a + b for a, b in zip(ctotal, cs)]
+                        for v, u in enumerate(last):
+                            bands[v].append(u)
                     p0, p1 = r0 // 2, r1 // 2  # the pooled rows this band completes (floor mode drops an odd last row)
                     if p1 > p0:
                         for f, px in zip(feats, pooled):
@@ -242,9 +243,10 @@ class LPIPS:
                     del feats
                 if pair:
                     val = (total / (h * w)).float()
-                cval = [(t / (h * w)).float() for t in ctotal] if cons else cval
-                for v in range(len(xs)):
-                    new_carry[v].append(bands[v])
+                if cons:
+                    cval = [(t / (h * w)).float() for t in ctotal]
+                    for v in range(len(xs)):
+                        new_carry[v].append(bands[v])
                 first = 1
                 layers = zip(*[self._layers(px, start=2, skip=1) for px in pooled])
                 del scaled, pooled
@@ -255,9 +257,10 @@ class LPIPS:
                 del feats
                 if pair:
                     val = val + p
-                cval = [a + b for a, b in zip(cval, cs)]
-                for v, u in enumerate(last):
-                    new_carry[v].append(u)
+                if cons:
+                    cval = [a + b for a, b in zip(cval, cs)]
+                    for v, u in enumerate(last):
+                        new_carry[v].append(u)
         return (val.reshape(-1) if pair else None, [c.reshape(-1) for c in cval] if cons else [],
                 new_carry if cons else None)
 

@@ -6,6 +6,13 @@ call on the H100 (30 frames/s against 287 for a batch of 64), but measured there
 (30 vs 31). A run's clips have one shape, so the search is paid once; whole videos of varying length
 (tiled long-video modes) would pay it per length, so a call is autotuned only when it repeats the
 previous call's shape, and otherwise the caller's setting stands.
+
+Measured on an H100 (2026-11-27): this rule does not search in practice. PyTorch's cuDNN (v8 API) caches the
+plan a shape's first call chose in a per-thread cache keyed without the benchmark flag and looks there
+first, so the repeated, "autotuned" calls reuse the heuristics' plan (LPIPS-VGG's 17-frame call: FFT plans,
+53-58 frames/s, against 377-380 when a thread's first call searches). Searching from the first call was
+tried and not kept yet: VidTok's fp32 search costs ~69 s per process, and the CUDA-vs-CPU metric test failed
+under it for a reason not yet seen (docs/performance.md).
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ bench_helper "timing_weights_cache(Path('/tmp/timing_cache'))"
 for step in $steps; do case $step in
 tests)
   log "CUDA tests"
-  VIDTOK_BENCH_CACHE=/tmp/timing_cache timeout ${T_TESTS:-180} python3 -m pytest -q -p no:cacheprovider -rs \
+  VIDTOK_BENCH_CACHE=/tmp/timing_cache timeout ${T_TESTS:-180} python3 -m pytest -q -p no:cacheprovider -rsP \
     tests/test_cuda.py tests/test_bench_gpu_helpers.py tests/test_clip_placement.py \
     "tests/test_video_preprocess.py" "tests/test_cpu_perf_parity.py" "tests/test_runner_data.py" tests/test_yuv_lut.py \
     -k "cuda or CUDA or bench or preprocess_on or defaults_resolve or table or digest" 2>&1 | tee "$OUT/tests.log" | tail -25 ;;

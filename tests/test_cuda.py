@@ -48,9 +48,9 @@ def test_runner_on_cuda_matches_cpu(tmp_path):
     assert res["cuda"]["throughput"]["frames_per_s"] > 0
 
 
-def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
-    """A whole run on CUDA (device preprocessing, metrics on the GPU, TF32 off inside them) gives the CPU run's
-    value for every frame and temporal metric (DISTS where its weights are installed), and the same per-frame PSNR."""
+def every_metric_run(out, device):
+    """A synthetic trilinear run on ``device`` with every frame and temporal metric (DISTS where its weights are
+    installed), written under ``out``: (results.json, per-clip records, the metric names)."""
     import json
 
     from vidtok_bench.cli import main
@@ -59,20 +59,48 @@ def test_every_frame_metric_on_cuda_matches_cpu(tmp_path):
     names = ["psnr", "ssim", "lpips", "flicker", "tlpips", "profile"]
     if manager.is_installed("dists") and manager.is_installed("vgg16"):  # DISTS too where its weights are here
         names.append("dists")
-    metrics = f"[{','.join(names)}]"
-    runs = {}
-    for dev in ("cpu", "cuda"):
-        out = tmp_path / dev
-        assert main(["run", "tokenizer=trilinear_488", "dataset=synthetic", "dataset.num_videos=1", "dataset.num_frames=34",
-                     f"metrics={metrics}", f"device={dev}", f"output_dir={out}", "progress=false"]) == 0
-        runs[dev] = (json.loads((out / "results.json").read_text()),
-                     [json.loads(x) for x in (out / "per_clip.jsonl").read_text().splitlines()])
-    (cpu, cpu_clips), (gpu, gpu_clips) = runs["cpu"], runs["cuda"]
+    assert main(["run", "tokenizer=trilinear_488", "dataset=synthetic", "dataset.num_videos=1", "dataset.num_frames=34",
+                 f"metrics=[{','.join(names)}]", f"device={device}", f"output_dir={out}", "progress=false"]) == 0
+    return (json.loads((out / "results.json").read_text()),
+            [json.loads(x) for x in (out / "per_clip.jsonl").read_text().splitlines()],
+            [n for n in names if n != "profile"])
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory):
+    """The CPU reference run both comparisons below read."""
+    return every_metric_run(tmp_path_factory.mktemp("cpu"), "cpu")
+
+
+def test_every_frame_metric_on_cuda_matches_cpu(tmp_path, cpu_run):
+    """A whole run on CUDA (device preprocessing, metrics on the GPU, TF32 off inside them) gives the CPU run's
+    value for every frame and temporal metric (DISTS where its weights are installed), and the same per-frame PSNR."""
+    cpu, cpu_clips, names = cpu_run
+    gpu, gpu_clips, _ = every_metric_run(tmp_path, "cuda")
     assert gpu["run"]["device"].startswith("cuda") and gpu["throughput"]["frames"] == cpu["throughput"]["frames"]
-    for name in [n for n in names if n != "profile"]:
+    for name in names:
         assert gpu["metrics"][name]["value"] == pytest.approx(cpu["metrics"][name]["value"], rel=1e-5, abs=1e-6), name
     psnr = lambda rows: [v for r in rows for c in r["clips"] for v in c["stats"]["psnr"]]  # noqa: E731
     assert psnr(gpu_clips) == pytest.approx(psnr(cpu_clips), rel=1e-6)  # float32 resize and model on another device
+
+
+def test_metrics_with_searched_cudnn_plans_keep_their_displayed_digits(tmp_path, monkeypatch, cpu_run):
+    """The experiment the autotune rule waits on (docs/performance.md, fourth H100 check): with every metric
+    network's cuDNN plan searched from its first call (7x faster LPIPS-VGG per-clip calls on an H100), a CUDA run
+    stays within a tenth of each metric's last displayed digit of the CPU run. Prints each metric's deviation,
+    which says whether the rule may search for metrics."""
+    from vidtok_bench.autotune import StaticShapeAutotune
+    from vidtok_bench.registry import METRICS
+
+    cpu, _, names = cpu_run
+    # a CUDA run scores on a thread of its own, whose cuDNN plan cache starts empty: its first calls search
+    monkeypatch.setattr(StaticShapeAutotune, "decide", lambda self, kind, shape: True)
+    gpu, _, _ = every_metric_run(tmp_path, "cuda")
+    deviations = {n: abs(gpu["metrics"][n]["value"] - cpu["metrics"][n]["value"]) for n in names}
+    print("searched cuDNN plans, |CUDA - CPU| per metric:", deviations)
+    for name in names:
+        allowed = 10.0 ** -(METRICS.get(name).info.precision + 1)
+        assert deviations[name] <= allowed, (name, deviations[name], allowed)
 
 
 def test_layer_norm_in_bf16_autocast_on_cuda():

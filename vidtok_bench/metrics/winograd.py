@@ -21,6 +21,7 @@ only (the transforms write into preallocated buffers, which autograd does not fo
 """
 from __future__ import annotations
 
+import functools
 import threading
 
 import torch
@@ -82,58 +83,26 @@ def _scratch(device: torch.device, numel: int) -> torch.Tensor:
     return buf[:numel]
 
 
-def _in2(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor, out: torch.Tensor) -> None:
-    """F(2x2, 3x3)'s ``B^T d`` along one axis: out[0..3] = d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
-    torch.sub(d0, d2, out=out[0])
-    torch.add(d1, d2, out=out[1])
-    torch.sub(d2, d1, out=out[2])
-    torch.sub(d1, d3, out=out[3])
+#: input transforms B^T (alpha x alpha) and output transforms A^T (tile x alpha) by output tile size
+_BT = {
+    2: ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+    4: ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0),
+        (0, 4, 0, -5, 0, 1)),
+}
+_AT = {
+    2: ((1, 1, 1, 0), (0, 1, -1, -1)),
+    4: ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
+}
 
 
-def _in4(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor, d4: torch.Tensor, d5: torch.Tensor,
-         out: torch.Tensor) -> None:
-    """F(4x4, 3x3)'s ``B^T d`` along one axis (rows of B^T: [4 0 -5 0 1 0], [0 -4 -4 1 1 0], [0 4 -4 -1 1 0],
-    [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1]); the middle four from the shared terms
-    t1 = d4 - 4 d2, t2 = d3 - 4 d1 (out[1], out[2] = t1 +- t2) and t3 = d4 - d2, t4 = d3 - d1 (t3 +- 2 t4)."""
-    torch.add(d4, d0, alpha=4, out=out[0]).sub_(d2, alpha=5)
-    torch.add(d4, d2, alpha=-4, out=out[1])
-    torch.add(d3, d1, alpha=-4, out=out[2])
-    out[1].add_(out[2])
-    torch.add(out[1], out[2], alpha=-2, out=out[2])
-    torch.sub(d4, d2, out=out[3])
-    torch.sub(d3, d1, out=out[4])
-    out[3].add_(out[4], alpha=2)
-    torch.add(out[3], out[4], alpha=-4, out=out[4])
-    torch.add(d5, d1, alpha=4, out=out[5]).sub_(d3, alpha=5)
-
-
-def _out2(m: torch.Tensor, tmp: torch.Tensor) -> list[torch.Tensor]:
-    """F(2x2, 3x3)'s ``A^T m`` along m's first axis, in place (A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]): the outputs."""
-    m[0].add_(m[1]).add_(m[2])
-    m[1].sub_(m[2]).sub_(m[3])
-    return [m[0], m[1]]
-
-
-def _out4(m: torch.Tensor, tmp: torch.Tensor) -> list[torch.Tensor]:
-    """F(4x4, 3x3)'s ``A^T m`` along m's first axis, in place with one slice ``tmp`` (A^T rows: [1 1 1 1 1 0],
-    [0 1 -1 2 -2 0], [0 1 1 4 4 0], [0 1 -1 8 -8 1]: from s1, d1 = m1 +- m2 and s2, d2 = m3 +- m4)."""
-    torch.sub(m[1], m[2], out=tmp)  # d1
-    m[1].add_(m[2])  # s1
-    torch.sub(m[3], m[4], out=m[2])  # d2
-    m[3].add_(m[4])  # s2
-    m[0].add_(m[1]).add_(m[3])  # y0 = m0 + s1 + s2
-    m[1].add_(m[3], alpha=4)  # y2 = s1 + 4 s2
-    torch.add(tmp, m[2], alpha=2, out=m[3])  # y1 = d1 + 2 d2
-    torch.add(tmp, m[2], alpha=8, out=m[4]).add_(m[5])  # y3 = d1 + 8 d2 + m5
-    return [m[0], m[3], m[1], m[4]]
-
-
-_TRANSFORMS = {2: (_in2, _out2), 4: (_in4, _out4)}
-
-
-def _cut(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``t`` (N, tile rows, tile columns, K) cut to ``like``'s rows and columns (an image's ragged last rows/columns)."""
-    return t[:, : like.shape[1], : like.shape[2]]
+@functools.lru_cache(maxsize=None)
+def _tile_matrices(tile: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``B^T``, ``B^T`` repeated alpha times (one per tile row), ``A^T``, ``A^T`` repeated ``tile`` times: float32 on
+    ``device``, made once (outside inference mode, so calls in and outside it can use them)."""
+    with torch.inference_mode(False):
+        bt = torch.tensor(_BT[tile], dtype=torch.float32, device=device)
+        at = torch.tensor(_AT[tile], dtype=torch.float32, device=device)
+        return bt, bt.expand(len(bt), *bt.shape).contiguous(), at, at.expand(tile, *at.shape).contiguous()
 
 
 def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, *,
@@ -141,23 +110,31 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, 
     """``F.conv2d(x, w, bias, padding=1)`` for (N, C, H, W) float32 ``x`` with ``u = transform_filter(w, tile)``
     (the tile size is read from ``u``: 16 positions F(2x2, 3x3), 36 F(4x4, 3x3)).
 
-    Returns a channels-last (N, K, H, W) tensor (the layout oneDNN's next conv reads without a reorder)."""
+    Returns a channels-last (N, K, H, W) tensor (the layout oneDNN's next conv reads without a reorder).
+
+    Each transform is a gather of the tiles' rows (or columns) into one buffer and one GEMM with the small matrix
+    (B^T or A^T), not one elementwise op per coefficient row: ~6 large ops per band instead of ~170 small ones.
+    With ``OMP_WAIT_POLICY=PASSIVE`` (what ``import vidtok_bench`` sets) every parallel op pays for waking the
+    other threads, ~0.1 ms on the 2-core VM, which had cost LPIPS-VGG ~20% of its time."""
     n, c, h, w = x.shape
     k = u.shape[2]
     a = {16: 4, 36: 6}[u.shape[0]]  # input tile size alpha
     t = a - 2  # output tile size
-    rows_in, rows_out = _TRANSFORMS[t]
+    bt, bt_rows, at, at_rows = _tile_matrices(t, x.device)
     th, tw = -(-h // t), -(-w // t)
     wp = t * tw + 2  # a band's padded width
     xh = x.permute(0, 2, 3, 1)  # NHWC: a view of a channels-last input
     out = x.new_empty(n, h, w, k)
     step = min(th, max(1, band_bytes // (16 * n * tw * max(c, k) * 4)))  # tiles per band: as F(2x2)'s at band_bytes
-    # two buffers per call, reused by every band: [padded input band | row pass | transformed input] and
-    # [products | one row of them for the output transform]. Few, large allocations (glibc maps them and gives
-    # them back) instead of a few per band.
-    src_len, r_len = n * (t * step + 2) * wp * c, a * n * step * wp * c
-    work = x.new_empty(src_len + r_len + a * a * n * step * tw * c)
-    m_buf = x.new_empty((a * a + a) * n * step * tw * k)
+    # two buffers per call, reused by every band (few, large allocations, which glibc maps and gives back, instead
+    # of a few per band): ``work`` in two halves that the steps write in turn, each over what the previous step
+    # read and nothing later needs, and the products; no more memory than the elementwise transforms had taken
+    src_len, rows_len = n * (t * step + 2) * wp * c, a * n * step * wp * c
+    tiles_len, m_len = a * a * n * step * tw * c, a * a * n * step * tw * k
+    x_len = max(src_len, rows_len, tiles_len, t * a * n * step * tw * k)  # band, row pass, transformed input, A^T m
+    work = x.new_empty(x_len + max(rows_len, tiles_len, t * t * n * step * tw * k))  # gathered rows, columns, tiles
+    half_x, half_y = work[:x_len], work[x_len:]
+    m_buf = x.new_empty(m_len)
     for t0 in range(0, th, step):
         tb = min(th, t0 + step) - t0
         p = n * tb * tw
@@ -165,29 +142,41 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, 
         # past the last row (a copy of the band only: the layer's input is never copied whole)
         lo, rows = t * t0 - 1, t * tb + 2
         a0, a1 = max(lo, 0), min(lo + rows, h)
-        src = work[: n * rows * wp * c].view(n, rows, wp, c)
+        src = half_x[: n * rows * wp * c].view(n, rows, wp, c)
         src[:, :, 0].zero_()
         src[:, :, w + 1:].zero_()
         src[:, : a0 - lo].zero_()
         src[:, a1 - lo:].zero_()
         src[:, a0 - lo: a1 - lo, 1: w + 1].copy_(xh[:, a0:a1])
-        r = work[src_len: src_len + a * n * tb * wp * c].view(a, n, tb, wp, c)
-        rows_in(*(src[:, i: i + t * tb: t] for i in range(a)), out=r)
-        v = work[src_len + r_len: src_len + r_len + a * a * p * c].view(a, a, n, tb, tw, c)
-        for i in range(a):
-            rows_in(*(r[i][:, :, j: j + t * tw: t] for j in range(a)), out=v[i])
-        m = torch.bmm(v.view(a * a, p, c), u, out=m_buf[: a * a * p * k].view(a * a, p, k)).view(a, a, n, tb, tw, k)
-        tmp = m_buf[a * a * p * k: (a * a + a) * p * k].view(a, n, tb, tw, k)
-        # A^T m A: rows in place, then each output row's columns in place, copied into the band's pixels (a ragged
-        # last row or column of tiles is cut to the image) with the bias
-        band = out[:, t * t0: min(t * (t0 + tb), h)]
-        for i, mi in enumerate(rows_out(m, tmp)):
-            for j, col in enumerate(rows_out(mi, tmp[0])):
-                dst = band[:, i::t, j::t]
-                if bias is None:
-                    dst.copy_(_cut(col, dst))
-                else:
-                    torch.add(_cut(col, dst), bias, out=dst)
+        # B^T d B: row l of every tile row gathered (l, n, tile row, column, c), B^T along l; then column l of every
+        # tile gathered (row i, l, n, tile row, tile column, c), B^T along l for each i: v[i, j] as u orders them
+        g = half_y[: a * n * tb * wp * c].view(a, n, tb, wp, c)
+        g.copy_(src.unfold(1, a, t).permute(4, 0, 1, 2, 3))
+        r = half_x[: a * n * tb * wp * c].view(a, n, tb, wp, c)
+        torch.mm(bt, g.view(a, -1), out=r.view(a, -1))
+        gc = half_y[: a * a * p * c].view(a, a, n, tb, tw, c)
+        gc.copy_(r.unfold(3, a, t).permute(0, 5, 1, 2, 3, 4))
+        v = half_x[: a * a * p * c].view(a, a, p * c)
+        torch.bmm(bt_rows, gc.view(a, a, -1), out=v)
+        m = torch.bmm(v.view(a * a, p, c), u, out=m_buf[: a * a * p * k].view(a * a, p, k))
+        # A^T m A: A^T along the rows, then along the columns for each output row: (i, j, n, tile row, tile col, K)
+        y1 = half_x[: t * a * p * k].view(t, a, p * k)
+        torch.mm(at, m.view(a, -1), out=y1.view(t, -1))
+        y = half_y[: t * t * p * k].view(t, t, p * k)
+        torch.bmm(at_rows, y1, out=y)
+        # into the band's pixels with the bias, in one op where the band is whole tiles; a ragged last row or
+        # column of tiles (VGG's 80x34 and 40x17 levels) is cut to the image
+        tiles = y.view(t, t, n, tb, tw, k).permute(2, 3, 0, 4, 1, 5)  # (n, tile row, i, tile col, j, K)
+        r0, r1 = t * t0, min(t * (t0 + tb), h)
+        band = out[:, r0:r1]
+        if r1 - r0 == t * tb and w == t * tw:
+            dst, src_px = band.view(n, tb, t, tw, t, k), tiles
+        else:
+            dst, src_px = band, tiles.reshape(n, t * tb, t * tw, k)[:, : r1 - r0, :w]
+        if bias is None:
+            dst.copy_(src_px)
+        else:
+            torch.add(src_px, bias, out=dst)
     del work, m_buf
     return out.permute(0, 3, 1, 2)
 

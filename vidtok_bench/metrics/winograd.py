@@ -96,13 +96,12 @@ _AT = {
 
 
 @functools.lru_cache(maxsize=None)
-def _tile_matrices(tile: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``B^T``, ``B^T`` repeated alpha times (one per tile row), ``A^T``, ``A^T`` repeated ``tile`` times: float32 on
-    ``device``, made once (outside inference mode, so calls in and outside it can use them)."""
+def _tile_matrices(tile: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``B^T`` and ``A^T`` in float32 on ``device``, made once (outside inference mode, so calls in and outside it
+    can use them)."""
     with torch.inference_mode(False):
-        bt = torch.tensor(_BT[tile], dtype=torch.float32, device=device)
-        at = torch.tensor(_AT[tile], dtype=torch.float32, device=device)
-        return bt, bt.expand(len(bt), *bt.shape).contiguous(), at, at.expand(tile, *at.shape).contiguous()
+        return (torch.tensor(_BT[tile], dtype=torch.float32, device=device),
+                torch.tensor(_AT[tile], dtype=torch.float32, device=device))
 
 
 def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, *,
@@ -115,12 +114,12 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, 
     Each transform is a gather of the tiles' rows (or columns) into one buffer and one GEMM with the small matrix
     (B^T or A^T), not one elementwise op per coefficient row: ~6 large ops per band instead of ~170 small ones.
     With ``OMP_WAIT_POLICY=PASSIVE`` (what ``import vidtok_bench`` sets) every parallel op pays for waking the
-    other threads, ~0.1 ms on the 2-core VM, which had cost LPIPS-VGG ~20% of its time."""
+    other threads, ~0.14 ms per op on the 2-core VM, which had cost LPIPS-VGG ~17% of its time."""
     n, c, h, w = x.shape
     k = u.shape[2]
     a = {16: 4, 36: 6}[u.shape[0]]  # input tile size alpha
     t = a - 2  # output tile size
-    bt, bt_rows, at, at_rows = _tile_matrices(t, x.device)
+    bt, at = _tile_matrices(t, x.device)
     th, tw = -(-h // t), -(-w // t)
     wp = t * tw + 2  # a band's padded width
     xh = x.permute(0, 2, 3, 1)  # NHWC: a view of a channels-last input
@@ -157,13 +156,13 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, 
         gc = half_y[: a * a * p * c].view(a, a, n, tb, tw, c)
         gc.copy_(r.unfold(3, a, t).permute(0, 5, 1, 2, 3, 4))
         v = half_x[: a * a * p * c].view(a, a, p * c)
-        torch.bmm(bt_rows, gc.view(a, a, -1), out=v)
+        torch.bmm(bt.expand(a, a, a), gc.view(a, a, -1), out=v)
         m = torch.bmm(v.view(a * a, p, c), u, out=m_buf[: a * a * p * k].view(a * a, p, k))
         # A^T m A: A^T along the rows, then along the columns for each output row: (i, j, n, tile row, tile col, K)
         y1 = half_x[: t * a * p * k].view(t, a, p * k)
         torch.mm(at, m.view(a, -1), out=y1.view(t, -1))
         y = half_y[: t * t * p * k].view(t, t, p * k)
-        torch.bmm(at_rows, y1, out=y)
+        torch.bmm(at.expand(t, t, a), y1, out=y)
         # into the band's pixels with the bias, in one op where the band is whole tiles; a ragged last row or
         # column of tiles (VGG's 80x34 and 40x17 levels) is cut to the image
         tiles = y.view(t, t, n, tb, tw, k).permute(2, 3, 0, 4, 1, 5)  # (n, tile row, i, tile col, j, K)

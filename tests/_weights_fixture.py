@@ -36,6 +36,18 @@ def seeded_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _SEEDED["dir"]
 
 
+def seeded_cache_with_dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded cache plus DISTS's alpha/beta imported from the installed DISTS-pytorch wheel (no download)."""
+    pkg = pytest.importorskip("DISTS_pytorch")
+    from vidtok_bench.weights import manager
+
+    d = seeded_cache_dir(tmp_path_factory)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(manager.CACHE_ENV, str(d))
+        manager.import_path(Path(pkg.__file__).parent / "weights.pt", progress=None)
+    return d
+
+
 @pytest.fixture
 def weights_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache dir with i3d, alexnet and vgg16 installed; VIDTOK_BENCH_CACHE points at it."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from _vidtok_fixtures import FIXTURES, cases, overrides
-from _weights_fixture import seeded_cache_dir, weights_cache  # noqa: F401
+from _weights_fixture import seeded_cache_with_dists, weights_cache  # noqa: F401
 
 from vidtok_bench.cli import main
 from vidtok_bench.config import compose
@@ -58,14 +58,7 @@ def test_new_metrics_are_registered_with_their_facts(name, label, hib, kind):
 @pytest.fixture(scope="module")
 def dists_cache(tmp_path_factory) -> Path:
     """vgg16 from ../shared plus DISTS alpha/beta from the installed DISTS-pytorch wheel (no download)."""
-    pkg = pytest.importorskip("DISTS_pytorch")
-    from vidtok_bench.weights import manager
-
-    d = seeded_cache_dir(tmp_path_factory)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(manager.CACHE_ENV, str(d))
-        manager.import_path(Path(pkg.__file__).parent / "weights.pt", progress=None)
-    return d
+    return seeded_cache_with_dists(tmp_path_factory)
 
 
 def test_dists_run_equals_the_python_api_on_the_same_frames(tmp_path, dists_cache, monkeypatch):

@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = [
     "vidtok_bench.data_cli",
     "vidtok_bench.profile_cli",
     "vidtok_bench.weights.cli",
+    "vidtok_bench.calibrate_cli",
     "vidtok_bench.report.table_cli",
     "vidtok_bench.report.compare",
     "vidtok_bench.report.gate",

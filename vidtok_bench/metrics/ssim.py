@@ -58,6 +58,12 @@ def _ssim_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor, cov_norm: 
     return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
 
 
+def gaussian_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Wang et al.'s SSIM without the pooling step (their ``ssim_index.m``): images (N,C,H,W) in [0,1] -> (N,),
+    the mean over channels and valid positions. The ``vidtok`` variant is this after average-pooling by f."""
+    return _ssim_map(x.double(), y.double(), _gaussian_1d(11, 1.5), 1.0).mean(dim=(1, 2, 3))
+
+
 def ssim_frames(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
     """SSIM per image: (N,3,H,W) in [-1,1] -> (N,) float64."""
     return _ssim_in_steps(lambda i, j: (real[i:j], fake[i:j]), real.shape[0], real.shape[-2:], variant)

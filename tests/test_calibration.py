@@ -258,6 +258,14 @@ def test_offline_fetch_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
     assert "pyiqa==0.1.16" in msg and cal.SDIST_SHA256 in msg and "--sdist PATH" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize(("device", "match"), [("foo", "not a valid device"), ("mps", "only cpu and cuda")])
+def test_bad_device_is_refused_before_any_download(device: str, match: str, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cal, "fetch_sdist", lambda **k: pytest.fail("fetched"))
+    assert cli_main(["calibrate", "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+
+
 def test_calibrate_help_names_the_source_and_exit_status(capsys) -> None:
     with pytest.raises(SystemExit):
         cli_main(["calibrate", "--help"])

@@ -135,3 +135,39 @@ def test_channels_last_vidtok_in_bf16_on_cuda_stays_near_fp32():
         got = tok.reconstruct(x).float()
     err = (got - ref).pow(2).mean().sqrt().item()
     assert 0 < err < 0.05 * ref.abs().mean().item() + 0.02
+
+
+@pytest.mark.parametrize(("k", "dense_max"), [(4096, None), (4096, 0), (1 << 20, None)])
+def test_codebook_usage_on_cuda_counts_what_the_cpu_counts(k, dense_max, monkeypatch):
+    """Token counts on the GPU (bincount for small codebooks, unique/scatter for large ones), merged across
+    devices and through a saved state, are the CPU's integers, so every derived figure is bit-identical."""
+    from vidtok_bench.metrics import codebook
+    from vidtok_bench.metrics.codebook import CodebookUsage
+
+    if dense_max is not None:
+        monkeypatch.setattr(codebook, "DENSE_MAX", dense_max)  # the sparse path on a small codebook
+    g = torch.Generator().manual_seed(k)
+    idx = (torch.rand(4, 5, 16, 16, generator=g) ** 3 * k).long()  # skewed: many unused entries
+    cpu, gpu = CodebookUsage(k, "cpu"), CodebookUsage(k, "cuda")
+    cpu.update(idx)
+    for part in idx.split(1):  # batches of one, as a run feeds them
+        gpu.update(part.cuda().int())
+    assert torch.equal(gpu.counts().cpu(), cpu.counts())
+    assert gpu.compute(256) == cpu.compute(256)
+    half = CodebookUsage(k, "cuda")
+    half.load_state_dict(CodebookUsage(k, "cpu").state_dict())
+    assert half.merge(cpu).compute(256) == cpu.compute(256)
+
+
+def test_latent_stats_on_cuda_equal_the_cpu_float64_sums():
+    from vidtok_bench.metrics.codebook import LatentStats
+
+    x = torch.randn(3, 16, 5, 32, 32, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    cpu, gpu = LatentStats(16, "cpu"), LatentStats(16, "cuda")
+    cpu.update(x)
+    for part in x.split(1):
+        gpu.update(part.cuda())
+    a, b = cpu.compute(), gpu.compute()
+    assert a["n"] == b["n"] == 3 * 5 * 32 * 32
+    for key in ("mean", "std"):
+        assert torch.allclose(b[key].cpu(), a[key], rtol=1e-12, atol=1e-12), key

@@ -185,13 +185,15 @@ def test_cli_exit_1_names_the_mismatch(tmp_path: Path, monkeypatch, capsys) -> N
     ("missing", r"has no regular file pyiqa-0\.1\.16/ResultsCalibra/dist_dir/B\.bmp"),
     ("sizes", r"calibration images differ in size"),
     ("no-row", r"publishes no 'psnr' row \(has: lpips\)"),
+    ("nan", r"published psnr for B\.bmp is not a number: 'nan'"),
     ("bad-image", r"ref_dir/A\.bmp: not a readable image"),
     ("not-a-tar", r"not a readable sdist"),
     ("absent", r"no such file"),
 ])
 def test_bad_sets_are_one_line_errors_naming_the_file(tmp_path: Path, case: str, match: str, monkeypatch) -> None:
     kw = {"missing": {"drop": f"{cal.ROOT}dist_dir/B.bmp"}, "sizes": {"sizes": ((16, 24), (20, 24))},
-          "no-row": {"csv_text": "Method,A.bmp,B.bmp\nlpips,0.1,0.2\n"}}.get(case, {})
+          "no-row": {"csv_text": "Method,A.bmp,B.bmp\nlpips,0.1,0.2\n"},
+          "nan": {"csv_text": "Method,A.bmp,B.bmp\npsnr,30.0,nan\n"}}.get(case, {})
     sdist, _, _ = _make_sdist(tmp_path, **kw)
     if case == "bad-image":
         with tarfile.open(sdist) as tf:

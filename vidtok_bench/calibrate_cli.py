@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .report.table import FORMATS  # the table formats every command shares (imported for `table` already)
+
 # .calibration (torch, PIL, the metrics) is imported by the action only: `vidtok-bench --help` stays cheap.
-FORMATS = ("markdown", "csv", "html", "latex")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,8 +7,8 @@ this harness's metrics and checks each value against the published one to the di
 (half a unit of the last digit). The sdist is fetched with pip, pinned by sha256, and kept in the cache;
 only the CSV and the ten images are read out of it, never extracted to disk.
 
-    from vidtok_bench.calibration import calibrate
-    rows = calibrate(device="cpu")          # one Row per (metric, image)
+    from vidtok_bench.calibration import calibrate, fetch_sdist, read_set
+    rows = calibrate(read_set(fetch_sdist()), device="cpu")    # one Row per (metric, image)
 """
 from __future__ import annotations
 
@@ -45,12 +45,14 @@ def rgb2gray(u: torch.Tensor) -> torch.Tensor:
 
 
 def _psnr(ref: torch.Tensor, dist: torch.Tensor, device: str) -> torch.Tensor:
+    """PSNR over RGB in [0,1]: the ``vidtok`` variant's per-frame value."""
     from .metrics.psnr import psnr
 
     return psnr(ref * 2 - 1, dist * 2 - 1)
 
 
 def _ssim(ref: torch.Tensor, dist: torch.Tensor, device: str) -> torch.Tensor:
+    """Wang's ``ssim_index.m`` on MATLAB ``rgb2gray``: the ``vidtok`` variant's SSIM before its pooling step."""
     from .metrics.ssim import gaussian_ssim
 
     return gaussian_ssim(rgb2gray(ref), rgb2gray(dist))
@@ -74,15 +76,14 @@ class Check:
 
     row: str  # the row's name in results_official.csv
     metric: str  # this harness's metric (its label is read from the metric's own MetricInfo)
-    definition: str
     score: Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]  # (ref, dist) (N,3,H,W) in [0,1], device
 
 
 CHECKS: tuple[Check, ...] = (
-    Check("psnr", "psnr", "PSNR over RGB in [0,1] (the `vidtok` variant's per-frame value)", _psnr),
-    Check("ssim", "ssim", "Wang's ssim_index.m on MATLAB rgb2gray, no pooling (`vidtok` pools by f first)", _ssim),
-    Check("lpips", "lpips", "LPIPS v0.1, net=alex", _lpips),
-    Check("dists", "dists", "DISTS (DISTS-pytorch alpha/beta, VGG16)", _dists),
+    Check("psnr", "psnr", _psnr),
+    Check("ssim", "ssim", _ssim),
+    Check("lpips", "lpips", _lpips),  # LPIPS v0.1, net=alex: the published row's network
+    Check("dists", "dists", _dists),
 )
 
 
@@ -210,9 +211,11 @@ def calibrate(cset: CalibrationSet, device: str = "cpu", checks: tuple[Check, ..
         values = c.score(ref, dist, device).double().cpu().tolist()
         for image, pub, ours in zip(cset.images, cset.published[c.row], values):
             try:
-                Decimal(pub)
+                finite = Decimal(pub).is_finite()
             except InvalidOperation:
-                raise BenchError(f"published {c.row} for {image} is not a number: '{pub}'") from None
+                finite = False
+            if not finite:
+                raise BenchError(f"published {c.row} for {image} is not a number: '{pub}'")
             rows.append(Row(_label(c.metric), image, pub, float(ours)))
     return rows
 

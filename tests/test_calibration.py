@@ -118,9 +118,11 @@ def _bmp(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _make_sdist(root: Path, *, psnr: list[str] | None = None, sizes=((16, 24), (16, 24)), drop: str | None = None,
-                csv_text: str | None = None) -> tuple[Path, np.ndarray, np.ndarray]:
-    """A tiny pyiqa-0.1.16 sdist with two pairs and a results_official.csv, installable by pip."""
+def _make_sdist(root: Path, *, psnr: list[str] | None = None, sizes=((16, 24), (16, 24)),
+                csv_text: str | None = None, members: dict[str, bytes | None] | None = None
+                ) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A tiny pyiqa-0.1.16 sdist with two pairs and a results_official.csv, installable by pip; ``members``
+    replaces files by name (None: leaves the file out)."""
     rng = np.random.default_rng(0)
     refs = [rng.integers(0, 256, (*s, 3), dtype=np.uint8) for s in sizes]
     dists = [np.clip(r.astype(int) + rng.integers(-20, 21, r.shape), 0, 255).astype(np.uint8) for r in refs]
@@ -138,10 +140,10 @@ def _make_sdist(root: Path, *, psnr: list[str] | None = None, sizes=((16, 24), (
     for n, r, d in zip(names, refs, dists):
         files[f"{cal.ROOT}ref_dir/{n}"] = _bmp(r)
         files[f"{cal.ROOT}dist_dir/{n}"] = _bmp(d)
-    files.pop(drop, None)
+    files.update(members or {})
     sdist = root / cal.SDIST
     with tarfile.open(sdist, "w:gz") as tf:
-        for name, data in files.items():
+        for name, data in ((n, d) for n, d in files.items() if d is not None):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
@@ -191,19 +193,12 @@ def test_cli_exit_1_names_the_mismatch(tmp_path: Path, monkeypatch, capsys) -> N
     ("absent", r"no such file"),
 ])
 def test_bad_sets_are_one_line_errors_naming_the_file(tmp_path: Path, case: str, match: str, monkeypatch) -> None:
-    kw = {"missing": {"drop": f"{cal.ROOT}dist_dir/B.bmp"}, "sizes": {"sizes": ((16, 24), (20, 24))},
+    kw = {"missing": {"members": {f"{cal.ROOT}dist_dir/B.bmp": None}},
+          "bad-image": {"members": {f"{cal.ROOT}ref_dir/A.bmp": b"not an image"}},
+          "sizes": {"sizes": ((16, 24), (20, 24))},
           "no-row": {"csv_text": "Method,A.bmp,B.bmp\nlpips,0.1,0.2\n"},
           "nan": {"csv_text": "Method,A.bmp,B.bmp\npsnr,30.0,nan\n"}}.get(case, {})
     sdist, _, _ = _make_sdist(tmp_path, **kw)
-    if case == "bad-image":
-        with tarfile.open(sdist) as tf:
-            members = {m.name: tf.extractfile(m).read() for m in tf.getmembers()}
-        members[f"{cal.ROOT}ref_dir/A.bmp"] = b"not an image"
-        with tarfile.open(sdist, "w:gz") as tf:
-            for name, data in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
     if case == "not-a-tar":
         sdist.write_bytes(b"garbage" * 10)
     if case == "absent":

@@ -10,6 +10,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import json
+import threading
+import time
 
 import pytest
 import torch
@@ -114,6 +116,25 @@ def test_worker_runs_jobs_in_order_and_reraises_bugs() -> None:
     w = ScoringWorker(lambda i: seen.append(i), enabled=False)
     w.submit(7)
     assert seen == [7]  # disabled: run at once in the caller's thread
+
+
+def test_worker_close_waits_for_the_running_job_and_skips_the_queued_ones() -> None:
+    """An interrupt closes the worker mid-job: the running job ends (a thread left inside torch at exit aborts
+    the process, 134, instead of exiting 130/143) and the jobs still queued never start."""
+    started, finished = threading.Event(), []
+
+    def slow(i):
+        started.set()
+        time.sleep(0.5)
+        finished.append(i)
+
+    w = ScoringWorker(slow, enabled=True, depth=2)
+    w.submit(0)
+    w.submit(1)
+    assert started.wait(5)
+    thread = w._thread
+    w.close()
+    assert not thread.is_alive() and finished == [0]
 
 
 # ----------------------------------------------------------------- LPIPS

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from ..atomic import atomic_output
 from ..data import Clip
 from ..metrics.base import FrameMetric, LatentMetric, Metric, SetMetric
 from ..results import ClipRecord, MetricResult, VideoRecord
@@ -97,9 +98,8 @@ class ScoringStage:
             state = m.state_dict()
             if state:
                 state_dir.mkdir(exist_ok=True)
-                tmp = state_dir / f".{name}.pt.tmp"
-                torch.save(state, tmp)
-                tmp.replace(state_dir / f"{name}.pt")
+                with atomic_output(state_dir / f"{name}.pt") as tmp:
+                    torch.save(state, tmp)
 
     def load_state(self, state_dir: Path) -> None:
         for name, m in self.set_metrics.items():
@@ -189,10 +189,14 @@ class ScoringWorker:
 
     def close(self) -> None:
         """Stop the thread: jobs not yet started are skipped (called after ``drain`` on a normal end; on an
-        interrupt the batches in flight belong to a video not yet stored, which a resumed run redoes)."""
+        interrupt the batches in flight belong to a video not yet stored, which a resumed run redoes).
+
+        Waits for the job already running (one batch): a thread left inside a torch op when the interpreter
+        exits makes the C++ runtime abort (exit 134, "terminate called without an active exception") instead
+        of the 130/143 that schedulers read as interrupted."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=None if self._queue.unfinished_tasks == 0 else 0.1)
+            self._thread.join()
             self._thread = None
 
     def _raise(self) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from vidtok_bench.errors import CheckpointError, ConfigError, InputShapeError
 from vidtok_bench.config import resolve_group
-from vidtok_bench.registry import TOKENIZERS, create_tokenizer
+from vidtok_bench.registry import create_tokenizer
 from vidtok_bench.tokenizers.diffusers_vae import DiffusersVAETokenizer
 
 torch.set_num_threads(2)

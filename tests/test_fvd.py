@@ -3,7 +3,6 @@ reference-feature cache and resume state (with a stand-in feature network: the r
 checked against its reference in test_i3d.py)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np

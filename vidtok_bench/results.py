@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from .atomic import atomic_output
 from .errors import BenchError
 
 SCHEMA = "vidtok-bench/results/v2"
@@ -324,9 +324,9 @@ def json_safe(obj: Any) -> Any:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and a rename: a reader never sees a torn file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False))
-    os.replace(tmp, path)
+    text = json.dumps(json_safe(data), indent=2, default=str, allow_nan=False)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_result(result: Result, run_dir: Path) -> Path:
@@ -428,9 +428,9 @@ def write_per_video(rows: list[dict[str, Any]], metric_names: list[str], run_dir
     import pandas as pd
 
     path = Path(run_dir) / PER_VIDEO_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pd.DataFrame(rows, columns=[*PER_VIDEO_COLUMNS, *metric_names]).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    frame = pd.DataFrame(rows, columns=[*PER_VIDEO_COLUMNS, *metric_names])
+    with atomic_output(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return path
 
 

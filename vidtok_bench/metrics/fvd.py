@@ -28,9 +28,7 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_output
 from ..errors import ConfigError
 from ..frames import pad_frames
 from ..registry import register_metric
@@ -278,15 +277,8 @@ class FVD(SetMetric):
 
     @staticmethod
     def _save(f: Path, value: np.ndarray) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp.npy", dir=f.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, value)
-            os.replace(tmp, f)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_output(f) as tmp, open(tmp, "wb") as fh:  # a handle: np.save would append .npy to a name
+            np.save(fh, value)
 
     def _reference_features(self, real: torch.Tensor, clip_ids: list[str]) -> np.ndarray:
         root = self._cache_dir()

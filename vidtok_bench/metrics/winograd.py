@@ -26,7 +26,6 @@ import threading
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 #: input channels from which a 3x3 conv runs by Winograd on CPUs (VGG's layers at 640x272 on 2 AVX-512 cores, F(2x2)
 #: on the Xeon box: 512 channels 1.5-1.7x faster, 256 1.15-1.6x, 128 no faster, 64 2x slower; F(4x4) on the EPYC

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import atomic_output
 from ..errors import BenchError
 
 START = "<!-- results:start -->"
@@ -49,7 +50,6 @@ def update_readme(path: str | Path, block: str, start: str = START, end: str = E
         new = new.replace("\n", "\r\n")
     if new == text:
         return False
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(new.encode("utf-8"))
-    tmp.replace(p)
+    with atomic_output(p) as tmp:
+        tmp.write_bytes(new.encode("utf-8"))
     return True

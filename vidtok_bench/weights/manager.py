@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..errors import WeightsError, one_line
 from ..hashing import sha256_file
 from .safe_unpickle import safe_load
@@ -206,10 +207,9 @@ def convert_ckpt(a: Artifact, ckpt: Path, *, verified: bool = False) -> Path:
     _flatten(_read_member(a, ckpt), "", tensors, str(ckpt))
     dest = converted_path(a)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"source_sha256": a.sha256, "artifact": a.member, "format": FORMAT_VERSION})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest)  # atomic: concurrent runs never see a half-written file
+    with atomic_output(dest) as tmp:  # concurrent runs never see a half-written file
+        save_file(tensors, str(tmp), metadata={"source_sha256": a.sha256, "artifact": a.member, "format": FORMAT_VERSION})
+        os.chmod(tmp, 0o644)
     return dest
 
 

@@ -124,6 +124,13 @@ def test_list_and_help(capsys):
     assert "4x8x8" in out
     code, out, _ = run_cli(capsys, "list", "metrics")
     assert all(m in out for m in ("psnr", "ssim", "lpips", "fvd"))
+    from vidtok_bench.registry import METRICS
+
+    header, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()]
+    listed = {r[0]: dict(zip(header, r)) for r in rows}
+    for name in ("psnr", "lpips", "fvd"):  # each metric's own declared facts, as results and tables use them
+        info = METRICS.get(name).info
+        assert listed[name]["decimals"] == str(info.precision) and listed[name]["gate tolerance"] == str(info.tolerance)
     code, out, _ = run_cli(capsys, "list", "datasets")
     assert all(d in out for d in ("synthetic", "folder", "mcl_jcv"))
     with pytest.raises(SystemExit) as exc:

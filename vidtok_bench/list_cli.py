@@ -59,9 +59,10 @@ def main(args: argparse.Namespace) -> int:
         for n, cls in sorted(METRICS.plugins().items()):
             i = cls.info
             doc = (cls.__doc__ or "").strip().splitlines()
-            rows.append([n, i.label, i.unit or "", "higher" if i.higher_is_better else "lower", i.kind, i.tolerance,
-                         doc[0] if doc else ""])
-        print(tabulate(rows, headers=["name", "label", "unit", "better", "kind", "gate tolerance", "definition"], tablefmt="github"))
+            rows.append([n, i.label, i.unit or "", "higher" if i.higher_is_better else "lower", i.kind, i.precision,
+                         i.tolerance, doc[0] if doc else ""])
+        print(tabulate(rows, headers=["name", "label", "unit", "better", "kind", "decimals", "gate tolerance", "definition"],
+                       tablefmt="github", disable_numparse=True))
     else:
         from .config import protocol_names
 

@@ -40,7 +40,8 @@ many processes, sweeps:
 exit codes:
   0  every selected video was evaluated       3  some videos failed (results for the rest written, status partial)
   2  configuration error, found before work   4  nothing was evaluated (status empty)
-  5  results could not be written (disk full, directory not writable); finished videos are kept
+  5  results could not be written during the run (disk full, directory became unwritable); finished
+     videos are kept (an output directory that cannot be written at the start is a 2)
   130 interrupted (Ctrl-C), 143 terminated (SIGTERM): finished videos are kept; rerun to resume
 
 output directories: default outputs/<tokenizer>/<dataset>-<protocol>-<config hash>; rerunning a

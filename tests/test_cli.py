@@ -143,3 +143,25 @@ def test_cfg_prints_resolved_config(capsys):
     code, out, _ = run_cli(capsys, "run", "--cfg", "tokenizer=identity", "dataset.fps=24")
     assert code == 0
     assert "plugin: identity" in out and "fps: 24" in out
+
+
+LEADERBOARD = os.path.join(os.path.dirname(__file__), "..", "results", "leaderboard")
+
+
+@pytest.mark.parametrize("where", ["a_directory", "no_parent/x.md"])
+def test_an_output_path_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path, capsys, where):
+    (tmp_path / "a_directory").mkdir()
+    code, _, err = run_cli(capsys, "table", LEADERBOARD, "-o", str(tmp_path / where))
+    assert code == 2 and err.count("\n") == 1 and str(tmp_path / where) in err and "Traceback" not in err
+
+
+def test_a_full_disk_while_writing_a_report_exits_5(tmp_path, capsys, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, _, err = run_cli(capsys, "table", LEADERBOARD, "-o", str(tmp_path / "t.md"))
+    assert code == 5 and err.strip() == f"vidtok-bench: error: {tmp_path / 't.md'}: No space left on device"

@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from .errors import BenchError
+from .errors import STORAGE_ERRNOS, BenchError, os_error_line
 
 #: modules providing sub-commands, in the order --help lists them
 SUBCOMMAND_MODULES = [
@@ -80,6 +80,11 @@ def _main(argv: list[str] | None) -> int:
     except BenchError as exc:
         print(f"vidtok-bench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # main() handles a reader that stopped early
+    except OSError as exc:  # an output path that cannot be written (a directory, no parent, a full disk): one line
+        print(f"vidtok-bench: error: {os_error_line(exc)}", file=sys.stderr)
+        return 5 if exc.errno in STORAGE_ERRNOS else 2
     except KeyboardInterrupt:
         print("vidtok-bench: interrupted; finished work is kept — rerun the same command to resume", file=sys.stderr)
         return 130

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from typing import Iterable
 
 
@@ -75,6 +76,17 @@ def check_choice(label: str, value: object, choices) -> object:
     if value not in choices:
         raise ConfigError(f"{label}={value!r} is not one of {', '.join(map(str, choices))}")
     return value
+
+
+#: errno values that mean the storage, not the path, refused the write (exit 5, like `run`'s EXIT_IO)
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as the CLI reports it: the file and the reason, without the errno prefix."""
+    names = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    reason = exc.strerror or one_line(exc)
+    return f"{' -> '.join(names)}: {reason}" if names else reason
 
 
 def one_line(exc: BaseException) -> str:

@@ -155,7 +155,8 @@ def test_sigterm_keeps_finished_videos_and_a_rerun_resumes(tmp_path):
     "resume=2", "overwrite=yes", "precision=fp64", "device=tpu", "device=cuda:x", "metrics=psnr", "metrics=[psnr,psnr]",
     "metrics=[nope]", "tokenizer=h264 tokenizer.crf=abc", "tokenizer=h264 tokenizer.crf=99", "dataset.size=abc",
     "dataset.size=-4", "dataset.fps=0", "dataset.clip_len=abc", "dataset.tail=sideways", "dataset.num_videos=abc",
-    "tokenizer.t=abc", "protocol=nope", "nokey=1",
+    "tokenizer.t=abc", "protocol=nope", "nokey=1", "+nokey=1", "++nokey=1", "~tokenizer", "~protocol",
+    "~dataset dataset.num_videos=1",
 ])
 def test_malformed_values_are_one_line_errors_before_any_work(tmp_path, capsys, override):
     code = main(["run", f"output_dir={tmp_path / 'o'}", *override.split()])

@@ -56,3 +56,20 @@ def test_basic_launcher_array_over_tokenizers_and_shards_then_merge(tmp_path):
 def test_hydra_settings_without_m_are_refused(tmp_path, capsys):
     assert cli("run", *TINY, "hydra/launcher=submitit_local", f"output_dir={tmp_path}") == 2
     assert "add -m" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["batch_size=1,0"], ["tokenizer=identity,nosuch"], ["seed=range(0,2)", "+nokey=1"]])
+def test_a_bad_job_is_one_line_before_any_job_runs(tmp_path, capsys, bad):
+    sweep = tmp_path / "sweep"
+    assert cli("run", "-m", *TINY, *bad, f"output_dir={sweep}") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidtok-bench: error: sweep job ") and err.count("\n") == 1, err
+    assert not sweep.exists()  # the first, valid job did not run either
+
+
+def test_jobs_expand_as_hydra_expands_them():
+    from vidtok_bench.sweep import job_overrides
+
+    jobs = job_overrides(["tokenizer=identity,trilinear_488", "seed=range(0,2)", "limit=1", "hydra/launcher=submitit_local"])
+    assert jobs == [["tokenizer=identity", "seed=0", "limit=1"], ["tokenizer=identity", "seed=1", "limit=1"],
+                    ["tokenizer=trilinear_488", "seed=0", "limit=1"], ["tokenizer=trilinear_488", "seed=1", "limit=1"]]

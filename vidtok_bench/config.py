@@ -100,11 +100,14 @@ def _hydra_message(exc: Exception) -> str:
         return f"{key} must be set (e.g. {key}=PATH)"
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
-        key = m.group(1)
-        top = _top_level_keys()
-        hint = suggest(key, top)
-        return f"unknown key '{key}'{f' ({hint})' if hint else ''}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"
+        return _unknown_key_message(m.group(1))
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _unknown_key_message(key: str) -> str:
+    top = _top_level_keys()
+    hint = suggest(key, top)
+    return f"unknown key '{key}'{f' ({hint})' if hint else ''}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,7 +137,20 @@ def compose(overrides: list[str], throw_on_missing: bool = True) -> dict[str, An
     False leaves mandatory ``???`` values for the caller to fill, as the Python API does)."""
     _check_group_names(overrides)
     out, choices = _hydra_compose(_plugin_key_overrides(list(overrides)), throw_on_missing)
+    check_top_level(out)
     return name_groups(out, choices)
+
+
+def check_top_level(out: dict[str, Any]) -> None:
+    """Hydra lets ``+key=v`` add keys nothing reads and ``~group`` delete a group every run needs: both are
+    configuration errors here, as ``key=v`` for an unknown key already is."""
+    for key in out:
+        if key not in _top_level_keys():
+            raise ConfigError(_unknown_key_message(key))
+    for group in GROUPS:
+        node = out.get(group)
+        if not isinstance(node, dict) or (group in PLUGIN_GROUPS and "plugin" not in node):  # deleted, maybe re-added in part
+            raise ConfigError(f"{group} is required (choose one: {group}=NAME; `vidtok-bench list {group}s`)")
 
 
 def name_groups(out: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def job(cfg: Any) -> str:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from .config import name_groups, plan_run
+    from .config import check_top_level, name_groups, plan_run
     from .errors import BenchError
     from .run_cli import print_summary
     from .runner import Runner
@@ -59,6 +59,7 @@ def job(cfg: Any) -> str:
     hc = HydraConfig.get()
     out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert isinstance(out, dict)
+    check_top_level(out)
     name_groups(out, dict(hc.runtime.choices))
     out["output_dir"] = hc.runtime.output_dir
     try:
@@ -70,6 +71,42 @@ def job(cfg: Any) -> str:
     return result.path
 
 
+def job_overrides(overrides: list[str]) -> list[list[str]]:
+    """Each job's overrides, expanded from sweep syntax (``k=a,b``, ``range()``, ``choice()``) by Hydra's own
+    override parser, in the basic sweeper's order (the cartesian product); Hydra's settings left out."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from .errors import ConfigError
+
+    user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(user)
+    except HydraException as exc:
+        raise ConfigError(f"invalid sweep: {str(exc).strip().splitlines()[0]}") from None
+    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+            else [o.input_line] for o in parsed]
+    return [list(job) for job in itertools.product(*axes)]
+
+
+def check_jobs(overrides: list[str]) -> int:
+    """Compose and validate every job before the launcher starts any (a bad value in the last job must not
+    surface after the first ones ran, or as Hydra's multi-line job failure); returns the number of jobs."""
+    from .config import compose, plan_run
+    from .errors import BenchError, ConfigError
+
+    jobs = job_overrides(overrides)
+    for ovs in jobs:
+        try:
+            plan_run(compose(ovs))
+        except BenchError as exc:
+            sweep_keys = [o for o in ovs if o not in overrides]
+            raise ConfigError(f"sweep job {' '.join(sweep_keys) or '(every job)'}: {exc}") from None
+    return len(jobs)
+
+
 def multirun(overrides: list[str]) -> int:
     """Run a sweep with Hydra (``-m``); returns the exit status."""
     import hydra
@@ -78,6 +115,7 @@ def multirun(overrides: list[str]) -> int:
     from .config import _plugin_key_overrides
 
     user = list(overrides)
+    check_jobs(user)
     base = DEFAULT_SWEEP_DIR
     for ov in list(user):
         key, _, value = ov.partition("=")

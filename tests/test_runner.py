@@ -127,6 +127,18 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         Runner(make_cfg(tmp_path, tokenizer="trilinear_488")).run()
 
 
+@pytest.mark.parametrize("meta", [None, "xx", "[1, 2]", '{"fingerprint": 3}'])
+def test_a_damaged_run_meta_is_named_not_called_a_configuration_change(tmp_path, meta):
+    from vidtok_bench.errors import ConfigError
+
+    Runner(make_cfg(tmp_path)).run()
+    f = tmp_path / "run_meta.json"
+    f.unlink() if meta is None else f.write_text(meta)
+    with pytest.raises(ConfigError, match=f"configuration is unknown: {f}") as exc:
+        Runner(make_cfg(tmp_path)).run()
+    assert "different configuration" not in str(exc.value) and "overwrite=true" in str(exc.value)
+
+
 def test_nonfinite_outputs_are_flagged(tmp_path, monkeypatch):
     from vidtok_bench.tokenizers.identity import IdentityTokenizer
 

@@ -77,6 +77,15 @@ class RunStore:
             return {}
         return meta if isinstance(meta, dict) else {}
 
+    def _meta_problem(self) -> str | None:
+        """Why this directory's fingerprint cannot be read (None when it can): the refusal must not call a
+        damaged or deleted run_meta.json 'a different configuration'."""
+        if not self.meta_file.exists():
+            return f"{self.meta_file} is missing"
+        if self._meta_fingerprint() is None:
+            return f"{self.meta_file} is unreadable (not the JSON a run writes)"
+        return None
+
     def _meta_fingerprint(self) -> dict[str, str] | None:
         """The fingerprint of the run in progress: data + config (fingerprint.manifest is known only at the end)."""
         fp = self._meta().get("fingerprint")
@@ -91,7 +100,9 @@ class RunStore:
         has_work = (self.dir / RESULTS_FILE).exists() or (self.clip_log.exists() and self.clip_log.stat().st_size)
         if has_work and not same and not overwrite:
             what = "a finished run" if (self.dir / RESULTS_FILE).exists() else "an unfinished run"
-            raise ConfigError(f"output_dir={self.dir} holds {what} with a different configuration; choose another "
+            problem = self._meta_problem()
+            why = f"whose configuration is unknown: {problem}" if problem else "with a different configuration"
+            raise ConfigError(f"output_dir={self.dir} holds {what} {why}; choose another "
                               "output_dir, or pass overwrite=true to replace it")
         if has_work and same and not resume and not overwrite:
             raise ConfigError(f"output_dir={self.dir} holds work of this configuration and resume=false; "

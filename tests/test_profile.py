@@ -130,7 +130,7 @@ def test_parse_overrides() -> None:
         parse_overrides(["size=[1]"])
     with pytest.raises(ConfigError, match="precision"):
         parse_overrides(["precision=fp8"])
-    with pytest.raises(ConfigError, match="positive"):
+    with pytest.raises(ConfigError, match=r"frames=0 must be an integer >= 1"):
         parse_overrides(["frames=[0]"])
 
 

@@ -16,6 +16,7 @@ import gc
 import json
 import math
 import statistics
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from .config import check_bool, check_int, resolve_device
 from .errors import BenchError, ConfigError, check_choice
 from .flops import achieved, count_flops, meta_costs
 from .precision import PRECISIONS, get_precision
@@ -45,7 +47,8 @@ class ProfileSpec:
     device: str = "auto"
     repeats: int = 3
     warmup: int = 1
-    #: [None]: the tokenizer's own setting; [false, true] compares tiled and untiled runs
+    #: [None]: the tokenizer's own setting; [false, true] compares tiled and untiled runs (a value the tokenizer
+    #: cannot take gives n/a points while another applies; a tokenizer taking none is a ConfigError)
     tiling: list[bool | None] = field(default_factory=lambda: [None])
     #: skip points whose estimated activation memory exceeds this; None: 90% of free RAM on CPU, no guard on CUDA
     max_memory_gb: float | None = None
@@ -88,24 +91,50 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _checked(spec: ProfileSpec) -> ProfileSpec:
-    try:
-        spec.sizes = [int(s) for s in _as_list(spec.sizes)]
-        spec.frames = [int(f) for f in _as_list(spec.frames)]
-        spec.tiling = [None if t is None else bool(t) for t in _as_list(spec.tiling)]
-        spec.formats = [str(f) for f in _as_list(spec.formats)]
-        spec.repeats, spec.warmup, spec.batch = int(spec.repeats), int(spec.warmup), int(spec.batch)
-        spec.aspect = float(spec.aspect)
-        spec.max_memory_gb = None if spec.max_memory_gb is None else float(spec.max_memory_gb)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"profile: {exc}") from None
-    if not spec.sizes or not spec.frames or min(spec.sizes + spec.frames) < 1:
+    """Every option checked as ``run`` checks its own (one-line ConfigError), before anything is built or measured."""
+    spec.sizes = [check_int("profile: sizes", s, 1) for s in _as_list(spec.sizes)]
+    spec.frames = [check_int("profile: frames", f, 1) for f in _as_list(spec.frames)]
+    if not spec.sizes or not spec.frames:
         raise ConfigError("profile: sizes and frames must be non-empty lists of positive integers")
-    if spec.repeats < 1 or spec.warmup < 0 or spec.batch < 1 or spec.aspect <= 0:
-        raise ConfigError("profile: repeats and batch must be >= 1, warmup >= 0, aspect > 0")
+    spec.tiling = [None if t is None else check_bool("profile: tiling", t) for t in _as_list(spec.tiling)]
+    if not spec.tiling or len(set(spec.tiling)) != len(spec.tiling):  # a repeated value would measure the same points twice
+        raise ConfigError(f"profile: tiling={json.dumps(spec.tiling)} must list some of null, false, true, each once")
+    spec.repeats, spec.warmup, spec.batch = (check_int("profile: repeats", spec.repeats, 1),
+                                             check_int("profile: warmup", spec.warmup, 0), check_int("profile: batch", spec.batch, 1))
+    spec.aspect = _check_positive("profile: aspect", spec.aspect)
+    spec.max_memory_gb = _check_positive("profile: max_memory_gb", spec.max_memory_gb, allow_none=True)
+    spec.cudnn_benchmark = check_bool("profile: cudnn_benchmark", spec.cudnn_benchmark)
+    spec.plot = check_bool("profile: plot", spec.plot)
     check_choice("profile: precision", spec.precision, PRECISIONS)
+    spec.formats = [str(f) for f in _as_list(spec.formats)]
     for f in spec.formats:
         check_choice("profile: formats", f, TABLE_FILES)
+    if isinstance(spec.output_dir, (list, dict, bool)):
+        raise ConfigError(f"profile: output_dir={spec.output_dir!r} must be a folder path")
+    spec.output_dir = None if spec.output_dir is None else str(spec.output_dir)  # output_dir=2024 parses as an int
     return spec
+
+
+def _check_positive(key: str, value: Any, allow_none: bool = False) -> float | None:
+    """A finite number > 0 (config.py checks integers and booleans only): NaN would disable the memory guard."""
+    if value is None and allow_none:
+        return None
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{key}={value!r} must be a number > 0" + (" or null" if allow_none else ""))
+    return float(value)
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` and write a scratch file there: a sweep can take hours, and an output path found
+    unusable only when the results are written would lose every measurement."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"profile: cannot write results to {out_dir}: it is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"profile: cannot write results to {out_dir}: {exc.strerror or exc}") from None
 
 
 # ----------------------------------------------------------------------------- memory
@@ -321,23 +350,50 @@ def _build(spec: ProfileSpec, device: torch.device, tiling: bool | None) -> Any:
 
 
 def run_profile(spec: ProfileSpec, log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Profile every (tiling, frames, size) point and write the outputs; returns what profile.json holds."""
-    from .environment import environment
-    from .config import resolve_device
+    """Profile every (tiling, frames, size) point and write the outputs; returns what profile.json holds.
 
+    Bad options and an unusable output folder are refused before the first point is measured; a sweep
+    stopped by a configuration error or Ctrl-C still writes the points measured so far."""
+    from .environment import environment
+
+    spec = _checked(spec)  # the Python API gets the CLI's checks too
     device = resolve_device(spec.device)
+    check_output_dir(spec.out_dir())
     limit = memory_limit_bytes(spec, device)
-    points: list[dict[str, Any]] = []
+    result = {"tokenizer": {"name": spec.tokenizer}, "spec": asdict(spec), "device": str(device),
+              "memory_limit_bytes": limit, "environment": environment(device), "points": []}
+    try:
+        _sweep(spec, device, limit, result, log)
+    except (BenchError, KeyboardInterrupt):
+        if any(p["status"] == OK for p in result["points"]):
+            with contextlib.suppress(OSError):  # the error being raised is the one to report
+                write_outputs({**result, "incomplete": True}, spec.out_dir(), plot=spec.plot, formats=spec.formats)
+                if log:
+                    log(f"stopped: the points done so far are in {spec.out_dir() / 'profile.md'}")
+        raise
+    write_outputs(result, spec.out_dir(), plot=spec.plot, formats=spec.formats)
+    return result
+
+
+def _sweep(spec: ProfileSpec, device: torch.device, limit: float | None, result: dict[str, Any],
+           log: Callable[[str], None] | None) -> None:
+    """Measure every point into ``result["points"]`` as it finishes, and the tokenizer's info into ``result``.
+
+    A tiling value the tokenizer cannot take (``tiling=true`` on VidTok v1.0) gives ``n/a`` points while
+    another value applies; when none does, the tokenizer has no such setting and that is a ConfigError,
+    as it is for a single value."""
+    points = result["points"]
     info: dict[str, Any] | None = None
+    refused: ConfigError | None = None
     for tiling in spec.tiling:
         try:
             tok = _build(spec, device, tiling)
         except ConfigError as exc:
             if tiling is None or len(spec.tiling) == 1:
                 raise
-            tok, why = None, str(exc)  # e.g. tiling=true on a model without a tiled mode
+            tok, why, refused = None, str(exc), refused or exc
         if tok is not None and info is None:
-            info = tok.info(weights=False)
+            info = result["tokenizer"] = tok.info(weights=False)
         for frames in spec.frames:
             for size in spec.sizes:
                 base = {"size": size, "frames_requested": frames, "tiling": tiling}
@@ -351,16 +407,9 @@ def run_profile(spec: ProfileSpec, log: Callable[[str], None] | None = print) ->
                 points.append(rec)
                 if log:
                     log(_line(rec))
-    result = {
-        "tokenizer": info or {"name": spec.tokenizer},
-        "spec": asdict(spec),
-        "device": str(device),
-        "memory_limit_bytes": limit,
-        "environment": environment(device),
-        "points": points,
-    }
-    write_outputs(result, spec.out_dir(), plot=spec.plot, formats=spec.formats)
-    return result
+    if info is None:
+        assert refused is not None
+        raise refused
 
 
 def _line(p: dict[str, Any]) -> str:
@@ -437,6 +486,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, form
     md = [f"# Profile: {tok} on {result['device']} ({result['spec']['precision']})", "", markdown_table(points)]
     if notes:
         md += ["Points not measured:", "", *notes, ""]
+    if result.get("incomplete"):
+        md += ["The sweep was stopped before its last point; these are the points done until then.", ""]
     md.append("Peak memory is the most allocated above what was held before each phase (encode, decode); "
               "MFU is against the GPU's dense peak (none on CPUs or unlisted GPUs).")
     paths["md"].write_text("\n".join(md) + "\n")

@@ -15,11 +15,16 @@ keys (Hydra-style KEY=VALUE):
   sizes=[256,512,720,1080]    frame height; width = height * aspect (aspect=1: square crops)
   frames=[17,33,65]           fitted up to the tokenizer's frame rule (e.g. 4k+1)
   precision=fp32|tf32|bf16|fp16   device=auto|cpu|cuda   repeats=3   warmup=1   batch=1
-  tiling=[false,true]         compare untiled and tiled runs (VidTok v1.1 long mode, diffusers VAEs)
+  tiling=[false,true]         compare untiled and tiled runs (VidTok v1.1 long mode, diffusers VAEs); a value the
+                              tokenizer lacks gives n/a points, a tokenizer without tiling an error
   max_memory_gb=N             skip points estimated to need more (default on CPU: 90% of free RAM)
   cudnn_benchmark=true  plot=true
   formats=[latex,html]        also write profile.tex / profile.html (the table in `vidtok-bench table`'s formats)
   tokenizer.KEY=VALUE         any tokenizer option, e.g. tokenizer.checkpoint=PATH
+
+exit status: 0 when every point was measured or marked OOM (or n/a); 1 when a point failed
+otherwise (its error is in profile.md, the other points are written); 2 for a bad argument or an
+output folder that cannot be written, found before any point is measured.
 
 example:
   vidtok-bench profile tokenizer=vidtok_kl_causal_488_4chn_v1_1 sizes=[256,512] frames=[17,33] tiling=[false,true] -o prof/

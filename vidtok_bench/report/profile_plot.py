@@ -25,18 +25,57 @@ def collect(paths: Iterable[str | Path]) -> dict[str, list[dict[str, Any]]]:
     for p in files:
         r = load_result(p)
         for metric, block in r.metrics.items():
-            for name, prof in (block.details.get("profiles") or {}).items():
-                ys = prof.get(prof.get("plot", "means")) or []
-                counts = prof.get("counts") or [1] * len(ys)
+            where = f"metrics.{metric}.details.profiles"
+            profiles = block.details.get("profiles") or {}
+            if not isinstance(profiles, dict):  # the results schema leaves details free-form: checked here
+                raise _invalid(p, where, f"expected an object of profiles, got {_json_type(profiles)}")
+            for name, prof in profiles.items():
+                try:
+                    ys, counts = _series(prof)
+                except ValueError as exc:
+                    raise _invalid(p, f"{where}.{name}", str(exc)) from None
                 pts = [(k, y, c) for k, (y, c) in enumerate(zip(ys, counts)) if c and y is not None]
                 if not pts:
                     continue
                 label = r.tokenizer.name if len(files) == 1 else f"{r.tokenizer.name} ({Path(p).parent.name})"
                 out.setdefault(f"{metric}_{name}", []).append({
                     "label": label, "x": [k for k, _, _ in pts], "y": [y for _, y, _ in pts],
-                    "counts": [c for _, _, c in pts], "x_label": prof.get("x_label", "key"),
-                    "y_label": prof.get("y_label", name), "path": str(p)})
+                    "counts": [c for _, _, c in pts], "x_label": str(prof.get("x_label", "key")),
+                    "y_label": str(prof.get("y_label", name)), "path": str(p)})
     return out
+
+
+def _invalid(path: Path, where: str, why: str) -> BenchError:
+    """The one-line error of a malformed profile, worded as ``load_result``'s schema errors are."""
+    return BenchError(f"{path}: invalid results file: {where}: {why}")
+
+
+def _json_type(v: Any) -> str:
+    """The JSON name of a value's type, as the results file spells it."""
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return names.get(type(v), type(v).__name__)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _series(prof: Any) -> tuple[list[Any], list[Any]]:
+    """A profile's plotted values (numbers or null) and counts; ValueError says what is malformed."""
+    if not isinstance(prof, dict):
+        raise ValueError(f"expected an object, got {_json_type(prof)}")
+    key = prof.get("plot", "means")
+    if not isinstance(key, str):
+        raise ValueError(f"plot={key!r} must name the series to draw")
+    ys = prof.get(key) or []
+    if not isinstance(ys, list) or not all(y is None or _is_number(y) for y in ys):
+        raise ValueError(f"{key} must be a list of numbers")
+    counts = prof.get("counts")
+    if counts is None:
+        return ys, [1] * len(ys)
+    if not isinstance(counts, list) or len(counts) != len(ys) or not all(_is_number(c) and c >= 0 for c in counts):
+        raise ValueError(f"counts must be a list of {len(ys)} non-negative numbers, one per value of {key}")
+    return ys, counts
 
 
 def plot_profile(name: str, series: list[dict[str, Any]], out_dir: Path, title: str | None = None) -> list[Path]:

@@ -115,3 +115,31 @@ def test_unreachable_hub_falls_back_to_the_cache(tmp_path, failing_hub):
     target.write_bytes(b"cached")
     assert _fetch_in_subprocess(tmp_path, HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0") == f"PATH {target}"
     assert len(requests) == 1
+
+
+DIFFUSERS_LOAD = textwrap.dedent("""
+    import time, torch
+    from vidtok_bench import create_tokenizer
+    from vidtok_bench.errors import CheckpointError
+    t = time.monotonic()
+    try:
+        create_tokenizer("cogvideox").encode(torch.zeros(1, 3, 9, 32, 32))
+    except CheckpointError as exc:
+        print("ERROR", exc)
+    print("SECONDS", time.monotonic() - t)
+""")
+
+
+def test_diffusers_vae_with_an_erroring_hub_is_one_request_and_one_quiet_line(tmp_path, failing_hub):
+    """A hub-id VAE is decided by one request as VidTok checkpoints are (diffusers' own loader retried for ~25 s
+    per file), and loading prints nothing besides the error (no accelerate advice, no deprecation warning)."""
+    endpoint, requests = failing_hub
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
+               HF_HUB_DISABLE_TELEMETRY="1", HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0")
+    proc = subprocess.run([sys.executable, "-c", DIFFUSERS_LOAD], env=env, capture_output=True, text=True, timeout=120)
+    lines = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
+    assert float(lines["SECONDS"]) < 10 and len(requests) == 1, requests
+    msg = lines["ERROR"]
+    assert "\n" not in msg and "the hub answered HTTP 500" in msg
+    assert "THUDM/CogVideoX-2b" in msg and "tokenizer.pretrained=" in msg

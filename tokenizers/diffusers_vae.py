@@ -12,8 +12,9 @@ reconstruction, so they are recorded in ``info()`` but not applied.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch
 
 from vidtok_bench.errors import CheckpointError, ConfigError, InputShapeError, check_choice
 from vidtok_bench.frames import FrameRule
+from vidtok_bench.hub import hub_offline, probe
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
 
@@ -86,9 +88,20 @@ def _unreachable(exc: BaseException) -> bool:
     return False
 
 
-def _offline() -> bool:
-    """HF_HUB_OFFLINE read at call time (huggingface_hub reads it only at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+@contextlib.contextmanager
+def _quiet_loading():
+    """diffusers' advice to install accelerate and huggingface_hub's deprecation warning for an argument diffusers
+    passes are not the user's to act on: loading says one line when it fails, nothing when it works."""
+    from diffusers.utils import logging as dlogging
+
+    level = dlogging.get_verbosity()
+    dlogging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            yield
+    finally:
+        dlogging.set_verbosity(level)
 
 
 @register_tokenizer("diffusers_vae")
@@ -210,16 +223,23 @@ class DiffusersVAETokenizer(Tokenizer):
                 subfolder = None  # the folder itself holds config.json
             if not ((local / subfolder) if subfolder else local).joinpath("config.json").is_file():
                 raise CheckpointError(f"{local}: no config.json (expected a diffusers {self.vae_class} folder, or one with a '{self.subfolder}' subfolder)")
-        offline = self.local_files_only if self.local_files_only is not None else _offline()
+        offline = self.local_files_only if self.local_files_only is not None else hub_offline()
+        unreachable = None
+        if not offline and not local.is_dir():  # one request decides, as for VidTok checkpoints (vidtok_bench.hub)
+            unreachable = probe(src, f"{subfolder}/config.json" if subfolder else "config.json", self.revision)
+            offline = unreachable is not None
         try:
-            model = cls.from_pretrained(
-                src, subfolder=subfolder, revision=self.revision, cache_dir=self.cache_dir,
-                local_files_only=offline, torch_dtype=dtype,
-            )
+            with _quiet_loading():
+                model = cls.from_pretrained(
+                    src, subfolder=subfolder, revision=self.revision, cache_dir=self.cache_dir,
+                    local_files_only=offline, torch_dtype=dtype,
+                )
         except Exception as exc:  # hub / IO / format errors all become one actionable line
             where = f"'{src}'" + (f" (subfolder '{subfolder}')" if subfolder else "")
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if offline or _unreachable(exc):
+            if unreachable:
+                first = f"not in the Hugging Face cache, and {unreachable}"
+            elif offline or _unreachable(exc):
                 first = "not in the Hugging Face cache" + (" (HF_HUB_OFFLINE=1)" if offline else " and the hub cannot be reached")
             hint = (
                 f"download it where there is network (`hf download {src}"

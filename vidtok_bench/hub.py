@@ -30,8 +30,9 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _probe(repo_id: str, repo_path: str, revision: str | None) -> str | None:
-    """One HEAD request for the file, without retries: None if the hub answers, else why not."""
+def probe(repo_id: str, repo_path: str, revision: str | None) -> str | None:
+    """One HEAD request for the file, without retries: None if the hub answers, else why not (a loader given
+    ``local_files_only`` when this fails never enters huggingface_hub's ~25 s retry loop)."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -61,7 +62,7 @@ def fetch_checkpoint(
     """
     from huggingface_hub import hf_hub_download
 
-    problem = "HF_HUB_OFFLINE is set" if hub_offline() else _probe(repo_id, repo_path, revision)
+    problem = "HF_HUB_OFFLINE is set" if hub_offline() else probe(repo_id, repo_path, revision)
     try:
         local = hf_hub_download(
             repo_id=repo_id,

@@ -82,7 +82,10 @@ def test_three_way_merge_of_psnr_shards_and_table_skips_shards(tmp_path, capsys)
     assert cli("table", str(out), "--columns", "psnr", "videos") == 0
     text, err = capsys.readouterr()
     assert text.count("trilinear_488") == 1 and re.search(r"\|\s+5\s+\|", text), text
-    assert "skipped 3 shard result(s)" in err
+    assert "shard result(s)" not in err  # merged in place: the merged row stands for them
+    capsys.readouterr()
+    assert cli("table", str(out / "shard-0-of-3"), "--columns", "psnr") == 2  # alone: nothing to tabulate
+    assert "skipped 1 shard result(s)" in capsys.readouterr().err
 
 
 @register_dataset("_one_broken")
@@ -191,3 +194,34 @@ def test_merged_flops_are_the_sum_of_the_parts(tmp_path, monkeypatch):
     assert want.encode_flops == got.encode_flops == 1000 * got.clips and want.decode_flops == got.decode_flops == 3000 * got.clips
     assert got.tflops_per_s == pytest.approx(4000 * got.clips / (got.encode_s + got.decode_s) / 1e12)
     assert got.mfu is None  # CPU: no peak
+
+
+@pytest.mark.parametrize("meta", [b"garbage", b"[1, 2]", b"\xff\xfe", b'{"fingerprint": {"data": 1}}'])
+def test_a_damaged_run_meta_is_named_and_a_rerun_with_overwrite_merges(tmp_path, capsys, meta):
+    out = shards(tmp_path / "split", 2, "dataset.num_videos=2")
+    (out / "shard-1-of-2" / R.RUN_META_FILE).write_bytes(meta)
+    err = refused(capsys, "merge", str(out), "-o", str(tmp_path / "m"))
+    assert f"shard-1-of-2/{R.RUN_META_FILE}: not a valid {R.RUN_META_FILE}" in err and "overwrite=true" in err, err
+    # what the message says works: the shard's overwrite=true differs from the others' only in how it ran
+    shards(out, 2, "dataset.num_videos=2", "overwrite=true", which=[1])
+    assert cli("merge", str(out), "-o", str(tmp_path / "m")) == 0
+
+
+def test_merge_into_another_runs_directory_names_its_own_options(tmp_path, capsys):
+    out = shards(tmp_path / "split", 2, "dataset.num_videos=2")
+    other = single(tmp_path / "other", "dataset.num_videos=1")
+    err = refused(capsys, "merge", str(out), "-o", str(other))
+    assert "holds a finished run with a different configuration" in err and "another -o directory" in err, err
+    assert "overwrite=true" not in err  # a `run` option: merge has none
+    assert R.load_result(other).videos.total == 1
+    (other / R.RUN_META_FILE).write_text("x")
+    err = refused(capsys, "merge", str(out), "-o", str(other))
+    assert "configuration is unknown" in err and "another -o directory" in err, err
+
+
+def test_undecodable_per_clip_lines_are_skipped_by_merge(tmp_path):
+    out = shards(tmp_path / "split", 2, "dataset.num_videos=2")
+    log = out / "shard-1-of-2" / R.PER_CLIP_FILE
+    log.write_bytes(b"\xff\xfe torn\n" + log.read_bytes() + b"\xff")
+    assert cli("merge", str(out), "-o", str(tmp_path / "m")) == 0
+    assert R.load_result(tmp_path / "m").videos.ok == 2

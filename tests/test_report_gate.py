@@ -187,3 +187,20 @@ def test_a_metric_without_a_value_in_both_is_noted_not_refused(tmp_path, capsys)
     edit(cur, lambda d: d["metrics"]["codebook"].update(value=0.5))
     rc, _, err = gate(capsys, base, cur)
     assert rc == 2 and "baseline metric 'codebook' has no value" in err
+
+
+def test_a_bad_tolerance_in_the_baseline_names_the_file_and_key(tmp_path, capsys, base):
+    edit(base.parent, lambda d: d["metrics"]["psnr"]["info"].update(tolerance="abc"))
+    rc, _, err = gate(capsys, base, run_dir(tmp_path / "cur"))
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(base) in err and "metrics.psnr.info.tolerance" in err and "'abc'" in err
+    assert gate(capsys, base, run_dir(tmp_path / "cur"), "psnr=0.05")[0] == 0  # --tolerance overrides it
+
+
+@pytest.mark.parametrize("value, shown", [(None, "null"), (float("nan"), "NaN")])
+def test_a_metric_without_a_value_in_current_is_not_called_missing(tmp_path, capsys, base, value, shown):
+    cur = run_dir(tmp_path / "cur")
+    edit(cur, lambda d: d["metrics"]["ssim"].update(value=value))
+    rc, _, err = gate(capsys, base, cur)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"metric 'ssim' has no value ({shown}) in the current results" in err and "missing" not in err

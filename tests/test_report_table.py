@@ -158,3 +158,41 @@ def test_rows_on_different_video_sets_are_flagged(tmp_path, capsys):
     (tmp_path / "c" / "results.json").unlink()
     _, _, err = table(capsys, tmp_path)
     assert "different video sets" not in err
+
+
+def _as_shard(run, index: int, count: int = 2):
+    """A fake run made one part of a split run (results.json gains a shard block)."""
+    f = run / "results.json"
+    data = json.loads(f.read_text())
+    data["shard"] = {"index": index, "count": count, "videos": [], "dataset_videos": []}
+    f.write_text(json.dumps(data))
+
+
+def test_only_shard_results_are_refused_and_the_readme_kept(tmp_path, capsys):
+    for i in range(2):
+        _as_shard(simple_run(tmp_path / "split" / f"shard-{i}-of-2"), i)
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    rc, out, err = table(capsys, tmp_path / "split", "--update", readme)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "no results to tabulate" in err and "skipped 2 shard result(s)" in err and "merge" in err
+    assert readme.read_text() == README
+    rc, out, _ = table(capsys, tmp_path / "split")
+    assert rc == 2 and out == ""
+
+
+def test_shards_beside_their_merged_result_are_not_noted(tmp_path, capsys):
+    merged = simple_run(tmp_path / "split", tokenizer="a")
+    for i in range(2):
+        _as_shard(simple_run(merged / f"shard-{i}-of-2", tokenizer="a"), i)
+    _as_shard(simple_run(tmp_path / "other" / "shard-0-of-2", tokenizer="b"), 0)  # never merged
+    rc, out, err = table(capsys, tmp_path)
+    assert rc == 0 and "| a " in out and "| b " not in out
+    assert "skipped 1 shard result(s)" in err and "other" in err and "split/shard" not in err
+
+
+def test_duplicate_column_is_named(results, capsys):
+    rc, _, err = table(capsys, results, "--columns", "psnr", "bpp", "bits_per_pixel")
+    assert rc == 2 and "duplicate column 'bits_per_pixel'" in err and "'bpp'" in err, err
+    rc, _, err = table(capsys, results, "--columns", "psnr", "psnr")
+    assert rc == 2 and "duplicate column 'psnr'" in err and len(err.strip().splitlines()) == 1

@@ -87,3 +87,16 @@ def test_torn_per_clip_line_is_skipped(tmp_path):
     rec = R.VideoRecord(video="v0", path=None)
     (tmp_path / R.PER_CLIP_FILE).write_text(R.record_line(rec) + R.record_line(rec)[:10])
     assert [r.video for r in R.read_records(tmp_path / R.PER_CLIP_FILE)] == ["v0"]
+
+
+def test_undecodable_per_clip_lines_are_skipped_and_the_rest_kept(tmp_path):
+    rec = [R.record_line(R.VideoRecord(video=f"v{i}", path=None)).encode() for i in range(3)]
+    (tmp_path / R.PER_CLIP_FILE).write_bytes(rec[0] + b"\xff\xfe garbage\n" + rec[1] + b"\xc3" + rec[2][:-1])
+    assert [r.video for r in R.read_records(tmp_path / R.PER_CLIP_FILE)] == ["v0", "v1", "v2"]
+
+
+def test_a_record_appended_to_a_torn_last_line_is_kept(tmp_path):
+    """A run resumed after a torn last line (no newline) appends its next record to that line."""
+    rec = [R.record_line(R.VideoRecord(video=f"v{i}", path=None, manifest={"video": "x"})) for i in range(3)]
+    (tmp_path / R.PER_CLIP_FILE).write_text(rec[0] + rec[1][:-20] + rec[2])
+    assert [r.video for r in R.read_records(tmp_path / R.PER_CLIP_FILE)] == ["v0", "v2"]

@@ -116,6 +116,9 @@ def test_resume_skips_finished_videos(tmp_path):
     assert runner.dataset.calls == ["v1", "v2"]
     assert res["videos"]["resumed"] == 1 and res["videos"]["ok"] == 3
     assert res["metrics"]["psnr"]["clips"] == 6
+    # the torn fragment was ended before the resumed run appended: every later record has a line of its own
+    lines = (tmp_path / R.PER_CLIP_FILE).read_text().splitlines()
+    assert lines[1] == log[1][:20] and [json.loads(x)["video"] for x in lines[2:]] == ["v1", "v2"]
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pydantic import ValidationError
 
 from .errors import BenchError
 from .results import (MANIFEST_FILE, PER_CLIP_FILE, RESULTS_FILE, RUN_META_FILE, STATE_DIR, DistributedBlock, Memory, PartStats, Result,
-                      VideoRecord, load_result, read_records)
+                      RunMeta, VideoRecord, load_result, read_records)
+
+if TYPE_CHECKING:
+    from .stages.store import RunStore
 
 _SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
-#: configuration keys that may differ between the parts of one run (where and how each part ran)
-RUN_LOCAL_KEYS = ("output_dir", "shard", "progress", "resume", "prefetch", "device", "dist_timeout_s", "overlap")
+#: configuration keys that may differ between the parts of one run (where and how each part ran; a shard
+#: rerun with overwrite=true, or decoded by more workers, computes the same values)
+RUN_LOCAL_KEYS = ("output_dir", "shard", "progress", "resume", "overwrite", "prefetch", "workers", "device", "dist_timeout_s",
+                  "overlap")
 
 
 class MergeError(BenchError):
@@ -74,9 +80,23 @@ def load_part(path: str | Path) -> Part:
             states[name] = torch.load(f, weights_only=True)
         elif m.clips:
             raise MergeError(f"{d}: {STATE_DIR}/{name}.pt is missing, but the shard scored {m.clips} clips with {name}")
-    meta = json.loads((d / RUN_META_FILE).read_text()) if (d / RUN_META_FILE).is_file() else {}
-    fp = {k: v for k, v in (meta.get("fingerprint") or {}).items() if v is not None}
-    return Part(result, [latest[v] for v in result.shard.videos], states, source=str(d), meta_fingerprint=fp or None)
+    return Part(result, [latest[v] for v in result.shard.videos], states, source=str(d), meta_fingerprint=_meta_fingerprint(d))
+
+
+def _meta_fingerprint(d: Path) -> dict[str, str] | None:
+    """The fingerprint a shard's run_meta.json holds (None without one); a damaged file is refused by name,
+    since the merged directory's run_meta.json is written from it."""
+    f = d / RUN_META_FILE
+    if not f.is_file():
+        return None
+    try:
+        meta = RunMeta.model_validate_json(f.read_bytes())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        raise MergeError(f"{f}: not a valid {RUN_META_FILE} ({where + ': ' if where else ''}{err['msg']}); "
+                         "rerun that shard with overwrite=true") from None
+    return {k: v for k, v in meta.fingerprint.model_dump().items() if v is not None}
 
 
 def expand(paths: Sequence[str | Path]) -> list[Path]:
@@ -228,6 +248,7 @@ def write_run(out_dir: str | Path, merged: Merged) -> Path:
     store = RunStore(Path(out_dir))
     store.lock()
     try:
+        _refuse_other_run(store, merged.meta_fingerprint)
         store.open(merged.meta_fingerprint, resume=False, overwrite=store.holds(merged.meta_fingerprint))
         for r in merged.records:
             store.append(r)
@@ -243,6 +264,15 @@ def write_run(out_dir: str | Path, merged: Merged) -> Path:
     finally:
         store.unlock()
     return store.dir
+
+
+def _refuse_other_run(store: RunStore, fingerprint: dict[str, str]) -> None:
+    """MergeError when OUT holds another run: merge replaces only its own earlier result (the store's refusal
+    suggests overwrite=true, an option of `run` that merge does not have)."""
+    other = store.other_run(fingerprint)
+    if other:  # (not "remove OUT": merged in place, OUT also holds the shards)
+        raise MergeError(f"-o {store.dir} holds {other}; choose another -o directory, or delete that run's "
+                         f"{RESULTS_FILE} and {PER_CLIP_FILE} there first")
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -394,17 +394,29 @@ def load_all(paths: Iterable[str | Path]) -> list[Result]:
     return [load_result(p) for p in find_results(paths)]
 
 
+#: how every line :func:`record_line` writes begins
+_RECORD_START = b'{"video": '
+
+
 def read_records(path: Path) -> list[VideoRecord]:
-    """Video records of a per_clip.jsonl; a torn or invalid line (an interrupted write) is skipped."""
-    out: list[VideoRecord] = []
+    """Video records of a per_clip.jsonl; a torn, invalid or undecodable line (an interrupted write) is skipped.
+
+    Lines are decoded one by one, so stray bytes cost only their own line."""
     if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
+        return []
+    return [r for r in map(_parse_record, path.read_bytes().splitlines()) if r is not None]
+
+
+def _parse_record(line: bytes) -> VideoRecord | None:
+    """One line's record, None when it holds none. A run resumed after a torn last line (no newline) appends
+    its next record to that line, so the record starting later in the line is taken."""
+    start = 0
+    while start >= 0:
         try:
-            out.append(VideoRecord.model_validate_json(line))
-        except ValidationError:
-            continue
-    return out
+            return VideoRecord.model_validate_json(line[start:].decode("utf-8"))
+        except (UnicodeDecodeError, ValidationError):
+            start = line.find(_RECORD_START, start + 1)
+    return None
 
 
 def record_line(record: VideoRecord) -> str:

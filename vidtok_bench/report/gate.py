@@ -12,6 +12,7 @@ its metric declares (``info.tolerance``, recorded in the results).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -131,15 +132,33 @@ def gate(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | N
             continue
         vb, vc = baseline.value(m), current.value(m)
         if vb is None:
-            raise BenchError(f"{baseline.path}: baseline metric '{m}' has no value")
-        if vc is None:
+            raise BenchError(f"{baseline.path}: baseline metric '{m}' has no value ({_raw(baseline, m)})")
+        if m not in current.metrics:
             raise BenchError(f"{current.path}: metric '{m}' of the baseline is missing from the current results")
-        tol = tolerances.get(m) or parse_tolerance(f"{m}={block.info.tolerance}")[1]
+        if vc is None:
+            raise BenchError(f"{current.path}: metric '{m}' has no value ({_raw(current, m)}) in the current results")
+        tol = tolerances.get(m) or declared_tolerance(baseline, m)
         checks.append(Check(m, vb, vc, block.info.higher_is_better, tol, block.info.precision + 2))
     # same clips, fewer successes: videos crashed, and the means silently cover fewer of them
     checks.append(Check(VIDEOS_OK, float(baseline.videos.ok), float(current.videos.ok), True,
                         tolerances.get(VIDEOS_OK, Tolerance(0.0))))
     return checks
+
+
+def _raw(result: Result, metric: str) -> str:
+    """A metric's value as its file spells it: null, NaN or Infinity when it has none."""
+    return json.dumps(result.metrics[metric].value)
+
+
+def declared_tolerance(result: Result, metric: str) -> Tolerance:
+    """The tolerance ``result`` records for ``metric`` (``metrics.<m>.info.tolerance``); a bad one is blamed on
+    that file, not on --tolerance, which was not given for it."""
+    text = result.metrics[metric].info.tolerance
+    try:
+        return parse_tolerance(f"m={text}")[1]
+    except BenchError:
+        raise BenchError(f"{result.path}: metrics.{metric}.info.tolerance is {text!r}, not a tolerance (a finite "
+                         f"number >= 0, absolute or with %); pass --tolerance {metric}=TOL to gate it") from None
 
 
 def ungated(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | None = None) -> list[str]:

@@ -131,12 +131,18 @@ def key_of(result: Result) -> tuple[str, str, str]:
 
 
 def latest(results: Iterable[Result]) -> tuple[list[Result], list[str]]:
-    """Keep the newest result per (tokenizer, dataset, protocol); notes say what was dropped."""
+    """Keep the newest result per (tokenizer, dataset, protocol); notes say what was dropped.
+
+    Shard results (one part of a split run: partial values) are left out; a note names them unless a
+    whole result of the same configuration fingerprint is there (e.g. the shards were merged in place)."""
+    results = list(results)
+    whole = {r.fingerprint.config for r in results if r.shard is None}
     groups: dict[tuple[str, str, str], list[Result]] = {}
     shards = []
     for r in results:
-        if r.shard is not None:  # one part of a split run: partial values
-            shards.append(r)
+        if r.shard is not None:
+            if r.fingerprint.config not in whole:
+                shards.append(r)
             continue
         groups.setdefault(key_of(r), []).append(r)
     kept, notes = [], []
@@ -154,8 +160,17 @@ def latest(results: Iterable[Result]) -> tuple[list[Result], list[str]]:
 
 
 def load_latest(paths: Iterable[str | Path]) -> tuple[list[Result], list[str]]:
-    """Load every results.json under ``paths`` and keep the newest per key."""
-    kept, notes = latest(load_all(paths))
+    """Load every results.json under ``paths`` and keep the newest per key.
+
+    Refused when nothing is left (only shard results): an empty table would replace a real one in a README."""
+    paths = list(paths)
+    loaded = load_all(paths)
+    kept, notes = latest(loaded)
+    if not kept:
+        where = ", ".join(map(str, paths))
+        raise BenchError(f"no results to tabulate in {where}: skipped {len(loaded)} shard result(s) (a part of a run "
+                         f"each, e.g. {loaded[0].path}); combine them with `vidtok-bench merge` first" if loaded
+                         else f"no results to tabulate in {where or '(no paths)'}")
     return kept, notes + video_set_notes(kept)
 
 
@@ -185,8 +200,7 @@ def build_table(results: Sequence[Result], columns: Sequence[str] = DEFAULT_COLU
     import pandas as pd
 
     cols = list(KEY_COLUMNS) + [c for c in map(canonical, columns) if c not in KEY_COLUMNS]
-    if len(set(cols)) != len(cols):
-        raise BenchError(f"duplicate column in {list(columns)}")
+    _refuse_duplicates(columns)
     rows = [{c: value(r, c) for c in cols} for r in results]
     known = sorted(set(COLUMNS) | {m for r in results for m in r.metrics})
     for c in cols:
@@ -208,6 +222,18 @@ def build_table(results: Sequence[Result], columns: Sequence[str] = DEFAULT_COLU
         df = df.sort_values(list(KEY_COLUMNS), kind="mergesort")
     df.attrs["columns"] = {c: column_info(c, results) for c in cols}
     return df.reset_index(drop=True)
+
+
+def _refuse_duplicates(columns: Sequence[str]) -> None:
+    """BenchError naming a column asked for twice, under any spelling (``bpp`` and ``bits_per_pixel``)."""
+    given: dict[str, list[str]] = {}
+    for name in columns:
+        if canonical(name) not in KEY_COLUMNS:
+            given.setdefault(canonical(name), []).append(name)
+    for col, names in given.items():
+        if len(names) > 1:
+            spelled = f" (given as {' and '.join(map(repr, names))})" if len(set(names)) > 1 else ""
+            raise BenchError(f"duplicate column '{col}' in --columns{spelled}")
 
 
 def _is_missing(v: Any) -> bool:

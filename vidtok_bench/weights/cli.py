@@ -34,8 +34,8 @@ def _status(args: argparse.Namespace) -> int:
 
     print(f"cache: {manager.cache_dir()}")
     for row in manager.status():
-        mark = "installed" if row["installed"] else "missing  "
-        print(f"{row['name']:8s} {mark} sha256 {row['sha256'][:16]}…  {row['source']}")
+        opt = "" if row["default"] else f"  (opt-in: metrics=[{row['name']}])"
+        print(f"{row['name']:8s} {row['state']:9s} sha256 {row['sha256'][:16]}…  {row['source']}{opt}")
     return 0
 
 

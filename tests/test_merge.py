@@ -225,3 +225,15 @@ def test_undecodable_per_clip_lines_are_skipped_by_merge(tmp_path):
     log.write_bytes(b"\xff\xfe torn\n" + log.read_bytes() + b"\xff")
     assert cli("merge", str(out), "-o", str(tmp_path / "m")) == 0
     assert R.load_result(tmp_path / "m").videos.ok == 2
+
+
+def test_merge_output_errors_name_its_own_option(tmp_path):
+    from vidtok_bench.errors import ConfigError
+    from vidtok_bench.stages.store import RunStore
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match=rf"^-o {afile}: cannot write there"):
+        RunStore(afile, option="-o ").lock()
+    with pytest.raises(ConfigError, match=rf"^output_dir={afile}: cannot write there"):
+        RunStore(afile).lock()

@@ -245,7 +245,7 @@ def write_run(out_dir: str | Path, merged: Merged) -> Path:
     from .stages.store import RunStore
 
     result = merged.result
-    store = RunStore(Path(out_dir))
+    store = RunStore(Path(out_dir), option="-o ")
     store.lock()
     try:
         _refuse_other_run(store, merged.meta_fingerprint)

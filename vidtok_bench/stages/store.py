@@ -24,8 +24,11 @@ LOCK_FILE = ".lock"
 
 
 class RunStore:
-    def __init__(self, out_dir: Path):
+    def __init__(self, out_dir: Path, option: str = "output_dir="):
+        """``option``: how the command that chose ``out_dir`` spells it in errors (``run``: ``output_dir=``,
+        ``merge``: ``-o ``)."""
         self.dir = Path(out_dir)
+        self.option = option
         self.clip_log = self.dir / PER_CLIP_FILE
         self.meta_file = self.dir / RUN_META_FILE
         self.state_dir = self.dir / STATE_DIR
@@ -38,14 +41,14 @@ class RunStore:
             self.dir.mkdir(parents=True, exist_ok=True)
             fh = open(self.dir / LOCK_FILE, "a+")
         except OSError as exc:
-            raise ConfigError(f"output_dir={self.dir}: cannot write there ({exc.strerror or exc})") from None
+            raise ConfigError(f"{self.option}{self.dir}: cannot write there ({exc.strerror or exc})") from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             fh.close()
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise ConfigError(f"output_dir={self.dir} is being written by another run; wait for it or choose "
-                                  "another output_dir") from None
+                raise ConfigError(f"{self.option}{self.dir} is being written by another run; wait for it or choose "
+                                  f"another {self.option.strip(' =')}") from None
             raise
         self._lock = fh
 

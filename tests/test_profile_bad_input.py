@@ -99,6 +99,8 @@ def test_an_interrupted_sweep_keeps_the_points_done(tmp_path, capsys, monkeypatc
     res = json.loads((tmp_path / "profile.json").read_text())
     assert [p["status"] for p in res["points"]] == [OK] and res["incomplete"] is True
     assert "stopped before its last point" in (tmp_path / "profile.md").read_text()
+    err = capsys.readouterr().err
+    assert "a profile does not resume" in err and "rerun the same command to resume" not in err
 
 
 # ----------------------------------------------------------------- profile-plot

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = """\
 Time encode and decode separately and record peak memory, FLOPs and achieved TFLOP/s (MFU on
@@ -46,7 +47,12 @@ def main(args: argparse.Namespace) -> int:
     if args.output:
         spec.output_dir = args.output
     print(f"profiling {spec.tokenizer}: sizes {spec.sizes}, frames {spec.frames}, {spec.precision} on {spec.device}")
-    result = run_profile(spec)
+    try:
+        result = run_profile(spec)
+    except KeyboardInterrupt:  # the points done are written (run_profile said where); unlike run, nothing resumes
+        print("vidtok-bench: interrupted; a profile does not resume: the same command measures every point again",
+              file=sys.stderr)
+        return 130
     points = result["points"]
     skipped = [p for p in points if p["status"] != OK]
     print(f"{len(points) - len(skipped)}/{len(points)} points measured; results: {spec.out_dir() / 'profile.md'}")

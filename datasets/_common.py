@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,16 +27,23 @@ def check_positive(name: str, key: str, value: Any, kind: type = int) -> Any:
     return kind(value)
 
 
+#: a CSV cell that reads as a column name (no path separator or extension, not starting with a digit); a first
+#: row of two or more such cells is a header (one cell could be an extensionless video name)
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ -]*")
+
+
 def read_list(path: Path, columns: tuple[str, ...] = ("path",)) -> list[tuple[str, dict[str, Any]]]:
     """Entries of a CSV/JSON video list as ``(where, {column: value})``; ``where`` names the row for messages.
 
     CSV: a header row is recognised by a ``path`` cell (its cells name the columns), otherwise
-    cells are ``columns`` in order; empty cells are None. JSON: a list (or ``{"videos": [...]}``)
+    cells are ``columns`` in order; empty cells are None. A first row of two or more names (no
+    ``/`` or ``.``, not starting with a digit, e.g. ``video,label``) is a header without ``path``: a
+    DatasetError naming its columns, never its names read as files. A UTF-8 byte-order mark is ignored. JSON: a list (or ``{"videos": [...]}``)
     of path strings, of objects with ``path``, or of arrays of ``columns`` in order. Every
     entry has a non-empty ``path`` string (DatasetError otherwise).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets save CSV with a byte-order mark
         if path.suffix.lower() == ".json":
             data: Any = json.loads(text)
         else:
@@ -46,7 +54,10 @@ def read_list(path: Path, columns: tuple[str, ...] = ("path",)) -> list[tuple[st
         raise DatasetError(f"cannot read video list {path}: {str(exc).splitlines()[0]}") from None
     out: list[tuple[str, dict[str, Any]]] = []
     if path.suffix.lower() != ".json":
-        header = [c.strip().lower() for c in data[0]] if data else []
+        cells = [c.strip() for c in data[0]] if data else []
+        header = [c.lower() for c in cells]
+        if "path" not in header and len(cells) > 1 and all(_COLUMN_NAME.fullmatch(c) for c in cells):
+            raise DatasetError(f"video list {path}: no 'path' column (columns: {', '.join(cells)})")
         names, first = (header, 2) if "path" in header else (list(columns), 1)
         for n, r in enumerate(data[first - 1 :], first):
             row = {k: (c.strip() or None) for k, c in zip(names, r)}

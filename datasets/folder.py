@@ -4,7 +4,8 @@
 folders skipped, sorted by relative path) or a list file:
 
 * CSV: one video per row; the column named ``path`` (else the first column) holds the file,
-  an optional ``id`` column its id; a header row is recognised by a ``path`` cell;
+  an optional ``id`` column its id; a header row is recognised by a ``path`` cell (a first
+  row of column names without one is refused, never read as files);
 * JSON: a list of paths, a list of ``{"path": ..., "id": ...}`` objects, or ``{"videos": [...]}``.
 
 Relative paths are taken from the list file's folder. A video's id is its path relative to

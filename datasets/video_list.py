@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vidtok_bench.data import VideoRef
-from vidtok_bench.errors import ConfigError, DatasetError
+from vidtok_bench.errors import ConfigError, DatasetError, check_path
 from vidtok_bench.registry import register_dataset
 
 from ._common import FileDataset, check_bool, check_missing, read_list
@@ -56,9 +56,7 @@ class VideoListDataset(FileDataset):
 
     def entries(self) -> list[tuple[str, str, int, int | None]]:
         """(id, path, start, end) of every listed video, in the list's order."""
-        if not self.list_path.is_file():
-            raise DatasetError(f"dataset '{self.name}': video list {self.list_path} not found")
-        rows = read_list(self.list_path, ("path", "start", "end"))
+        rows = read_list(check_path(self.list_path, "video list", DatasetError), ("path", "start", "end"))
         if not rows:
             raise DatasetError(f"video list {self.list_path} lists no videos")
         out = []

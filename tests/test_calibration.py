@@ -190,7 +190,8 @@ def test_cli_exit_1_names_the_mismatch(tmp_path: Path, monkeypatch, capsys) -> N
     ("nan", r"published psnr for B\.bmp is not a number: 'nan'"),
     ("bad-image", r"ref_dir/A\.bmp: not a readable image"),
     ("not-a-tar", r"not a readable sdist"),
-    ("absent", r"no such file"),
+    ("absent", r"none\.tar\.gz: pyiqa sdist file not found$"),
+    ("directory", r": is a directory, not a pyiqa sdist file$"),
 ])
 def test_bad_sets_are_one_line_errors_naming_the_file(tmp_path: Path, case: str, match: str, monkeypatch) -> None:
     kw = {"missing": {"members": {f"{cal.ROOT}dist_dir/B.bmp": None}},
@@ -203,6 +204,8 @@ def test_bad_sets_are_one_line_errors_naming_the_file(tmp_path: Path, case: str,
         sdist.write_bytes(b"garbage" * 10)
     if case == "absent":
         sdist = tmp_path / "none.tar.gz"
+    if case == "directory":
+        sdist = tmp_path
     if case != "tampered":
         monkeypatch.setattr(cal, "SDIST_SHA256", hashlib.sha256(sdist.read_bytes()).hexdigest() if sdist.is_file() else "0")
     with pytest.raises(BenchError, match=match) as exc:

@@ -49,6 +49,19 @@ def test_garbage_safetensors_is_one_plain_line(tmp_path):
         load_state_dict(p)
 
 
+def test_directory_checkpoint_is_named_as_one(tmp_path):
+    """A folder given as checkpoint (e.g. the download folder) is not reported as "not found"."""
+    import vidtok_bench
+
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path}: is a directory, not a checkpoint file$"):
+        load_state_dict(tmp_path)
+    tok = vidtok_bench.create_tokenizer("vidtok_kl_causal_488_4chn", checkpoint=str(tmp_path), device="cpu")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path}: is a directory, not a checkpoint file$"):
+        tok.load()
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'none.ckpt'}: checkpoint file not found$"):
+        load_state_dict(tmp_path / "none.ckpt")
+
+
 class _Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))

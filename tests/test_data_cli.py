@@ -147,6 +147,7 @@ def tiny_entry(server, monkeypatch):
 
 def test_fetch_unpacks_and_verifies(server, tiny_entry, tmp_path, capsys):
     root = tmp_path / "data"
+    root.mkdir()
     assert main(["data", "verify", "tiny", "--root", str(root)]) == 1
     out, err = capsys.readouterr()
     assert "MISSING s1" in out and "0 of 2 videos ok" in out and "ask the test" in err
@@ -177,6 +178,25 @@ def test_fetch_offline_is_one_line(tiny_entry, tmp_path, monkeypatch, capsys):
     assert main(["data", "fetch", "tiny", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr()[1].strip()
     assert err.startswith("vidtok-bench: error: cannot reach") and "\n" not in err
+
+
+@pytest.mark.parametrize("name", ["uvg", "davis2017_val"])
+def test_a_root_that_is_no_directory_is_one_line(name, tmp_path, capsys):
+    """Not seven (or thirty) MISSING lines and a hint: the root itself is wrong."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for root, why in ((tmp_path / "none", "does not exist"), (afile, "is not a directory")):
+        assert main(["data", "verify", name, "--root", str(root)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == f"vidtok-bench: error: {root}: {name} root {why}\n"
+
+
+def test_fetch_refuses_a_file_as_root_before_downloading(server, tiny_entry, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["data", "fetch", "tiny", "--root", str(afile)]) == 2
+    assert capsys.readouterr()[1] == f"vidtok-bench: error: {afile}: tiny root is not a directory\n"
+    assert server.requests == []
 
 
 def test_verify_uvg_sizes(tmp_path, capsys):

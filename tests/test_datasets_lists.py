@@ -87,8 +87,26 @@ def test_missing_files_stop_named_sets_or_are_recorded(root, tmp_path):
     assert ds.info()["missing"] == ["gone1.mp4", "gone2.mp4"] and ds.plugin_name == "video_list"
     with pytest.raises(ConfigError, match="dataset.list=FILE"):
         create_dataset("tokenbench_list", root=str(root))
-    with pytest.raises(DatasetError, match="not found"):
+    with pytest.raises(DatasetError, match="none.csv: video list file not found"):
         create_dataset("video_list", list=str(tmp_path / "none.csv"), root=str(root)).videos()
+
+
+@pytest.mark.parametrize("rows", ["foo,bar\n1,2\n", "foo, bar\nclip.mp4,x\n"])
+def test_csv_header_without_path_column_is_named(root, tmp_path, rows):
+    """A header row naming other columns is not read as paths, for every dataset that reads lists."""
+    lst = tmp_path / "l.csv"
+    lst.write_text(rows)
+    msg = rf"^video list {lst}: no 'path' column \(columns: foo, bar\)$"
+    for name, kw in (("folder", {"root": str(lst)}), ("video_list", {"list": str(lst), "root": str(root)}),
+                     ("tokenbench_list", {"list": str(lst), "root": str(root)})):
+        with pytest.raises(DatasetError, match=msg):
+            create_dataset(name, **kw).videos()
+
+
+def test_list_that_is_a_directory_is_named_as_one(root, tmp_path):
+    for name in ("video_list", "tokenbench_list", "ucf101_fvd", "kinetics600_fvd"):
+        with pytest.raises(DatasetError, match=rf"^{root}: is a directory, not a video list file$"):
+            create_dataset(name, list=str(root), root=str(root)).videos()
 
 
 def test_new_named_configs_compose_with_hydra(tmp_path):
@@ -135,3 +153,14 @@ def test_uvg_finds_files_and_reports_missing(tmp_path):
         list(ds.clips(vids["Beauty"]))
     with pytest.raises(DatasetError, match="uvg needs dataset.root"):
         create_dataset("uvg")
+
+
+def test_a_byte_order_mark_and_one_column_of_bare_names_are_read_as_lists(tmp_path):
+    from vidtok_bench.datasets._common import read_list
+
+    bom = tmp_path / "excel.csv"
+    bom.write_text("\ufeffpath,start,end\nclip.mp4,0,16\n", encoding="utf-8")
+    assert [row for _, row in read_list(bom, ("path", "start", "end"))] == [{"path": "clip.mp4", "start": "0", "end": "16"}]
+    bare = tmp_path / "ids.csv"
+    bare.write_text("clip\nclip02\n")  # one column of extensionless names: data, not a header
+    assert [row["path"] for _, row in read_list(bare)] == ["clip", "clip02"]

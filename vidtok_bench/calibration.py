@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import BenchError, WeightsError, one_line
+from .errors import BenchError, WeightsError, check_path, one_line
 from .hashing import sha256_file
 
 PACKAGE, VERSION = "pyiqa", "0.1.16"
@@ -169,9 +169,7 @@ def _image(data: bytes, where: str) -> np.ndarray:
 
 def read_set(sdist: str | Path, *, verify: bool = True) -> CalibrationSet:
     """The published scores and the image pairs they were computed on, read from the sdist (nothing extracted)."""
-    sdist = Path(sdist)
-    if not sdist.is_file():
-        raise BenchError(f"{sdist}: no such file")
+    sdist = check_path(sdist, "pyiqa sdist")
     if verify and (got := sha256_file(sdist)) != SDIST_SHA256:
         raise WeightsError(f"{sdist}: sha256 {got} is not the pinned {SDIST} ({SDIST_SHA256})")
     try:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UnknownNameError, VideoError
+from .errors import DatasetError, UnknownNameError, VideoError, check_path
 from .video.yuv import yuv420_frame_bytes
 
 
@@ -135,11 +135,13 @@ class VerifyReport:
 
 
 def verify(e: CatalogEntry, root: str | Path, check_sha256: bool = True) -> VerifyReport:
-    """Check a downloaded set against the catalog: presence, file sizes / frame numbering, sha256 where known."""
+    """Check a downloaded set against the catalog: presence, file sizes / frame numbering, sha256 where known.
+
+    A root that is no directory is one DatasetError, not every video reported missing under it."""
     from .hashing import sha256_file
 
-    root = Path(root)
-    found = e.locate(root) if root.is_dir() else {}
+    root = check_path(root, f"{e.name} root", DatasetError, folder=True)
+    found = e.locate(root)
     lines, bad = [], 0
     for v in e.videos:
         p = found.get(v.name)

@@ -15,16 +15,14 @@ from typing import Iterable, Mapping
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, check_path
 
 IGNORED_PREFIXES: tuple[str, ...] = ("loss.",)
 
 
 def load_state_dict(path: str | Path, ignore_prefixes: Iterable[str] = IGNORED_PREFIXES) -> dict[str, torch.Tensor]:
     """Read a checkpoint's tensors (CPU), unwrapping ``state_dict`` and dropping ignored prefixes."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {p}: file not found")
+    p = check_path(path, "checkpoint", CheckpointError)
     if p.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file

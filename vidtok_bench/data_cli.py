@@ -106,7 +106,8 @@ def _fetch(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not e.downloads:
         raise DownloadError(f"{e.name}: no download URL is known; {e.how_to_get}")
-    if root.is_dir() and catalog.verify(e, root, check_sha256=False).ok:
+    # an existing root is verified first: complete sets are not downloaded again, a file there is refused
+    if root.exists() and catalog.verify(e, root, check_sha256=False).ok:
         print(f"{e.name}: already complete under {root}")
         return 0 if _report(e, root) else 1
     todo = []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+from pathlib import Path
 from typing import Iterable
 
 
@@ -76,6 +77,22 @@ def check_choice(label: str, value: object, choices) -> object:
     if value not in choices:
         raise ConfigError(f"{label}={value!r} is not one of {', '.join(map(str, choices))}")
     return value
+
+
+def check_path(path: str | Path, what: str, error: type[BenchError] = BenchError, *, folder: bool = False) -> Path:
+    """``path`` as a Path when it names an existing file (a directory with ``folder``), else ``error``
+    in one line that names it and says which: ``"<path>: <what> file not found"``, ``"<path>: is a
+    directory, not a <what> file"``, ``"<path>: <what> does not exist"`` or ``"<path>: <what> is not a
+    directory"`` -- so a mistyped or swapped path is never reported as something else further on."""
+    p = Path(path)
+    if folder:
+        if not p.is_dir():
+            raise error(f"{p}: {what} {'is not a directory' if p.exists() else 'does not exist'}")
+    elif p.is_dir():
+        raise error(f"{p}: is a directory, not a {what} file")
+    elif not p.is_file():
+        raise error(f"{p}: {what} file not found")
+    return p
 
 
 #: errno values that mean the storage, not the path, refused the write (exit 5, like `run`'s EXIT_IO)

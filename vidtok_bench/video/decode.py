@@ -500,6 +500,8 @@ def resized_frames(
             return packed(item, planes, digest, place)
         try:
             rgb = to_rgb(item[1])
+        except VideoError:
+            raise  # already says which file and what (an image sequence's unreadable frame)
         except Exception as exc:  # PyAV cannot convert a damaged frame (see _av_error)
             raise _av_error(path, exc, "cannot convert a decoded frame to RGB") from None
         try:

@@ -42,7 +42,7 @@ import vidtok_bench  # noqa: F401  (before torch: sets OMP_WAIT_POLICY)
 import torch  # noqa: E402
 
 from vidtok_bench.flops import achieved, count_flops, device_peak_flops  # noqa: E402
-from vidtok_bench.metrics.psnr import psnr  # noqa: E402
+from vidtok_bench.metrics.psnr import frame_psnr as psnr  # noqa: E402  (reconstructions may leave [-1,1])
 from vidtok_bench.precision import tf32  # noqa: E402
 
 TOKENIZER = "vidtok_kl_causal_488_4chn"

@@ -209,6 +209,8 @@ class CodecTokenizer(Tokenizer):
         self.crf = None if crf is None else float(crf)
         self.target_bpp = None if bpp is None else float(bpp)
         # fps=None follows the clips' frame rate (set by the runner from the protocol); 30 without one
+        if fps is not None and not float(fps) > 0:
+            raise ConfigError(f"tokenizer '{self.name}': fps={fps} must be > 0 (or null: the clips' rate)")
         self.preset, self.fixed_fps, self.threads = preset, (None if fps is None else float(fps)), int(threads)
         self.options = {str(k): str(v) for k, v in (options or {}).items()}
         self.tolerance, self.max_iter = float(tolerance), int(max_iter)

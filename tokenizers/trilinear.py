@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vidtok_bench.errors import ConfigError
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
@@ -22,6 +23,9 @@ class TrilinearTokenizer(Tokenizer):
 
     def __init__(self, t: int = 4, h: int = 8, w: int = 8, bits_per_element: float = 16.0, **kw):
         super().__init__(**kw)
+        for key, v in (("t", t), ("h", h), ("w", w)):
+            if int(v) < 1:
+                raise ConfigError(f"tokenizer '{self.name}': {key}={v} must be >= 1 (a compression factor)")
         self.compression = (int(t), int(h), int(w))
         self.frame_rule = FrameRule(multiple=int(t), remainder=1, minimum=1)
         self.preferred_clip_len = 4 * int(t) + 1

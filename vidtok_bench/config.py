@@ -342,17 +342,27 @@ def resolve_preprocess_on(value: Any, device: Any) -> str:
     return str(value)
 
 
-def resolve_device(name: str | None):
+def torch_device(name: Any):
+    """``name`` as a torch.device, refused in one line when it is not a device or names CUDA on a machine without
+    it (torch would say so only at the first tensor op, deep in a model). For plugins built from Python."""
     import torch
 
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)
     except (RuntimeError, TypeError):
         raise ConfigError(f"device={name!r} is not a valid device (use auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device='{name}' requested but CUDA is not available on this machine; use device=cpu")
+    return dev
+
+
+def resolve_device(name: str | None):
+    """A run's device: ``auto``/None picks CUDA when there is one; only cpu and cuda[:N]."""
+    import torch
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch_device(name)
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"device={name!r}: only cpu and cuda are supported")
     return dev

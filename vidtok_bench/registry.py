@@ -92,10 +92,52 @@ class Registry:
         options.update(runtime)
         label = f"{self.kind} '{options.get('name') or plugin}'"
         check_options(label, cls, options)
+        check_option_types(label, cls, options)
         try:
             return cls(**options)
         except (TypeError, ValueError) as exc:  # e.g. crf=abc: a value of the wrong type
             raise ConfigError(f"{label}: invalid option value ({exc})") from None
+
+
+#: option annotations checked before a plugin is built, and the values each takes (bool is no int here)
+_SCALARS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+}
+
+
+def check_option_types(label: str, cls: type, options: dict[str, Any]) -> None:
+    """Options a constructor annotates as exactly ``bool``, ``int`` or ``float`` (or ``X | None``) must be one:
+    from Python, ``bool("false")`` is True and ``int("4x")`` fails without naming the option."""
+    annotations = _option_annotations(cls)
+    for key, value in options.items():
+        parts = {p.strip() for p in annotations.get(key, "").split("|")}
+        kinds = parts - {"None"}
+        if len(kinds) != 1 or (scalar := _SCALARS.get(next(iter(kinds)))) is None:
+            continue
+        if value is None and "None" in parts:
+            continue
+        what, ok = scalar
+        if not ok(value):
+            raise ConfigError(f"{label}: {key}={value!r} must be {what}" + (" or null" if "None" in parts else ""))
+
+
+def _option_annotations(cls: type) -> dict[str, str]:
+    """Constructor parameter annotations as written (strings under ``from __future__ import annotations``),
+    the subclass's first, along the classes :func:`accepted_options` reads."""
+    out: dict[str, str] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        for p in params:
+            if p.annotation is not p.empty:
+                out.setdefault(p.name, p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return out
 
 
 def accepted_options(cls: type) -> set[str]:

@@ -374,10 +374,11 @@ def load_result(path: str | Path) -> Result:
     return result
 
 
-def find_results(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand results.json files and directories holding them (recursively), sorted."""
+def find_results(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Expand results.json files and directories holding them (recursively), sorted; one path may be given alone
+    (a bare string is a path, not the characters of one: '/' would walk the whole filesystem)."""
     out: list[Path] = []
-    for p in map(Path, paths):
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if p.is_dir():
             found = sorted(p.rglob(RESULTS_FILE))
             if not found:
@@ -390,7 +391,7 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load_all(paths: Iterable[str | Path]) -> list[Result]:
+def load_all(paths: str | Path | Iterable[str | Path]) -> list[Result]:
     return [load_result(p) for p in find_results(paths)]
 
 
@@ -467,8 +468,8 @@ def read_per_video(run_dir: str | Path):
 
 
 # ----------------------------------------------------------------------------- pandas
-def to_frame(paths: Iterable[str | Path]):
-    """One row per results file, flat columns: ``vidtok_bench.results.to_frame(["outputs/"])``."""
+def to_frame(paths: str | Path | Iterable[str | Path]):
+    """One row per results file, flat columns: ``vidtok_bench.results.to_frame("outputs/")`` (or a list of paths)."""
     import pandas as pd
 
     rows = []

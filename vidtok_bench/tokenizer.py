@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .config import torch_device
 from .errors import InputShapeError
 from .frames import FrameRule
 from .precision import Precision, get_precision
@@ -41,7 +42,7 @@ class Tokenizer(ABC):
 
     def __init__(self, device: str | torch.device | None = None, name: str | None = None, precision: str | None = None):
         self.name = name or self.plugin_name
-        self.device = torch.device(device or "cpu")
+        self.device = torch_device(device or "cpu")
         #: forced precision (None: the run's); the runner's model scope uses it when set
         self.precision: Precision | None = get_precision(precision, f"tokenizer '{self.name}': precision") if precision else None
 
@@ -95,6 +96,11 @@ class Tokenizer(ABC):
     def check_input(self, video: torch.Tensor) -> None:
         if video.ndim != 5 or video.shape[1] != 3:
             raise InputShapeError(f"{self.name}: expected a video of shape (B,3,T,H,W), got {tuple(video.shape)}")
+        if not video.is_floating_point():  # uint8 frames would saturate: every value past 1
+            raise InputShapeError(f"{self.name}: expected floating-point pixels in [-1,1], got {video.dtype} "
+                                  "(uint8 frames: x.float() / 127.5 - 1)")
+        if video.shape[0] == 0:
+            raise InputShapeError(f"{self.name}: empty batch {tuple(video.shape)}")
         t, h, w = video.shape[2:]
         if not self.frame_rule.accepts(t):
             raise InputShapeError(

@@ -23,11 +23,13 @@ see :mod:`vidtok_bench.scoring`. They do not re-apply protocol facts themselves.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
 
 import torch
 
+from ..config import torch_device
 from ..results import MetricInfo
 
 
@@ -36,7 +38,7 @@ class Metric(ABC):
     info: ClassVar[MetricInfo]
 
     def __init__(self, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+        self.device = torch_device(device)
 
     @property
     def kind(self) -> str:
@@ -262,6 +264,39 @@ class LatentMetric(AdditiveSetMetric):
     def update_latent(self, latent: Any, tokenizer: Any, pixels: int, clip_ids: list[str]) -> None:
         """``latent`` of the batch's clips ``clip_ids`` (dim 0 = clips when a tensor); ``pixels`` the
         pixels the tokenizer encoded for them (T x H x W summed over the batch, its frame padding included)."""
+
+
+#: how far past [-1,1] an input may reach (float rounding of a conversion), before it is refused
+RANGE_SLACK = 1e-3
+_LAYOUTS = {4: "(N,3,H,W)", 5: "(B,3,T,H,W)"}
+
+
+def check_pair(name: str, real: Any, fake: Any, ranks: Sequence[int] = (4, 5), values: bool = True) -> None:
+    """The inputs every public metric call takes: two floating-point tensors of one shape, in ``ranks`` layouts with
+    3 channels, not empty; with ``values`` (one pass over each), ``real`` in [-1,1] and ``fake`` finite (a
+    reconstruction may overshoot the range; metrics are defined on it as given). A one-line InputShapeError
+    otherwise: a (B,T,3,H,W), uint8 or 0..255 video would get a plausible, wrong score, and mismatched shapes
+    would broadcast."""
+    from ..errors import InputShapeError
+
+    layouts = " or ".join(_LAYOUTS[r] for r in ranks)
+    if not (isinstance(real, torch.Tensor) and isinstance(fake, torch.Tensor)):
+        raise InputShapeError(f"{name} takes two torch tensors {layouts}, got {type(real).__name__} and {type(fake).__name__}")
+    if real.shape != fake.shape or real.ndim not in ranks or real.shape[1] != 3:
+        raise InputShapeError(f"{name} takes two {layouts} tensors of equal shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    if real.numel() == 0:
+        raise InputShapeError(f"{name}: empty input of shape {tuple(real.shape)}")
+    if not (real.is_floating_point() and fake.is_floating_point()):
+        raise InputShapeError(f"{name} takes floating-point pixels in [-1,1], got {real.dtype} and {fake.dtype} "
+                              "(uint8 frames: x.float() / 127.5 - 1)")
+    if values:
+        lo, hi = (float(e) for e in torch.aminmax(real.detach()))
+        if not (lo >= -1 - RANGE_SLACK and hi <= 1 + RANGE_SLACK):  # NaN fails this too
+            hint = " (0..255 pixels? x / 127.5 - 1)" if hi > 2 else ""
+            raise InputShapeError(f"{name} takes pixels in [-1,1]; real spans [{lo:.4g}, {hi:.4g}]{hint}")
+        lo, hi = (float(e) for e in torch.aminmax(fake.detach()))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise InputShapeError(f"{name}: fake has non-finite values (spans [{lo:.4g}, {hi:.4g}])")
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from ..autotune import StaticShapeAutotune
-from ..errors import InputShapeError
+from ..config import torch_device
 from ..precision import full_fp32
 from ..registry import register_metric
 from ..results import MetricInfo
 from . import row_bands, winograd as _winograd
-from .base import NetworkFrameMetric
+from .base import NetworkFrameMetric, check_pair
 
 CHANNELS = (3, 64, 128, 256, 512, 512)
 STAGES = ((0, 2), (2, 4), (4, 7), (7, 10), (10, 13))  # VGG16 conv indices of each stage
@@ -118,7 +118,7 @@ class DISTS:
     def __init__(self, device: str | torch.device = "cpu", *, fetch: bool = True, winograd: bool | None = None):
         from ..weights import manager
 
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         vgg = manager.load_state("vgg16", fetch_missing=fetch)
         ab = manager.load_state("dists", fetch_missing=fetch)
         #: channels-last VGG on CPUs (oneDNN: no reorders between layers)
@@ -191,8 +191,7 @@ class DISTS:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
-            raise InputShapeError(f"DISTS takes two (N,3,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        check_pair("DISTS", x, y, ranks=(4,))
         n = x.shape[0]
         u = (torch.cat([x, y]).to(self.device, torch.float32) + 1) / 2  # one pass for both images
         total = torch.zeros(n, dtype=torch.float64, device=self.device)

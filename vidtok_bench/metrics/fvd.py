@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from ..frames import pad_frames
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import SetMetric, clip_order_key, video_of
+from .base import SetMetric, check_pair, clip_order_key, video_of
 
 FVD_VERSION = "1"
 FEATURE_DIM = 400
@@ -305,8 +305,10 @@ class FVD(SetMetric):
 
     # -------------------------------------------------------------- SetMetric
     def update(self, real: torch.Tensor, fake: torch.Tensor, clip_ids: list[str]) -> None:
-        if real.shape[0] != fake.shape[0] or len(clip_ids) != real.shape[0]:
-            raise ValueError(f"fvd update: {real.shape[0]} real, {fake.shape[0]} fake clips, {len(clip_ids)} ids")
+        # same shape and float (a 9-frame real against a 5-frame fake would be resized and padded into a number)
+        check_pair("fvd update", real, fake, ranks=(5,), values=False)
+        if len(clip_ids) != real.shape[0]:
+            raise ValueError(f"fvd update: {real.shape[0]} clips, {len(clip_ids)} ids")
         keep = []
         for i, cid in enumerate(clip_ids):
             if self.clip_frames and real.shape[2] < self.clip_frames:

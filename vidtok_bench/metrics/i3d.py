@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..autotune import StaticShapeAutotune
+from ..config import torch_device
 from ..errors import InputShapeError
 from ..precision import full_fp32
 
@@ -151,7 +152,7 @@ class I3D:
     def __init__(self, device: str | torch.device = "cpu", *, fetch: bool = True):
         from ..weights import manager
 
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         self.weights_sha256 = manager.artifact(WEIGHTS_NAME).sha256
         self.net = InceptionI3d()
         self.net.load_state_dict(torch_state_dict(manager.load_state(WEIGHTS_NAME, fetch_missing=fetch)))

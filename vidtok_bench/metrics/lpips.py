@@ -24,13 +24,14 @@ from typing import Any, Iterator
 import torch
 
 from ..autotune import StaticShapeAutotune
+from ..config import torch_device
 from ..errors import ConfigError, InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
 from . import lpips_net, row_bands
 from . import winograd as _winograd
 from ..precision import full_fp32
-from .base import NetworkFrameMetric, frame_range
+from .base import NetworkFrameMetric, check_pair, frame_range
 from .lpips_net import SCALE, SHIFT
 
 
@@ -125,7 +126,7 @@ class LPIPS:
         self.net_name = _net_name(net)
         self.weights_name = _NETS[self.net_name][0]
         self.weights_sha256 = manager.artifact(self.weights_name).sha256
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         flat = manager.load_state(self.weights_name, fetch_missing=fetch)
         model = lpips_net.build(self.net_name)  # on the meta device: no random init, every tensor assigned below
         model.load_state_dict(torch_state_dict(model, flat, self.net_name), assign=True)
@@ -267,8 +268,7 @@ class LPIPS:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
-            raise InputShapeError(f"LPIPS takes two (N,3,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        check_pair("LPIPS", x, y, ranks=(4,))
         _check_size(self.net_name, x.shape[2:])
         return self._chunk([x, y], True, None, False, None)[0]
 

@@ -34,7 +34,7 @@ import torch
 from ..registry import register_metric
 from ..results import MetricInfo
 from .base import AdditiveSetMetric, rows_by_video, to_unit
-from .psnr import psnr, psnr_from_mse
+from .psnr import frame_psnr, psnr_from_mse
 
 
 class Profile:
@@ -297,7 +297,7 @@ class ProfileMetric(AdditiveSetMetric):
         interior = [s for s in starts if 0 < s < t]
         bdist = boundary_distance(t, interior) if interior else None
         tile = layout.get("tile")
-        frame_psnr = psnr(real, fake).cpu()  # (B,T) float64
+        per_frame = frame_psnr(real, fake).cpu()  # (B,T) float64
         lp = self._frame_stats.get(self._lpips_name) if self._lpips_name else None
         lp = torch.tensor(lp, dtype=torch.float64) if lp and all(len(x) == t for x in lp) else None
         self._frame_stats = {}
@@ -307,11 +307,11 @@ class ProfileMetric(AdditiveSetMetric):
             if not part["layout"] and layout:
                 part["layout"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in layout.items()
                                   if k != "t_starts"}
-            self._add(part, "psnr_by_position", True, frame_psnr[idx], pos)
+            self._add(part, "psnr_by_position", True, per_frame[idx], pos)
             if lp is not None:
                 self._add(part, "lpips_by_position", False, lp[idx], pos)
             if bdist is not None:
-                self._add(part, "psnr_by_chunk_boundary_distance", True, frame_psnr[idx], bdist)
+                self._add(part, "psnr_by_chunk_boundary_distance", True, per_frame[idx], bdist)
             if tile:
                 if "mse_by_tile_distance" not in part["profiles"]:
                     part["profiles"]["mse_by_tile_distance"] = Profile(higher_is_better=False)

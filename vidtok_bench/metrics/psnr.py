@@ -16,7 +16,7 @@ import torch
 from ..errors import check_choice
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric, to_unit
+from .base import FrameMetric, check_pair, to_unit
 
 EPS = 1e-8
 VARIANTS = ("vidtok", "tokenbench")
@@ -39,9 +39,15 @@ def frame_mse(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 
 def psnr(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Per-frame PSNR (dB) of videos (B,3,T,H,W) or images (N,3,H,W) in [-1,1]."""
+    """Per-frame PSNR (dB) of videos (B,3,T,H,W) -> (B,T) or images (N,3,H,W) -> (N,), pixels in [-1,1]."""
+    check_pair("psnr", real, fake)
+    return frame_psnr(real, fake)
+
+
+def frame_psnr(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """:func:`psnr` without the input checks (a run's clips are made in range and shape)."""
     if real.ndim == 4:
-        return psnr(real.unsqueeze(2), fake.unsqueeze(2))[:, 0]
+        return frame_psnr(real.unsqueeze(2), fake.unsqueeze(2))[:, 0]
     return -10 * torch.log10(frame_mse(real, fake) + EPS)
 
 
@@ -62,7 +68,7 @@ class PSNRMetric(FrameMetric):
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         # tokenbench pools MSE per video: keep the per-frame MSE and reduce later
-        stat = frame_mse(real, fake) if self.variant == "tokenbench" else psnr(real, fake)
+        stat = frame_mse(real, fake) if self.variant == "tokenbench" else frame_psnr(real, fake)
         return stat.cpu()
 
     def reduce_video(self, stats: Sequence[float]) -> float:

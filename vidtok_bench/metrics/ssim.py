@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..errors import check_choice
 from ..registry import register_metric
 from ..results import MetricInfo
-from .base import FrameMetric, frame_range, to_unit
+from .base import FrameMetric, check_pair, frame_range, to_unit
 
 VARIANTS = ("vidtok", "tokenbench")
 #: frame pixels per SSIM pass (the float64 maps of one 256x256 frame are ~8 MB)
@@ -101,6 +101,12 @@ def _ssim_in_steps(frames: Callable[[int, int], tuple[torch.Tensor, torch.Tensor
 
 def ssim(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
     """Per-frame SSIM of videos (B,3,T,H,W) -> (B,T), or images (N,3,H,W) -> (N,); inputs in [-1,1]."""
+    check_pair("ssim", real, fake)
+    return frame_ssim(real, fake, variant)
+
+
+def frame_ssim(real: torch.Tensor, fake: torch.Tensor, variant: str = "vidtok") -> torch.Tensor:
+    """:func:`ssim` without the input checks (a run's clips are made in range and shape)."""
     if real.ndim == 4:
         return ssim_frames(real, fake, variant)
     b, c, t, h, w = real.shape
@@ -119,7 +125,7 @@ class SSIMMetric(FrameMetric):
         self.variant = check_choice("ssim variant", variant, VARIANTS)
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return ssim(real, fake, self.variant).cpu()
+        return frame_ssim(real, fake, self.variant).cpu()
 
     def spec(self) -> dict[str, Any]:
         if self.variant == "vidtok":

@@ -12,7 +12,7 @@ import importlib
 import inspect
 import pkgutil
 from importlib.metadata import entry_points
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from .errors import ConfigError, UnknownNameError, suggest
 
@@ -123,20 +123,24 @@ def check_option_types(label: str, cls: type, options: dict[str, Any]) -> None:
             raise ConfigError(f"{label}: {key}={value!r} must be {what}" + (" or null" if "None" in parts else ""))
 
 
-def _option_annotations(cls: type) -> dict[str, str]:
-    """Constructor parameter annotations as written (strings under ``from __future__ import annotations``),
-    the subclass's first, along the classes :func:`accepted_options` reads."""
-    out: dict[str, str] = {}
+def _constructor_params(cls: type) -> Iterator[inspect.Parameter]:
+    """Keyword parameters of ``cls.__init__`` and of the base classes it forwards ``**kwargs`` to, subclass first."""
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
         params = inspect.signature(init).parameters.values()
-        for p in params:
-            if p.annotation is not p.empty:
-                out.setdefault(p.name, p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
+        yield from (p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
+
+
+def _option_annotations(cls: type) -> dict[str, str]:
+    """Constructor parameter annotations as written (strings under ``from __future__ import annotations``)."""
+    out: dict[str, str] = {}
+    for p in _constructor_params(cls):
+        if p.annotation is not p.empty:
+            out.setdefault(p.name, p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
     return out
 
 
@@ -144,16 +148,7 @@ def accepted_options(cls: type) -> set[str]:
     """Constructor keywords a plugin class accepts: its ``__init__`` parameters, and those of the
     base classes it forwards ``**kwargs`` to, plus ``extra_options`` a base declares (e.g. a dataset's
     preprocessing keys)."""
-    names: set[str] = set(getattr(cls, "extra_options", ()))
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return names
+    return set(getattr(cls, "extra_options", ())) | {p.name for p in _constructor_params(cls)}
 
 
 def check_options(label: str, cls: type, options: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from ..config import torch_device
+from ..errors import InputShapeError
 from ..results import MetricInfo
 
 
@@ -277,8 +278,6 @@ def check_pair(name: str, real: Any, fake: Any, ranks: Sequence[int] = (4, 5), v
     reconstruction may overshoot the range; metrics are defined on it as given). A one-line InputShapeError
     otherwise: a (B,T,3,H,W), uint8 or 0..255 video would get a plausible, wrong score, and mismatched shapes
     would broadcast."""
-    from ..errors import InputShapeError
-
     layouts = " or ".join(_LAYOUTS[r] for r in ranks)
     if not (isinstance(real, torch.Tensor) and isinstance(fake, torch.Tensor)):
         raise InputShapeError(f"{name} takes two torch tensors {layouts}, got {type(real).__name__} and {type(fake).__name__}")
@@ -325,10 +324,7 @@ def frames_per_call(device: torch.device, frame_batch: int, hw: Sequence[int]) -
 def per_frame_pairs(net: Any, real: torch.Tensor, fake: torch.Tensor, frame_batch: int, name: str) -> torch.Tensor:
     """``net(real_frame, fake_frame)`` for every frame of two (B,3,T,H,W) videos, ``frame_batch`` frames
     per call: (B,T) float64 on the CPU (the shared loop of the image-network frame metrics)."""
-    if real.shape != fake.shape or real.ndim != 5:
-        from ..errors import InputShapeError
-
-        raise InputShapeError(f"{name} takes two (B,3,T,H,W) videos of equal shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    check_pair(name, real, fake, ranks=(5,), values=False)  # the network call checks values per batch
     b, t = real.shape[0], real.shape[2]
     out = [net(frame_range(real, i, i + frame_batch), frame_range(fake, i, i + frame_batch)).double().cpu()
            for i in range(0, b * t, frame_batch)]

@@ -138,6 +138,14 @@ def test_bad_options():
         CodecTokenizer(codec="h264", crf=70)
     with pytest.raises(InputShapeError, match="multiple of 2"):
         CodecTokenizer(codec="h264").encode(torch.zeros(1, 3, 3, 33, 32))
+    # presets the encoder would refuse only mid-run (x264 printed its error, then an av ArgumentError)
+    for codec, preset, words in (("h264", "superfastest", "libx264 takes one of ultrafast"), ("av1", "fast", "-1, 0, 1"),
+                                 ("vp9", "good", "takes no preset")):
+        with pytest.raises(ConfigError, match=words):
+            CodecTokenizer(codec=codec, preset=preset)
+    with pytest.raises(ConfigError, match="fps=-3 must be > 0"):
+        CodecTokenizer(codec="h264", fps=-3)
+    assert CodecTokenizer(codec="hevc", preset="veryfast").preset == "veryfast"
 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402

@@ -49,14 +49,21 @@ class CodecSpec:
     fractional_crf: bool
     default_preset: str | None
     extra: tuple[tuple[str, str], ...] = ()
+    #: the presets the encoder takes (checked when the tokenizer is built, not by the encoder mid-run)
+    presets: tuple[str, ...] = ()
+
+
+#: libx264 and libx265 name the same presets
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
 CODECS: dict[str, CodecSpec] = {
-    "h264": CodecSpec("libx264", ("h264",), (0.0, 51.0), True, "medium"),
-    "hevc": CodecSpec("libx265", ("hevc",), (0.0, 51.0), True, "medium", (("x265-params", "log-level=error:info=0"),)),
-    "av1": CodecSpec("libsvtav1", ("libdav1d", "av1"), (1.0, 63.0), False, "8"),
+    "h264": CodecSpec("libx264", ("h264",), (0.0, 51.0), True, "medium", presets=X26X_PRESETS),
+    "hevc": CodecSpec("libx265", ("hevc",), (0.0, 51.0), True, "medium", (("x265-params", "log-level=error:info=0"),),
+                      presets=X26X_PRESETS),
+    "av1": CodecSpec("libsvtav1", ("libdav1d", "av1"), (1.0, 63.0), False, "8", presets=tuple(map(str, range(-1, 14)))),
     "vp9": CodecSpec("libvpx-vp9", ("libvpx-vp9", "vp9"), (0.0, 63.0), False, None,
-                     (("b", "0"), ("deadline", "good"), ("cpu-used", "4"), ("row-mt", "0"))),
+                     (("b", "0"), ("deadline", "good"), ("cpu-used", "4"), ("row-mt", "0"))),  # no presets: options
 }
 
 
@@ -196,6 +203,9 @@ class CodecTokenizer(Tokenizer):
         if len(chosen) > 1:
             raise ConfigError(f"tokenizer '{self.name}': set only one of crf, bpp, match (got {', '.join(chosen)})")
         self.codec, self.spec = codec, CODECS[codec]
+        if preset is not None and str(preset) not in self.spec.presets:
+            takes = f"one of {', '.join(self.spec.presets)}" if self.spec.presets else "no preset (set options instead)"
+            raise ConfigError(f"tokenizer '{self.name}': preset={preset!r}: {self.spec.encoder} takes {takes}")
         self.match = match
         if match is not None:
             bpp = nominal_bpp_of(str(match))

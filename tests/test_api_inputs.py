@@ -104,8 +104,10 @@ def test_cuda_on_a_machine_without_it_is_refused_when_built():
         create_tokenizer("identity", device="gpu")
 
 
-def test_tokenizers_refuse_uint8_videos_and_empty_batches():
+def test_tokenizers_refuse_uint8_videos_numpy_arrays_and_empty_batches():
     tok = create_tokenizer("trilinear_488")
+    with pytest.raises(InputShapeError, match="expected a torch tensor"):
+        tok.encode(X[:1, :, :1].expand(1, 3, 5, 32, 32).numpy())
     with pytest.raises(InputShapeError, match="floating-point pixels"):
         tok.reconstruct(U8[:1, :, :1].expand(1, 3, 5, 32, 32))
     with pytest.raises(InputShapeError, match="empty batch"):
@@ -127,3 +129,11 @@ def test_to_frame_takes_one_path_as_a_string():
 
     board = str(Path(__file__).resolve().parents[1] / "results" / "leaderboard")
     assert len(to_frame(board)) == len(to_frame([board])) == 10
+
+
+def test_a_local_diffusers_folder_that_is_not_there_is_named():
+    from vidtok_bench.errors import CheckpointError
+
+    pytest.importorskip("diffusers")
+    with pytest.raises(CheckpointError, match="tokenizer.pretrained=/nonexistent/vae: no such folder"):
+        create_tokenizer("wan", pretrained="/nonexistent/vae").encode(X[:1, :, :1].expand(1, 3, 5, 32, 32))

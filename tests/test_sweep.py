@@ -58,7 +58,9 @@ def test_hydra_settings_without_m_are_refused(tmp_path, capsys):
     assert "add -m" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", [["batch_size=1,0"], ["tokenizer=identity,nosuch"], ["seed=range(0,2)", "+nokey=1"]])
+@pytest.mark.parametrize("bad", [["batch_size=1,0"], ["tokenizer=identity,nosuch"], ["seed=range(0,2)", "+nokey=1"],
+                                 ["tokenizer=trilinear_488", "tokenizer.h=8,abc"], ["tokenizer=trilinear_488", "dataset.size=32,30"],
+                                 ["dataset.num_videos=1,-1"]])
 def test_a_bad_job_is_one_line_before_any_job_runs(tmp_path, capsys, bad):
     sweep = tmp_path / "sweep"
     assert cli("run", "-m", *TINY, *bad, f"output_dir={sweep}") == 2
@@ -73,3 +75,14 @@ def test_jobs_expand_as_hydra_expands_them():
     jobs = job_overrides(["tokenizer=identity,trilinear_488", "seed=range(0,2)", "limit=1", "hydra/launcher=submitit_local"])
     assert jobs == [["tokenizer=identity", "seed=0", "limit=1"], ["tokenizer=identity", "seed=1", "limit=1"],
                     ["tokenizer=trilinear_488", "seed=0", "limit=1"], ["tokenizer=trilinear_488", "seed=1", "limit=1"]]
+
+
+@pytest.mark.parametrize("bad", [["tokenizer=glob(*)"], ["tokenizer=identity,trilinear_488", "output_dir=AFILE"]])
+def test_a_sweep_it_cannot_expand_or_write_is_one_line(tmp_path, capsys, bad):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    args = [a.replace("AFILE", str(afile)) for a in bad]
+    assert cli("run", "-m", *TINY, *(args if any(a.startswith("output_dir=") for a in args)
+                                     else [*args, f"output_dir={tmp_path / 's'}"])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidtok-bench: error: ") and err.count("\n") == 1, err

@@ -218,6 +218,9 @@ class DiffusersVAETokenizer(Tokenizer):
         src = str(self.pretrained)
         subfolder = self.subfolder
         local = Path(src).expanduser()
+        if not local.exists() and src.startswith(("/", "./", "../", "~")):  # a folder meant, not a hub id
+            raise CheckpointError(f"tokenizer.pretrained={src}: no such folder (a local diffusers folder, or a hub "
+                                  "id such as 'THUDM/CogVideoX-2b')")
         if local.is_dir():
             if not (subfolder and (local / subfolder / "config.json").is_file()):
                 subfolder = None  # the folder itself holds config.json

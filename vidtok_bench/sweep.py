@@ -84,26 +84,34 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
     user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
         parsed = OverridesParser.create().parse_overrides(user)
-    except HydraException as exc:
+        axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+                else [o.input_line] for o in parsed]
+    except HydraException as exc:  # also glob(), which needs Hydra's config loader: list the values instead
         raise ConfigError(f"invalid sweep: {str(exc).strip().splitlines()[0]}") from None
-    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-            else [o.input_line] for o in parsed]
     return [list(job) for job in itertools.product(*axes)]
 
 
 def check_jobs(overrides: list[str]) -> int:
     """Compose and validate every job before the launcher starts any (a bad value in the last job must not
     surface after the first ones ran, or as Hydra's multi-line job failure); returns the number of jobs."""
-    from .config import compose, plan_run
+    from pathlib import Path
+
+    from .config import compose
     from .errors import BenchError, ConfigError
+    from .runner import Runner
 
     jobs = job_overrides(overrides)
     for ovs in jobs:
-        try:
-            plan_run(compose(ovs))
+        try:  # a run's own checks, the plugins' included (tokenizer.h=abc, dataset.size=250); nothing loaded or read
+            Runner(compose(ovs))
         except BenchError as exc:
             sweep_keys = [o for o in ovs if o not in overrides]
             raise ConfigError(f"sweep job {' '.join(sweep_keys) or '(every job)'}: {exc}") from None
+    base = Path(next((o.partition("=")[2] for o in overrides if o.startswith("output_dir=")), DEFAULT_SWEEP_DIR))
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output_dir={base}: cannot write there ({exc.strerror or exc})") from None
     return len(jobs)
 
 

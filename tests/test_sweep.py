@@ -86,3 +86,16 @@ def test_a_sweep_it_cannot_expand_or_write_is_one_line(tmp_path, capsys, bad):
                                      else [*args, f"output_dir={tmp_path / 's'}"])) == 2
     err = capsys.readouterr().err
     assert err.startswith("vidtok-bench: error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a GPU sweep submitted from a CPU-only host")
+def test_a_slurm_sweep_of_gpu_jobs_is_checked_on_a_login_node_without_gpus(tmp_path):
+    from vidtok_bench.errors import ConfigError
+    from vidtok_bench.sweep import check_jobs
+
+    jobs = [*TINY, "tokenizer=identity,trilinear_488", "device=cuda", f"output_dir={tmp_path / 'sweep'}"]
+    assert check_jobs([*jobs, "hydra/launcher=submitit_slurm"]) == 2  # the device is checked where the jobs run
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        check_jobs(jobs)  # the basic launcher runs them here
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        check_jobs([*jobs, "batch_size=0", "hydra/launcher=submitit_slurm"])  # the rest is still checked

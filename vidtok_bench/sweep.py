@@ -101,9 +101,12 @@ def check_jobs(overrides: list[str]) -> int:
     from .runner import Runner
 
     jobs = job_overrides(overrides)
+    # Slurm jobs run on other machines: a GPU job submitted from a login node without one is checked here with
+    # device=cpu (everything else is the same), and its device where it runs
+    elsewhere = ["device=cpu"] if any(o.startswith("hydra/launcher=submitit_slurm") for o in overrides) else []
     for ovs in jobs:
         try:  # a run's own checks, the plugins' included (tokenizer.h=abc, dataset.size=250); nothing loaded or read
-            Runner(compose(ovs))
+            Runner(compose([*ovs, *elsewhere]))
         except BenchError as exc:
             sweep_keys = [o for o in ovs if o not in overrides]
             raise ConfigError(f"sweep job {' '.join(sweep_keys) or '(every job)'}: {exc}") from None

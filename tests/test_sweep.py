@@ -93,9 +93,9 @@ def test_a_slurm_sweep_of_gpu_jobs_is_checked_on_a_login_node_without_gpus(tmp_p
     from vidtok_bench.errors import ConfigError
     from vidtok_bench.sweep import check_jobs
 
-    jobs = [*TINY, "tokenizer=identity,trilinear_488", "device=cuda", f"output_dir={tmp_path / 'sweep'}"]
-    assert check_jobs([*jobs, "hydra/launcher=submitit_slurm"]) == 2  # the device is checked where the jobs run
+    jobs, sweep = [*TINY, "tokenizer=identity,trilinear_488", "device=cuda"], tmp_path / "sweep"
+    assert check_jobs([*jobs, "hydra/launcher=submitit_slurm"], sweep) == 2  # the device is checked where the jobs run
     with pytest.raises(ConfigError, match="CUDA is not available"):
-        check_jobs(jobs)  # the basic launcher runs them here
+        check_jobs(jobs, sweep)  # the basic launcher runs them here
     with pytest.raises(ConfigError, match="batch_size=0"):
-        check_jobs([*jobs, "batch_size=0", "hydra/launcher=submitit_slurm"])  # the rest is still checked
+        check_jobs([*jobs, "batch_size=0", "hydra/launcher=submitit_slurm"], sweep)  # the rest is still checked

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 DEFAULT_SWEEP_DIR = "outputs/sweep"
@@ -91,11 +92,10 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
     return [list(job) for job in itertools.product(*axes)]
 
 
-def check_jobs(overrides: list[str]) -> int:
+def check_jobs(overrides: list[str], sweep_dir: Path) -> int:
     """Compose and validate every job before the launcher starts any (a bad value in the last job must not
-    surface after the first ones ran, or as Hydra's multi-line job failure); returns the number of jobs."""
-    from pathlib import Path
-
+    surface after the first ones ran, or as Hydra's multi-line job failure), and make ``sweep_dir``; returns
+    the number of jobs."""
     from .config import compose
     from .errors import BenchError, ConfigError
     from .runner import Runner
@@ -110,11 +110,10 @@ def check_jobs(overrides: list[str]) -> int:
         except BenchError as exc:
             sweep_keys = [o for o in ovs if o not in overrides]
             raise ConfigError(f"sweep job {' '.join(sweep_keys) or '(every job)'}: {exc}") from None
-    base = Path(next((o.partition("=")[2] for o in overrides if o.startswith("output_dir=")), DEFAULT_SWEEP_DIR))
     try:
-        base.mkdir(parents=True, exist_ok=True)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"output_dir={base}: cannot write there ({exc.strerror or exc})") from None
+        raise ConfigError(f"output_dir={sweep_dir}: cannot write there ({exc.strerror or exc})") from None
     return len(jobs)
 
 
@@ -126,13 +125,13 @@ def multirun(overrides: list[str]) -> int:
     from .config import _plugin_key_overrides
 
     user = list(overrides)
-    check_jobs(user)
     base = DEFAULT_SWEEP_DIR
     for ov in list(user):
         key, _, value = ov.partition("=")
         if key == "output_dir" and "," not in value:
             base = value  # the sweep's directory; each job gets its own below it
             user.remove(ov)
+    check_jobs(user, Path(base))
     settings = [
         f"hydra.sweep.dir={base}",
         "hydra.sweep.subdir='${vidtok_bench_dirname:${hydra.job.override_dirname}}'",

@@ -165,3 +165,21 @@ def test_a_full_disk_while_writing_a_report_exits_5(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(Path, "write_text", full)
     code, _, err = run_cli(capsys, "table", LEADERBOARD, "-o", str(tmp_path / "t.md"))
     assert code == 5 and err.strip() == f"vidtok-bench: error: {tmp_path / 't.md'}: No space left on device"
+
+
+def test_every_command_unwinds_on_sigterm_with_143(tmp_path, capsys, monkeypatch):
+    """SIGTERM is handled by the CLI, not by `run` alone: any command stops with one line and 143."""
+    import signal
+
+    from vidtok_bench import merge
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(merge, "main", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["merge", str(tmp_path), "-o", str(tmp_path / "m")]) == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "terminated (SIGTERM)" in err and "Traceback" not in err

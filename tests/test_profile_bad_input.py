@@ -3,7 +3,9 @@ a sweep stopped part-way keeps the points it measured."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 
 import pytest
 
@@ -101,6 +103,26 @@ def test_an_interrupted_sweep_keeps_the_points_done(tmp_path, capsys, monkeypatc
     assert "stopped before its last point" in (tmp_path / "profile.md").read_text()
     err = capsys.readouterr().err
     assert "a profile does not resume" in err and "rerun the same command to resume" not in err
+
+
+def test_a_sigterm_sweep_keeps_the_points_done_and_exits_143(tmp_path, capsys, monkeypatch) -> None:
+    """A scheduler's SIGTERM (a real signal to this process) stops the sweep as Ctrl-C does, with 143."""
+    real = profile.profile_point
+    calls = iter([False, True])
+
+    def terminated_at_second(*a, **k):
+        if next(calls):
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler raises in this (the main) thread
+        return real(*a, **k)
+
+    monkeypatch.setattr(profile, "profile_point", terminated_at_second)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["profile", *SMALL[:1], "sizes=[32,64]", *SMALL[2:], "-o", str(tmp_path)]) == 143
+    assert signal.getsignal(signal.SIGTERM) is before  # the CLI put the previous handler back
+    res = json.loads((tmp_path / "profile.json").read_text())
+    assert [p["status"] for p in res["points"]] == [OK] and res["incomplete"] is True
+    err = capsys.readouterr().err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
 
 
 # ----------------------------------------------------------------- profile-plot

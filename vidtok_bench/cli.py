@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
-from .errors import STORAGE_ERRNOS, BenchError, os_error_line
+from .errors import STORAGE_ERRNOS, BenchError, interrupted_status, on_sigterm, os_error_line
 
 #: modules providing sub-commands, in the order --help lists them
 SUBCOMMAND_MODULES = [
@@ -76,6 +77,10 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)  # every command unwinds on SIGTERM as on Ctrl-C
+    except ValueError:  # called from a thread other than the main one (an embedding program): leave signals alone
+        previous = None
+    try:
         return int(args.func(args) or 0)
     except BenchError as exc:
         print(f"vidtok-bench: error: {exc}", file=sys.stderr)
@@ -85,9 +90,13 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:  # an output path that cannot be written (a directory, no parent, a full disk): one line
         print(f"vidtok-bench: error: {os_error_line(exc)}", file=sys.stderr)
         return 5 if exc.errno in STORAGE_ERRNOS else 2
-    except KeyboardInterrupt:
-        print("vidtok-bench: interrupted; finished work is kept — rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as errors.Terminated
+        status, how = interrupted_status(exc)
+        print(f"vidtok-bench: {how}; finished work is kept — rerun the same command to resume", file=sys.stderr)
+        return status
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

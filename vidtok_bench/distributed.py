@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
-from .errors import BenchError, ConfigError
+from .errors import BenchError, ConfigError, Terminated
 
 #: how often a rank tells the others it is alive, at most
 HEARTBEAT_S = 5.0
@@ -286,9 +286,9 @@ def run_distributed(plan: Any, env: DistEnv):
         merged = combine(parts, mode="torchrun", backend=backend_for(device), wall_s=time.perf_counter() - started)
         write_run(runner.output_dir, merged)
         return merged.result
-    except KeyboardInterrupt as exc:  # SIGTERM (run_cli's Terminated): torchrun stops the others when one rank dies
+    except KeyboardInterrupt as exc:  # SIGTERM (errors.Terminated): torchrun stops the others when one rank dies
         what = "terminated by the launcher (SIGTERM; another rank probably failed, see the launcher's log)" \
-            if type(exc).__name__ == "Terminated" else "interrupted"
+            if isinstance(exc, Terminated) else "interrupted"
         print(f"vidtok-bench: rank {env.rank}: {what}; finished videos are kept in {where}; rerun the same command "
               "to resume", file=sys.stderr)
         raise

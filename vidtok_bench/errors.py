@@ -11,6 +11,24 @@ class BenchError(Exception):
     """Base class of every error the CLI reports as a single line."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (as a cluster scheduler or ``timeout`` sends): unwinds like Ctrl-C, so finished work stays on disk."""
+
+
+#: exit statuses of an interrupted command (128 + SIGINT / SIGTERM), as shells and schedulers read them
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+
+def interrupted_status(exc: KeyboardInterrupt) -> tuple[int, str]:
+    """Exit status and the words for how a command was stopped."""
+    return (EXIT_TERMINATED, "terminated (SIGTERM)") if isinstance(exc, Terminated) else (EXIT_INTERRUPTED, "interrupted")
+
+
+def on_sigterm(signum, frame) -> None:
+    """Signal handler the CLI installs for every command: SIGTERM becomes :class:`Terminated`."""
+    raise Terminated()
+
+
 class ConfigError(BenchError):
     """An invalid configuration value or override."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .errors import interrupted_status
+
 HELP = """\
 Time encode and decode separately and record peak memory, FLOPs and achieved TFLOP/s (MFU on
 known GPUs) for every (size, frames[, tiling]) point. Writes OUT/profile.json, profile.csv,
@@ -25,7 +27,8 @@ keys (Hydra-style KEY=VALUE):
 
 exit status: 0 when every point was measured or marked OOM (or n/a); 1 when a point failed
 otherwise (its error is in profile.md, the other points are written); 2 for a bad argument or an
-output folder that cannot be written, found before any point is measured.
+output folder that cannot be written, found before any point is measured; 130 (Ctrl-C) or 143
+(SIGTERM): the points measured so far are written.
 
 example:
   vidtok-bench profile tokenizer=vidtok_kl_causal_488_4chn_v1_1 sizes=[256,512] frames=[17,33] tiling=[false,true] -o prof/
@@ -49,10 +52,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"profiling {spec.tokenizer}: sizes {spec.sizes}, frames {spec.frames}, {spec.precision} on {spec.device}")
     try:
         result = run_profile(spec)
-    except KeyboardInterrupt:  # the points done are written (run_profile said where); unlike run, nothing resumes
-        print("vidtok-bench: interrupted; a profile does not resume: the same command measures every point again",
+    except KeyboardInterrupt as exc:  # the points done are written (run_profile said where); unlike run, nothing resumes
+        status, how = interrupted_status(exc)
+        print(f"vidtok-bench: {how}; a profile does not resume: the same command measures every point again",
               file=sys.stderr)
-        return 130
+        return status
     points = result["points"]
     skipped = [p for p in points if p["status"] != OK]
     print(f"{len(points) - len(skipped)}/{len(points)} points measured; results: {spec.out_dir() / 'profile.md'}")

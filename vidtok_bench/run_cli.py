@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
+
+from .errors import EXIT_TERMINATED, Terminated
 
 HELP = """\
 Evaluate a tokenizer on a dataset under a protocol and write OUT/results.json,
@@ -64,15 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 #: exit codes of `run` (documented in --help and the README)
-EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL, EXIT_EMPTY, EXIT_IO, EXIT_TERMINATED = 0, 2, 3, 4, 5, 143
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (as a cluster scheduler sends): unwinds like Ctrl-C, so finished work stays on disk."""
-
-
-def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
+EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL, EXIT_EMPTY, EXIT_IO = 0, 2, 3, 4, 5
+# SIGTERM arrives as errors.Terminated: the CLI installs that handler for every command (cli._main)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -98,18 +92,14 @@ def main(args: argparse.Namespace) -> int:
 
     env = DistEnv.from_environ()
     if env is not None:  # under torchrun: this rank's part, and the one result on rank 0
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             result = run_distributed(plan, env)
         except Terminated:  # the launcher stops the other ranks when one dies: run_distributed said where work is kept
             return EXIT_TERMINATED
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         return EXIT_OK if result is None else finish(result)
     from .runner import Runner
 
     runner = Runner(plan)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = runner.run_result()
     except Terminated:
@@ -120,8 +110,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"vidtok-bench: error: cannot write in {runner.output_dir}: {exc.strerror or exc}; videos finished "
               "before are kept in per_clip.jsonl — free space and rerun the same command to resume", file=sys.stderr)
         return EXIT_IO
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if runner.already_complete:
         print(f"vidtok-bench: {runner.output_dir} already holds this run, complete; nothing recomputed "
               "(overwrite=true to run it again)", file=sys.stderr)

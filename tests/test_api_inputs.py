@@ -114,6 +114,19 @@ def test_tokenizers_refuse_uint8_videos_numpy_arrays_and_empty_batches():
         tok.reconstruct(X[:0, :, :1].expand(0, 3, 5, 32, 32))
 
 
+@pytest.mark.parametrize("name", ["identity", "trilinear_488"])
+def test_tokenizers_refuse_0_255_and_nan_pixels_but_take_rounding_past_the_range(name):
+    tok = create_tokenizer(name)
+    video = X[:1, :, :1].expand(1, 3, 5, 32, 32)
+    for bad, words in (((video + 1) * 127.5, r"spans \[[0-9.]+, 255\] \(0..255 pixels\? x / 127.5 - 1\)"),
+                       (video.masked_fill(video > 0.9, float("nan")), "spans"), (video * 1.2, r"spans \[-1.2")):
+        with pytest.raises(InputShapeError, match=f"{tok.name} takes pixels in \\[-1,1\\]; the video {words}"):
+            tok.encode(bad)
+    assert tok.reconstruct(video * 1.0005).shape == video.shape  # float rounding of a conversion
+    tok.check_values = False  # as the runner's model stage sets it for its own preprocessed clips
+    assert tok.reconstruct((video + 1) * 127.5).shape == video.shape
+
+
 def test_fvd_update_refuses_real_and_fake_of_different_shapes():
     from vidtok_bench.metrics.fvd import FVD
 

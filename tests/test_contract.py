@@ -117,10 +117,12 @@ def _bad_input(tok: Tokenizer, kind: str, b: int, t: int, h: int, w: int) -> tor
         return None if refused is None else H.smooth_video(b, max(refused, 1), h, w)[:, :, :refused]
     if kind == "spatial":
         return None if tok.spatial_multiple == 1 else H.smooth_video(b, t, h + 1, w + 1)
+    if kind == "0_255":  # float pixels on the uint8 scale: saturated white once clamped, a plausible wrong score
+        return (H.smooth_video(b, t, h, w) + 1) * 127.5
     raise AssertionError(kind)
 
 
-BAD_KINDS = ("4d", "channels", "frames", "spatial")
+BAD_KINDS = ("4d", "channels", "frames", "spatial", "0_255")
 
 
 @pytest.mark.parametrize("name", _params("test_tokenizer_declarations", {n: n for n in TOKENIZER_CONFIGS}))

@@ -16,6 +16,7 @@ import torch
 from .config import torch_device
 from .errors import InputShapeError
 from .frames import FrameRule
+from .metrics.base import check_pixel_range
 from .precision import Precision, get_precision
 
 
@@ -39,6 +40,9 @@ class Tokenizer(ABC):
     #: frame rate of the clips being encoded, set by the runner: the protocol's fps, or the clips' own
     #: when the protocol keeps the native rate (codecs give it to their rate control); None when unknown
     frame_rate: float | None = None
+    #: check the pixel values of every input (one pass); the runner turns it off for the frames its own
+    #: preprocessing made, so that model time stays the model's
+    check_values: bool = True
 
     def __init__(self, device: str | torch.device | None = None, name: str | None = None, precision: str | None = None):
         self.name = name or self.plugin_name
@@ -112,6 +116,8 @@ class Tokenizer(ABC):
         m = self.spatial_multiple
         if h % m or w % m:
             raise InputShapeError(f"{self.name}: frame size {h}x{w} is not a multiple of {m}; choose dataset.size divisible by {m}")
+        if self.check_values and video.numel() and video.device.type != "meta":  # 0..255 floats come back white
+            check_pixel_range(self.name, "the video", video)
 
     def info(self, weights: bool = True) -> dict[str, Any]:
         """Everything a results file must record about this tokenizer.

@@ -272,6 +272,15 @@ RANGE_SLACK = 1e-3
 _LAYOUTS = {4: "(N,3,H,W)", 5: "(B,3,T,H,W)"}
 
 
+def check_pixel_range(name: str, what: str, x: torch.Tensor) -> None:
+    """``x`` (a source video or frames) lies in [-1,1] up to float rounding: one pass over it. A one-line
+    InputShapeError otherwise, with the likely cause when it looks like 0..255 pixels; NaN fails too."""
+    lo, hi = (float(e) for e in torch.aminmax(x.detach()))
+    if not (lo >= -1 - RANGE_SLACK and hi <= 1 + RANGE_SLACK):  # NaN fails this too
+        hint = " (0..255 pixels? x / 127.5 - 1)" if hi > 2 else ""
+        raise InputShapeError(f"{name} takes pixels in [-1,1]; {what} spans [{lo:.4g}, {hi:.4g}]{hint}")
+
+
 def check_pair(name: str, real: Any, fake: Any, ranks: Sequence[int] = (4, 5), values: bool = True) -> None:
     """The inputs every public metric call takes: two floating-point tensors of one shape, in ``ranks`` layouts with
     3 channels, not empty; with ``values`` (one pass over each), ``real`` in [-1,1] and ``fake`` finite (a
@@ -289,10 +298,7 @@ def check_pair(name: str, real: Any, fake: Any, ranks: Sequence[int] = (4, 5), v
         raise InputShapeError(f"{name} takes floating-point pixels in [-1,1], got {real.dtype} and {fake.dtype} "
                               "(uint8 frames: x.float() / 127.5 - 1)")
     if values:
-        lo, hi = (float(e) for e in torch.aminmax(real.detach()))
-        if not (lo >= -1 - RANGE_SLACK and hi <= 1 + RANGE_SLACK):  # NaN fails this too
-            hint = " (0..255 pixels? x / 127.5 - 1)" if hi > 2 else ""
-            raise InputShapeError(f"{name} takes pixels in [-1,1]; real spans [{lo:.4g}, {hi:.4g}]{hint}")
+        check_pixel_range(name, "real", real)
         lo, hi = (float(e) for e in torch.aminmax(fake.detach()))
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise InputShapeError(f"{name}: fake has non-finite values (spans [{lo:.4g}, {hi:.4g}])")

@@ -39,6 +39,7 @@ def _sync(device: torch.device) -> None:
 class ModelStage:
     def __init__(self, tokenizer: Tokenizer, device: torch.device, precision: Precision):
         self.tokenizer, self.device = tokenizer, device
+        tokenizer.check_values = False  # the runner's clips are its preprocessing's, in [-1,1] by construction
         #: a tokenizer forced to a precision (tokenizer.precision=fp32) wins over the run's
         self.precision = tokenizer.precision or precision
         self.encode_s = self.decode_s = 0.0

@@ -140,3 +140,17 @@ def test_no_significance_call_below_the_minimum_number_of_videos(tmp_path):
     assert "only 2 videos" in few["change"] and "(significant)" not in few["change"] and few["videos"] == 2
     many = runs(MIN_VIDEOS_FOR_SIGNIFICANCE, "many")
     assert "(significant)" in many["change"]
+
+
+def test_interval_resamples_the_headline_mean_over_videos(tmp_path):
+    """A headline that is a mean over videos (PSNR under tokenbench) gets an interval of that mean, not of a
+    frame-weighted one: a short video that got much worse must pull the interval below zero as it does the delta."""
+    frames = {"short": 10, **{f"v{i}": 200 for i in range(5)}}
+    pv_a = {v: {"psnr": 30.0} for v in frames}
+    pv_b = {v: {"psnr": 20.0 if v == "short" else 31.0} for v in frames}
+    a = make_run(tmp_path / "a", per_video=pv_a, frames=frames, metrics={"psnr": 30.0}, fvd=None)
+    b = make_run(tmp_path / "b", per_video=pv_b, frames=frames, metrics={"psnr": (20.0 + 5 * 31.0) / 6}, fvd=None)
+    row = compare_runs(a, b, n_resamples=2000).metrics.set_index("metric").loc["psnr"]
+    assert row["delta"] == pytest.approx(-5 / 6)
+    assert row["ci_low"] <= row["delta"] <= row["ci_high"] and row["ci_low"] < 0
+    assert row["change"].startswith("worse")

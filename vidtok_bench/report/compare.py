@@ -1,7 +1,8 @@
 """``vidtok-bench compare A B``: what changed from run A to run B, and is it more than noise?
 
 Per metric: A, B, delta (B - A) and a paired bootstrap 95% CI over the videos both runs
-scored (frame-weighted, like the headline numbers). Set metrics (FVD) have no per-video
+scored, weighted as the headline numbers are (by frames, clips or videos: the weighting that
+reproduces them). Set metrics (FVD) have no per-video
 values, so they get a delta without an interval. Then a per-video breakdown, worst
 regression first for one chosen metric. Runs evaluated on different frames (different frames
 manifests, naming the videos; or different data fingerprints) are refused unless ``--force``:
@@ -104,7 +105,8 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
             frame_metrics.append(m)
             x = pd.to_numeric(pva.loc[common, m], errors="coerce").to_numpy(float)
             y = pd.to_numeric(pvb.loc[common, m], errors="coerce").to_numpy(float)
-            w = _weights(pva, common)
+            weighting = _weighting(m, (ra, pva), (rb, pvb), notes)
+            w = _weights(pva, common, weighting)
             ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(w) & (w > 0)
             if ok.any():
                 ci = bootstrap_mean_ci(y[ok] - x[ok], w[ok], n_resamples=n_resamples, seed=seed,
@@ -147,12 +149,47 @@ def spec_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def _weights(pv, common: list[str]) -> np.ndarray:
+#: per-video weights that may turn a run's per-video values into its headline value, tried in this order
+WEIGHTINGS = ("frames", "clips", "videos")
+
+
+def headline_weightings(result: Result, pv, metric: str) -> set[str]:
+    """The weightings whose weighted mean of a run's per-video values is its headline value: ``frames`` (a mean
+    over frames: PSNR under vidtok, SSIM, LPIPS), ``clips`` (a mean over clips: flicker, tLPIPS), ``videos``
+    (a mean over videos: PSNR under tokenbench); several when videos are alike. The headline owns how it was
+    reduced, so the bootstrap resamples that same mean rather than assuming one."""
     import numpy as np
 
-    if "frames" not in pv.columns:
+    target = result.value(metric)
+    if target is None or metric not in pv.columns:
+        return set()
+    values = pd_numeric(pv[metric])
+    found = set()
+    for weighting in WEIGHTINGS:
+        w = _weights(pv, list(pv.index), weighting)
+        ok = np.isfinite(values) & np.isfinite(w) & (w > 0)
+        if (weighting == "videos" or weighting in pv.columns) and ok.any() and math.isclose(
+                float(np.sum(w[ok] * values[ok]) / np.sum(w[ok])), target, rel_tol=1e-9, abs_tol=1e-12):
+            found.add(weighting)
+    return found
+
+
+def _weighting(metric: str, a: tuple[Result, Any], b: tuple[Result, Any], notes: list[str]) -> str:
+    """The first weighting that reproduces both runs' headlines; frames (with a note) when none does."""
+    both = headline_weightings(*a, metric) & headline_weightings(*b, metric)
+    if both:
+        return next(w for w in WEIGHTINGS if w in both)
+    notes.append(f"metric '{metric}': no one weighting of the per-video values ({', '.join(WEIGHTINGS)}) reproduces "
+                 "both runs' headline values; its interval weights videos by frames")
+    return "frames"
+
+
+def _weights(pv, common: list[str], weighting: str = "frames") -> np.ndarray:
+    import numpy as np
+
+    if weighting == "videos" or weighting not in pv.columns:
         return np.ones(len(common))
-    return pd_numeric(pv.loc[common, "frames"])
+    return pd_numeric(pv.loc[common, weighting])
 
 
 def pd_numeric(s) -> np.ndarray:

@@ -154,3 +154,27 @@ def test_interval_resamples_the_headline_mean_over_videos(tmp_path):
     assert row["delta"] == pytest.approx(-5 / 6)
     assert row["ci_low"] <= row["delta"] <= row["ci_high"] and row["ci_low"] < 0
     assert row["change"].startswith("worse")
+
+
+def _edit(run, fn):
+    f = run / "results.json"
+    data = json.loads(f.read_text())
+    fn(data)
+    f.write_text(json.dumps(data))
+
+
+def test_runs_on_the_same_frames_that_scored_other_metrics_are_compared(tmp_path, capsys):
+    """A run with one metric more has another data fingerprint (it hashes the metric specs) but scored the same
+    frames: compare compares the common metrics instead of claiming the clips differ. A dataset option that
+    differs is still refused, and named."""
+    pv = {f"v{i}": {"psnr": 30.0 + i} for i in range(3)}
+    a = make_run(tmp_path / "a", per_video=pv, fvd=None)
+    b = make_run(tmp_path / "b", per_video={v: {**x, "ssim": 0.9} for v, x in pv.items()}, fvd=None, data="more metrics")
+    c = make_run(tmp_path / "c", per_video=pv, fvd=None, data="other size")
+    for run, size in ((a, 64), (b, 64), (c, 128)):
+        _edit(run, lambda d: d["fingerprint"].update(manifest="m" * 64) or d["dataset"]["config"].update(size=size))
+    comparison = compare_runs(a, b, n_resamples=100)
+    assert list(comparison.metrics["metric"]) == ["psnr", "bits_per_pixel"]
+    assert any("differ only in metrics" in n and "'ssim' only in B" in n for n in comparison.notes)
+    assert main(["compare", str(a), str(c)]) == 2
+    assert "dataset.config.size (64 vs 128)" in capsys.readouterr().err

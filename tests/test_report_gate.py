@@ -204,3 +204,22 @@ def test_a_metric_without_a_value_in_current_is_not_called_missing(tmp_path, cap
     rc, _, err = gate(capsys, base, cur)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert f"metric 'ssim' has no value ({shown}) in the current results" in err and "missing" not in err
+
+
+def test_a_fingerprint_refusal_names_what_differs(tmp_path, capsys, base):
+    """Two hashes say that runs differ, not how: the refusal names the recorded setting (a dataset option, a
+    metric's spec such as an FVD variant, the tokenizer's configuration)."""
+    def cur(name, data="clips-v1", config=None, fn=lambda d: None):
+        run = make_run(tmp_path / name, per_video={"v0": BASE, "v1": BASE}, data=data, config=config)
+        edit(run, fn)
+        return run
+
+    edit(base.parent, lambda d: d["dataset"]["config"].update(size=256, root="/a"))
+    rc, _, err = gate(capsys, base, cur("size", "other", fn=lambda d: d["dataset"]["config"].update(size=128, root="/b")))
+    assert rc == 2 and "dataset.config.size (256 vs 128)" in err and "root" not in err
+    rc, _, err = gate(capsys, base, cur("variant", "other", fn=lambda d: d["dataset"]["config"].update(size=256) or
+                                        d["metrics"]["fvd"]["spec"].update(variant="clips16")))
+    assert rc == 2 and 'metrics.fvd.spec.variant (null vs "clips16")' in err
+    rc, _, err = gate(capsys, base, cur("crf", config="other", fn=lambda d: d["dataset"]["config"].update(size=256) or
+                                        d["tokenizer"]["config"].update(crf=18)))
+    assert rc == 2 and "fingerprint.config differs" in err and "tokenizer.config.crf (null vs 18)" in err

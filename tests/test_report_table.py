@@ -196,3 +196,23 @@ def test_duplicate_column_is_named(results, capsys):
     assert rc == 2 and "duplicate column 'bits_per_pixel'" in err and "'bpp'" in err, err
     rc, _, err = table(capsys, results, "--columns", "psnr", "psnr")
     assert rc == 2 and "duplicate column 'psnr'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_rows_that_only_scored_other_metrics_are_not_flagged(tmp_path, capsys):
+    """Equal frames manifests and settings, another metric set (so another data fingerprint): the same clips."""
+    def run(name, data, **kw):
+        out = simple_run(tmp_path / name, tokenizer=name, data=data, **kw)
+        f = out / "results.json"
+        d = json.loads(f.read_text())
+        d["fingerprint"]["manifest"] = "m" * 64
+        f.write_text(json.dumps(d))
+
+    run("a", "with fvd")
+    run("b", "without fvd", fvd=None)
+    _, _, err = table(capsys, tmp_path)
+    assert "different video sets" not in err
+    run("c", "other clips")
+    f = tmp_path / "c" / "results.json"
+    f.write_text(f.read_text().replace('"preprocess": {}', '"preprocess": {"size": 128}'))
+    _, _, err = table(capsys, tmp_path)
+    assert "different video sets" in err and "dataset.preprocess.size (null vs 128)" in err

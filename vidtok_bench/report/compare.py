@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BenchError
 from ..results import PER_VIDEO_FILE, Result, load_result, read_per_video
-from .frames import frames_difference, manifest_note
+from .frames import describe, frames_difference, manifest_note, same_clips, setup_differences
 
 if TYPE_CHECKING:  # numpy (and pandas) load only when a comparison runs: `--help` stays fast
     import numpy as np
@@ -66,8 +66,13 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
     notes += [f"compared despite different frames: {differ}"] if differ else []
     notes += [n for n in [manifest_note(ra, rb)] if n]
     fa, fb = ra.fingerprint.data, rb.fingerprint.data
-    if fa != fb:
-        what = f"data fingerprints differ ({fa[:12]} vs {fb[:12]})"
+    clip_diffs, metric_diffs = setup_differences(ra, rb)
+    if fa != fb and same_clips(ra, rb):  # e.g. one run scored one metric more: each metric is checked below
+        notes.append(f"data fingerprints differ only in metrics ({describe(metric_diffs) or 'nothing recorded'}); "
+                     "the frames manifests are equal")
+    elif fa != fb:
+        what = f"data fingerprints differ ({fa[:12]} vs {fb[:12]}"
+        what += f": {describe(clip_diffs or metric_diffs)})" if clip_diffs or metric_diffs else ")"
         if not force:
             raise BenchError(f"{dir_a} and {dir_b} were not evaluated on the same clips ({what}); "
                              "pass --force to compare anyway")

@@ -8,8 +8,11 @@ frames) fall back to the data fingerprint, with a note saying so.
 """
 from __future__ import annotations
 
+import json
 import warnings
+from typing import Any
 
+from ..config import LOCATION_KEYS
 from ..errors import BenchError
 from ..manifest import SCHEMA, diff_manifests, load_manifest
 from ..results import MANIFEST_FILE, Result
@@ -52,3 +55,55 @@ def manifest_note(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")) ->
         return None
     return (f"{' and '.join(without)} recorded no frames manifest (older results, or a dataset without source "
             "frame numbers): same frames checked by the data fingerprint only")
+
+
+def setup_differences(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")) -> tuple[list[str], list[str]]:
+    """What two results record differently among the parts of their data fingerprints, as ``'key (A vs B)'``:
+    (clip-level: dataset, preprocessing, protocol, scoring; metric-level: a metric one run lacks, its spec or
+    protocol options). A refusal names these rather than two hashes; metric-level ones alone leave the clips
+    the same (:func:`same_clips`)."""
+    def dataset(r: Result) -> dict[str, Any]:
+        config = {k: v for k, v in r.dataset.config.items() if k not in LOCATION_KEYS}  # where, not what
+        return {"name": r.dataset.name, "preprocess": r.dataset.preprocess, "config": config}
+
+    def protocol(r: Result) -> dict[str, Any]:
+        return r.protocol.model_dump()
+
+    clips = (differences(dataset(a), dataset(b), "dataset")
+             + differences({k: v for k, v in protocol(a).items() if k != "metric_options"},
+                     {k: v for k, v in protocol(b).items() if k != "metric_options"}, "protocol")
+             + differences(a.scoring.model_dump(), b.scoring.model_dump(), "scoring"))
+    only = [f"metric '{m}' only in {lab}" for lab, r, o in ((labels[0], a, b), (labels[1], b, a))
+            for m in r.metrics if m not in o.metrics]
+    metrics = (only + [d for m in a.metrics if m in b.metrics
+                       for d in differences(a.metrics[m].spec, b.metrics[m].spec, f"metrics.{m}.spec")]
+               + differences(protocol(a).get("metric_options"), protocol(b).get("metric_options"), "protocol.metric_options"))
+    return clips, metrics
+
+
+def same_clips(a: Result, b: Result) -> bool:
+    """Whether two runs scored the same clips the same way: equal data fingerprints, or equal frames manifests
+    and nothing recorded differing but metrics (a run with one metric more scored the same clips)."""
+    if a.fingerprint.data == b.fingerprint.data:
+        return True
+    ha, hb = a.fingerprint.manifest, b.fingerprint.manifest
+    return ha is not None and ha == hb and not setup_differences(a, b)[0]
+
+
+def describe(differences: list[str], shown: int = 3) -> str:
+    """The first few differences on one line, the rest counted."""
+    more = f" and {len(differences) - shown} more" if len(differences) > shown else ""
+    return ", ".join(differences[:shown]) + more
+
+
+def differences(a: Any, b: Any, where: str) -> list[str]:
+    """Dotted keys whose values differ between two recorded blocks, as ``'key (A vs B)'``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = [*a, *(k for k in b if k not in a)]  # as recorded: a block's name comes first
+        return [d for k in keys for d in differences(a.get(k), b.get(k), f"{where}.{k}")]
+    return [] if a == b else [f"{where} ({_short(a)} vs {_short(b)})"]
+
+
+def _short(v: Any, width: int = 40) -> str:
+    text = json.dumps(v, default=str, sort_keys=True)
+    return text if len(text) <= width else text[: width - 1] + "…"

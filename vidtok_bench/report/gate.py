@@ -17,11 +17,11 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..errors import BenchError
 from ..results import Result, load_result
-from .frames import frames_difference, manifest_note
+from .frames import describe, differences, frames_difference, manifest_note, setup_differences
 
 #: pseudo-metric: videos scored without error (a drop means videos failed in the current run)
 VIDEOS_OK = "videos_ok"
@@ -110,9 +110,21 @@ def _require_comparable(base: Result, cur: Result) -> None:
     for key in ("data", "config"):
         fb, fc = getattr(base.fingerprint, key), getattr(cur.fingerprint, key)
         if fb != fc:
-            raise BenchError(f"fingerprint.{key} differs (baseline {fb[:12]}, current {fc[:12]}): the runs used "
-                             f"different {'data/protocol/metric specs' if key == 'data' else 'configurations'}, "
+            found = sum(setup_differences(base, cur, ("baseline", "current")), []) if key == "data" else _config_differences(base, cur)
+            what = (f"they differ in {describe(found)}" if found else
+                    f"the runs used different {'data/protocol/metric specs' if key == 'data' else 'configurations'}")
+            raise BenchError(f"fingerprint.{key} differs (baseline {fb[:12]}, current {fc[:12]}): {what}, "
                              "so their numbers are not comparable")
+
+
+def _config_differences(base: Result, cur: Result) -> list[str]:
+    """What the config fingerprint adds to the data one, as recorded: the tokenizer's options, weights, precision."""
+    def tok(r: Result) -> dict[str, Any]:
+        return {"config": {k: v for k, v in r.tokenizer.config.items() if k not in ("device", "checkpoint")},
+                "weights": r.tokenizer.weights}
+
+    return differences(tok(base), tok(cur), "tokenizer") + differences(base.run.precision, cur.run.precision,
+                                                                        "run.precision")
 
 
 def gate(baseline: Result, current: Result, tolerances: dict[str, Tolerance] | None = None) -> list[Check]:

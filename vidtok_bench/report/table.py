@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import BenchError
 from ..results import Result, load_all
+from .frames import describe, same_clips, setup_differences
 
 MISSING = "—"
 KEY_COLUMNS = ("tokenizer", "dataset", "protocol")
@@ -182,11 +183,14 @@ def video_set_notes(results: Sequence[Result]) -> list[str]:
     for r in results:
         groups.setdefault((r.dataset.name, r.protocol.name), []).append(r)
     for (ds, proto), group in groups.items():
-        sets = {(r.fingerprint.data, r.videos.ok) for r in group}
-        if len(sets) > 1:
+        # same clips: equal data fingerprints, or equal frames manifests where only the metrics scored differ
+        other = [r for r in group[1:] if not same_clips(group[0], r) or r.videos.ok != group[0].videos.ok]
+        if other:
             detail = ", ".join(f"{r.tokenizer.name}: {r.videos.ok}/{r.videos.total} videos, data {r.fingerprint.data[:8]}"
                                for r in group)
-            notes.append(f"warning: rows for {ds}/{proto} cover different video sets ({detail}); compare them with care")
+            found = setup_differences(group[0], other[0], (group[0].tokenizer.name, other[0].tokenizer.name))[0]
+            why = f"; {group[0].tokenizer.name} vs {other[0].tokenizer.name}: {describe(found)}" if found else ""
+            notes.append(f"warning: rows for {ds}/{proto} cover different video sets ({detail}{why}); compare them with care")
     return notes
 
 

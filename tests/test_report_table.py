@@ -216,3 +216,15 @@ def test_rows_that_only_scored_other_metrics_are_not_flagged(tmp_path, capsys):
     f.write_text(f.read_text().replace('"preprocess": {}', '"preprocess": {"size": 128}'))
     _, _, err = table(capsys, tmp_path)
     assert "different video sets" in err and "dataset.preprocess.size (null vs 128)" in err
+
+
+def test_csv_loads_into_pandas_as_the_results_numbers(tmp_path, capsys):
+    """CSV is for machines: values as results.json holds them, not rounded to the display precision."""
+    import pandas as pd
+
+    simple_run(tmp_path / "a", tokenizer="a", psnr=32.123456789012345, lpips=0.1234567, fvd=None, bits_per_pixel=1 / 3)
+    rc, out, _ = table(capsys, tmp_path, "--format", "csv", "--columns", "psnr", "lpips", "fvd", "bpp", "videos")
+    row = pd.read_csv(io.StringIO(out)).iloc[0]
+    stored = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert rc == 0 and row["psnr"] == stored["metrics"]["psnr"]["value"] and row["lpips"] == stored["metrics"]["lpips"]["value"]
+    assert row["bits_per_pixel"] == 1 / 3 and pd.isna(row["fvd"]) and row["videos"] == 3

@@ -253,6 +253,16 @@ def format_cell(v: Any, col: Column) -> str:
     return str(v)
 
 
+def _csv_cell(v: Any) -> str:
+    """A CSV cell: the value as results.json holds it (not rounded for display), so ``pd.read_csv`` gives the same
+    numbers; missing is an empty cell."""
+    if _is_missing(v):
+        return ""
+    if isinstance(v, float):
+        return repr(float(v))
+    return str(v)
+
+
 _LATEX_SPECIAL = re.compile(r"([&%$#_{}~^\\])")
 _LATEX_REPL = {"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
 
@@ -279,7 +289,6 @@ def render(df, fmt: str = "markdown") -> str:
         raise BenchError(f"unknown table format '{fmt}'; choose one of {', '.join(FORMATS)}")
     infos: dict[str, Column] = df.attrs.get("columns") or {c: column_info(c) for c in df.columns}
     cols = list(df.columns)
-    cells = [[format_cell(v, infos[c]) for c, v in zip(cols, row)] for row in df.itertuples(index=False)]
     if fmt == "csv":
         import csv
         import io
@@ -287,8 +296,9 @@ def render(df, fmt: str = "markdown") -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(cols)  # machine-readable names; missing values are empty cells
-        w.writerows([["" if c == MISSING else c for c in row] for row in cells])
+        w.writerows([[_csv_cell(v) for v in row] for row in df.itertuples(index=False)])
         return buf.getvalue()
+    cells = [[format_cell(v, infos[c]) for c, v in zip(cols, row)] for row in df.itertuples(index=False)]
     headers = [_header(infos[c], fmt) for c in cols]
     align = ["right" if infos[c].precision is not None else "left" for c in cols]
     if fmt == "latex":

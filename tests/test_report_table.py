@@ -37,13 +37,13 @@ def test_markdown_header_sorting_precision_and_missing(results, capsys):
     rc, out, _ = table(capsys, results)
     assert rc == 0
     lines = out.strip().splitlines()
-    assert lines[0].startswith("| Tokenizer") and "PSNR ↑" in lines[0] and "LPIPS ↓" in lines[0]
+    assert lines[0].startswith("| Tokenizer") and "PSNR (dB) ↑" in lines[0] and "LPIPS ↓" in lines[0]  # unit declared by the metric
     assert set(lines[1]) <= set("|:- ")  # the pipe-table rule under the header
     assert [ln.split("|")[1].strip() for ln in lines[2:]] == ["tok_b", "tok_a", "tok_c"]  # PSNR descending
     row_b = [c.strip() for c in lines[2].split("|")[1:-1]]
     header = [c.strip() for c in lines[0].split("|")[1:-1]]
     cell = dict(zip(header, row_b))
-    assert cell["PSNR ↑"] == "32.46" and cell["SSIM ↑"] == "0.9000" and cell["LPIPS ↓"] == "0.1000"
+    assert cell["PSNR (dB) ↑"] == "32.46" and cell["SSIM ↑"] == "0.9000" and cell["LPIPS ↓"] == "0.1000"
     assert cell["FVD ↓"] == "—" and cell["bpp"] == "0.2500"
     assert dict(zip(header, [c.strip() for c in lines[3].split("|")[1:-1]]))["FVD ↓"] == "120.0"
 
@@ -66,7 +66,7 @@ def test_csv_html_latex(results, capsys, tmp_path):
     assert out.startswith("<table>") and "<th" in out and "—" in out and out.count("<tr>") == 4
     _, out, _ = table(capsys, results, "--format", "latex")
     assert r"\begin{tabular}" in out and r"\end{tabular}" in out
-    assert r"tok\_b" in out and r"PSNR $\uparrow$" in out and "—" in out
+    assert r"tok\_b" in out and r"PSNR (dB) $\uparrow$" in out and "—" in out
     dest = tmp_path / "t.md"
     rc, out, _ = table(capsys, results, "-o", dest)
     assert rc == 0 and out == "" and dest.read_text().startswith("| Tokenizer")

@@ -35,6 +35,7 @@ class Column:
     label: str
     precision: int | None = None  # None: not a number (rendered with str)
     higher_is_better: bool | None = None  # None: no direction (no arrow, sort descending)
+    unit: str | None = None  # a metric's declared unit, shown in its header (a field's is in its label)
 
 
 #: columns that are fields of a result; any other name is a metric, whose label, precision and
@@ -101,7 +102,7 @@ def column_info(name: str, results: Sequence[Result] = ()) -> Column:
     info = next((r.info(name) for r in results if r.info(name) is not None), None) or _registered_info(name)
     if info is None:
         return Column(name, 3)
-    return Column(info.label, info.precision, info.higher_is_better)
+    return Column(info.label, info.precision, info.higher_is_better, info.unit)
 
 
 def _registered_info(name: str):
@@ -272,13 +273,12 @@ def latex_escape(s: str) -> str:
 
 
 def _header(col: Column, fmt: str) -> str:
+    label = col.label + (f" ({col.unit})" if col.unit else "")
     if col.higher_is_better is None:
-        return latex_escape(col.label) if fmt == "latex" else col.label
+        return latex_escape(label) if fmt == "latex" else label
     if fmt == "latex":
-        return latex_escape(col.label) + (r" $\uparrow$" if col.higher_is_better else r" $\downarrow$")
-    if fmt == "csv":
-        return col.label
-    return col.label + (" ↑" if col.higher_is_better else " ↓")
+        return latex_escape(label) + (r" $\uparrow$" if col.higher_is_better else r" $\downarrow$")
+    return label + (" ↑" if col.higher_is_better else " ↓")
 
 
 def render(df, fmt: str = "markdown") -> str:

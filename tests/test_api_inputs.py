@@ -144,6 +144,21 @@ def test_to_frame_takes_one_path_as_a_string():
     assert len(to_frame(board)) == len(to_frame([board])) == 10
 
 
+def test_to_frame_numbers_are_float_and_metric_facts_come_along():
+    """A number no result has (FLOPs of codecs, a metric nobody scored) is a float NaN column, not object;
+    each metric's declared facts and the fingerprints that say which rows compare come with the frame."""
+    from pathlib import Path
+
+    from vidtok_bench.results import to_frame
+
+    df = to_frame(str(Path(__file__).resolve().parents[1] / "results" / "leaderboard"))
+    assert df["throughput.encode_flops"].dtype == "float64" and df["throughput.encode_flops"].isna().all()
+    numeric = [c for c in df.columns if c.startswith("throughput.") and c != "throughput.note"] + ["psnr", "bits_per_pixel"]
+    assert all(df[c].dtype.kind in "fi" for c in numeric)
+    assert df.attrs["metrics"]["psnr"].unit == "dB" and df.attrs["metrics"]["lpips"].higher_is_better is False
+    assert df["fingerprint.data"].nunique() == 1 and {"family", "date", "status"} <= set(df.columns)
+
+
 def test_a_local_diffusers_folder_that_is_not_there_is_named():
     from vidtok_bench.errors import CheckpointError
 

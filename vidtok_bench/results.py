@@ -469,21 +469,33 @@ def read_per_video(run_dir: str | Path):
 
 # ----------------------------------------------------------------------------- pandas
 def to_frame(paths: str | Path | Iterable[str | Path]):
-    """One row per results file, flat columns: ``vidtok_bench.results.to_frame("outputs/")`` (or a list of paths)."""
+    """One row per results file, flat columns: ``vidtok_bench.results.to_frame("outputs/")`` (or a list of paths).
+
+    Missing numbers are NaN (a column no result has a value for stays float, not object); the fingerprints say
+    which rows may be compared, and ``df.attrs["metrics"]`` holds each metric's declared facts (MetricInfo)."""
     import pandas as pd
 
-    rows = []
+    def number(v: Any) -> Any:
+        return math.nan if v is None else v
+
+    rows, infos = [], {}
     for r in load_all(paths):
         row: dict[str, Any] = {
-            "tokenizer": r.tokenizer.name, "dataset": r.dataset.name, "protocol": r.protocol.name,
-            "bits_per_pixel": r.bits_per_pixel, "compression": "x".join(map(str, r.compression)),
-            "videos": r.videos.ok, "failed_videos": len(r.videos.failed), "path": r.path,
+            "tokenizer": r.tokenizer.name, "family": r.tokenizer.family, "dataset": r.dataset.name,
+            "protocol": r.protocol.name, "bits_per_pixel": number(r.bits_per_pixel),
+            "compression": "x".join(map(str, r.compression)), "videos": r.videos.ok,
+            "failed_videos": len(r.videos.failed), "status": r.run.status, "date": r.run.date,
+            **{f"fingerprint.{k}": v for k, v in r.fingerprint.model_dump().items()}, "path": r.path,
         }
-        row.update({name: r.value(name) for name in r.metrics})
-        row.update({f"throughput.{k}": v for k, v in r.throughput.model_dump().items()})
+        row.update({name: number(r.value(name)) for name in r.metrics})
+        row.update({f"throughput.{k}": v if k == "note" else number(v) for k, v in r.throughput.model_dump().items()})
         row["peak_memory_bytes"] = r.memory.peak_bytes
         rows.append(row)
-    return pd.DataFrame(rows)
+        for name, m in r.metrics.items():
+            infos.setdefault(name, m.info)
+    df = pd.DataFrame(rows)
+    df.attrs["metrics"] = infos
+    return df
 
 
 # ----------------------------------------------------------------------------- v1

@@ -228,3 +228,19 @@ def test_csv_loads_into_pandas_as_the_results_numbers(tmp_path, capsys):
     stored = json.loads((tmp_path / "a" / "results.json").read_text())
     assert rc == 0 and row["psnr"] == stored["metrics"]["psnr"]["value"] and row["lpips"] == stored["metrics"]["lpips"]["value"]
     assert row["bits_per_pixel"] == 1 / 3 and pd.isna(row["fvd"]) and row["videos"] == 3
+
+
+def test_markdown_cells_with_a_pipe_keep_their_columns(tmp_path, capsys):
+    """A '|' in a cell (a tokenizer name, a metric's definition in `list metrics`) is escaped, not a column break."""
+    import re
+
+    def columns(line: str) -> int:
+        return len(re.split(r"(?<!\\)\|", line))
+
+    simple_run(tmp_path / "a", tokenizer="tok|v2")
+    _, out, _ = table(capsys, tmp_path)
+    lines = out.strip().splitlines()
+    assert columns(lines[2]) == columns(lines[0]) and r"tok\|v2" in lines[2]
+    assert main(["list", "metrics"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert {columns(ln) for ln in lines} == {columns(lines[0])}

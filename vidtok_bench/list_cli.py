@@ -54,13 +54,14 @@ def main(args: argparse.Namespace) -> int:
         print(tabulate(rows, headers=["name", "plugin"], tablefmt="github"))
     elif args.kind == "metrics":
         from .registry import METRICS
+        from .report.table import markdown_escape
 
         rows = []
         for n, cls in sorted(METRICS.plugins().items()):
             i = cls.info
             doc = (cls.__doc__ or "").strip().splitlines()
-            rows.append([n, i.label, i.unit or "", "higher" if i.higher_is_better else "lower", i.kind, i.precision,
-                         i.tolerance, doc[0] if doc else ""])
+            rows.append([n, markdown_escape(i.label), i.unit or "", "higher" if i.higher_is_better else "lower", i.kind,
+                         i.precision, i.tolerance, markdown_escape(doc[0]) if doc else ""])
         print(tabulate(rows, headers=["name", "label", "unit", "better", "kind", "decimals", "gate tolerance", "definition"],
                        tablefmt="github", disable_numparse=True))
     else:

@@ -268,6 +268,11 @@ _LATEX_SPECIAL = re.compile(r"([&%$#_{}~^\\])")
 _LATEX_REPL = {"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
 
 
+def markdown_escape(s: str) -> str:
+    """A pipe-table cell: a literal ``|`` would end the cell and shift the row's columns."""
+    return s.replace("|", "\\|")
+
+
 def latex_escape(s: str) -> str:
     return _LATEX_SPECIAL.sub(lambda m: _LATEX_REPL.get(m.group(1), "\\" + m.group(1)), s)
 
@@ -305,5 +310,8 @@ def render(df, fmt: str = "markdown") -> str:
         cells = [[latex_escape(c) for c in row] for row in cells]
         return tabulate(cells, headers, tablefmt="latex_raw",
                         disable_numparse=True, colalign=align) + "\n"
+    if fmt == "markdown":
+        cells = [[markdown_escape(c) for c in row] for row in cells]
+        headers = [markdown_escape(h) for h in headers]
     tablefmt = {"markdown": "pipe", "html": "html"}[fmt]
     return tabulate(cells, headers, tablefmt=tablefmt, disable_numparse=True, colalign=align) + "\n"

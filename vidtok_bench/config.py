@@ -27,12 +27,6 @@ GROUPS = (*PLUGIN_GROUPS, "protocol")
 #: dataset keys that locate data on one machine and so stay out of the data fingerprint (a replayed
 #: manifest's content hash goes in instead of its path)
 LOCATION_KEYS = ("root", "manifest")
-#: dataset keys that set how fast frames are made, never their values (docs/performance.md measures it):
-#: out of the data fingerprint and the output folder's hash, so a run resumes and compares across them
-DATA_SPEED_KEYS = ("workers",)
-#: tokenizer keys that say where it runs and where its weights were read from: out of the config
-#: fingerprint, which records the weights' sha256 instead
-TOKENIZER_LOCATION_KEYS = ("device", "checkpoint")
 
 
 def _registry(group: str):
@@ -236,7 +230,7 @@ class DatasetPlan:
         return DATASETS.build(self.args)
 
     def fingerprint_view(self) -> dict[str, Any]:
-        view = {k: v for k, v in self.args.items() if k not in LOCATION_KEYS + DATA_SPEED_KEYS}
+        view = {k: v for k, v in self.args.items() if k not in LOCATION_KEYS}
         if self.args.get("manifest") not in (None, "", "???"):
             # dataset=manifest: what the file holds, and the frame settings the replay takes from it
             from .manifest import load_manifest, manifest_sha256

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .allocator import release_after_batch
-from .config import DATA_SPEED_KEYS, TOKENIZER_LOCATION_KEYS, RunPlan, plan_dataset, plan_run
+from .config import RunPlan, plan_dataset, plan_run
 from .distributed import part_videos, shard_dirname
 from .errors import BenchError, CheckpointError, ConfigError, WeightsError
 from .hashing import fingerprint
@@ -60,7 +60,6 @@ class Runner:
     def default_output_dir(self) -> Path:
         """outputs/<tokenizer>/<dataset>-<protocol>-<hash of the configuration>: never shared by two configurations."""
         cfg = {k: v for k, v in self.plan.cfg.items() if k not in RUNTIME_KEYS}
-        cfg["dataset"] = {k: v for k, v in cfg["dataset"].items() if k not in DATA_SPEED_KEYS}
         return Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{self.plan.protocol['name']}-{fingerprint(cfg)[:8]}"
 
     def _check_frames_fit_tokenizer(self) -> None:
@@ -76,7 +75,7 @@ class Runner:
         its weights' sha256 (once loaded) and the precision."""
         data = {"dataset": self.dataset_plan.fingerprint_view(), "protocol": self.plan.protocol, "videos": video_ids,
                 "metrics": {n: m.spec() for n, m in self.scoring.metrics.items()}}
-        tok = {k: v for k, v in self.plan.cfg["tokenizer"].items() if k not in TOKENIZER_LOCATION_KEYS}
+        tok = {k: v for k, v in self.plan.cfg["tokenizer"].items() if k not in ("device", "checkpoint")}
         tok["weights"] = weights_sha256
         return {"data": fingerprint(data), "config": fingerprint({"data": data, "tokenizer": tok, "precision": self.model.precision.name})}
 

@@ -160,6 +160,7 @@ def test_state_dict_round_trip_resumes(tmp_path: Path, monkeypatch) -> None:
     torch.save(state, tmp_path / "s.pt")
     resumed = _metric()
     resumed.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    assert resumed.state_videos() == {"v0", "v1", "v2"}  # what a resumed run may take as scored
     resumed.update(real[3:], fake[3:], ids[3:])
     got, want = resumed.state_dict(), whole.state_dict()
     assert got["clip_ids"] == want["clip_ids"] == ids

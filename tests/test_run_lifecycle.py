@@ -150,6 +150,34 @@ def test_sigterm_keeps_finished_videos_and_a_rerun_resumes(tmp_path):
     assert res["videos"]["resumed"] == kept and res["videos"]["ok"] == 40
 
 
+def test_a_record_saved_without_its_set_metric_state_is_evaluated_again(tmp_path, monkeypatch):
+    """Stopped (or out of disk) after a video's record was appended but before the set metrics' state was saved:
+    the resumed run must not score the set metric without that video."""
+    from vidtok_bench.config import compose
+    from vidtok_bench.runner import Runner
+    from vidtok_bench.stages.scoring import ScoringStage
+
+    args = [*TINY, "dataset.num_videos=3", "metrics=[psnr,codebook,profile]"]
+    whole = Runner(compose([*args, f"output_dir={tmp_path / 'whole'}"])).run_result()
+    save, calls = ScoringStage.save_state, []
+
+    def stopped_on_the_second(self, state_dir):
+        calls.append(state_dir)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        save(self, state_dir)
+
+    monkeypatch.setattr(ScoringStage, "save_state", stopped_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(compose([*args, f"output_dir={tmp_path / 'part'}"])).run_result()
+    monkeypatch.setattr(ScoringStage, "save_state", save)
+    resumed = Runner(compose([*args, f"output_dir={tmp_path / 'part'}"])).run_result()
+    assert resumed.videos.resumed == 1 and resumed.videos.ok == 3
+    for m in ("codebook", "profile"):
+        a, b = whole.metrics[m], resumed.metrics[m]
+        assert (a.value, a.clips, a.details) == (b.value, b.clips, b.details), m
+
+
 @pytest.mark.parametrize("override", [
     "limit=abc", "limit=-1", "limit=1.5", "batch_size=0", "batch_size=abc", "seed=abc", "prefetch=0", "progress=maybe",
     "resume=2", "overwrite=yes", "precision=fp64", "device=tpu", "device=cuda:x", "metrics=psnr", "metrics=[psnr,psnr]",

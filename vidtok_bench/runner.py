@@ -113,7 +113,8 @@ class Runner:
         from tqdm import tqdm
 
         if finished:
-            self.scoring.load_state(self.store.state_dir)
+            for video in self.scoring.load_state(self.store.state_dir, list(finished)):
+                del finished[video]  # its record outlived its set-metric state: evaluate it again
         frames = ManifestStage(self.dataset)
         frames.resume(finished.values())
         for m in self.scoring.set_metrics.values():

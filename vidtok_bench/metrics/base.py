@@ -139,6 +139,11 @@ class SetMetric(Metric):
         """Per-frame statistics (metric name -> one list per clip) the run's frame metrics gave the clips
         of the ``update`` call that follows; ignored by default."""
 
+    def state_videos(self) -> set[str] | None:
+        """The videos whose clips the state holds (left-out clips included), or None when the metric does not
+        say: a resumed run recomputes a finished video the saved state lacks instead of scoring without it."""
+        return None
+
     def discard(self, clip_ids: list[str]) -> None:
         """Forget the clips of a video that failed part-way, so it does not count."""
         if clip_ids:
@@ -231,6 +236,9 @@ class AdditiveSetMetric(SetMetric):
     def discard(self, clip_ids: list[str]) -> None:
         for cid in clip_ids:
             self._pending.pop(video_of(cid), None)
+
+    def state_videos(self) -> set[str] | None:
+        return set(self.videos)
 
     def state_dict(self) -> dict[str, Any]:
         total = self.total()

@@ -334,6 +334,9 @@ class FVD(SetMetric):
         self._fake = [self._fake[i] for i in keep]
         self._ids = [self._ids[i] for i in keep]
 
+    def state_videos(self) -> set[str] | None:
+        return {video_of(c) for c in [*self._ids, *self._left_out]}
+
     def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
         n = len(self._fake)
         videos = list(dict.fromkeys(video_of(c) for c in sorted(self._ids, key=clip_order_key(order))))

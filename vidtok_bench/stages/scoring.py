@@ -101,11 +101,19 @@ class ScoringStage:
                 with atomic_output(state_dir / f"{name}.pt") as tmp:
                     torch.save(state, tmp)
 
-    def load_state(self, state_dir: Path) -> None:
+    def load_state(self, state_dir: Path, finished: Sequence[str] = ()) -> set[str]:
+        """Load the set metrics' saved state; returns the ``finished`` videos some metric's state lacks. A video's
+        record is appended before the state is saved, so a run stopped (or out of disk) between the two has a
+        finished video without its features: the caller recomputes it rather than leave it out of the value."""
+        lacking: set[str] = set()
         for name, m in self.set_metrics.items():
             f = state_dir / f"{name}.pt"
             if f.exists():
                 m.load_state_dict(torch.load(f, weights_only=True))
+            held = m.state_videos()
+            if held is not None:
+                lacking |= set(finished) - held
+        return lacking
 
     # ----------------------------------------------------------------- summary
     def summarise(self, videos: Sequence[VideoRecord], order: Sequence[str]) -> dict[str, MetricResult]:

@@ -110,3 +110,23 @@ def test_table_shows_the_achieved_rate(tmp_path, capsys):
     assert float(cells["tflops"]) == pytest.approx(t["tflops_per_s"], abs=5e-4) and cells["mfu"] == ""
     assert main(["table", str(tmp_path), "--columns", "tflops", "gflop_per_clip"]) == 0
     assert "TFLOP/s ↑" in capsys.readouterr().out
+
+
+def test_posterior_samples_do_not_depend_on_the_split(tmp_path):
+    """sample_posterior=true: a video gets the same sample in a shard as in the whole run (each video its own stream)."""
+    from vidtok_bench.config import compose
+    from vidtok_bench.runner import Runner
+
+    args = ["tokenizer=vidtok_kl_causal_488_4chn", *_args("v10_kl_causal_488"), "tokenizer.sample_posterior=true",
+            "dataset=synthetic", "dataset.num_videos=3", "dataset.num_frames=17", "dataset.size=32", "progress=false",
+            "device=cpu"]
+    Runner(compose([*args, f"output_dir={tmp_path / 'whole'}"])).run_result()
+    part = Runner(compose([*args, f"output_dir={tmp_path / 'part'}", "shard=1/2"])).run_result()
+
+    def psnr(run_dir):
+        return {r["video"]: r["clips"][0]["stats"]["psnr"] for r in map(json.loads, open(run_dir / "per_clip.jsonl"))}
+
+    assert part.shard.videos and part.shard.videos[0] != "synthetic_000"  # its first video is not the run's first
+    got, want = psnr(tmp_path / "part" / "shard-1-of-2"), psnr(tmp_path / "whole")
+    assert got == {v: want[v] for v in part.shard.videos}
+    assert json.loads((tmp_path / "whole" / "results.json").read_text())["tokenizer"]["latent"] == "posterior_sample"

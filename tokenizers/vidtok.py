@@ -7,7 +7,8 @@ overridden (``tokenizer.ch=8``, ``create_tokenizer(NAME, ch=8, checkpoint=PATH)`
 Weights are loaded on first use, from ``checkpoint`` (a local ``.ckpt`` or
 ``.safetensors``) or, when it is null, from the Hugging Face repo into its cache.
 KL models return the posterior mode (deterministic) unless ``sample_posterior`` is set,
-then a sample from a generator seeded with ``seed``. FSQ models return int64 token ids
+then a sample from a generator seeded with ``seed`` (in a run: with ``seed`` and the video, see
+:meth:`VidTokTokenizer.start_video`). FSQ models return int64 token ids
 (B,T',H',W') and decode either ids or float codes.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from vidtok_bench.autotune import StaticShapeAutotune
 from vidtok_bench.checkpoints import check_state_dict, load_state_dict
 from vidtok_bench.errors import ConfigError, InputShapeError
 from vidtok_bench.frames import FrameRule
-from vidtok_bench.hashing import sha256_file
+from vidtok_bench.hashing import fingerprint, sha256_file
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
 from vidtok_bench.models.vidtok_arch import VidTokArch
 from vidtok_bench.registry import register_tokenizer
@@ -207,6 +208,10 @@ class VidTokTokenizer(Tokenizer):
         with self._autotune.scope(self.device, kind, tuple(x.shape)), torch.no_grad(), \
                 (self.precision.scope(self.device) if self.precision else contextlib.nullcontext()):
             yield
+
+    def start_video(self, video_id: str) -> None:
+        # one stream per video, not per process: a shard, rank or resumed run samples what the whole run samples
+        self._generator = torch.Generator(device="cpu").manual_seed(int(fingerprint([self.seed, video_id])[:15], 16))
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         if self._generator is None:

@@ -138,6 +138,7 @@ class Runner:
                         # seeded per video: sampling tokenizers give the same values however the run is
                         # split into shards or ranks, or resumed
                         torch.manual_seed(video_seed(self.plan.seed, ev.video.id))
+                        self.tokenizer.start_video(ev.video.id)  # and a tokenizer's own stream (VidTok's posterior)
                     if ev.kind == "batch":
                         # scored (in the worker thread when overlapping), then noted in the manifest
                         worker.submit(current, ev.video, ev.clips, self._model(current, ev.clips), frames, bar, running)

@@ -74,6 +74,11 @@ class Tokenizer(ABC):
     def reconstruct(self, video: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(video))
 
+    def start_video(self, video_id: str) -> None:
+        """Called by the runner before a video's first clip. A tokenizer that samples from a random stream of its
+        own restarts it here from its seed and ``video_id``, so a sample never depends on which videos the same
+        process coded before (shards, ranks, resumed runs). Nothing by default."""
+
     def to(self, device: str | torch.device) -> "Tokenizer":
         self.device = torch.device(device)
         return self

@@ -237,3 +237,25 @@ def test_merge_output_errors_name_its_own_option(tmp_path):
         RunStore(afile, option="-o ").lock()
     with pytest.raises(ConfigError, match=rf"^output_dir={afile}: cannot write there"):
         RunStore(afile).lock()
+
+
+def test_decoding_threads_never_make_another_run(tmp_path, capsys):
+    """dataset.workers (threads converting one video's frames) changes no value: shards decoded with other counts
+    merge, a rerun with another count finds its run, and the fingerprints and default directory stay the same."""
+    from vidtok_bench.config import compose
+    from vidtok_bench.runner import Runner
+
+    want = single(tmp_path / "single", "dataset.num_videos=2")
+    out = tmp_path / "split"
+    with one_thread():
+        for i, workers in ((0, 1), (1, 2)):
+            assert cli("run", *TINY, "dataset.num_videos=2", f"shard={i}/2", f"dataset.workers={workers}",
+                       f"output_dir={out}") == 0
+    assert cli("merge", str(out), "-o", str(out)) == 0
+    assert_same_values(out, want)
+    assert R.load_result(out).fingerprint == R.load_result(want).fingerprint
+    capsys.readouterr()
+    assert cli("run", *TINY, "dataset.num_videos=2", "dataset.workers=3", f"output_dir={want}") == 0
+    assert "already holds this run, complete" in capsys.readouterr().err
+    dirs = {Runner(compose([*TINY, *extra])).default_output_dir() for extra in ([], ["dataset.workers=2"])}
+    assert len(dirs) == 1

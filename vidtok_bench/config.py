@@ -27,6 +27,9 @@ GROUPS = (*PLUGIN_GROUPS, "protocol")
 #: dataset keys that locate data on one machine and so stay out of the data fingerprint (a replayed
 #: manifest's content hash goes in instead of its path)
 LOCATION_KEYS = ("root", "manifest")
+#: dataset keys that say how fast the frames are made, never which: a run with other values resumes, merges and
+#: compares as the same run (threads converting/resizing one video's frames)
+SPEED_KEYS = ("workers",)
 
 
 def _registry(group: str):
@@ -231,6 +234,8 @@ class DatasetPlan:
 
     def fingerprint_view(self) -> dict[str, Any]:
         view = {k: v for k, v in self.args.items() if k not in LOCATION_KEYS}
+        # hashed as their default (not dropped), so fingerprints stay those of the results recorded before
+        view.update({k: None for k in SPEED_KEYS if k in view})
         if self.args.get("manifest") not in (None, "", "???"):
             # dataset=manifest: what the file holds, and the frame settings the replay takes from it
             from .manifest import load_manifest, manifest_sha256

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import ValidationError
 
+from .config import SPEED_KEYS
 from .errors import BenchError
 from .results import (MANIFEST_FILE, PER_CLIP_FILE, RESULTS_FILE, RUN_META_FILE, STATE_DIR, DistributedBlock, Memory, PartStats, Result,
                       RunMeta, VideoRecord, load_result, read_records)
@@ -30,7 +31,7 @@ _SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
 #: configuration keys that may differ between the parts of one run (where and how each part ran; a shard
 #: rerun with overwrite=true, or decoded by more workers, computes the same values)
 RUN_LOCAL_KEYS = ("output_dir", "shard", "progress", "resume", "overwrite", "prefetch", "workers", "device", "dist_timeout_s",
-                  "overlap")
+                  "overlap", *(f"dataset.{k}" for k in SPEED_KEYS))
 
 
 class MergeError(BenchError):
@@ -120,6 +121,11 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _run_local(key: str) -> bool:
+    """Whether a flattened config key (``dataset.workers``) may differ between the parts of one run."""
+    return key.split(".")[0] in RUN_LOCAL_KEYS or key in RUN_LOCAL_KEYS
+
+
 def check_parts(parts: Sequence[Part], unfinished: Sequence[str] = ()) -> None:
     """MergeError unless ``parts`` are every shard of one run, each once, covering every video once."""
     if not parts:
@@ -127,7 +133,7 @@ def check_parts(parts: Sequence[Part], unfinished: Sequence[str] = ()) -> None:
     first = parts[0]
     assert first.result.shard is not None
     count = first.result.shard.count
-    base = {k: v for k, v in _flat(first.result.config).items() if k.split(".")[0] not in RUN_LOCAL_KEYS}
+    base = {k: v for k, v in _flat(first.result.config).items() if not _run_local(k)}
     seen: dict[int, str] = {}
     for p in parts:
         s = p.result.shard
@@ -135,7 +141,7 @@ def check_parts(parts: Sequence[Part], unfinished: Sequence[str] = ()) -> None:
         if s.count != count:
             raise MergeError(f"{p.source} is shard {s.index}/{s.count} but {first.source} is {first.result.shard.index}/"
                              f"{count}: shards of different splits")
-        cfg = {k: v for k, v in _flat(p.result.config).items() if k.split(".")[0] not in RUN_LOCAL_KEYS}
+        cfg = {k: v for k, v in _flat(p.result.config).items() if not _run_local(k)}
         differ = sorted(k for k in set(cfg) | set(base) if cfg.get(k) != base.get(k))
         if differ:
             shown = ", ".join(f"{k}={cfg.get(k)!r} vs {base.get(k)!r}" for k in differ[:4])

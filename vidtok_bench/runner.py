@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .allocator import release_after_batch
-from .config import RunPlan, plan_dataset, plan_run
+from .config import SPEED_KEYS, RunPlan, plan_dataset, plan_run
 from .distributed import part_videos, shard_dirname
 from .errors import BenchError, CheckpointError, ConfigError, WeightsError
 from .hashing import fingerprint
@@ -60,6 +60,7 @@ class Runner:
     def default_output_dir(self) -> Path:
         """outputs/<tokenizer>/<dataset>-<protocol>-<hash of the configuration>: never shared by two configurations."""
         cfg = {k: v for k, v in self.plan.cfg.items() if k not in RUNTIME_KEYS}
+        cfg["dataset"] = {**cfg["dataset"], **{k: None for k in SPEED_KEYS if k in cfg["dataset"]}}
         return Path("outputs") / self.tokenizer.name / f"{self.dataset.name}-{self.plan.protocol['name']}-{fingerprint(cfg)[:8]}"
 
     def _check_frames_fit_tokenizer(self) -> None:

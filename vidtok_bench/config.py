@@ -30,6 +30,9 @@ LOCATION_KEYS = ("root", "manifest")
 #: dataset keys that say how fast the frames are made, never which: a run with other values resumes, merges and
 #: compares as the same run (threads converting/resizing one video's frames)
 SPEED_KEYS = ("workers",)
+#: tokenizer keys that say where it runs and where its weights were read from: out of the config
+#: fingerprint, which records the weights' sha256 instead
+TOKENIZER_LOCATION_KEYS = ("device", "checkpoint")
 
 
 def _registry(group: str):

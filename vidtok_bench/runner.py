@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .allocator import release_after_batch
-from .config import SPEED_KEYS, RunPlan, plan_dataset, plan_run
+from .config import SPEED_KEYS, TOKENIZER_LOCATION_KEYS, RunPlan, plan_dataset, plan_run
 from .distributed import part_videos, shard_dirname
 from .errors import BenchError, CheckpointError, ConfigError, WeightsError
 from .hashing import fingerprint
@@ -76,7 +76,7 @@ class Runner:
         its weights' sha256 (once loaded) and the precision."""
         data = {"dataset": self.dataset_plan.fingerprint_view(), "protocol": self.plan.protocol, "videos": video_ids,
                 "metrics": {n: m.spec() for n, m in self.scoring.metrics.items()}}
-        tok = {k: v for k, v in self.plan.cfg["tokenizer"].items() if k not in ("device", "checkpoint")}
+        tok = {k: v for k, v in self.plan.cfg["tokenizer"].items() if k not in TOKENIZER_LOCATION_KEYS}
         tok["weights"] = weights_sha256
         return {"data": fingerprint(data), "config": fingerprint({"data": data, "tokenizer": tok, "precision": self.model.precision.name})}
 

@@ -12,7 +12,7 @@ import json
 import warnings
 from typing import Any
 
-from ..config import LOCATION_KEYS
+from ..config import LOCATION_KEYS, SPEED_KEYS
 from ..errors import BenchError
 from ..manifest import SCHEMA, diff_manifests, load_manifest
 from ..results import MANIFEST_FILE, Result
@@ -63,7 +63,7 @@ def setup_differences(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")
     protocol options). A refusal names these rather than two hashes; metric-level ones alone leave the clips
     the same (:func:`same_clips`)."""
     def dataset(r: Result) -> dict[str, Any]:
-        config = {k: v for k, v in r.dataset.config.items() if k not in LOCATION_KEYS}  # where, not what
+        config = {k: v for k, v in r.dataset.config.items() if k not in LOCATION_KEYS + SPEED_KEYS}  # what
         return {"name": r.dataset.name, "preprocess": r.dataset.preprocess, "config": config}
 
     def protocol(r: Result) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ..config import TOKENIZER_LOCATION_KEYS
 from ..errors import BenchError
 from ..results import Result, load_result
 from .frames import describe, differences, frames_difference, manifest_note, setup_differences
@@ -120,7 +121,7 @@ def _require_comparable(base: Result, cur: Result) -> None:
 def _config_differences(base: Result, cur: Result) -> list[str]:
     """What the config fingerprint adds to the data one, as recorded: the tokenizer's options, weights, precision."""
     def tok(r: Result) -> dict[str, Any]:
-        return {"config": {k: v for k, v in r.tokenizer.config.items() if k not in ("device", "checkpoint")},
+        return {"config": {k: v for k, v in r.tokenizer.config.items() if k not in TOKENIZER_LOCATION_KEYS},
                 "weights": r.tokenizer.weights}
 
     return differences(tok(base), tok(cur), "tokenizer") + differences(base.run.precision, cur.run.precision,

@@ -99,3 +99,35 @@ def test_a_slurm_sweep_of_gpu_jobs_is_checked_on_a_login_node_without_gpus(tmp_p
         check_jobs(jobs, sweep)  # the basic launcher runs them here
     with pytest.raises(ConfigError, match="batch_size=0"):
         check_jobs([*jobs, "batch_size=0", "hydra/launcher=submitit_slurm"], sweep)  # the rest is still checked
+
+
+def test_a_sweep_exits_with_its_worst_jobs_status_in_one_line_each(tmp_path, capsys, monkeypatch, shared_videos):
+    """A job that fails (here: its checkpoint cannot load) or scores only some videos makes the sweep's exit
+    status what a run's would be, without Hydra's traceback; the other jobs still run."""
+    import os
+
+    from vidtok_bench.errors import CheckpointError
+    from vidtok_bench.runner import Runner
+
+    run_result = Runner.run_result
+
+    def no_weights_for_identity(self):
+        if self.tokenizer.name == "identity":
+            raise CheckpointError("identity.ckpt: checkpoint file not found")
+        return run_result(self)
+
+    monkeypatch.setattr(Runner, "run_result", no_weights_for_identity)
+    root = tmp_path / "v"
+    root.mkdir()
+    os.symlink(shared_videos / "vidtok_example_256x256.mp4", root / "a.mp4")
+    (root / "b.mp4").write_bytes(b"")  # broken: that job is partial
+    sweep = tmp_path / "sweep"
+    args = ["run", "-m", "tokenizer=identity,trilinear_488", "dataset=folder", f"dataset.root={root}",
+            "dataset.max_frames=17", "dataset.size=32", "metrics=[psnr]", "device=cpu", "progress=false",
+            f"output_dir={sweep}"]
+    assert cli(*args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "vidtok-bench: error: identity.ckpt: checkpoint file not found" in err
+    assert re.search(r"2 of 2 sweep job\(s\) did not end cleanly: tokenizer=identity .*\(exit 2\); "
+                     r"tokenizer=trilinear_488 .*\(exit 3\)", err), err
+    assert cli(*args[:2], "tokenizer=trilinear_488", *args[3:]) == 3  # that job alone: partial, as its run says

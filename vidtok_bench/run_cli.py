@@ -36,7 +36,8 @@ many processes, sweeps:
   vidtok-bench run -m tokenizer=a,b dataset=x,y [hydra/launcher=submitit_slurm|submitit_local]
                                   a Hydra sweep: one output directory per job (OUT/KEY=VALUE,...),
                                   resumable; `vidtok-bench table OUT` collects them (OUT: output_dir,
-                                  default outputs/sweep)
+                                  default outputs/sweep). Exits with its worst job's status (below; an
+                                  error first, then 4, then 3), naming the jobs that did not end 0
 
 exit codes:
   0  every selected video was evaluated       3  some videos failed (results for the rest written, status partial)

@@ -11,12 +11,16 @@ directory name: the shards of one job share it (``SWEEP/KEY=VALUE,.../shard-I-of
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 DEFAULT_SWEEP_DIR = "outputs/sweep"
+#: one JSON line per job that ended (its overrides and exit status) in the sweep directory: the launchers keep the
+#: jobs' return values to themselves (submitit's in other processes), and the sweep exits with the worst of them
+STATUS_FILE = ".job_status.jsonl"
 #: keys that do not change what a job computes, or that split one job (shard): not in its directory name
 EXCLUDED_FROM_DIRNAME = ("shard", "progress", "resume", "prefetch", "output_dir", "dist_timeout_s", "overlap")
 
@@ -47,14 +51,15 @@ def _store_configs() -> None:
 _store_configs()
 
 
-def job(cfg: Any) -> str:
-    """One sweep job: the composed config as an ordinary run in the job's own directory."""
+def job(cfg: Any) -> str | None:
+    """One sweep job: the composed config as an ordinary run in the job's own directory. Its exit status (a run's)
+    goes to the sweep's STATUS_FILE; an error is its one line, not an exception Hydra reports with a traceback."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from .config import check_top_level, name_groups, plan_run
     from .errors import BenchError
-    from .run_cli import print_summary
+    from .run_cli import EXIT_CONFIG, finish
     from .runner import Runner
 
     hc = HydraConfig.get()
@@ -67,9 +72,34 @@ def job(cfg: Any) -> str:
         result = Runner(plan_run(out)).run_result()
     except BenchError as exc:
         print(f"vidtok-bench: error: {exc}", file=sys.stderr)
-        raise
-    print_summary(result)
+        _note_status(Path(hc.sweep.dir), list(hc.overrides.task), EXIT_CONFIG)
+        return None
+    _note_status(Path(hc.sweep.dir), list(hc.overrides.task), finish(result))
     return result.path
+
+
+def _note_status(sweep_dir: Path, overrides: list[str], status: int) -> None:
+    line = json.dumps({"job": " ".join(overrides), "status": status}) + "\n"
+    with open(sweep_dir / STATUS_FILE, "a") as fh:  # one small append per job: whole lines, also from other processes
+        fh.write(line)
+
+
+def sweep_status(sweep_dir: Path) -> int:
+    """The sweep's exit status: 0 when every job ended 0, else the worst job's (an error, then nothing evaluated,
+    then partial), with one line naming the jobs that did not end 0."""
+    from .run_cli import EXIT_CONFIG, EXIT_EMPTY, EXIT_IO, EXIT_PARTIAL
+
+    try:
+        jobs = [json.loads(x) for x in (sweep_dir / STATUS_FILE).read_text().splitlines() if x.strip()]
+    except (OSError, ValueError):
+        return 0
+    bad = [j for j in jobs if j.get("status")]
+    if not bad:
+        return 0
+    named = "; ".join(f"{j['job']} (exit {j['status']})" for j in bad[:5]) + (f"; … and {len(bad) - 5} more" if len(bad) > 5 else "")
+    print(f"vidtok-bench: {len(bad)} of {len(jobs)} sweep job(s) did not end cleanly: {named}", file=sys.stderr)
+    codes = {j["status"] for j in bad}
+    return next((c for c in (EXIT_IO, EXIT_CONFIG, EXIT_EMPTY, EXIT_PARTIAL) if c in codes), max(codes))
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
@@ -146,6 +176,7 @@ def multirun(overrides: list[str]) -> int:
         # one folder for all jobs' submitit files, not the default .submitit/%j: submitit's local controller
         # opens its logs in the %j folder before the submitting process has created it (a race lost under load)
         settings.append("hydra.launcher.submitit_folder=${hydra.sweep.dir}/.submitit")
+    (Path(base) / STATUS_FILE).unlink(missing_ok=True)  # this sweep's jobs only (a rerun's resumed ones say so again)
     task = hydra.main(version_base="1.3", config_path="pkg://vidtok_bench.conf", config_name="config")(job)
     argv = sys.argv
     sys.argv = ["vidtok-bench", "--multirun", *settings, *_plugin_key_overrides(user)]
@@ -158,4 +189,4 @@ def multirun(overrides: list[str]) -> int:
         sys.argv = argv
         GlobalHydra.instance().clear()
     print(f"sweep: results under {base}/ (collect them with `vidtok-bench table {base}`)")
-    return 0
+    return sweep_status(Path(base))

@@ -118,3 +118,18 @@ def test_eigen_form_equals_the_frechet_distance(n, m, d, seed):
     b = rng.normal(size=(m, d)) * rng.uniform(0.5, 2) + rng.normal(size=d)
     assert frechet_distance_eig(a, b) == pytest.approx(_fd_eigen(a, b), rel=1e-7, abs=1e-7)
 
+
+def test_left_out_clips_do_not_keep_their_source_frames(stub_i3d):
+    """A variant that leaves clips out lets go of their noted source frame numbers at once: held until the run
+    ends, they grew with the video's length (all but N clips of every video under clips16_per_video_N)."""
+    m = FVD(variant="clips16_per_video_2")
+    m.set_reference_key("k")
+    x = torch.zeros(1, 3, 17, 32, 32)
+    for k in range(50):
+        m.note_sources({f"v#{k}": tuple(range(17 * k, 17 * k + 17))})
+        m.update(x, x, [f"v#{k}"])
+    short = torch.zeros(1, 3, 9, 32, 32)  # shorter than the variant's 16 frames
+    m.note_sources({"w#0": tuple(range(9))})
+    m.update(short, short, ["w#0"])
+    assert len(m._ids) == 2 and len(m._left_out) == 49
+    assert m._sources == {}

@@ -317,6 +317,10 @@ class FVD(SetMetric):
                 self._left_out[cid] = f"beyond the first {self.clips_per_video} clips of its video"
             else:
                 keep.append(i)
+                continue
+            # its source frame numbers are needed only to name a reference file: kept, they would pile up
+            # with the video's length (clips16_per_video_N leaves out all but N clips of each video)
+            self._sources.pop(cid, None)
         if len(keep) < len(clip_ids):
             if not keep:
                 return

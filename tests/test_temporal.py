@@ -97,3 +97,34 @@ def test_tlpips_with_real_lpips(lpips_alex) -> None:
     assert (got > 0.02).all()  # alternating brightness is visible frame to frame
     static = tlpips(real, real + 0.3, lpips_alex)  # a constant offset changes nothing between frames...
     assert (static < got).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(b=st.integers(1, 3), t=st.integers(2, 9), h=st.integers(1, 7), w=st.integers(1, 7), slab=st.integers(1, 400),
+       seed=st.integers(0, 2**31 - 1))
+def test_flicker_in_slabs_equals_the_whole_clip_formula_and_holds_no_whole_clip(b, t, h, w, slab, seed) -> None:
+    """On CPUs flicker converts a few frames at a time, as PSNR's MSE does (no float64 copies of a whole clip: 1 GB
+    beside one 17-frame 720p clip): per pair the whole-clip formula's value, whatever the slab size."""
+    import importlib
+
+    P = importlib.import_module("vidtok_bench.metrics.psnr")  # the package exports a function of that name
+    T = importlib.import_module("vidtok_bench.metrics.temporal")
+
+    g = torch.Generator().manual_seed(seed)
+    real = torch.rand(b, 3, t, h, w, generator=g) * 2 - 1
+    recon = torch.rand(b, 3, t, h, w, generator=g) * 2 - 1
+    d = (((recon.double() + 1) / 2) - ((real.double() + 1) / 2)).diff(dim=2)
+    want = -10 * torch.log10(d.pow(2).mean(dim=(1, 3, 4)) + 1e-8)
+    converted: list[int] = []
+
+    def to_unit(x: torch.Tensor) -> torch.Tensor:
+        converted.append(x.shape[2])
+        return (x.double() + 1) / 2
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "CPU_SLAB_ELEMS", slab)
+        mp.setattr(T, "to_unit", to_unit)
+        got = flicker_psnr(real, recon)
+    assert got.shape == (b, t - 1) and got.dtype == torch.float64
+    assert torch.allclose(got, want, rtol=1e-13, atol=0)
+    assert max(converted) <= max(2, slab // (b * 3 * h * w) + 1)  # a slab's frames and the previous slab's last

@@ -27,10 +27,16 @@ VARIANTS = ("vidtok", "tokenbench")
 CPU_SLAB_ELEMS = 1 << 22
 
 
+def slab_frames(video: torch.Tensor) -> int:
+    """Frames of a (B,3,T,H,W) video one float64 step of a per-frame statistic takes: all on GPUs, on CPUs about
+    :data:`CPU_SLAB_ELEMS` elements (at least one frame)."""
+    b, c, t, h, w = video.shape
+    return t if video.device.type != "cpu" else max(1, CPU_SLAB_ELEMS // max(1, b * c * h * w))
+
+
 def frame_mse(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Per-frame MSE in [0,1] units: (B,3,T,H,W) -> (B,T) float64 (on CPUs a few frames at a time)."""
-    b, c, t, h, w = real.shape
-    step = t if real.device.type != "cpu" else max(1, CPU_SLAB_ELEMS // max(1, b * c * h * w))
+    t, step = real.shape[2], slab_frames(real)
     out = []
     for s in range(0, t, step):
         d = to_unit(real[:, :, s:s + step]) - to_unit(fake[:, :, s:s + step])

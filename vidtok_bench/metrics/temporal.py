@@ -25,7 +25,7 @@ from ..errors import InputShapeError
 from ..registry import register_metric
 from ..results import MetricInfo
 from .base import ClipMetric, frames_per_call, to_unit
-from .psnr import EPS
+from .psnr import EPS, slab_frames
 
 PairMetric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 -> (N,)
 
@@ -37,10 +37,19 @@ def _check(real: torch.Tensor, recon: torch.Tensor, name: str) -> None:
 
 
 def flicker_psnr(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-    """PSNR (dB) of the temporal differences' error, per frame pair: (B,T-1) float64 (see module doc)."""
+    """PSNR (dB) of the temporal differences' error, per frame pair: (B,T-1) float64 (see module doc).
+
+    On CPUs the pairs are taken a slab of frames at a time (:func:`~.psnr.slab_frames`, as PSNR's MSE is): the
+    float64 error of a whole clip and its differences were ~3x the clip's float32 bytes at once (1 GB beside one
+    17-frame 720p clip)."""
     _check(real, recon, "flicker_psnr")
-    d = (to_unit(recon) - to_unit(real)).diff(dim=2)  # Δrecon_t - Δreal_t = err_t - err_{t-1}
-    return -10 * torch.log10(d.pow(2).mean(dim=(1, 3, 4)) + EPS)
+    t, step = real.shape[2], slab_frames(real)
+    out = []
+    for s in range(0, t - 1, step):  # the pairs ending in frames s+1 .. e-1: a slab repeats the last one's last frame
+        e = min(t, s + step + 1)
+        d = (to_unit(recon[:, :, s:e]) - to_unit(real[:, :, s:e])).diff(dim=2)  # Δrecon_t - Δreal_t = err_t - err_{t-1}
+        out.append(d.square_().mean(dim=(1, 3, 4)))
+    return -10 * torch.log10((out[0] if len(out) == 1 else torch.cat(out, dim=1)) + EPS)
 
 
 def tlpips(real: torch.Tensor, recon: torch.Tensor, lpips: PairMetric, frame_batch: int = 32) -> torch.Tensor:

@@ -66,6 +66,9 @@ def test_csv_html_latex(results, capsys, tmp_path):
     assert out.startswith("<table>") and "<th" in out and "—" in out and out.count("<tr>") == 4
     _, out, _ = table(capsys, results, "--format", "latex")
     assert r"\begin{tabular}" in out and r"\end{tabular}" in out
+    rules = [ln for ln in out.splitlines() if ln.strip().startswith("\\") and "rule" in ln or ln.strip() == r"\hline"]
+    assert rules == [r"\toprule", r"\midrule", r"\bottomrule"]  # booktabs, as papers set tables
+    assert out.splitlines().index(r"\midrule") == 3  # directly under the header row
     assert r"tok\_b" in out and r"PSNR (dB) $\uparrow$" in out and "—" in out
     dest = tmp_path / "t.md"
     rc, out, _ = table(capsys, results, "-o", dest)

@@ -286,6 +286,16 @@ def _header(col: Column, fmt: str) -> str:
     return label + (" ↑" if col.higher_is_better else " ↓")
 
 
+def booktabs(tabular: str) -> str:
+    """A tabulate ``latex_raw`` tabular with booktabs rules (as papers typeset tables; needs ``\\usepackage{booktabs}``):
+    its first ``\\hline`` becomes ``\\toprule``, the one under the header ``\\midrule``, the last ``\\bottomrule``."""
+    lines = tabular.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.strip() == r"\hline"]
+    for i, rule in zip(rules[:2] + rules[-1:] if len(rules) >= 3 else [], (r"\toprule", r"\midrule", r"\bottomrule")):
+        lines[i] = rule
+    return "\n".join(lines)
+
+
 def render(df, fmt: str = "markdown") -> str:
     """Render a :func:`build_table` frame as markdown (pipe), csv, html or latex (booktabs)."""
     from tabulate import tabulate
@@ -308,8 +318,7 @@ def render(df, fmt: str = "markdown") -> str:
     align = ["right" if infos[c].precision is not None else "left" for c in cols]
     if fmt == "latex":
         cells = [[latex_escape(c) for c in row] for row in cells]
-        return tabulate(cells, headers, tablefmt="latex_raw",
-                        disable_numparse=True, colalign=align) + "\n"
+        return booktabs(tabulate(cells, headers, tablefmt="latex_raw", disable_numparse=True, colalign=align)) + "\n"
     if fmt == "markdown":
         cells = [[markdown_escape(c) for c in row] for row in cells]
         headers = [markdown_escape(h) for h in headers]

@@ -83,6 +83,20 @@ def test_rd_writes_png_svg_and_points(tmp_path):
     assert {r["family"] for r in rows} == {"h264", "vidtok fsq causal", "cogvideox"}
 
 
+def test_a_rerun_is_one_point_the_newest_and_shard_parts_none(tmp_path):
+    """The points are the rows `table` shows: two results of one tokenizer would draw a false curve segment, and a
+    shard's values cover only its videos."""
+    old, new = _result(FSQ, 0.0703, 29.5, 0.20), _result(FSQ, 0.0703, 30.5, 0.18)
+    old["run"]["date"], new["run"]["date"] = "2026-01-01T00:00:00+00:00", "2026-02-01T00:00:00+00:00"
+    part = _result(H264, 0.1, 30.0, 0.2)
+    part["shard"] = {"index": 0, "count": 2, "videos": ["v0"], "dataset_videos": ["v0", "v1"]}
+    part["fingerprint"]["config"] = "0" * 64  # a part of another run, not merged
+    runs = _write(tmp_path, [old, new, _result(H264, 0.2, 33.0, 0.1), part])
+    rows, notes = rd.rd_points([runs], ["psnr"])
+    assert sorted((r["tokenizer"], r["psnr"]) for r in rows) == [("h264", 33.0), (FSQ["name"], 30.5)]
+    assert any("using the newest" in n for n in notes) and any("shard result" in n for n in notes)
+
+
 def test_mixed_datasets_refused_unless_allowed(tmp_path):
     runs = _write(tmp_path, [_result(H264, 0.1, 30.0, 0.2), _result(FSQ, 0.07, 29.0, 0.2, dataset="uvg")])
     with pytest.raises(BenchError, match="different dataset"):

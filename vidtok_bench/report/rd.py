@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import BenchError, suggest
-from ..results import find_results, load_result
 
 DEFAULT_METRICS = ("psnr", "lpips")
 #: matplotlib settings of every figure the reports write: SVG text kept as text, reproducible ids
@@ -28,13 +27,14 @@ SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "vidtok-bench"}
 
 
 def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per results file: family, tokenizer, bits_per_pixel and each metric; plus notes."""
-    from .table import video_set_notes
+    """One row per result the table would show (the newest per tokenizer/dataset/protocol; no shard parts): family,
+    tokenizer, bits_per_pixel and each metric; plus notes."""
+    from .table import load_latest
 
-    rows, notes, loaded = [], [], []
-    for p in find_results(paths):
-        r = load_result(p)
-        loaded.append(r)
+    loaded, notes = load_latest(paths)  # a rerun is one point, and a shard's partial values none
+    rows = []
+    for r in loaded:
+        p = r.path
         bpp = r.bits_per_pixel
         if bpp is None or not float(bpp) > 0:
             notes.append(f"{p}: no bits_per_pixel; left out")
@@ -46,7 +46,6 @@ def rd_points(paths: Iterable[str | Path], metrics: Sequence[str], allow_mixed: 
             if r.info(m) is not None:
                 row[f"{m}.info"] = r.info(m)
         rows.append(row)
-    notes += video_set_notes(loaded)
     notes += _absent_metrics(metrics, loaded)
     if not rows:
         raise BenchError("no results with bits_per_pixel to plot")

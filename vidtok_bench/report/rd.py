@@ -1,7 +1,7 @@
 """``vidtok-bench rd``: rate–distortion plots (PSNR, LPIPS, ... against bits per pixel).
 
-Every results.json is one point: x = its measured ``bits_per_pixel``, y = the metric's
-headline value. Points are grouped into *families*, one curve each (points sorted by rate):
+Every result the table would show is one point (the newest per tokenizer, dataset and protocol;
+shard parts left out): x = its measured ``bits_per_pixel``, y = the metric's headline value. Points are grouped into *families*, one curve each (points sorted by rate):
 the family each tokenizer plugin declares (``tokenizer.family`` in the results: a codec and its
 preset, ``vidtok <kl|fsq> <causal|noncausal> [v1.1]``, else the tokenizer's name). Axis labels
 and directions come from the metrics' own declarations recorded in the results.

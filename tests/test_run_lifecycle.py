@@ -59,18 +59,6 @@ def test_default_output_dirs_differ_between_configurations(tmp_path, capsys, mon
     assert len(dirs) == 2 and all(d.name.startswith("synthetic-vidtok-") for d in dirs)
 
 
-def test_a_different_dataset_workers_count_resumes_the_same_run(tmp_path, capsys, monkeypatch):
-    """dataset.workers sets how fast frames are made, never their values: same folder, same fingerprints."""
-    monkeypatch.chdir(tmp_path)
-    assert run(capsys, "dataset.num_videos=2", "limit=1", "dataset.workers=1")[0] == 0
-    (first,) = [p.parent for p in (tmp_path / "outputs").rglob("results.json")]
-    before = json.loads((first / "results.json").read_text())
-    code, _, err = run(capsys, "dataset.num_videos=2", "limit=1", "dataset.workers=2")
-    assert code == 0 and "already holds this run, complete" in err
-    assert [p.parent for p in (tmp_path / "outputs").rglob("results.json")] == [first]
-    assert json.loads((first / "results.json").read_text())["fingerprint"] == before["fingerprint"]
-
-
 def test_nothing_scored_exits_4(tmp_path, capsys):
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "notes.mp4").write_text("this is not a video")

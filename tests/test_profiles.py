@@ -124,3 +124,31 @@ def test_spatial_profile_pools_error_by_seam_distance() -> None:
     np.testing.assert_allclose(prof.means().numpy(), want_means, rtol=1e-12, atol=1e-18)
     assert prof.penalty() == pytest.approx(0.15 ** 2, rel=1e-12)  # all error at distance 0, none elsewhere
     assert prof.worst() == 0 and not prof.higher_is_better
+
+
+@pytest.mark.parametrize("slab", [1, 3 * 32 * 48 * 2, 1 << 40])  # one frame per step, two, the whole clip
+def test_spatial_profile_in_slabs_equals_the_whole_map_and_holds_no_whole_clip(monkeypatch, slab) -> None:
+    """On CPUs the error map is made a few frames at a time (a whole 17-frame 720p clip's float64 map and its keys
+    were ~1 GB): the same means whatever the step, and no step converts more frames than it allows."""
+    import importlib
+
+    P = importlib.import_module("vidtok_bench.metrics.psnr")  # the package exports a function of that name
+    S = importlib.import_module("vidtok_bench.metrics.profiles")
+    real = _video(1, 7, 32, 48, seed=5)
+    recon = real + 0.1 * _video(1, 7, 32, 48, seed=6)
+    err = ((recon - real) / 2).pow(2).mean(1).numpy()
+    dist = np.broadcast_to(tile_distance_map(32, 48, (16, 24)).numpy(), err.shape)
+    want = [err[dist == k].mean() for k in range(dist.max() + 1)]
+    steps: list[int] = []
+    real_map = S.squared_error_map
+
+    def counted(a, b):
+        steps.append(a.shape[2])
+        return real_map(a, b)
+
+    monkeypatch.setattr(P, "CPU_SLAB_ELEMS", slab)
+    monkeypatch.setattr(S, "squared_error_map", counted)
+    prof = spatial_profile(real, recon, tile=(16, 24))
+    np.testing.assert_allclose(prof.means().numpy(), want, rtol=1e-12)
+    assert int(prof.counts.sum()) == 7 * 32 * 48 and sum(steps) == 7
+    assert max(steps) == min(7, max(1, slab // (3 * 32 * 48)))

@@ -259,3 +259,23 @@ def test_decoding_threads_never_make_another_run(tmp_path, capsys):
     assert "already holds this run, complete" in capsys.readouterr().err
     dirs = {Runner(compose([*TINY, *extra])).default_output_dir() for extra in ([], ["dataset.workers=2"])}
     assert len(dirs) == 1
+
+
+def test_parts_that_ran_different_code_are_named_in_the_merged_environment(tmp_path, capsys):
+    """A merged result records one environment; when the shards ran other versions or commits, each part's value is
+    kept (and said) instead of the first part's standing for all."""
+    out = shards(tmp_path / "split", 2, "dataset.num_videos=2")
+    r1 = out / "shard-1-of-2" / R.RESULTS_FILE
+    doc = json.loads(r1.read_text())
+    doc["environment"]["git_commit"] = "0" * 40
+    doc["environment"]["packages"]["torch"] = "2.0.0"
+    r1.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert cli("merge", str(out), "-o", str(tmp_path / "m")) == 0
+    assert "the parts ran different code (git_commit, packages.torch)" in capsys.readouterr().err
+    env = R.load_result(tmp_path / "m").environment
+    first = json.loads((out / "shard-0-of-2" / R.RESULTS_FILE).read_text())["environment"]
+    assert env["parts_differ"] == {"git_commit": {"0": first["git_commit"], "1": "0" * 40},
+                                   "packages.torch": {"0": first["packages"]["torch"], "1": "2.0.0"}}
+    assert cli("merge", str(shards(tmp_path / "same", 2, "dataset.num_videos=2")), "-o", str(tmp_path / "m2")) == 0
+    assert "parts_differ" not in R.load_result(tmp_path / "m2").environment

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -119,6 +120,18 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     for k, v in d.items():
         out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
     return out
+
+
+#: environment entries that say which code computed a part (not where it ran: hosts, kernels and threads may differ)
+CODE_ENVIRONMENT_KEYS = ("vidtok_bench", "python", "torch", "cuda", "git_commit", "packages")
+
+
+def environment_differences(parts: Sequence[Part]) -> dict[str, dict[str, Any]]:
+    """``{'packages.torch': {'0': '2.14.1', '1': '2.13.0'}}`` for each code-environment entry the parts of one run
+    recorded differently: the merged result names every part's value instead of claiming the first part's."""
+    flat = [(str(p.index), _flat({k: p.result.environment.get(k) for k in CODE_ENVIRONMENT_KEYS})) for p in parts]
+    keys = dict.fromkeys(k for _, f in flat for k in f)
+    return {k: {i: f.get(k) for i, f in flat} for k in keys if len({repr(f.get(k)) for _, f in flat}) > 1}
 
 
 def _run_local(key: str) -> bool:
@@ -234,8 +247,13 @@ def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = No
     run = first.run.model_copy(update={"status": run_status(records), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                                        "duration_s": wall_s if wall_s is not None else max(p.result.run.duration_s for p in parts)})
     config = {**first.config, "shard": None}
+    environment = dict(first.environment)
+    if differ := environment_differences(parts):
+        environment["parts_differ"] = differ  # which code computed which part, when they were not all the same
+        print(f"vidtok-bench: warning: the parts ran different code ({', '.join(differ)}); each part's value is in "
+              "results.json environment.parts_differ", file=sys.stderr)
     result = first.model_copy(update={**blocks, "throughput": throughput, "memory": memory, "run": run, "config": config,
-                                      "shard": None, "distributed": dist})
+                                      "environment": environment, "shard": None, "distributed": dist})
     meta_fp = parts[0].meta_fingerprint or {"data": first.fingerprint.data, "config": first.fingerprint.config}
     return Merged(Result.model_validate(result.dump()), records, scoring, meta_fp)
 

@@ -59,6 +59,30 @@ def test_default_output_dirs_differ_between_configurations(tmp_path, capsys, mon
     assert len(dirs) == 2 and all(d.name.startswith("synthetic-vidtok-") for d in dirs)
 
 
+def test_a_run_resumed_by_other_code_names_each_process_s(tmp_path, capsys):
+    """Videos finished by one version and the rest by another: results.json says so rather than naming the last."""
+    out = tmp_path / "o"
+    assert run(capsys, "dataset.num_videos=2", f"output_dir={out}")[0] == 0
+    meta = json.loads((out / "run_meta.json").read_text())
+    (mine,) = meta["code"]
+    meta["code"] = [{**mine, "git_commit": "0" * 40, "packages": {**mine["packages"], "torch": "2.0.0"}}]
+    (out / "run_meta.json").write_text(json.dumps(meta))
+    log = out / "per_clip.jsonl"
+    log.write_text(log.read_text().splitlines(keepends=True)[0])  # as if stopped after the first video
+    (out / "results.json").unlink()
+    code, _, err = run(capsys, "dataset.num_videos=2", f"output_dir={out}")
+    assert code == 0 and "resuming 1 finished video(s) computed by other code (git_commit, packages.torch)" in err
+    res = json.loads((out / "results.json").read_text())
+    assert res["videos"]["resumed"] == 1
+    assert res["environment"]["resumes_differ"] == {
+        "git_commit": {"process 1": "0" * 40, "process 2": mine["git_commit"]},
+        "packages.torch": {"process 1": "2.0.0", "process 2": mine["packages"]["torch"]}}
+    assert len(json.loads((out / "run_meta.json").read_text())["code"]) == 2
+    (out / "results.json").unlink()  # resumed again by the same code: no third entry
+    assert run(capsys, "dataset.num_videos=2", f"output_dir={out}")[0] == 0
+    assert len(json.loads((out / "run_meta.json").read_text())["code"]) == 2
+
+
 def test_nothing_scored_exits_4(tmp_path, capsys):
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "notes.mp4").write_text("this is not a video")

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import allocator
+from .hashing import flatten
+
+if TYPE_CHECKING:  # torch loads when an environment is recorded: merge and report code compare records without it
+    import torch
 
 PACKAGES = ("vidtok-bench", "torch", "torchvision", "numpy", "scipy", "av", "lpips", "diffusers", "hydra-core", "pandas", "safetensors")
 
@@ -43,7 +45,27 @@ def git_commit() -> str | None:
 RUNTIME_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", allocator.ENV)
 
 
+#: entries of :func:`environment` that say which code computed a result (not where it ran: hosts, kernels and thread
+#: counts may differ between the processes of one run without changing what it computes)
+CODE_KEYS = ("vidtok_bench", "python", "torch", "cuda", "git_commit", "packages")
+
+
+def code_environment(env: dict[str, Any]) -> dict[str, Any]:
+    return {k: env.get(k) for k in CODE_KEYS}
+
+
+def code_differences(envs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{'packages.torch': {LABEL: '2.14.1', OTHER: '2.13.0'}}`` for each code entry the labelled environments (the
+    processes or parts of one run) hold differently; empty when they all ran the same code."""
+    flats = {label: flatten(code_environment(env)) for label, env in envs.items()}
+    keys = dict.fromkeys(k for f in flats.values() for k in f)
+    return {k: {label: f.get(k) for label, f in flats.items()} for k in keys
+            if len({repr(f.get(k)) for f in flats.values()}) > 1}
+
+
 def environment(device: torch.device) -> dict[str, Any]:
+    import torch
+
     env: dict[str, Any] = {
         "vidtok_bench": package_versions()["vidtok-bench"],
         "python": sys.version.split()[0],

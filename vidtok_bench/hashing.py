@@ -14,6 +14,16 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def flatten(d: object, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as one level of dotted keys (``{'a': {'b': 1}}`` -> ``{'a.b': 1}``), to compare two records."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
 def fingerprint(obj: object) -> str:
     """Stable sha256 of a JSON-serialisable object (key order does not matter)."""
     import json

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 from pydantic import ValidationError
 
 from .config import SPEED_KEYS
+from .environment import code_differences
 from .errors import BenchError
+from .hashing import flatten
 from .results import (MANIFEST_FILE, PER_CLIP_FILE, RESULTS_FILE, RUN_META_FILE, STATE_DIR, DistributedBlock, Memory, PartStats, Result,
                       RunMeta, VideoRecord, load_result, read_records)
 
@@ -113,27 +115,6 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-#: environment entries that say which code computed a part (not where it ran: hosts, kernels and threads may differ)
-CODE_ENVIRONMENT_KEYS = ("vidtok_bench", "python", "torch", "cuda", "git_commit", "packages")
-
-
-def environment_differences(parts: Sequence[Part]) -> dict[str, dict[str, Any]]:
-    """``{'packages.torch': {'0': '2.14.1', '1': '2.13.0'}}`` for each code-environment entry the parts of one run
-    recorded differently: the merged result names every part's value instead of claiming the first part's."""
-    flat = [(str(p.index), _flat({k: p.result.environment.get(k) for k in CODE_ENVIRONMENT_KEYS})) for p in parts]
-    keys = dict.fromkeys(k for _, f in flat for k in f)
-    return {k: {i: f.get(k) for i, f in flat} for k in keys if len({repr(f.get(k)) for _, f in flat}) > 1}
-
-
 def _run_local(key: str) -> bool:
     """Whether a flattened config key (``dataset.workers``) may differ between the parts of one run."""
     return key.split(".")[0] in RUN_LOCAL_KEYS or key in RUN_LOCAL_KEYS
@@ -146,7 +127,7 @@ def check_parts(parts: Sequence[Part], unfinished: Sequence[str] = ()) -> None:
     first = parts[0]
     assert first.result.shard is not None
     count = first.result.shard.count
-    base = {k: v for k, v in _flat(first.result.config).items() if not _run_local(k)}
+    base = {k: v for k, v in flatten(first.result.config).items() if not _run_local(k)}
     seen: dict[int, str] = {}
     for p in parts:
         s = p.result.shard
@@ -154,7 +135,7 @@ def check_parts(parts: Sequence[Part], unfinished: Sequence[str] = ()) -> None:
         if s.count != count:
             raise MergeError(f"{p.source} is shard {s.index}/{s.count} but {first.source} is {first.result.shard.index}/"
                              f"{count}: shards of different splits")
-        cfg = {k: v for k, v in _flat(p.result.config).items() if not _run_local(k)}
+        cfg = {k: v for k, v in flatten(p.result.config).items() if not _run_local(k)}
         differ = sorted(k for k in set(cfg) | set(base) if cfg.get(k) != base.get(k))
         if differ:
             shown = ", ".join(f"{k}={cfg.get(k)!r} vs {base.get(k)!r}" for k in differ[:4])
@@ -248,7 +229,7 @@ def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = No
                                        "duration_s": wall_s if wall_s is not None else max(p.result.run.duration_s for p in parts)})
     config = {**first.config, "shard": None}
     environment = dict(first.environment)
-    if differ := environment_differences(parts):
+    if differ := code_differences({str(p.index): p.result.environment for p in parts}):
         environment["parts_differ"] = differ  # which code computed which part, when they were not all the same
         print(f"vidtok-bench: warning: the parts ran different code ({', '.join(differ)}); each part's value is in "
               "results.json environment.parts_differ", file=sys.stderr)

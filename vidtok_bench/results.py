@@ -308,6 +308,9 @@ class RunMeta(_Strict):
     fingerprint: Fingerprint
     started: str
     shard: str | None = None  # "I/N" of a shard's directory
+    #: the code environment (environment.code_environment) of each process that worked on the run, in order; a
+    #: resume adds one only when its code differs from the last
+    code: list[dict[str, Any]] = []
 
 
 # ----------------------------------------------------------------------------- I/O

@@ -12,6 +12,7 @@ only inside the model's precision scope.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from .allocator import release_after_batch
 from .config import SPEED_KEYS, TOKENIZER_LOCATION_KEYS, RunPlan, plan_dataset, plan_run
 from .distributed import part_videos, shard_dirname
+from .environment import code_differences, code_environment, environment
 from .errors import BenchError, CheckpointError, ConfigError, WeightsError
 from .hashing import fingerprint
 from .registry import TOKENIZERS
@@ -103,7 +105,12 @@ class Runner:
                 self.already_complete = True
                 return done
             info = self.tokenizer.info()  # loads the weights now: a missing checkpoint fails before any decoding
-            finished = self.store.open(fps, self.plan.resume, self.plan.overwrite, shard)
+            finished = self.store.open(fps, self.plan.resume, self.plan.overwrite, shard,
+                                       code_environment(environment(self.plan.device)))
+            if len(self.store.codes) > 1:
+                print(f"vidtok-bench: warning: resuming {len(finished)} finished video(s) computed by other code "
+                      f"({', '.join(self._code_differences())}); results.json will name each process's",
+                      file=sys.stderr)
             return self._evaluate(videos, fps, finished, info, started)
         finally:
             self.store.unlock()
@@ -167,11 +174,17 @@ class Runner:
         result = assemble(self.plan, info, self.dataset.info(), self.scoring, self.model, ordered,
                           {**(self.fingerprints([v.id for v in videos], sha) if sha else fps), "manifest": manifest},
                           time.perf_counter() - started, resumed=len(finished))
+        if differ := self._code_differences():
+            result.environment["resumes_differ"] = differ  # which code computed which videos is not one answer
         if self.plan.shard:
             result.shard = ShardBlock(index=self.plan.shard[0], count=self.plan.shard[1], videos=[v.id for v in mine],
                                       dataset_videos=[v.id for v in videos])
         self.store.write(result, ordered, self.scoring.frame_metrics)
         return result
+
+    def _code_differences(self) -> dict[str, dict[str, Any]]:
+        """What differs between the code of the processes that worked on this run (a resume after an upgrade)."""
+        return code_differences({f"process {i + 1}": c for i, c in enumerate(self.store.codes)})
 
     def _model(self, record: VideoRecord, clips: list) -> tuple[torch.Tensor, Any] | None:
         """One batch through the model: (the batch, the model's output), or None when the video has failed

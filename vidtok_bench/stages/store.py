@@ -33,6 +33,8 @@ class RunStore:
         self.meta_file = self.dir / RUN_META_FILE
         self.state_dir = self.dir / STATE_DIR
         self._lock: Any = None
+        #: the code environments of the processes that worked on the opened run (see :meth:`open`)
+        self.codes: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------- lifecycle
     def lock(self) -> None:
@@ -106,9 +108,11 @@ class RunStore:
         fp = self._meta().get("fingerprint")
         return {k: v for k, v in fp.items() if v is not None} if isinstance(fp, dict) else None
 
-    def open(self, fingerprint: dict[str, str], resume: bool, overwrite: bool, shard: str | None = None) -> dict[str, VideoRecord]:
+    def open(self, fingerprint: dict[str, str], resume: bool, overwrite: bool, shard: str | None = None,
+             code: dict[str, Any] | None = None) -> dict[str, VideoRecord]:
         """Start (or resume) a run, or shard ``"I/N"`` of one; returns the videos an earlier run of the same
-        fingerprint and shard finished.
+        fingerprint and shard finished. ``code`` (this process's code environment) joins the run's list of them
+        (:attr:`codes`) when it differs from the last process's.
 
         Work of another configuration is never replaced silently: without ``overwrite`` it is refused."""
         same = self.holds(fingerprint, shard)
@@ -127,10 +131,13 @@ class RunStore:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         if not finished:
             self.clip_log.write_text("")
+            earlier: list[dict[str, Any]] = []
         else:
             self._end_torn_line()
+            earlier = [c for c in self._meta().get("code") or [] if isinstance(c, dict)]
+        self.codes = earlier + ([code] if code is not None and (not earlier or earlier[-1] != code) else [])
         meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat(),
-                       shard=shard)
+                       shard=shard, code=self.codes)
         write_json_atomic(self.meta_file, meta.model_dump())
         return finished
 

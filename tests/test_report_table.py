@@ -75,6 +75,28 @@ def test_csv_html_latex(results, capsys, tmp_path):
     assert rc == 0 and out == "" and dest.read_text().startswith("| Tokenizer")
 
 
+def test_mark_best_bolds_each_metric_s_best_by_its_direction(tmp_path, capsys):
+    """Higher PSNR and lower LPIPS/FVD are best (the metrics' declared directions); a tie at the displayed precision
+    marks both; bpp (no direction) and a column with one value mark nothing; csv stays plain."""
+    root = tmp_path / "r"
+    simple_run(root / "a", tokenizer="tok_a", psnr=30.004, lpips=0.2, fvd=120.0)
+    simple_run(root / "b", tokenizer="tok_b", psnr=30.001, lpips=0.1, fvd=None)
+    simple_run(root / "c", tokenizer="tok_c", psnr=28.0, lpips=0.05, fvd=None)
+    _, out, _ = table(capsys, root, "--mark-best", "--columns", "psnr", "lpips", "fvd", "bpp")
+    rows = {r[0]: r[3:] for r in ([c.strip() for c in ln.split("|")[1:-1]] for ln in out.strip().splitlines()[2:])}
+    assert rows["tok_a"][0] == rows["tok_b"][0] == "**30.00**" and rows["tok_c"][0] == "28.00"  # a tie as shown
+    assert rows["tok_c"][1] == "**0.0500**" and rows["tok_a"][1] == "0.2000"
+    assert rows["tok_a"][2] == "120.0" and not any("**" in r[3] for r in rows.values())
+    _, out, _ = table(capsys, root, "--mark-best", "--format", "latex")
+    assert r"\textbf{0.0500}" in out and out.count(r"\textbf") == 6  # psnr twice, ssim (all equal) thrice, lpips
+    _, out, _ = table(capsys, root, "--mark-best", "--format", "html")
+    assert "<b>0.0500</b>" in out and "&lt;b&gt;" not in out
+    _, out, _ = table(capsys, root, "--mark-best", "--format", "csv")
+    assert "*" not in out and "textbf" not in out
+    _, plain, _ = table(capsys, root)
+    assert "**" not in plain
+
+
 def test_missing_metric_is_dash_never_zero(tmp_path, capsys):
     simple_run(tmp_path / "a", tokenizer="a", fvd=None, bits_per_pixel=None)
     _, out, _ = table(capsys, tmp_path / "a" / "results.json", "--columns", "fvd", "bpp", "psnr")

@@ -296,8 +296,31 @@ def booktabs(tabular: str) -> str:
     return "\n".join(lines)
 
 
-def render(df, fmt: str = "markdown") -> str:
-    """Render a :func:`build_table` frame as markdown (pipe), csv, html or latex (booktabs)."""
+def best_cells(df, infos: dict[str, Column]) -> set[tuple[int, int]]:
+    """(row, column) of each column's best value, as displayed (ties at the column's precision all count), in the
+    direction the metric declares; columns without a direction, or with fewer than two values, mark nothing."""
+    marked: set[tuple[int, int]] = set()
+    for j, c in enumerate(df.columns):
+        col = infos[c]
+        if col.higher_is_better is None or col.precision is None:
+            continue
+        shown = {i: round(float(v), col.precision) for i, v in enumerate(df[c])
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not _is_missing(v)}
+        if len(shown) >= 2:
+            best = (max if col.higher_is_better else min)(shown.values())
+            marked |= {(i, j) for i, v in shown.items() if v == best}
+    return marked
+
+
+#: how a best cell is set in each format (csv stays plain data)
+_BOLD = {"markdown": "**{}**", "latex": r"\textbf{{{}}}", "html": "<b>{}</b>"}
+
+
+def render(df, fmt: str = "markdown", mark_best: bool = False) -> str:
+    """Render a :func:`build_table` frame as markdown (pipe), csv, html or latex (booktabs); ``mark_best`` sets each
+    metric column's best value in bold (as papers do), by the direction the metric declares."""
+    import html
+
     from tabulate import tabulate
 
     if fmt not in FORMATS:
@@ -316,11 +339,15 @@ def render(df, fmt: str = "markdown") -> str:
     cells = [[format_cell(v, infos[c]) for c, v in zip(cols, row)] for row in df.itertuples(index=False)]
     headers = [_header(infos[c], fmt) for c in cols]
     align = ["right" if infos[c].precision is not None else "left" for c in cols]
+    escape = {"latex": latex_escape, "markdown": markdown_escape, "html": html.escape}[fmt]
+    cells = [[escape(c) for c in row] for row in cells]
+    for i, j in best_cells(df, infos) if mark_best else ():
+        cells[i][j] = _BOLD[fmt].format(cells[i][j])
     if fmt == "latex":
-        cells = [[latex_escape(c) for c in row] for row in cells]
         return booktabs(tabulate(cells, headers, tablefmt="latex_raw", disable_numparse=True, colalign=align)) + "\n"
     if fmt == "markdown":
-        cells = [[markdown_escape(c) for c in row] for row in cells]
         headers = [markdown_escape(h) for h in headers]
-    tablefmt = {"markdown": "pipe", "html": "html"}[fmt]
+    else:  # html: cells escaped above, so tabulate must not escape the bold tags again
+        headers = [html.escape(h) for h in headers]
+    tablefmt = {"markdown": "pipe", "html": "unsafehtml"}[fmt]
     return tabulate(cells, headers, tablefmt=tablefmt, disable_numparse=True, colalign=align) + "\n"

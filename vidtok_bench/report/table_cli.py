@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     order = p.add_mutually_exclusive_group()
     order.add_argument("--ascending", dest="ascending", action="store_true", default=None, help="force ascending order")
     order.add_argument("--descending", dest="ascending", action="store_false", help="force descending order")
+    p.add_argument("--mark-best", action="store_true",
+                   help="set each metric column's best value in bold (markdown/latex/html; by the metric's direction)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the table to FILE instead of stdout")
     p.add_argument("--update", metavar="README",
                    help=f"replace what lies between '{START}' and '{END}' in this file with the table")
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     results, notes = load_latest(args.results)
     for note in notes:
         print(f"vidtok-bench: note: {note}", file=sys.stderr)
-    text = render(build_table(results, args.columns, sort=args.sort, ascending=args.ascending), args.format)
+    text = render(build_table(results, args.columns, sort=args.sort, ascending=args.ascending), args.format,
+                  mark_best=args.mark_best)
     if args.update:
         changed = update_readme(args.update, text)
         print(f"{args.update}: results table {'updated' if changed else 'already up to date'} "

@@ -62,7 +62,7 @@ def test_entry_point_metric_flows_through_every_command(tmp_path, toy_plugin, ca
 
     assert main(["table", str(a), str(b), "--columns", "toy", "psnr", "--sort", "toy"]) == 0
     out = capsys.readouterr().out
-    assert "ToyMAE ↓" in out
+    assert "ToyMAE (u) ↓"  # label and unit as the plugin declares them in out
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "toy" in out and ("better" in out or "worse" in out)

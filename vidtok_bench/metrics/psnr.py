@@ -71,6 +71,7 @@ class PSNRMetric(FrameMetric):
     def __init__(self, variant: str = "vidtok", device: str = "cpu"):
         super().__init__(device=device)
         self.variant = check_choice("psnr variant", variant, VARIANTS)
+        self.average = "frames" if self.variant == "vidtok" else "videos"
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         # tokenbench pools MSE per video: keep the per-frame MSE and reduce later
@@ -80,10 +81,6 @@ class PSNRMetric(FrameMetric):
     def reduce_video(self, stats: Sequence[float]) -> float:
         mean = torch.as_tensor(stats, dtype=torch.float64).mean()
         return float(psnr_from_mse(mean)) if self.variant == "tokenbench" else float(mean)
-
-    def reduce_run(self, stats: Sequence[float], video_values: list[float]) -> float:
-        values = video_values if self.variant == "tokenbench" else stats
-        return float(torch.as_tensor(values, dtype=torch.float64).mean())
 
     def spec(self) -> dict[str, Any]:
         return {

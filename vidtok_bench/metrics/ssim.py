@@ -118,11 +118,13 @@ class SSIMMetric(FrameMetric):
     """Structural similarity per frame (Gaussian 11 as the VidTok evaluator, or scikit-image defaults)."""
 
     info = MetricInfo(label="SSIM", higher_is_better=True, precision=4, tolerance="0.002", kind="frame",
-                      reduction="mean over frames")
+                      reduction="vidtok: mean over frames; tokenbench: each video's mean over frames, mean over videos")
 
     def __init__(self, variant: str = "vidtok", device: str = "cpu"):
         super().__init__(device=device)
         self.variant = check_choice("ssim variant", variant, VARIANTS)
+        # TokenBench's metrics_cli averages each video's frames, then the videos
+        self.average = "frames" if self.variant == "vidtok" else "videos"
 
     def per_frame(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return frame_ssim(real, fake, self.variant).cpu()
@@ -132,4 +134,4 @@ class SSIMMetric(FrameMetric):
             d = {"window": "gaussian 11x11 sigma 1.5", "pool": "avg, factor max(1, round(min(H,W)/256))", "covariance": "population"}
         else:
             d = {"window": "uniform 7x7", "pool": None, "covariance": "sample (N/(N-1))"}
-        return {"metric": "ssim", "variant": self.variant, "K": [K1, K2], "filtering": "valid", "channels": "RGB [0,1] per channel, averaged", "reduction": "mean over frames", **d}
+        return {"metric": "ssim", "variant": self.variant, "K": [K1, K2], "filtering": "valid", "channels": "RGB [0,1] per channel, averaged", "reduction": self.reduction(), **d}

@@ -17,13 +17,16 @@ def package_state_dict(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return sd
 
 
-def package_model(m) -> torch.nn.Module:
-    """``lpips.LPIPS`` for ``m.net_name`` holding ``m``'s weights (same layouts), in eval mode on m's device."""
+def package_model(m, spatial: bool = False) -> torch.nn.Module:
+    """``lpips.LPIPS`` for ``m.net_name`` holding ``m``'s weights (same layouts), in eval mode on m's device;
+    ``spatial=True`` returns the package's distance map (each layer's map upsampled to the input size) instead of
+    its spatial average (what common_metrics_on_video_quality asks for, then averages)."""
     import lpips
 
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated"
-        pkg = lpips.LPIPS(net=m.net_name, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+        pkg = lpips.LPIPS(net=m.net_name, version="0.1", pretrained=False, pnet_rand=True, verbose=False,
+                          spatial=spatial)
     pkg.load_state_dict(package_state_dict(m.model.state_dict()), assign=True, strict=True)
     return pkg.eval().requires_grad_(False)
 

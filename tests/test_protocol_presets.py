@@ -55,7 +55,7 @@ class Preset:
     score_tail: bool = False  # the repeated frames of a padded last clip are scored
     psnr: str = "per_frame"  # or "pooled_per_video"
     ssim: str = "wang"  # or "skimage"
-    ssim_per_video_mean: bool = False  # run value: mean over videos of per-video means (else over all frames)
+    per_video_mean: bool = False  # SSIM and LPIPS run values: mean over videos of per-video means (else all frames)
     lpips_net: str = "vgg"
     lpips_spatial: bool = False  # the evaluator takes the mean of the package's spatial map (common_metrics)
 
@@ -66,10 +66,11 @@ PRESETS = {
     "vidtok": Preset(videos=(("sintel_854x480.mp4", 0, 3), ("vidtok_example_256x256.mp4", 10, 15)),
                      tokenizer={"t": 1}, fps=30, size=256, score_tail=True),
     # native size and fps, 17-frame windows: each video one partial window (padded for the model, the padding
-    # not scored). trilinear h=w=4 takes 340-wide frames. Equal frame counts: see test_tokenbench's docstring.
-    "tokenbench": Preset(videos=(("vidtok_example_256x256.mp4", 0, 3), ("kinetics_arm_wrestling_340x256.mp4", 5, 8)),
+    # not scored). trilinear h=w=4 takes 340-wide frames. Videos of 3 and 5 frames: a mean over videos of
+    # per-video means differs from a mean over all frames.
+    "tokenbench": Preset(videos=(("vidtok_example_256x256.mp4", 0, 3), ("kinetics_arm_wrestling_340x256.mp4", 5, 10)),
                          tokenizer={"h": 4, "w": 4}, max_frames=300, clip_len=17, psnr="pooled_per_video",
-                         ssim="skimage", ssim_per_video_mean=True),
+                         ssim="skimage", per_video_mean=True),
     # 256 crops, the tokenizer's 17-frame clips (one full, one partial, tail not scored), LPIPS-AlexNet, FVD
     "common_metrics": Preset(videos=(("caminandes_640x360.mp4", 30, 47), ("tears_of_steel_640x360.mp4", 0, 10)),
                              metrics=("psnr", "ssim", "lpips", "fvd"), size=256, lpips_net="alex", lpips_spatial=True),
@@ -265,7 +266,7 @@ def aggregate(p: Preset, videos: dict) -> dict[str, dict]:
         if m == "psnr" and p.psnr == "pooled_per_video":  # TokenBench: PSNR of the video's pooled MSE
             vals = {n: float(psnr_db(np.mean(v["mse"]))) for n, v in videos.items()}
             run = float(np.mean(list(vals.values())))
-        elif m == "ssim" and p.ssim_per_video_mean:  # TokenBench: mean of the per-video means
+        elif p.per_video_mean:  # TokenBench's metrics_cli: SSIM and LPIPS, the mean of the per-video means
             run = float(np.mean(list(vals.values())))
         else:  # mean over every scored frame of every video
             run = float(np.mean(np.concatenate(list(per_frame[m].values()))))
@@ -316,17 +317,18 @@ def test_tokenbench(shared_videos, tmp_path, weights_cache):
     changes the real frames' reconstruction, but are not scored), PSNR of each video's pooled MSE averaged
     over videos, scikit-image SSIM, LPIPS-VGG.
 
-    TokenBench's own script also averages SSIM and LPIPS per video, then over videos; the harness records
-    the mean over all frames. The two agree only when every video has as many scored frames, as here (3);
-    this test does not check that step for videos of different lengths (see the report of this change).
+    TokenBench's metrics_cli.py averages SSIM and LPIPS per video, then over videos: with videos of 3 and 5
+    frames that differs from the mean over all frames, which the test asserts before comparing.
     FVD is left to test_common_metrics (same options): I3D costs seconds per clip on a CPU."""
     p = PRESETS["tokenbench"]
     res, rows = run_preset("tokenbench", p, shared_videos, tmp_path)
     videos = reference(p, shared_videos)
-    assert [v["frames"] for v in videos.values()] == [3, 3]
+    assert [v["frames"] for v in videos.values()] == [3, 5]
     want = aggregate(p, videos)
-    # pooled MSE is not the mean of per-frame PSNRs: the run value tells the two apart
+    # pooled MSE is not the mean of per-frame PSNRs, nor a mean of videos one over frames: the values tell them apart
     assert abs(want["psnr"]["run"] - float(np.mean([np.mean(psnr_db(v["mse"])) for v in videos.values()]))) > 1e-4
+    for m in ("ssim", "lpips"):
+        assert abs(want[m]["run"] - float(np.mean(np.concatenate([v[m] for v in videos.values()])))) > 1e-5, m
     check(p, res, rows, videos, want)
 
 

@@ -221,10 +221,12 @@ def test_metric_spec_records_network_and_weights() -> None:
        seed=st.integers(0, 2**31 - 1))
 def test_first_slice_in_row_bands_is_the_whole_slice(models, n, h, w, band, seed) -> None:
     """VGG's slice 1 on CPUs runs in row bands (odd sizes: a last short band, a pooled row dropped); the
-    distances equal the whole-map path's to float32 rounding (the spatial mean is summed in another order)."""
+    distances equal the whole-map path's to float32 rounding (the spatial mean is summed in another order). 150
+    random cases reached 2.1e-6 relative, so 2e-6 failed now and then; 1e-5 still fails a dropped or doubled row,
+    which moves the spatial mean of a 16-41-row map by about 1/rows."""
     assert not models["alex"].banded_first_slice
     banded, whole = banded_and_whole(models["vgg"], "banded_first_slice", n, h, w, band, seed)
-    assert torch.allclose(banded, whole, rtol=2e-6, atol=1e-8), (banded, whole)
+    assert torch.allclose(banded, whole, rtol=1e-5, atol=1e-8), (banded, whole)
 
 
 @pytest.mark.parametrize("net", ["alex", "vgg"])

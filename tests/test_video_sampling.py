@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidtok_bench.data import Preprocess
+from vidtok_bench.errors import ConfigError
 from vidtok_bench.video.decode import decode_clips, open_video, sample
 from vidtok_bench.video.sampling import sample_stride, sample_timestamps, stride_step
 
@@ -107,3 +108,21 @@ def test_timestamps_repeat_frames_in_content(shared_videos):
 def test_max_frames_stops_early(shared_videos):
     clips = list(decode_clips(shared_videos / "cockatoo_1280x720.mp4", Preprocess(size=32, clip_len=4, max_frames=7)))
     assert [(c.start, c.valid) for c in clips] == [(0, 4), (4, 3)]
+
+
+@pytest.mark.parametrize("fps, kept", [(60, 6), (20, 3), (29.97, 3)])
+def test_a_frame_cap_in_seconds_keeps_the_larger_of_its_frames_and_seconds(tmp_path, fps, kept):
+    """``max_frames: "max(N, Ss)"`` (TokenBench: 10 s, never fewer than 300 frames) at the sampled rate: 0.1 s is 6
+    frames at 60 fps (more than 3), 2 at 20 fps and ceil(2.997) = 3 at 29.97 fps (3 either way)."""
+    path = tmp_path / f"v_16x16_{fps}.yuv"
+    path.write_bytes(bytes(16 * 16 * 3 // 2 * 40))  # 40 black 4:2:0 frames
+    pp = Preprocess(fps=None, size=None, crop="none", clip_len=None, max_frames="max(3, 0.1s)")
+    (clip,) = list(decode_clips(path, pp))
+    assert clip.frames.shape[1] == kept and clip.source_indices == tuple(range(kept))
+    assert Preprocess(max_frames=3).frame_limit(60) == 3 and Preprocess().frame_limit(60) is None
+
+
+@pytest.mark.parametrize("bad", ["max(300, 10)", "min(300, 10s)", "max(0, 10s)", 0, 2.5, True, "300"])
+def test_a_bad_frame_cap_is_named(bad):
+    with pytest.raises(ConfigError, match=r"dataset\.max_frames=.* must be a positive integer, \"max\(N, Ss\)\""):
+        Preprocess(max_frames=bad)

@@ -1,6 +1,8 @@
 """Dataset interface: videos, preprocessing settings and the clips the runner consumes."""
 from __future__ import annotations
 
+import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
@@ -29,20 +31,46 @@ class Preprocess:
     clip_len: int | None = 17  # None: the whole video as one clip
     clip_stride: int | None = None  # None: clip_len (non-overlapping)
     tail: str = "repeat"  # last partial clip: repeat its last frame, or drop it
-    max_frames: int | None = None  # stop after this many sampled frames per video
+    #: stop after this many sampled frames per video; or ``"max(N, Ss)"``: N frames, or S seconds when that is more
+    #: (TokenBench cuts videos to 10 s but keeps at least 300 frames)
+    max_frames: int | str | None = None
 
     def __post_init__(self) -> None:
         check_choice("dataset.sampling", self.sampling, SAMPLING_MODES)
         check_choice("dataset.tail", self.tail, TAIL_MODES)
         check_choice("dataset.crop", self.crop, CROP_MODES)
         check_choice("dataset.resize", self.resize, RESIZE_FILTERS)
-        for key in ("fps", "size", "clip_len", "clip_stride", "max_frames"):
+        for key in ("fps", "size", "clip_len", "clip_stride"):
             v = getattr(self, key)
             if v is not None and (not isinstance(v, (int, float)) or v <= 0):
                 raise ConfigError(f"dataset.{key}={v!r} must be a positive number or null")
+        frame_cap(self.max_frames)
+
+    def frame_limit(self, fps: float | None) -> int | None:
+        """Sampled frames kept per video at ``fps`` (the sampled frames' rate): ``max_frames``, or for
+        ``"max(N, Ss)"`` the larger of N and ceil(S x fps) (N when the rate is unknown)."""
+        frames, seconds = frame_cap(self.max_frames)
+        if seconds is None or not fps:
+            return frames
+        return max(frames or 0, math.ceil(seconds * fps))  # as TokenBench's max(ceil(fps * 10), 300)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_FRAME_CAP = re.compile(r"^max\(\s*(\d+)\s*,\s*(\d+(?:\.\d+)?)\s*s\s*\)$")
+
+
+def frame_cap(value: Any) -> tuple[int | None, float | None]:
+    """``max_frames`` as (frames, seconds): ``300`` -> (300, None), ``"max(300, 10s)"`` -> (300, 10.0), None ->
+    (None, None); ConfigError naming the value otherwise."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value, None
+    m = _FRAME_CAP.match(value.strip()) if isinstance(value, str) else None
+    if m is None or int(m.group(1)) <= 0 or float(m.group(2)) <= 0:
+        raise ConfigError(f"dataset.max_frames={value!r} must be a positive integer, \"max(N, Ss)\" (N frames, or S "
+                          "seconds when that is more) or null")
+    return int(m.group(1)), float(m.group(2))
 
 
 @dataclass

@@ -602,7 +602,7 @@ def frames_to_clips(
     placement = None
     if uint8 and pp.clip_len is not None and (pp.clip_stride or pp.clip_len) >= pp.clip_len:
         placement = ClipPlacement(pp.clip_len, pp.clip_stride, pin=_pinned(clip_frames))
-    frames = resized_frames(raw, source, None if uint8 else resizer, pp.max_frames,
+    frames = resized_frames(raw, source, None if uint8 else resizer, pp.frame_limit(output_fps(source.fps, pp)),
                             workers or default_workers(clip_frames), placement, yuv=clip_frames.startswith("yuv"))
     yield from cut_clips(
         frames, pp.clip_len, pp.clip_stride, pp.tail, video_id=video_id, source=source.path,

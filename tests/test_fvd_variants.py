@@ -133,3 +133,44 @@ def test_left_out_clips_do_not_keep_their_source_frames(stub_i3d):
     m.update(short, short, ["w#0"])
     assert len(m._ids) == 2 and len(m._left_out) == 49
     assert m._sources == {}
+
+
+def test_video_variant_is_one_sample_per_video_of_its_first_max_frames_scored_frames(tmp_path, stub_i3d):
+    """``video`` (TokenBench's metrics_cli: each video's first 300 frames as one I3D sample): the features of each
+    whole video cut at max_frames, whatever its clips were, against FVD of those videos given as single clips."""
+    g = torch.Generator().manual_seed(0)
+    videos = {f"v{k}": (torch.rand(1, 3, n, 40, 56, generator=g) * 2 - 1) for k, n in enumerate((13, 7, 20))}
+    fakes = {k: (v * 0.8).clamp(-1, 1) for k, v in videos.items()}
+    m = FVD(variant="video", max_frames=12, n_resamples=0, cache_reference=False)
+    for name, v in videos.items():  # clips of 5 frames (the last shorter), one update each
+        for c, s in enumerate(range(0, v.shape[2], 5)):
+            m.update(v[:, :, s:s + 5], fakes[name][:, :, s:s + 5], [f"{name}#{c}"])
+        m.state_dict()  # the runner saves the state after each video: its sample is made then
+    ref = FVD(variant="whole", max_frames=12, n_resamples=0, cache_reference=False)
+    for name, v in videos.items():
+        ref.update(v, fakes[name], [f"{name}#0"])
+    got, want = m.compute(), ref.compute()
+    assert got["clips"] == want["clips"] == 3 and got["details"]["videos"] == 3
+    assert got["value"] == pytest.approx(want["value"], rel=1e-5)
+    assert sorted(SEEN[-6:]) == sorted(SEEN[:6])  # 12, 9 (7 padded), 12 frames per sample, real and fake
+    assert "as one sample" in m.spec()["clips"] and m.spec()["variant"] == "video"
+
+
+def test_video_variant_drops_a_failed_video_and_keeps_nothing_pending_in_its_state(stub_i3d):
+    m = FVD(variant="video", n_resamples=0, cache_reference=False)
+    x = torch.zeros(1, 3, 9, 32, 32)
+    m.update(x, x, ["a#0"])
+    m.state_dict()
+    m.update(x, x, ["b#0"])
+    m.discard(["b#0"])  # b failed part-way
+    state = m.state_dict()
+    assert state["clip_ids"] == ["a#0"] and m.state_videos() == {"a"} and not m._pending
+
+
+def test_tokenbench_run_with_the_video_variant(tmp_path, stub_i3d):
+    """Through the runner: 17-frame windows for the model, one FVD sample per video of its scored frames."""
+    assert _run(tmp_path / "t", "protocol=tokenbench", "protocol.metric_options.fvd.variant=video",
+                "dataset.num_frames=40", "dataset.size=null") == 0
+    fvd = load_result(tmp_path / "t").metrics["fvd"]
+    assert fvd.clips == 4 and fvd.details["videos"] == 4 and fvd.spec["variant"] == "video"
+    assert set(SEEN) == {40}  # 3 windows of 17 (the last with 6 frames scored) joined: 40 frames per sample

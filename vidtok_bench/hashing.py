@@ -14,6 +14,11 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def video_seed(seed: int, video_id: str) -> int:
+    """The seed of one video's random stream: the same in every process, whatever else it evaluated."""
+    return int(fingerprint([seed, video_id])[:15], 16)
+
+
 def flatten(d: object, prefix: str = "") -> dict[str, object]:
     """Nested dicts as one level of dotted keys (``{'a': {'b': 1}}`` -> ``{'a.b': 1}``), to compare two records."""
     if not isinstance(d, dict):

@@ -24,7 +24,7 @@ from .config import SPEED_KEYS, TOKENIZER_LOCATION_KEYS, RunPlan, plan_dataset, 
 from .distributed import part_videos, shard_dirname
 from .environment import code_differences, code_environment, environment
 from .errors import BenchError, CheckpointError, ConfigError, WeightsError
-from .hashing import fingerprint
+from .hashing import fingerprint, video_seed
 from .registry import TOKENIZERS
 from .results import MANIFEST_FILE, Result, ShardBlock, VideoRecord
 from .stages.assemble import assemble
@@ -227,10 +227,6 @@ def _fail(record: VideoRecord, exc: Exception) -> None:
         return
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     record.status, record.error = "failed", f"{record.path or record.video}: {type(exc).__name__}: {msg}"
-
-
-def video_seed(seed: int, video_id: str) -> int:
-    return int(fingerprint([seed, video_id])[:15], 16)
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -312,6 +312,28 @@ def test_vidtok(shared_videos, tmp_path, weights_cache):
     check(p, res, rows, videos, aggregate(p, videos))
 
 
+def test_vidtok_takes_every_second_frame_of_a_60_fps_video(shared_videos, tmp_path):
+    """The VidTok evaluator's stride, round(60/30) = 2: source frames 0, 2, 4, 6, 8 of a 60 fps video (written here
+    from sintel's first frames, lossless FFV1) make one clip of 5; every value as the evaluator's steps give it."""
+    root = tmp_path / "videos"
+    root.mkdir()
+    raw, _ = decode(shared_videos / "sintel_854x480.mp4", 0, 10)
+    with av.open(str(root / "sintel_60fps.mkv"), "w") as c:
+        st = c.add_stream("ffv1", rate=60)
+        st.width, st.height, st.pix_fmt = raw.shape[2], raw.shape[1], "bgr0"
+        for frame in raw:
+            c.mux(st.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        c.mux(st.encode(None))
+    p = Preset(videos=(("sintel_60fps.mkv", 0, 10),), tokenizer={"t": 1}, fps=30, size=256, score_tail=True,
+               metrics=("psnr", "ssim"))
+    res, rows = run_preset("vidtok", p, root, tmp_path)
+    videos = reference(p, root)
+    assert [v["frames"] for v in videos.values()] == [5]
+    check(p, res, rows, videos, aggregate(p, videos))
+    (video,) = json.loads((tmp_path / "run" / "frames_manifest.json").read_text())["videos"]
+    assert video["source_fps"] == 60.0 and video["clips"] == [{"start": 0, "valid": 5, "indices": [[0, 10, 2]]}]
+
+
 def test_tokenbench(shared_videos, tmp_path, weights_cache):
     """NVIDIA TokenBench: native fps and size, 17-frame windows (the padded frames reach the model, which
     changes the real frames' reconstruction, but are not scored), PSNR of each video's pooled MSE averaged

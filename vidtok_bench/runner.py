@@ -105,8 +105,9 @@ class Runner:
                 self.already_complete = True
                 return done
             info = self.tokenizer.info()  # loads the weights now: a missing checkpoint fails before any decoding
+            self.environment = environment(self.plan.device)  # once: results.json records it, run_meta.json its code
             finished = self.store.open(fps, self.plan.resume, self.plan.overwrite, shard,
-                                       code_environment(environment(self.plan.device)))
+                                       code_environment(self.environment))
             if len(self.store.codes) > 1:
                 print(f"vidtok-bench: warning: resuming {len(finished)} finished video(s) computed by other code "
                       f"({', '.join(self._code_differences())}); results.json will name each process's",
@@ -171,11 +172,12 @@ class Runner:
         ordered = [records[v.id] for v in mine if v.id in records]
         sha = (info.get("weights") or {}).get("sha256")
         manifest = frames.write(self.store.dir / MANIFEST_FILE, [v.id for v in videos])
+        env = dict(self.environment)
+        if differ := self._code_differences():
+            env["resumes_differ"] = differ  # which code computed which videos is not one answer
         result = assemble(self.plan, info, self.dataset.info(), self.scoring, self.model, ordered,
                           {**(self.fingerprints([v.id for v in videos], sha) if sha else fps), "manifest": manifest},
-                          time.perf_counter() - started, resumed=len(finished))
-        if differ := self._code_differences():
-            result.environment["resumes_differ"] = differ  # which code computed which videos is not one answer
+                          time.perf_counter() - started, resumed=len(finished), env=env)
         if self.plan.shard:
             result.shard = ShardBlock(index=self.plan.shard[0], count=self.plan.shard[1], videos=[v.id for v in mine],
                                       dataset_videos=[v.id for v in videos])

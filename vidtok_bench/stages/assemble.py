@@ -8,7 +8,6 @@ from typing import Any, Sequence
 import torch
 
 from ..config import RunPlan
-from ..environment import environment
 from ..flops import device_peak_flops, rate_and_mfu
 from ..results import FailedVideo, FramesBlock, Memory, Result, RunBlock, Throughput, VideoRecord, VideosBlock
 from .model import ModelStage
@@ -69,7 +68,8 @@ def record_blocks(scoring: ScoringStage, videos: Sequence[VideoRecord], resumed:
 
 def assemble(plan: RunPlan, tokenizer_info: dict[str, Any], dataset_info: dict[str, Any], scoring: ScoringStage,
              model: ModelStage, videos: Sequence[VideoRecord], fingerprint: dict[str, str], duration: float,
-             resumed: int) -> Result:
+             resumed: int, env: dict[str, Any]) -> Result:
+    """The run's result; ``env`` is :func:`~vidtok_bench.environment.environment` of this process."""
     cfg = plan.cfg
     return Result(
         tokenizer={**tokenizer_info, "config": cfg["tokenizer"]},
@@ -84,7 +84,7 @@ def assemble(plan: RunPlan, tokenizer_info: dict[str, Any], dataset_info: dict[s
                      batch_size=plan.batch_size, seed=plan.seed, preprocess_on=plan.preprocess_on, workers=plan.workers,
                      sample_posterior=bool(cfg["tokenizer"].get("sample_posterior", False)),
                      date=_dt.datetime.now(_dt.timezone.utc).isoformat(), duration_s=duration),
-        environment=environment(plan.device),
+        environment=env,
         config=cfg,
         fingerprint=fingerprint,
     )

@@ -133,6 +133,22 @@ def test_alternating_brightness_flickers_worse_than_a_constant_offset_of_the_sam
     assert alt.metrics["tlpips"].spec["network"] == "vgg" and "LPIPS(recon[t], recon[t-1])" in alt.metrics["tlpips"].spec["definition"]
 
 
+def test_frame_pair_metrics_count_only_the_clips_that_have_a_pair(tmp_path):
+    """Tail frames unscored (tokenbench): 18 frames give clips of 17 and 1 frames; the 1-frame clip has no pair, so
+    flicker's value, clips and frames are the first clips' alone, while PSNR covers both."""
+    runner, res = _run(tmp_path, "tokenizer=trilinear_488", "protocol=tokenbench", "metrics=[psnr,flicker]",
+                       "dataset.num_frames=18")
+    want = []
+    for _, clip, r, f in _pairs(runner):
+        if clip == 0:  # clip 1: its one real frame, then repeats of it (not scored)
+            d = np.diff((f.double().numpy() - r.double().numpy()) / 2, axis=2)
+            want.append(np.mean(-10 * np.log10((d ** 2).mean(axis=(0, 1, 3, 4)) + 1e-8)))
+    fl, ps = res.metrics["flicker"], res.metrics["psnr"]
+    assert len(want) == 2 and fl.value == pytest.approx(np.mean(want), rel=1e-9)
+    assert (fl.clips, fl.frames, fl.videos) == (2, 34, 2)
+    assert (ps.clips, ps.frames, ps.videos) == (4, 36, 2)
+
+
 def test_tlpips_reuses_the_runs_lpips_network(weights_cache):
     from vidtok_bench.metrics.lpips import LPIPSMetric
     from vidtok_bench.metrics.temporal import TLPIPSMetric

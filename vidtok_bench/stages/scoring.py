@@ -127,8 +127,9 @@ class ScoringStage:
                 per_video = [s for s in per_video if s]
                 values = [x for s in per_video for x in s]
                 value = m.reduce_run(values, [m.reduce_video(s) for s in per_video]) if values else None
-                out[name] = MetricResult(value=value, frames=sum(c.frames for v in ok for c in v.clips) if values else 0,
-                                         clips=n_clips if values else 0, videos=len(per_video), **common)
+                covered = [c for v in ok for c in v.clips if c.stats.get(name)]  # a 1-frame clip has no frame pair
+                out[name] = MetricResult(value=value, frames=sum(c.frames for c in covered), clips=len(covered),
+                                         videos=len(per_video), **common)
             else:
                 with self._timed(name):
                     res = dict(m.compute(order)) if n_clips else {"value": None, "clips": 0}

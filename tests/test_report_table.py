@@ -269,3 +269,21 @@ def test_markdown_cells_with_a_pipe_keep_their_columns(tmp_path, capsys):
     assert main(["list", "metrics"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert {columns(ln) for ln in lines} == {columns(lines[0])}
+
+
+def test_a_column_of_differently_defined_values_is_flagged(tmp_path, capsys):
+    """Rows of one dataset/protocol whose FVD is another named variant: compare and gate refuse the pair, so the
+    table says its FVD column mixes definitions (the clips are the same: no video-set warning)."""
+    for name in ("a", "b", "c"):
+        simple_run(tmp_path / name, tokenizer=name, fvd=100.0)
+    f = tmp_path / "b" / "results.json"
+    data = json.loads(f.read_text())
+    data["metrics"]["fvd"]["spec"]["variant"] = "clips16"
+    f.write_text(json.dumps(data))
+    rc, out, err = table(capsys, tmp_path)
+    assert rc == 0 and "| a " in out and "| b " in out
+    assert err.count("differently defined") == 1 and "column 'fvd' for synthetic/vidtok" in err, err
+    assert "metrics.fvd.spec.variant" in err and "clips16" in err and "different video sets" not in err
+    f.unlink()
+    _, _, err = table(capsys, tmp_path)
+    assert "differently defined" not in err

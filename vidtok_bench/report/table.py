@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import BenchError
 from ..results import Result, load_all
-from .frames import describe, same_clips, setup_differences
+from .frames import describe, differences, same_clips, setup_differences
 
 MISSING = "—"
 KEY_COLUMNS = ("tokenizer", "dataset", "protocol")
@@ -173,17 +173,22 @@ def load_latest(paths: Iterable[str | Path]) -> tuple[list[Result], list[str]]:
         raise BenchError(f"no results to tabulate in {where}: skipped {len(loaded)} shard result(s) (a part of a run "
                          f"each, e.g. {loaded[0].path}); combine them with `vidtok-bench merge` first" if loaded
                          else f"no results to tabulate in {where or '(no paths)'}")
-    return kept, notes + video_set_notes(kept)
+    return kept, notes + video_set_notes(kept) + definition_notes(kept)
+
+
+def _groups(results: Sequence[Result]) -> dict[tuple[str, str], list[Result]]:
+    """Rows by (dataset, protocol): the rows a reader compares within a column."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.dataset.name, r.protocol.name), []).append(r)
+    return groups
 
 
 def video_set_notes(results: Sequence[Result]) -> list[str]:
     """Warnings for rows of one dataset/protocol that were not scored on the same videos and clips
     (different data fingerprints, or some videos failed): their numbers are not directly comparable."""
     notes = []
-    groups: dict[tuple[str, str], list[Result]] = {}
-    for r in results:
-        groups.setdefault((r.dataset.name, r.protocol.name), []).append(r)
-    for (ds, proto), group in groups.items():
+    for (ds, proto), group in _groups(results).items():
         # same clips: equal data fingerprints, or equal frames manifests where only the metrics scored differ
         other = [r for r in group[1:] if not same_clips(group[0], r) or r.videos.ok != group[0].videos.ok]
         if other:
@@ -192,6 +197,22 @@ def video_set_notes(results: Sequence[Result]) -> list[str]:
             found = setup_differences(group[0], other[0], (group[0].tokenizer.name, other[0].tokenizer.name))[0]
             why = f"; {group[0].tokenizer.name} vs {other[0].tokenizer.name}: {describe(found)}" if found else ""
             notes.append(f"warning: rows for {ds}/{proto} cover different video sets ({detail}{why}); compare them with care")
+    return notes
+
+
+def definition_notes(results: Sequence[Result]) -> list[str]:
+    """Warnings for a metric whose recorded spec differs between rows of one dataset/protocol (e.g. another FVD
+    variant or LPIPS network): its column would set side by side values that compare and gate refuse to compare."""
+    notes = []
+    for (ds, proto), group in _groups(results).items():
+        for m in dict.fromkeys(m for r in group for m in r.metrics):
+            rows = [r for r in group if m in r.metrics]
+            other = next((r for r in rows[1:] if r.metrics[m].spec != rows[0].metrics[m].spec), None)
+            if other is not None:
+                found = differences(rows[0].metrics[m].spec, other.metrics[m].spec, f"metrics.{m}.spec")
+                notes.append(f"warning: column '{m}' for {ds}/{proto} holds differently defined values "
+                             f"({rows[0].tokenizer.name} vs {other.tokenizer.name}: {describe(found)}); "
+                             "they are not comparable")
     return notes
 
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
 import torch
 
+from vidtok_bench.metrics.exactsum import ExactSums
 from vidtok_bench.metrics.profiles import (
     Profile, boundary_distance, clip_positions, spatial_profile, squared_error_map, tile_distance_map, tile_edges,
 )
@@ -73,6 +75,54 @@ def test_profile_matches_numpy_grouping_and_merges() -> None:
         one.update(torch.zeros(3), torch.tensor([0, -1, 2]))
     empty = Profile()
     assert np.isnan(empty.penalty()) and empty.summary()["worst"] is None
+
+
+def test_exact_sums_are_the_same_in_any_order_and_grouping() -> None:
+    """Terms of wildly different sizes (float64 addition loses most of them) added in three orders and groupings:
+    every element's sum is bit-identical and equals math.fsum of its terms (the correctly rounded exact sum)."""
+    rng = np.random.default_rng(3)
+    terms = rng.normal(size=(40, 6)) * 10.0 ** rng.integers(-12, 12, size=(40, 6))
+    plain = [terms.sum(0), terms[::-1].sum(0)]
+    assert any((plain[0] != plain[1]))  # plain float64 sums do depend on the order
+    one = ExactSums()
+    for row in terms:
+        one.add(torch.from_numpy(row))
+    parts = [ExactSums(), ExactSums(), ExactSums()]
+    for i in rng.permutation(len(terms)):
+        parts[i % 3].add(torch.from_numpy(terms[i]))
+    merged = ExactSums.from_tensor(parts[2].to_tensor())  # a saved state
+    merged.merge(parts[0])
+    merged.merge(parts[1])
+    want = torch.tensor([math.fsum(terms[:, j]) for j in range(6)], dtype=torch.float64)
+    assert torch.equal(one.values(), want) and torch.equal(merged.values(), want)
+    assert merged.pooled(range(6)) == math.fsum(terms.ravel())
+    legacy = ExactSums.from_tensor(torch.tensor([1.5, 0.0, -2.0], dtype=torch.float64))  # plain sums of an older state
+    assert legacy.values().tolist() == [1.5, 0.0, -2.0]
+
+
+def test_profile_sums_do_not_depend_on_how_clips_were_split() -> None:
+    """Clips profiled by one accumulator, or by shards in another order then merged (a state saved between):
+    sums, means and penalty are bit-identical; an older state with plain float64 sums still loads."""
+    rng = np.random.default_rng(4)
+    clips = [torch.from_numpy(rng.normal(30, 8, size=(1, 17))) for _ in range(9)]
+    pos = clip_positions(17, 17)
+    one = Profile()
+    for c in clips:
+        one.update(c, pos)
+    shards = [Profile(), Profile()]
+    for i in (8, 3, 5, 0, 1, 7, 2, 6, 4):
+        shards[i % 2].update(clips[i], pos)
+    merged = Profile()
+    buf = io.BytesIO()
+    torch.save(shards[1].state_dict(), buf)
+    buf.seek(0)
+    merged.load_state_dict(torch.load(buf, weights_only=True))
+    merged.merge(shards[0])
+    assert torch.equal(merged.sums, one.sums) and torch.equal(merged.means(), one.means())
+    assert merged.penalty() == one.penalty()
+    old = Profile()
+    old.load_state_dict({"sums": one.sums, "counts": one.counts, "higher_is_better": torch.tensor(True)})
+    assert torch.equal(old.means(), one.means())
 
 
 def _np_boundary_distance(n: int, edges: list[int]) -> np.ndarray:

@@ -192,8 +192,8 @@ class AdditiveSetMetric(SetMetric):
     A video's part is kept apart until the video is finished (the runner saves state after each
     video, after discarding a failed one), so a failed video is dropped exactly; then it is added
     to the total. Shards merge by adding totals; a video counted in two shards is refused. Integer
-    counts merge exactly; float64 sums are added in another order than one process adds them, so
-    they agree to the last bits (~1e-16 relative), not bit for bit.
+    counts merge exactly; float64 sums must be kept exact (:mod:`.exactsum`), since shards add them in
+    another order than one process does: plain float64 sums would agree only to the last bits.
     Subclasses say what a part is: :meth:`new_part`, :meth:`add_parts`, :meth:`part_state`,
     :meth:`load_part`.
     """

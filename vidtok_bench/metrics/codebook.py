@@ -15,9 +15,9 @@ Both are mergeable accumulators (``update`` per batch, ``merge`` across shards/p
   distribution) and ``bpp_nominal = nominal_bits / pixels_per_token``.
 
 :class:`LatentStats` keeps, per channel (dim 1 of the latents), ``n`` (int64), ``sum x`` and
-``sum x^2`` (float64); ``mean = sum x / n``, ``var = sum x^2 / n - mean^2`` (population),
-``std = sqrt(max(var, 0))``. Merging adds the statistics exactly; the float64 sums themselves
-round like any float64 sum (order-dependent in the last bits, ~1e-16 relative).
+``sum x^2`` (float64 sums of each batch, added exactly: :mod:`.exactsum`); ``mean = sum x / n``,
+``var = sum x^2 / n - mean^2`` (population), ``std = sqrt(max(var, 0))``. Merging adds the statistics
+exactly, so shards, resumed runs and a single run give the same numbers.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import torch
 from ..registry import register_metric
 from ..results import MetricInfo
 from .base import LatentMetric, rows_by_video
+from .exactsum import ExactSums
 
 #: codebooks up to this size are counted densely with ``torch.bincount``; larger ones sparsely
 DENSE_MAX = 1 << 18
@@ -145,8 +146,17 @@ class LatentStats:
         self.channels = int(channels)
         self.device = _device(device)
         self.n = torch.zeros((), dtype=torch.int64, device=self.device)
-        self.sum = torch.zeros(self.channels, dtype=torch.float64, device=self.device)
-        self.sum_sq = torch.zeros(self.channels, dtype=torch.float64, device=self.device)
+        self._sum, self._sum_sq = ExactSums(self.channels), ExactSums(self.channels)
+
+    @property
+    def sum(self) -> torch.Tensor:
+        """(C,) float64 sum of x (the exact sum rounded once)."""
+        return self._sum.values(self.device)
+
+    @property
+    def sum_sq(self) -> torch.Tensor:
+        """(C,) float64 sum of x^2 (the exact sum rounded once)."""
+        return self._sum_sq.values(self.device)
 
     def update(self, latents: torch.Tensor) -> None:
         """Accumulate latents (B,C,...) (e.g. (B,C,T',H',W') posterior means)."""
@@ -154,32 +164,33 @@ class LatentStats:
             raise ValueError(f"latents must be (B,{self.channels},...), got {tuple(latents.shape)}")
         x = latents.to(self.device, torch.float64).transpose(0, 1).reshape(self.channels, -1)
         self.n += x.shape[1]
-        self.sum += x.sum(1)
-        self.sum_sq += x.pow(2).sum(1)
+        self._sum.add(x.sum(1))
+        self._sum_sq.add(x.pow(2).sum(1))
 
     def merge(self, other: "LatentStats") -> "LatentStats":
         if other.channels != self.channels:
             raise ValueError(f"cannot merge {self.channels} and {other.channels} channels")
         self.n += other.n.to(self.device)
-        self.sum += other.sum.to(self.device)
-        self.sum_sq += other.sum_sq.to(self.device)
+        self._sum.merge(other._sum)
+        self._sum_sq.merge(other._sum_sq)
         return self
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"n": self.n.cpu().clone(), "sum": self.sum.cpu().clone(), "sum_sq": self.sum_sq.cpu().clone()}
+        """``n`` and the sums' exact partials, (C, m) each (an older state's (C,) sums load too)."""
+        return {"n": self.n.cpu().clone(), "sum": self._sum.to_tensor(), "sum_sq": self._sum_sq.to_tensor()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if state["sum"].shape != (self.channels,):
+        if state["sum"].shape[0] != self.channels or state["sum_sq"].shape[0] != self.channels:
             raise ValueError(f"state has {tuple(state['sum'].shape)} channels, expected ({self.channels},)")
         self.n = state["n"].to(self.device, torch.int64).clone()
-        self.sum = state["sum"].to(self.device, torch.float64).clone()
-        self.sum_sq = state["sum_sq"].to(self.device, torch.float64).clone()
+        self._sum, self._sum_sq = ExactSums.from_tensor(state["sum"]), ExactSums.from_tensor(state["sum_sq"])
 
     def compute(self) -> dict[str, Any]:
         """``n``, per-channel ``mean``, ``var`` (population) and ``std`` as float64 tensors."""
         n = int(self.n)
-        mean = self.sum / n if n else torch.full_like(self.sum, float("nan"))
-        var = self.sum_sq / n - mean.pow(2) if n else torch.full_like(self.sum, float("nan"))
+        total, total_sq = self.sum, self.sum_sq
+        mean = total / n if n else torch.full_like(total, float("nan"))
+        var = total_sq / n - mean.pow(2) if n else torch.full_like(total, float("nan"))
         return {"n": n, "mean": mean, "var": var, "std": var.clamp_min(0).sqrt()}
 
 
@@ -246,7 +257,7 @@ class CodebookMetric(LatentMetric):
             part.usage = CodebookUsage(int(state["usage"]["codebook_size"]), device=self.device)
             part.usage.load_state_dict(state["usage"])
         if "stats" in state:
-            part.stats = LatentStats(int(state["stats"]["sum"].numel()), device=self.device)
+            part.stats = LatentStats(int(state["stats"]["sum"].shape[0]), device=self.device)
             part.stats.load_state_dict(state["stats"])
         return part
 

@@ -1,7 +1,8 @@
 """Error profiles: where inside the tokenizer's clip, temporal chunk or spatial tile errors grow.
 
 A :class:`Profile` accumulates ``key -> (sum, count)`` of per-frame (or per-pixel) values for
-integer keys >= 0: float64 sums, int64 counts, mergeable across clips/shards/processes.
+integer keys >= 0: exact float64 sums (:mod:`.exactsum`), int64 counts, mergeable across clips/shards/processes
+with the same numbers in any order.
 The keys are
 
 * the frame's **position** inside the tokenizer's clip (:func:`clip_positions`: ``t mod clip_len``;
@@ -34,6 +35,7 @@ import torch
 from ..registry import register_metric
 from ..results import MetricInfo
 from .base import AdditiveSetMetric, rows_by_video, to_unit
+from .exactsum import ExactSums
 from .psnr import frame_psnr, psnr_from_mse, slab_frames
 
 
@@ -43,14 +45,18 @@ class Profile:
     def __init__(self, higher_is_better: bool = True, device: str | torch.device | None = None):
         self.higher_is_better = bool(higher_is_better)
         self.device = torch.device(device if device is not None else "cpu")
-        self.sums = torch.zeros(0, dtype=torch.float64, device=self.device)
+        self.exact = ExactSums()
         self.counts = torch.zeros(0, dtype=torch.int64, device=self.device)
 
+    @property
+    def sums(self) -> torch.Tensor:
+        """(n,) float64 per-key sums (each exact sum rounded once)."""
+        return self.exact.values(self.device)
+
     def _grow(self, n: int) -> None:
+        self.exact.grow(n)
         if n > len(self.counts):
-            pad = n - len(self.counts)
-            self.sums = torch.cat([self.sums, self.sums.new_zeros(pad)])
-            self.counts = torch.cat([self.counts, self.counts.new_zeros(pad)])
+            self.counts = torch.cat([self.counts, self.counts.new_zeros(n - len(self.counts))])
 
     def update(self, values: torch.Tensor, keys: torch.Tensor) -> None:
         """Add ``values`` at ``keys`` (integer, broadcastable to ``values``; e.g. (B,T) PSNRs with (T,) positions)."""
@@ -65,25 +71,27 @@ class Profile:
             raise ValueError("profile keys must be >= 0")
         n = int(k.max()) + 1
         self._grow(n)
-        self.sums[:n] += torch.bincount(k, weights=v, minlength=n).to(self.device)
+        self.exact.add(torch.bincount(k, weights=v, minlength=n))
         self.counts[:n] += torch.bincount(k, minlength=n).to(self.device)
 
     def merge(self, other: "Profile") -> "Profile":
         """Add ``other``'s sums and counts into this profile and return it."""
         n = len(other.counts)
         self._grow(n)
-        self.sums[:n] += other.sums.to(self.device)
+        self.exact.merge(other.exact)
         self.counts[:n] += other.counts.to(self.device)
         return self
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"sums": self.sums.cpu().clone(), "counts": self.counts.cpu().clone(),
+        return {"partials": self.exact.to_tensor(), "counts": self.counts.cpu().clone(),
                 "higher_is_better": torch.tensor(self.higher_is_better)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if state["sums"].shape != state["counts"].shape:
+        """A :meth:`state_dict`, or an older one with plain float64 ``sums``."""
+        sums = state["partials"] if "partials" in state else state["sums"]
+        if sums.shape[0] != state["counts"].shape[0]:
             raise ValueError("profile state: sums and counts differ in length")
-        self.sums = state["sums"].to(self.device, torch.float64).clone()
+        self.exact = ExactSums.from_tensor(sums)
         self.counts = state["counts"].to(self.device, torch.int64).clone()
         self.higher_is_better = bool(state.get("higher_is_better", self.higher_is_better))
 
@@ -97,7 +105,7 @@ class Profile:
         rest_n = int(self.counts[1:].sum()) if len(self.counts) > 1 else 0
         if not len(self.counts) or int(self.counts[0]) == 0 or rest_n == 0:
             return float("nan")
-        diff = float(self.sums[1:].sum()) / rest_n - float(self.sums[0]) / int(self.counts[0])
+        diff = self.exact.pooled(range(1, len(self.exact))) / rest_n - self.exact.pooled([0]) / int(self.counts[0])
         return diff if self.higher_is_better else -diff
 
     def worst(self) -> int:
@@ -198,8 +206,8 @@ def penalty_db(mse: Profile) -> float:
     c = mse.counts
     if not len(c) or int(c[0]) == 0 or len(c) < 2 or int(c[1:].sum()) == 0:
         return float("nan")
-    rest = float(mse.sums[1:].sum()) / int(c[1:].sum())
-    return float(psnr_from_mse(rest) - psnr_from_mse(float(mse.sums[0]) / int(c[0])))
+    rest = mse.exact.pooled(range(1, len(c))) / int(c[1:].sum())
+    return float(psnr_from_mse(rest) - psnr_from_mse(mse.exact.pooled([0]) / int(c[0])))
 
 
 PROFILE_SPEC = {

@@ -178,3 +178,21 @@ def test_runs_on_the_same_frames_that_scored_other_metrics_are_compared(tmp_path
     assert any("differ only in metrics" in n and "'ssim' only in B" in n for n in comparison.notes)
     assert main(["compare", str(a), str(c)]) == 2
     assert "dataset.config.size (64 vs 128)" in capsys.readouterr().err
+
+
+def test_bits_per_pixel_is_shown_as_its_table_column_says(tmp_path, monkeypatch, capsys):
+    """Bits per pixel is a field, not a metric: its decimals have one owner, the table's column, which compare
+    (and the run summary) read rather than keep a number of their own."""
+    from vidtok_bench.report import table
+    from vidtok_bench.results import load_result
+    from vidtok_bench.run_cli import print_summary
+
+    pv = {f"v{i}": {"psnr": 30.0 + i} for i in range(3)}
+    a = make_run(tmp_path / "a", per_video=pv, bits_per_pixel=0.123456)
+    b = make_run(tmp_path / "b", per_video=pv, bits_per_pixel=0.2)
+    monkeypatch.setitem(table.COLUMNS, "bits_per_pixel", table.Column("bpp", 2))
+    assert main(["compare", str(a), str(b)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("bits_per_pixel"))
+    assert row.split()[1:4] == ["0.12", "0.20", "+0.08"], row
+    print_summary(load_result(a))
+    assert "bpp 0.12\n" in capsys.readouterr().out

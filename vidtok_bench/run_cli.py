@@ -152,10 +152,14 @@ def throughput_line(result) -> str | None:
 
 
 def print_summary(result) -> None:
-    """What a run produced, in the metrics' own labels and precision (read from the result)."""
+    """What a run produced, in the metrics' own labels and precision (read from the result; bits per pixel's
+    from its table column)."""
+    from .report.table import COLUMNS
+
+    bpp = COLUMNS["bits_per_pixel"].precision
     print(f"{result.tokenizer.name} on {result.dataset.name} ({result.protocol.name} protocol): "
           f"{result.videos.ok}/{result.videos.total} videos, bpp "
-          + ("—" if result.bits_per_pixel is None else f"{result.bits_per_pixel:.4f}"))
+          + ("—" if result.bits_per_pixel is None else f"{result.bits_per_pixel:.{bpp}f}"))
     for name, m in result.metrics.items():
         v = result.value(name)
         count = f"{m.frames} frames" if m.info.kind == "frame" else f"{m.clips} clips"

@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BenchError
 from ..results import PER_VIDEO_FILE, Result, load_result, read_per_video
 from .frames import describe, frames_difference, manifest_note, same_clips, setup_differences
+from .table import COLUMNS
 
 if TYPE_CHECKING:  # numpy (and pandas) load only when a comparison runs: `--help` stays fast
     import numpy as np
 
-#: bits per pixel is a field, not a metric: its display precision lives here
-BPP_PRECISION = 4
 #: fewer paired videos than this never earn a "significant": a bootstrap over 2-4 videos has
 #: only a handful of distinct resamples, and its interval says little about other videos
 MIN_VIDEOS_FOR_SIGNIFICANCE = 5
@@ -212,9 +211,9 @@ def _change(delta: float | None, hib: bool | None) -> str:
 
 
 def precision_of(c: Comparison, metric: str) -> int:
-    """Display decimals: the metric's own (from the results), bits per pixel's field precision."""
+    """Display decimals: the metric's own (from the results), else the field's table column (bits per pixel)."""
     info = c.b.info(metric) or c.a.info(metric)
-    return info.precision if info else BPP_PRECISION
+    return info.precision if info else COLUMNS[metric].precision
 
 
 def _fmt(v: Any, precision: int, signed: bool = False) -> str:

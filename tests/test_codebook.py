@@ -114,3 +114,16 @@ def test_latent_stats_merge_bit_for_bit_in_any_grouping() -> None:
     for key in ("n", "sum", "sum_sq"):
         assert torch.equal(getattr(merged, key), getattr(one, key)), key
     assert torch.equal(merged.compute()["std"], one.compute()["std"])
+
+
+def test_latent_stats_do_not_depend_on_the_batch_size() -> None:
+    """Three clips in one batch or one at a time: the same statistics (each clip's sums are added exactly; a
+    batch summed as one would cancel the middle clip's 1e-16 against the others' +-1)."""
+    x = torch.tensor([1.0, 1e-16, -1.0], dtype=torch.float64).view(3, 1, 1)
+    batched, single = LatentStats(1), LatentStats(1)
+    batched.update(x)
+    for i in range(3):
+        single.update(x[i:i + 1])
+    assert single.sum.item() == 1e-16
+    for key in ("n", "sum", "sum_sq"):
+        assert torch.equal(getattr(batched, key), getattr(single, key)), key

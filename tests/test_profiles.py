@@ -202,3 +202,21 @@ def test_spatial_profile_in_slabs_equals_the_whole_map_and_holds_no_whole_clip(m
     np.testing.assert_allclose(prof.means().numpy(), want, rtol=1e-12)
     assert int(prof.counts.sum()) == 7 * 32 * 48 and sum(steps) == 7
     assert max(steps) == min(7, max(1, slab // (3 * 32 * 48)))
+
+
+def test_profile_metric_does_not_depend_on_the_batch_size(monkeypatch) -> None:
+    """Clips of one video in one batch or one per call: the same profile sums (clip by clip; a batch's values
+    summed together would lose the middle clip's 1e-16 between the others' +-1)."""
+    from vidtok_bench.metrics import profiles
+
+    values = {1.0: 1.0, 2.0: 1e-16, 3.0: -1.0}  # each clip's "PSNR", keyed by its pixel value
+    monkeypatch.setattr(profiles, "frame_psnr", lambda real, fake: real[:, 0, :, 0, 0].double().apply_(values.get))
+    clips = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1, 1).expand(3, 3, 1, 2, 2)
+    ids = [f"v#{i}" for i in range(3)]
+    batched, single = profiles.ProfileMetric(lpips=False), profiles.ProfileMetric(lpips=False)
+    batched.update(clips, clips, ids)
+    for i in range(3):
+        single.update(clips[i:i + 1], clips[i:i + 1], ids[i:i + 1])
+    got, want = batched.total()["profiles"], single.total()["profiles"]
+    assert want["psnr_by_position"].sums.tolist() == [1e-16]
+    assert torch.equal(got["psnr_by_position"].sums, want["psnr_by_position"].sums)

@@ -159,13 +159,15 @@ class LatentStats:
         return self._sum_sq.values(self.device)
 
     def update(self, latents: torch.Tensor) -> None:
-        """Accumulate latents (B,C,...) (e.g. (B,C,T',H',W') posterior means)."""
+        """Accumulate latents (B,C,...) (e.g. (B,C,T',H',W') posterior means), clip by clip: the float64 sums of
+        each clip are added exactly, so the numbers never depend on how clips were batched."""
         if latents.ndim < 2 or latents.shape[1] != self.channels:
             raise ValueError(f"latents must be (B,{self.channels},...), got {tuple(latents.shape)}")
-        x = latents.to(self.device, torch.float64).transpose(0, 1).reshape(self.channels, -1)
-        self.n += x.shape[1]
-        self._sum.add(x.sum(1))
-        self._sum_sq.add(x.pow(2).sum(1))
+        for z in latents:
+            x = z.to(self.device, torch.float64).reshape(self.channels, -1)
+            self.n += x.shape[1]
+            self._sum.add(x.sum(1))
+            self._sum_sq.add(x.pow(2).sum(1))
 
     def merge(self, other: "LatentStats") -> "LatentStats":
         if other.channels != self.channels:

@@ -321,16 +321,17 @@ class ProfileMetric(AdditiveSetMetric):
             if not part["layout"] and layout:
                 part["layout"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in layout.items()
                                   if k != "t_starts"}
-            self._add(part, "psnr_by_position", True, per_frame[idx], pos)
-            if lp is not None:
-                self._add(part, "lpips_by_position", False, lp[idx], pos)
-            if bdist is not None:
-                self._add(part, "psnr_by_chunk_boundary_distance", True, per_frame[idx], bdist)
-            if tile:
-                if "mse_by_tile_distance" not in part["profiles"]:
-                    part["profiles"]["mse_by_tile_distance"] = Profile(higher_is_better=False)
-                spatial_profile(real[idx], fake[idx], tile, layout.get("overlap") or 0,
-                                part["profiles"]["mse_by_tile_distance"])
+            for i in idx:  # clip by clip: each clip's sums, so the numbers never depend on the batch size
+                self._add(part, "psnr_by_position", True, per_frame[i], pos)
+                if lp is not None:
+                    self._add(part, "lpips_by_position", False, lp[i], pos)
+                if bdist is not None:
+                    self._add(part, "psnr_by_chunk_boundary_distance", True, per_frame[i], bdist)
+                if tile:
+                    if "mse_by_tile_distance" not in part["profiles"]:
+                        part["profiles"]["mse_by_tile_distance"] = Profile(higher_is_better=False)
+                    spatial_profile(real[i:i + 1], fake[i:i + 1], tile, layout.get("overlap") or 0,
+                                    part["profiles"]["mse_by_tile_distance"])
 
     def compute(self, order: Sequence[str] | None = None) -> dict[str, Any]:
         part = self.total()

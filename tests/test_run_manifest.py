@@ -15,7 +15,7 @@ from vidtok_bench import results as R
 from vidtok_bench.cli import main
 from vidtok_bench.config import compose
 from vidtok_bench.data import Clip, Dataset, VideoRef
-from vidtok_bench.errors import BenchError, DatasetError
+from vidtok_bench.errors import BenchError, ConfigError, DatasetError
 from vidtok_bench.manifest import load_manifest, manifest_sha256
 from vidtok_bench.registry import register_dataset
 from vidtok_bench.report.compare import compare_runs
@@ -246,3 +246,23 @@ def test_a_dataset_without_source_frames_gets_no_manifest(tmp_path):
         res, _ = run(tmp_path, dataset=["dataset=_no_source_indices"], tokenizer="identity")
     assert res["videos"]["ok"] == 1 and res["fingerprint"]["manifest"] is None
     assert not (tmp_path / R.MANIFEST_FILE).exists()
+
+
+def test_an_edited_video_list_is_other_data_not_a_finished_run(tmp_path):
+    """The list's frame ranges choose the frames: a list edited in place must not resume (or return) the
+    results of its earlier ranges, whose video ids and list path are the same."""
+    from vidtok_bench.video.yuv import rgb_to_yuv420
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "v_16x16_10.yuv").write_bytes(b"".join(
+        rgb_to_yuv420(rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)) for _ in range(12)))
+    lst = tmp_path / "list.csv"
+    ds = ["dataset=video_list", f"dataset.list={lst}"]
+    lst.write_text("path,start,end\nv_16x16_10.yuv,0,5\n")
+    first, _ = run(tmp_path / "A", dataset=ds)
+    lst.write_text("path,start,end\nv_16x16_10.yuv,5,10\n")
+    with pytest.raises(ConfigError, match="holds a finished run with a different configuration"):
+        run(tmp_path / "A", dataset=ds)
+    second, _ = run(tmp_path / "A", "overwrite=true", dataset=ds)
+    assert second["fingerprint"]["data"] != first["fingerprint"]["data"]
+    assert load_manifest(tmp_path / "A" / R.MANIFEST_FILE).video("v_16x16_10.yuv").clips[0].indices == (5, 6, 7, 8, 9)

@@ -245,7 +245,20 @@ class DatasetPlan:
 
             m = load_manifest(self.args["manifest"])
             view = {**m.frame_settings(view), "manifest_sha256": manifest_sha256(m)}
+        if self.args.get("list") not in (None, "", "???"):
+            # dataset=video_list: the list's frame ranges choose the frames, so an edited list is other data
+            view["list_sha256"] = _file_sha256(self.args["list"])
         return view
+
+
+def _file_sha256(path: str) -> str | None:
+    """A file's sha256, None when it cannot be read (the dataset then fails with its own message)."""
+    from .hashing import sha256_file
+
+    try:
+        return sha256_file(Path(str(path)).expanduser())
+    except OSError:
+        return None
 
 
 def resolve_preprocess(dataset: dict[str, Any], protocol: dict[str, Any], preferred_clip_len: int | None) -> dict[str, Any]:

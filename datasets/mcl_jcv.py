@@ -55,11 +55,16 @@ class MclJcvDataset(FileDataset):
                 found[n] = p
         if not found:
             raise DatasetError(f"no MCL-JCV source videos (videoSRCnn_1920x1080_FPS.yuv or videoSRCnn.mp4) under {root}; {HOW_TO_GET}")
-        missing = [n for n in range(1, NUM_SOURCES + 1) if n not in found]
-        if missing:
+        # recorded in results.json (dataset.missing), not only warned: a partial set must say so in its results
+        self.missing = [_video_id(n) for n in range(1, NUM_SOURCES + 1) if n not in found]
+        if self.missing:
             warnings.warn(
                 f"MCL-JCV root {root} holds {len(found)} of the {NUM_SOURCES} sources "
-                f"(missing videoSRC{', videoSRC'.join(f'{n:02d}' for n in missing)}); results are not comparable to the model card",
+                f"(missing {', '.join(self.missing)}); results are not comparable to the model card",
                 stacklevel=2,
             )
-        return [VideoRef(id=f"videoSRC{n:02d}", path=str(p), meta={"source": n}) for n, p in sorted(found.items())]
+        return [VideoRef(id=_video_id(n), path=str(p), meta={"source": n}) for n, p in sorted(found.items())]
+
+
+def _video_id(n: int) -> str:
+    return f"videoSRC{n:02d}"

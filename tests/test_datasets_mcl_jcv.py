@@ -52,3 +52,13 @@ def test_explicit_size_for_unnamed_yuv(tmp_path):
         (v,) = ds.videos()
     (clip,) = list(ds.clips(v))
     assert clip.valid == 4 and clip.frames.shape == (3, 4, 16, 16)
+
+
+def test_missing_sources_are_recorded_not_only_warned(tmp_path):
+    """results.json's dataset.missing must name the sources a partial root lacks (an empty list says 'complete')."""
+    for n in (1, 2):
+        (tmp_path / f"videoSRC{n:02d}_32x18_30.yuv").write_bytes(bytes(yuv420_frame_bytes(32, 18)))
+    ds = create_dataset("mcl_jcv", root=str(tmp_path))
+    with pytest.warns(UserWarning, match="holds 2 of the 30 sources"):
+        ds.videos()
+    assert ds.info()["missing"] == [f"videoSRC{n:02d}" for n in range(3, 31)]

@@ -266,3 +266,18 @@ def test_an_edited_video_list_is_other_data_not_a_finished_run(tmp_path):
     second, _ = run(tmp_path / "A", "overwrite=true", dataset=ds)
     assert second["fingerprint"]["data"] != first["fingerprint"]["data"]
     assert load_manifest(tmp_path / "A" / R.MANIFEST_FILE).video("v_16x16_10.yuv").clips[0].indices == (5, 6, 7, 8, 9)
+
+
+def test_compare_takes_a_replay_of_a_runs_manifest_as_the_same_clips(root, tmp_path):
+    """Replaying a run's manifest exists to score another tokenizer on exactly its frames: compare must accept
+    the pair (equal frames manifests, same resize), and still refuse a replay resized differently."""
+    run(tmp_path / "A", root=root)
+    run(tmp_path / "B", tokenizer="identity",
+        dataset=["dataset=manifest", f"dataset.manifest={tmp_path / 'A' / R.MANIFEST_FILE}", f"dataset.root={root}"])
+    c = compare_runs(tmp_path / "A", tmp_path / "B")
+    assert any("the frames manifests are equal" in n and "dataset.name" in n for n in c.notes)
+    psnr = c.metrics.set_index("metric").loc["psnr"]
+    assert psnr["b"] > psnr["a"] and psnr["videos"] == 3  # identity beats trilinear, on the same three videos
+    replay(tmp_path / "C", tmp_path / "A" / R.MANIFEST_FILE, root, "dataset.size=8")
+    with pytest.raises(BenchError, match=r"dataset.preprocess.size \(16 vs 8\)"):
+        compare_runs(tmp_path / "A", tmp_path / "C")

@@ -67,8 +67,9 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
     fa, fb = ra.fingerprint.data, rb.fingerprint.data
     clip_diffs, metric_diffs = setup_differences(ra, rb)
     if fa != fb and same_clips(ra, rb):  # e.g. one run scored one metric more: each metric is checked below
-        notes.append(f"data fingerprints differ only in metrics ({describe(metric_diffs) or 'nothing recorded'}); "
-                     "the frames manifests are equal")
+        # clip-level differences here are how each dataset found the same frames (e.g. a replay of A's manifest)
+        what = describe(clip_diffs + metric_diffs) if clip_diffs else f"metrics ({describe(metric_diffs) or 'nothing recorded'})"
+        notes.append(f"data fingerprints differ only in {what}; the frames manifests are equal")
     elif fa != fb:
         what = f"data fingerprints differ ({fa[:12]} vs {fb[:12]}"
         what += f": {describe(clip_diffs or metric_diffs)})" if clip_diffs or metric_diffs else ")"

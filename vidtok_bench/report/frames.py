@@ -14,11 +14,14 @@ from typing import Any
 
 from ..config import LOCATION_KEYS, SPEED_KEYS
 from ..errors import BenchError
-from ..manifest import SCHEMA, diff_manifests, load_manifest
+from ..manifest import FRAME_KEYS, SCHEMA, diff_manifests, load_manifest
 from ..results import MANIFEST_FILE, Result
 
 #: differing videos named in a refusal before the rest is counted
 SHOWN = 5
+#: dataset config keys that say how a dataset finds its frames: no difference between runs whose frames
+#: manifests are equal (a replay takes them from the manifest; size, crop and resize still change the pixels)
+_FINDING_KEYS = ("name", "plugin", "clip_len", *FRAME_KEYS)
 
 
 def frames_difference(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")) -> str | None:
@@ -57,14 +60,24 @@ def manifest_note(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")) ->
             "frame numbers): same frames checked by the data fingerprint only")
 
 
-def setup_differences(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")) -> tuple[list[str], list[str]]:
+def setup_differences(a: Result, b: Result, labels: tuple[str, str] = ("A", "B"),
+                      same_frames: bool = False) -> tuple[list[str], list[str]]:
     """What two results record differently among the parts of their data fingerprints, as ``'key (A vs B)'``:
     (clip-level: dataset, preprocessing, protocol, scoring; metric-level: a metric one run lacks, its spec or
     protocol options). A refusal names these rather than two hashes; metric-level ones alone leave the clips
-    the same (:func:`same_clips`)."""
+    the same (:func:`same_clips`).
+
+    ``same_frames``: the runs' frames manifests are equal (e.g. a run and a replay of its manifest), so how
+    each dataset found those frames is no difference: its name, the keys that choose frames (a replay takes them
+    from the manifest) and the options only one of the two datasets takes."""
+    shared = set(a.dataset.config) & set(b.dataset.config)
+
     def dataset(r: Result) -> dict[str, Any]:
         config = {k: v for k, v in r.dataset.config.items() if k not in LOCATION_KEYS + SPEED_KEYS}  # what
-        return {"name": r.dataset.name, "preprocess": r.dataset.preprocess, "config": config}
+        if not same_frames:
+            return {"name": r.dataset.name, "preprocess": r.dataset.preprocess, "config": config}
+        return {"preprocess": r.dataset.preprocess,
+                "config": {k: v for k, v in config.items() if k in shared and k not in _FINDING_KEYS}}
 
     def protocol(r: Result) -> dict[str, Any]:
         return r.protocol.model_dump()
@@ -87,7 +100,7 @@ def same_clips(a: Result, b: Result) -> bool:
     if a.fingerprint.data == b.fingerprint.data:
         return True
     ha, hb = a.fingerprint.manifest, b.fingerprint.manifest
-    return ha is not None and ha == hb and not setup_differences(a, b)[0]
+    return ha is not None and ha == hb and not setup_differences(a, b, same_frames=True)[0]
 
 
 def describe(differences: list[str], shown: int = 3) -> str:

@@ -216,3 +216,16 @@ def test_data_list(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr()[0]
     assert "uvg" in out and "davis2017_val" in out
+
+
+def test_a_damaged_archive_is_one_line_and_removed(server, tiny_entry, tmp_path, monkeypatch, capsys):
+    """Sets without a published size/sha256 (DAVIS) cannot tell a cut download from a whole one before
+    unpacking: a damaged zip is one line, and removed so that a rerun fetches it again."""
+    server.files["/tiny.zip"] = tiny_zip()[:-40]
+    monkeypatch.setitem(catalog.CATALOG, "tiny", CatalogEntry(**{**tiny_entry.__dict__, "downloads": (Download(server.url + "/tiny.zip"),)}))
+    assert main(["data", "fetch", "tiny", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr()[1].splitlines()[-1]  # after the download's progress lines
+    assert err.startswith(f"vidtok-bench: error: {tmp_path / 'tiny.zip'}: not a complete zip archive")
+    assert "rerun" in err and not (tmp_path / "tiny.zip").exists()
+    server.files["/tiny.zip"] = tiny_zip()
+    assert main(["data", "fetch", "tiny", "--root", str(tmp_path)]) == 0

@@ -76,16 +76,22 @@ def _progress(name: str):
 
 
 def _unpack(archive: Path, root: Path) -> str | None:
+    """Unpack into root; returns what the user must do by hand, if anything. A damaged zip (a cut download
+    of a set without a published size or sha256 looks complete until here) is removed: a rerun fetches it again."""
     from .download import DownloadError
 
-    """Unpack into root; returns what the user must do by hand, if anything."""
     if archive.suffix.lower() == ".zip":
-        with zipfile.ZipFile(archive) as z:
-            for m in z.namelist():
-                pp = PurePosixPath(m)
-                if pp.is_absolute() or ".." in pp.parts:
-                    raise DownloadError(f"{archive}: member {m!r} would land outside {root}; not unpacked")
-            z.extractall(root)
+        try:
+            with zipfile.ZipFile(archive) as z:
+                for m in z.namelist():
+                    pp = PurePosixPath(m)
+                    if pp.is_absolute() or ".." in pp.parts:
+                        raise DownloadError(f"{archive}: member {m!r} would land outside {root}; not unpacked")
+                z.extractall(root)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            archive.unlink(missing_ok=True)
+            raise DownloadError(f"{archive}: not a complete zip archive ({exc}); it was removed, rerun fetch to "
+                                "download it again") from None
         return None
     if archive.suffix.lower() == ".7z":
         try:

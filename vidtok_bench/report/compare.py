@@ -71,6 +71,8 @@ def compare_runs(a: str | Path, b: str | Path, *, sort_metric: str | None = None
         what = describe(clip_diffs + metric_diffs) if clip_diffs else f"metrics ({describe(metric_diffs) or 'nothing recorded'})"
         notes.append(f"data fingerprints differ only in {what}; the frames manifests are equal")
     elif fa != fb:
+        if ra.fingerprint.manifest is not None and ra.fingerprint.manifest == rb.fingerprint.manifest:
+            clip_diffs = setup_differences(ra, rb, same_frames=True)[0]  # the frames are equal: what else differs
         what = f"data fingerprints differ ({fa[:12]} vs {fb[:12]}"
         what += f": {describe(clip_diffs or metric_diffs)})" if clip_diffs or metric_diffs else ")"
         if not force:

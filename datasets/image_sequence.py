@@ -91,4 +91,5 @@ class ImageSequenceDataset(Dataset):
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "root": str(self.root), "source_fps": self.source_fps,
-                "sequences": list(self.sequences) if self.sequences else None}
+                "sequences": list(self.sequences) if self.sequences else None,
+                "frame_extensions": list(self.extensions)}  # also in the frames manifest: a replay reads the same files

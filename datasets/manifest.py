@@ -20,7 +20,7 @@ from vidtok_bench.errors import ConfigError, DatasetError, VideoError, check_cho
 from vidtok_bench.manifest import Manifest, ManifestVideo, load_manifest, manifest_sha256
 from vidtok_bench.registry import register_dataset
 from vidtok_bench.video.decode import FrameSource, open_video, replay_clips
-from vidtok_bench.video.images import open_image_sequence
+from vidtok_bench.video.images import IMAGE_EXTENSIONS, open_image_sequence
 from vidtok_bench.video.yuv import MATRICES
 
 from ._common import check_positive
@@ -49,6 +49,7 @@ class ManifestDataset(Dataset):
         # None: decided per video by the clips' kind (video.decode.default_workers)
         self.workers = check_positive(self.name, "workers", workers)
         self.manifest: Manifest = load_manifest(self.manifest_path)
+        self.extensions = recorded_extensions(self.manifest)
         self.preprocess = self._frames_from_manifest(self.preprocess, preprocess.get("clip_len"))
 
     def _frames_from_manifest(self, run: Preprocess, asked_clip_len: int | None) -> Preprocess:
@@ -74,7 +75,7 @@ class ManifestDataset(Dataset):
         if path.is_dir():
             if v.source_fps is None:
                 raise VideoError(str(path), f"video '{v.id}': the manifest records no source_fps for these frames")
-            return open_image_sequence(path, v.source_fps)
+            return open_image_sequence(path, v.source_fps, self.extensions)
         size = v.source_size or (None, None)
         return open_video(path, width=size[0], height=size[1], source_fps=v.source_fps, matrix=self.yuv_matrix) \
             if path.suffix.lower() == ".yuv" else open_video(path)
@@ -98,4 +99,14 @@ class ManifestDataset(Dataset):
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "root": str(self.root), "manifest": str(self.manifest_path),
-                "manifest_sha256": manifest_sha256(self.manifest)}
+                "manifest_sha256": manifest_sha256(self.manifest),
+                "frame_extensions": list(self.extensions)}  # recorded again: a replay's manifest replays too
+
+
+def recorded_extensions(m: Manifest) -> tuple[str, ...]:
+    """The frame-file extensions the recording run read in folders of frames (its ``dataset`` block); the
+    image_sequence defaults for manifests that record none (older runs, or no frame folders)."""
+    ext = (m.dataset or {}).get("frame_extensions")
+    if isinstance(ext, list) and ext and all(isinstance(e, str) and e for e in ext):
+        return tuple(ext)
+    return IMAGE_EXTENSIONS

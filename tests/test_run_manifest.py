@@ -282,3 +282,16 @@ def test_compare_takes_a_replay_of_a_runs_manifest_as_the_same_clips(root, tmp_p
     with pytest.raises(BenchError, match=r"dataset.preprocess.size \(16 vs 8\)") as exc:
         compare_runs(tmp_path / "A", tmp_path / "C")
     assert "dataset.name" not in str(exc.value)  # the refusal names what changes the pixels, not the replay itself
+
+
+def test_frames_of_other_file_types_replay_and_replay_again(tmp_path):
+    """image_sequence reads the extensions it is given (here .bmp); its manifest must replay those frames, and
+    so must the replay's own manifest, without the user repeating the option."""
+    for i in range(6):
+        Image.fromarray(frame("s", i)).save((tmp_path / "data" / "s").mkdir(parents=True, exist_ok=True)
+                                            or tmp_path / "data" / "s" / f"{i:03d}.bmp")
+    run(tmp_path / "A", "dataset.extensions=[bmp]", root=tmp_path / "data")
+    res, _ = replay(tmp_path / "B", tmp_path / "A" / R.MANIFEST_FILE, tmp_path / "data")
+    assert res["videos"]["ok"] == 1 and per_clip(tmp_path / "B") == per_clip(tmp_path / "A")
+    res, _ = replay(tmp_path / "C", tmp_path / "B" / R.MANIFEST_FILE, tmp_path / "data")
+    assert res["videos"]["ok"] == 1 and res["fingerprint"]["manifest"] == R.load_result(tmp_path / "A").fingerprint.manifest

@@ -10,7 +10,7 @@ Format (JSON, ``"schema": "vidtok-bench/manifest/v4"``)::
     {"schema": "vidtok-bench/manifest/v4",
      "clip_len": 17,                  # frames per clip (T); null: each clip is its valid frames
      "preprocess": {...},             # informational: how the frames were chosen (may be null)
-     "dataset": {...},                # informational: name/plugin (may be null)
+     "dataset": {...},                # informational: name/plugin, frame_extensions (may be null)
      "videos": [
        {"id": "videoSRC01", "path": "videoSRC01_1920x1080_30.yuv",  # relative to the dataset root
         "source_fps": 30.0, "source_size": [1920, 1080],            # (W, H) before resize

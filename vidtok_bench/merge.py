@@ -261,7 +261,7 @@ def write_run(out_dir: str | Path, merged: Merged) -> Path:
         # the frames manifest of the whole run from the shards' per-video entries, as a single run writes it
         ds = result.dataset
         frames = ManifestStage(SimpleNamespace(preprocess=Preprocess(**ds.preprocess), name=ds.name,  # type: ignore[arg-type]
-                                               plugin_name=ds.plugin, root=None))
+                                               plugin_name=ds.plugin, root=None, info=ds.model_dump))
         frames.resume([r for r in merged.records if r.status == "ok"])
         result.fingerprint.manifest = frames.write(store.dir / MANIFEST_FILE, [r.video for r in merged.records])
         result.config["output_dir"] = str(out_dir)

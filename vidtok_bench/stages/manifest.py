@@ -19,14 +19,20 @@ from ..manifest import Manifest, ManifestBuilder, manifest_sha256, video_from_js
 from ..results import VideoRecord
 
 
+#: what the manifest's ``dataset`` block takes from ``Dataset.info()``: informational, except what a replay needs
+#: to read the files again (``frame_extensions``: the file types of folders of frames)
+MANIFEST_DATASET_KEYS = ("name", "plugin", "frame_extensions")
+
+
 class ManifestStage:
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
         self.clip_len = dataset.preprocess.clip_len
         root = getattr(dataset, "root", None)
         self.root = None if root is None else (Path(root) if Path(root).is_dir() else Path(root).parent)
+        info = dataset.info()
         self.builder = ManifestBuilder(preprocess=dataset.preprocess.as_dict(),
-                                       dataset={"name": dataset.name, "plugin": dataset.plugin_name})
+                                       dataset={k: info[k] for k in MANIFEST_DATASET_KEYS if k in info})
         #: why no manifest can be written (None: it can)
         self.unavailable: str | None = None
         self.videos = 0  # finished videos in the manifest

@@ -218,3 +218,15 @@ def test_an_old_manifest_loads_with_its_checksums_dropped(tmp_path, old):
     assert all(v.video_checksum is None for v in m.videos) and m.to_json()["schema"] == "vidtok-bench/manifest/v4"
     assert "video_sha256" not in json.dumps(m.to_json())
     assert diff_manifests(m, now) == []  # no checksum to disagree on; the frames are the same
+
+
+def test_diff_names_a_video_whose_source_rate_or_size_differs(tmp_path):
+    """The hash covers each video's source fps and size, so a refusal must name a video that differs only there
+    (e.g. the same frames remuxed at another rate, or an image sequence given another source_fps)."""
+    a, _ = synthetic_manifest(tmp_path, "a.json")
+    b = mutate(a, lambda d: d["videos"][1].update(source_fps=25.0), "b.json")
+    assert manifest_sha256(a) != manifest_sha256(b)
+    assert diff_manifests(a, b) == ["synthetic_001: the same frames, but source 30 fps in a, 25 fps in b"]
+    c = mutate(a, lambda d: d["videos"][0].update(source_size=[1, 2]), "c.json")
+    assert diff_manifests(a, c) == [f"synthetic_000: the same frames, but source {load_manifest(a).videos[0].source_size[0]}x"
+                                    f"{load_manifest(a).videos[0].source_size[1]} in a, 1x2 in b"]

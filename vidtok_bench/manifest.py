@@ -422,7 +422,8 @@ def diff_manifests(
     """One line per video whose evaluated frames differ (empty: the same frames).
 
     Used to explain why two runs are not comparable: a video only one run has, different
-    source frame numbers or clip layout, or the same numbers over different content.
+    source frame numbers or clip layout, the same numbers over different content, or the same
+    frames with another recorded source rate or size.
     """
     ma, mb = _as_manifest(a), _as_manifest(b)
     la, lb = labels
@@ -439,7 +440,19 @@ def diff_manifests(
         elif x.video_checksum and y.video_checksum and x.video_checksum != y.video_checksum:
             out.append(f"{vid}: same frame numbers, different content "
                        f"(video_checksum {x.video_checksum[:12]}… in {la}, {y.video_checksum[:12]}… in {lb})")
+        elif (x.source_fps, x.source_size) != (y.source_fps, y.source_size):  # in the hash too
+            out.append(f"{vid}: the same frames, but source {_source(x, y)} in {la}, {_source(y, x)} in {lb}")
     return out
+
+
+def _source(v: ManifestVideo, other: ManifestVideo) -> str:
+    """``v``'s source rate and/or size where they differ from ``other``'s, e.g. ``25 fps`` or ``1920x1080``."""
+    parts = []
+    if v.source_fps != other.source_fps:
+        parts.append("no fps" if v.source_fps is None else f"{v.source_fps:g} fps")
+    if v.source_size != other.source_size:
+        parts.append("no size" if v.source_size is None else f"{v.source_size[0]}x{v.source_size[1]}")
+    return ", ".join(parts)
 
 
 def _clip_difference(x: ManifestVideo, lx: int | None, y: ManifestVideo, ly: int | None, la: str, lb: str) -> str | None:

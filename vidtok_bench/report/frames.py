@@ -46,7 +46,9 @@ def frames_difference(a: Result, b: Result, labels: tuple[str, str] = ("A", "B")
         return (f"{head}: the same frame numbers per video, but {' and '.join(old)} recorded content checksums "
                 f"of an older definition, which cannot be compared with {SCHEMA}'s; rerun it to compare")
     if not lines:
-        return f"{head}: the same frame numbers and content per video, but another clip length or source fps/size"
+        why = (f"clips of {ma.clip_len or 'whole-video'} vs {mb.clip_len or 'whole-video'} frames"
+               if ma.clip_len != mb.clip_len else "content checksums recorded by one run only")
+        return f"{head}: the same frame numbers per video, but {why}"
     more = f"; … and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""
     return f"{head}: {len(lines)} video(s) differ: {'; '.join(lines[:SHOWN])}{more}"
 

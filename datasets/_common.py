@@ -83,11 +83,15 @@ def read_list(path: Path, columns: tuple[str, ...] = ("path",)) -> list[tuple[st
 def check_missing(dataset: Dataset, root: Any, missing: list[str], expected: int, allow_missing: bool, hint: str = "") -> None:
     """Named sets must be complete to be comparable: listed videos absent from the root stop the
     run (DatasetError with their count and names) unless ``allow_missing``; then they are
-    recorded in ``dataset.missing`` (``info()["missing"]``) and a warning says so."""
+    recorded in ``dataset.missing`` (``info()["missing"]``) and a warning says so. None present
+    stops the run either way: there is nothing to evaluate."""
     dataset.missing = list(missing)
     if not missing:
         return
     names = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
+    if len(missing) >= expected:
+        raise DatasetError(f"dataset '{dataset.name}': none of the {expected} listed videos is under {root}: {names}"
+                           f"{'; ' + hint if hint else ''}")
     msg = f"dataset '{dataset.name}': {len(missing)} of {expected} listed videos missing under {root}: {names}"
     if not allow_missing:
         raise DatasetError(f"{msg}; set dataset.allow_missing=true to run without them{'; ' + hint if hint else ''}")

@@ -76,8 +76,6 @@ class ImageSequenceDataset(Dataset):
             present = {p.name: p for p in folders}
             check_missing(self, base, [s for s in self.sequences if s not in present], len(self.sequences), self.allow_missing)
             folders = [present[s] for s in self.sequences if s in present]
-            if not folders:
-                raise DatasetError(f"dataset '{self.name}': none of the {len(self.sequences)} listed sequences is under {base}")
         if not folders:
             images = sum(1 for p in base.iterdir() if p.suffix.lower().lstrip(".") in self.extensions)
             extra = f" (it holds {images} images: put each video's frames in a sub-folder of its own)" if images else ""

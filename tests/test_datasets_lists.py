@@ -164,3 +164,14 @@ def test_a_byte_order_mark_and_one_column_of_bare_names_are_read_as_lists(tmp_pa
     bare = tmp_path / "ids.csv"
     bare.write_text("clip\nclip02\n")  # one column of extensionless names: data, not a header
     assert [row["path"] for _, row in read_list(bare)] == ["clip", "clip02"]
+
+
+def test_allow_missing_with_nothing_present_is_an_error_not_an_empty_run(root, tmp_path):
+    """allow_missing runs without some videos; with none present there is nothing to evaluate, and a result of
+    0 videos would stand in the output folder for a set that was never read (image_sequence already refused)."""
+    lst = tmp_path / "l.csv"
+    lst.write_text("path\ngone1.mp4\ngone2.mp4\n")
+    with pytest.raises(DatasetError, match=r"none of the 2 listed videos is under .*: gone1.mp4, gone2.mp4$"):
+        create_dataset("video_list", list=str(lst), root=str(root), allow_missing=True).videos()
+    with pytest.raises(DatasetError, match=r"uvg': none of the 7 listed videos is under .*: Beauty, .*; download"):
+        create_dataset("uvg", root=str(root), allow_missing=True).videos()

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vidtok_bench.data import VideoRef
+from vidtok_bench.data import VideoRef, walk_files
 from vidtok_bench.errors import ConfigError, DatasetError
 from vidtok_bench.registry import register_dataset
 
@@ -60,12 +60,9 @@ class FolderDataset(FileDataset):
 
     def _scan(self, root: Path) -> list[VideoRef]:
         out = []
-        for p in root.rglob("*"):
-            rel = p.relative_to(root)
-            if any(part.startswith(".") for part in rel.parts) or not p.is_file():
-                continue
+        for p in walk_files(root):
             if p.suffix.lower().lstrip(".") in self.extensions:
-                out.append(VideoRef(id=rel.as_posix(), path=str(p)))
+                out.append(VideoRef(id=p.relative_to(root).as_posix(), path=str(p)))
         if not out:
             raise DatasetError(f"no video files ({', '.join(self.extensions)}) found under {root}")
         return sorted(out, key=lambda v: v.id)

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from vidtok_bench.data import VideoRef
+from vidtok_bench.data import VideoRef, walk_files
 from vidtok_bench.errors import DatasetError
 from vidtok_bench.registry import register_dataset
 
@@ -45,10 +45,10 @@ class MclJcvDataset(FileDataset):
         if not root.is_dir():
             raise DatasetError(f"MCL-JCV root {root} does not exist or is not a directory; {HOW_TO_GET}")
         found: dict[int, Path] = {}
-        for p in sorted(root.rglob("*")):
+        for p in walk_files(root):
             ext = p.suffix.lower().lstrip(".")
             m = _SRC.match(p.name)
-            if not m or ext not in EXTENSIONS or not p.is_file():
+            if not m or ext not in EXTENSIONS:
                 continue
             n = int(m.group(1))
             if n not in found or EXTENSIONS.index(ext) < EXTENSIONS.index(found[n].suffix.lower().lstrip(".")):

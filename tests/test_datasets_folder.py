@@ -114,3 +114,23 @@ def test_yuv_named_config(tree):
     assert v.id == "raw_32x16_24.yuv"
     (clip,) = list(ds.clips(v))
     assert clip.valid == 3
+
+
+def test_scans_follow_symlinked_folders_once(tmp_path):
+    """Sets often live on another disk, linked into the root: folder, mcl_jcv and uvg (and `data verify`) find
+    files in a symlinked sub-folder, and a link back up the tree ends the scan instead of looping."""
+    from vidtok_bench.catalog import CATALOG
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    (disk / "videoSRC07_32x16_30.yuv").write_bytes(bytes(yuv420_frame_bytes(32, 16) * 2))
+    with open(disk / "ShakeNDry_1920x1080_120fps_420_8bit_YUV.yuv", "wb") as f:
+        f.truncate(933_120_000)  # sparse: the published size
+    root = tmp_path / "root"
+    link(disk, root / "linked")
+    link(root, root / "linked_back")  # a loop
+    assert [v.id for v in create_dataset("folder", root=str(root)).videos()] == [
+        "linked/ShakeNDry_1920x1080_120fps_420_8bit_YUV.yuv", "linked/videoSRC07_32x16_30.yuv"]
+    with pytest.warns(UserWarning, match="holds 1 of the 30"):
+        assert [v.id for v in create_dataset("mcl_jcv", root=str(root)).videos()] == ["videoSRC07"]
+    assert list(CATALOG["uvg"].locate(root)) == ["ShakeNDry"]

@@ -9,10 +9,10 @@ no sha256 is recorded for any set yet.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data import walk_files
 from .errors import DatasetError, UnknownNameError, VideoError, check_path
 from .video.yuv import yuv420_frame_bytes
 
@@ -57,12 +57,10 @@ class CatalogEntry:
             return {v.name: base / f for v in self.videos for f in v.files[:1] if (base / f).is_dir()}
         wanted = {f.lower(): v.name for v in self.videos for f in v.files}
         found: dict[str, Path] = {}
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fn in sorted(filenames):
-                name = wanted.get(fn.lower())
-                if name is not None and name not in found:
-                    found[name] = Path(dirpath) / fn
+        for p in walk_files(root):
+            name = wanted.get(p.name.lower())
+            if name is not None and name not in found:
+                found[name] = p
         return found
 
     def sequences_root(self, root: Path) -> Path:

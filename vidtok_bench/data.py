@@ -5,6 +5,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 from .errors import ConfigError, check_choice
@@ -153,3 +154,31 @@ class Dataset(ABC):
 #: the preprocessing keys every dataset accepts (conf/preprocess.yaml lists the same; a test checks)
 PREPROCESS_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Preprocess))
 Dataset.extra_options = PREPROCESS_KEYS
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Files under ``root``, recursively, depth-first in name order, hidden names skipped.
+
+    Symlinked folders are followed (sets often live on another disk, linked into the root), each real
+    folder once, so a link back up the tree ends there; unreadable folders are skipped.
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def visit(folder: Path) -> Iterator[Path]:
+        try:
+            st = folder.stat()
+            entries = sorted(folder.iterdir(), key=lambda p: p.name)
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) in seen:
+            return
+        seen.add((st.st_dev, st.st_ino))
+        for p in entries:
+            if p.name.startswith("."):
+                continue
+            if p.is_dir():
+                yield from visit(p)
+            elif p.is_file():
+                yield p
+
+    yield from visit(Path(root))

@@ -18,6 +18,7 @@ from vidtok_bench.manifest import (
     encode_indices,
     load_manifest,
     manifest_sha256,
+    manifest_text,
 )
 
 
@@ -69,6 +70,21 @@ def test_builder_records_clips_and_round_trips(tmp_path):
         assert [c.source_indices(m.clip_len) for c in v.clips] == [c.source_indices for c in clips[v.id]]
     assert [p for p, _ in m.video("synthetic_000").positions()] == list(range(6))
     assert os.listdir(tmp_path) == ["m.json"]  # no temp file left behind
+
+
+def test_written_manifest_has_one_line_per_clip(tmp_path):
+    path, clips = synthetic_manifest(tmp_path)
+    lines = path.read_text().splitlines()
+    n_clips = sum(len(v) for v in clips.values())
+    assert sum('"indices"' in line for line in lines) == n_clips  # each clip, whole, on its own line
+    assert len(lines) < n_clips + 12 * len(clips) + 12
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=4), c, max_size=4)))
+def test_manifest_text_is_the_same_json(doc):
+    assert json.loads(manifest_text(doc)) == doc
 
 
 def test_whole_video_clips_record_null_clip_len(tmp_path):

@@ -323,11 +323,34 @@ def manifest_sha256(obj: str | Path | Manifest | dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode("ascii")).hexdigest()
 
 
+def _holds_records(value: Any) -> bool:
+    """Whether ``value`` contains a list of objects (videos, clips): those get one line per item."""
+    if isinstance(value, dict):
+        return any(map(_holds_records, value.values()))
+    if isinstance(value, list):
+        return any(isinstance(v, dict) or _holds_records(v) for v in value)
+    return False
+
+
+def manifest_text(doc: Any, indent: str = "") -> str:
+    """JSON with one line per clip (and per short object): readable, and an hour-long video's
+    manifest stays a few hundred KB instead of a dozen lines for every clip."""
+    if not _holds_records(doc):
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False) + ("" if indent else "\n")
+    inner = indent + " "
+    if isinstance(doc, dict):
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {manifest_text(v, inner)}" for k, v in doc.items()]
+        text = "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    else:
+        text = "[\n" + ",\n".join(f"{inner}{manifest_text(v, inner)}" for v in doc) + f"\n{indent}]"
+    return text if indent else text + "\n"
+
+
 def write_manifest(manifest: Manifest, path: str | Path) -> Path:
     """Write atomically (temp file in the same folder, fsync, rename): readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(manifest.to_json(), indent=1, allow_nan=False) + "\n"
+    text = manifest_text(manifest.to_json())
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path

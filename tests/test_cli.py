@@ -183,3 +183,40 @@ def test_every_command_unwinds_on_sigterm_with_143(tmp_path, capsys, monkeypatch
     assert signal.getsignal(signal.SIGTERM) is before
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "terminated (SIGTERM)" in err and "Traceback" not in err
+
+
+def test_the_harness_warnings_are_one_line_and_others_keep_their_origin(monkeypatch, capsys):
+    """A warning raised by the harness (here: a dataset plugin) reads `vidtok-bench: warning: ...`, without the
+    file name and source line Python prints; a third-party library's warning still says where it comes from."""
+    import warnings
+
+    import vidtok_bench.datasets._common as common
+
+    def warn_twice(args):
+        warnings.warn_explicit("vidtok-bench: 2 of 30 videos missing", UserWarning, common.__file__, 98)  # datasets/
+        warnings.warn_explicit("deprecated thing", DeprecationWarning, "/lib/torch/nn/x.py", 7)
+        return 0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "showwarning", lambda *a, **k: sys.stderr.write(warnings.formatwarning(*a[:4])))
+        from vidtok_bench import cli
+
+        monkeypatch.setattr(cli, "build_parser", _parser_running(warn_twice))
+        code, _, err = run_cli(capsys, "list")
+    assert code == 0
+    lines = err.splitlines()
+    assert lines[0] == "vidtok-bench: warning: 2 of 30 videos missing"
+    assert lines[1].startswith("/lib/torch/nn/x.py:7: DeprecationWarning: deprecated thing")
+    assert warnings.formatwarning is not cli.format_warning  # restored after the command
+
+
+def _parser_running(func):
+    import argparse
+
+    def build():
+        parser = argparse.ArgumentParser(prog="vidtok-bench")
+        parser.add_subparsers(dest="command").add_parser("list").set_defaults(func=func)
+        return parser
+
+    return build

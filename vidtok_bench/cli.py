@@ -6,10 +6,14 @@ Sub-commands are registered by the modules that implement them: each exposes
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import importlib.util
 import os
 import signal
 import sys
+import warnings
+from pathlib import Path
 
 from .errors import STORAGE_ERRNOS, BenchError, interrupted_status, on_sigterm, os_error_line
 
@@ -67,6 +71,28 @@ def _discard_stdout() -> None:
         pass
 
 
+@functools.cache
+def _own_sources() -> tuple[str, ...]:
+    """The folders of this project's code (the package and its plugin packages, wherever they are installed)."""
+    folders = []
+    for name in ("vidtok_bench", "vidtok_bench.datasets", "vidtok_bench.tokenizers"):
+        spec = importlib.util.find_spec(name)
+        folders += [str(Path(p).resolve()) + os.sep for p in (spec.submodule_search_locations if spec else None) or ()]
+    return tuple(folders)
+
+
+def format_warning(message, category, filename, lineno, line=None) -> str:
+    """The harness's own warnings as ``vidtok-bench: warning: ...`` (no file name and source line, which mean
+    nothing to a user); other libraries' warnings keep Python's format, which says where they come from."""
+    if not str(Path(filename).resolve()).startswith(_own_sources()):
+        return _python_format_warning(message, category, filename, lineno, line)
+    text = str(message).removeprefix("vidtok-bench: ")
+    return f"vidtok-bench: warning: {text}\n"
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def _main(argv: list[str] | None) -> int:
     from .allocator import set_mmap_threshold
 
@@ -80,6 +106,7 @@ def _main(argv: list[str] | None) -> int:
         previous = signal.signal(signal.SIGTERM, on_sigterm)  # every command unwinds on SIGTERM as on Ctrl-C
     except ValueError:  # called from a thread other than the main one (an embedding program): leave signals alone
         previous = None
+    previous_format, warnings.formatwarning = warnings.formatwarning, format_warning
     try:
         return int(args.func(args) or 0)
     except BenchError as exc:
@@ -95,6 +122,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"vidtok-bench: {how}; finished work is kept — rerun the same command to resume", file=sys.stderr)
         return status
     finally:
+        warnings.formatwarning = previous_format
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

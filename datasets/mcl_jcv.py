@@ -5,12 +5,12 @@ Accepted files (searched recursively under ``root``): the official distribution'
 ``*_WIDTHxHEIGHT_FPS.yuv`` name, or ``width``/``height``/``source_fps`` in the config) or
 conversions of them to a container format (``videoSRC01.mp4``, ...). One file per source
 number is used; raw YUV is preferred when both exist (no second lossy encode). Video ids are
-``videoSRC01`` ... ``videoSRC30``.
+``videoSRC01`` ... ``videoSRC30``. Absent sources stop the run, as for every named set, unless
+``allow_missing=true`` (then they are recorded in ``dataset.missing``).
 """
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from vidtok_bench.data import VideoRef, walk_files
 from vidtok_bench.errors import DatasetError
 from vidtok_bench.registry import register_dataset
 
-from ._common import FileDataset
+from ._common import FileDataset, check_bool, check_missing
 
 NUM_SOURCES = 30
 _SRC = re.compile(r"^videosrc(\d{1,2})(?=[_.\-]|$)", re.IGNORECASE)
@@ -35,10 +35,11 @@ HOW_TO_GET = (
 
 @register_dataset("mcl_jcv")
 class MclJcvDataset(FileDataset):
-    def __init__(self, name: str | None = None, root: str | None = None, **kw: Any):
+    def __init__(self, name: str | None = None, root: str | None = None, allow_missing: bool = False, **kw: Any):
         if root is None or str(root) in ("", "???"):
             raise DatasetError(f"mcl_jcv needs dataset.root=DIR with the MCL-JCV sources; {HOW_TO_GET}")
         super().__init__(name=name, root=root, **kw)
+        self.allow_missing = check_bool(self.name, "allow_missing", allow_missing)
 
     def videos(self) -> list[VideoRef]:
         root = self.root
@@ -55,14 +56,8 @@ class MclJcvDataset(FileDataset):
                 found[n] = p
         if not found:
             raise DatasetError(f"no MCL-JCV source videos (videoSRCnn_1920x1080_FPS.yuv or videoSRCnn.mp4) under {root}; {HOW_TO_GET}")
-        # recorded in results.json (dataset.missing), not only warned: a partial set must say so in its results
-        self.missing = [_video_id(n) for n in range(1, NUM_SOURCES + 1) if n not in found]
-        if self.missing:
-            warnings.warn(
-                f"MCL-JCV root {root} holds {len(found)} of the {NUM_SOURCES} sources "
-                f"(missing {', '.join(self.missing)}); results are not comparable to the model card",
-                stacklevel=2,
-            )
+        check_missing(self, root, [_video_id(n) for n in range(1, NUM_SOURCES + 1) if n not in found], NUM_SOURCES,
+                      self.allow_missing, "results of a partial set are not comparable to the model card")
         return [VideoRef(id=_video_id(n), path=str(p), meta={"source": n}) for n, p in sorted(found.items())]
 
 

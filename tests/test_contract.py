@@ -415,7 +415,7 @@ PREPROCESS = dict(size=32, clip_len=9, max_frames=20, crop="center")
 FEEDS: dict[str, Callable[[dict], dict]] = {
     "synthetic": lambda files: dict(num_videos=2, num_frames=20, height=48, width=64),
     "folder": lambda files: dict(root=str(files["folder"])),
-    "mcl_jcv": lambda files: dict(root=str(files["mcl_jcv"])),
+    "mcl_jcv": lambda files: dict(root=str(files["mcl_jcv"]), allow_missing=True),
     "video_list": lambda files: dict(list=str(files["video_list"]), root=str(files["folder"])),
     # a named set's sequence list / sub-folder / extensions are data selection: reset to ours
     "image_sequence": lambda files: dict(root=str(files["image_sequence"]), source_fps=30, sequences=None,
@@ -436,7 +436,7 @@ def _dplugin(name: str) -> str:
 def _build_dataset(name: str, files: dict, **extra: Any) -> Dataset:
     feed = FEEDS.get(_dplugin(name))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. mcl_jcv: "holds 2 of the 30 sources"
+        warnings.simplefilter("ignore")  # e.g. mcl_jcv: "28 of 30 listed videos missing"
         if feed is None:
             try:
                 return create_dataset(name, **{**PREPROCESS, **extra})

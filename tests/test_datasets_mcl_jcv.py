@@ -33,8 +33,8 @@ def test_finds_yuv_and_mp4_prefers_yuv(tmp_path, shared_videos):
     os.symlink(shared_videos / "sintel_854x480.mp4", tmp_path / "mp4" / "videoSRC02.mp4")
     os.symlink(shared_videos / "sintel_854x480.mp4", tmp_path / "mp4" / "videoSRC10.mp4")
     (tmp_path / "videoSRC03_64x36_30.yuv").write_bytes(bytes(fb * 2 + 7))  # bad size
-    with pytest.warns(UserWarning, match="holds 3 of the 30 sources"):
-        vids = create_dataset("mcl_jcv", root=str(tmp_path)).videos()
+    with pytest.warns(UserWarning, match="27 of 30 listed videos missing"):
+        vids = create_dataset("mcl_jcv", root=str(tmp_path), allow_missing=True).videos()
     assert [v.id for v in vids] == ["videoSRC02", "videoSRC03", "videoSRC10"]
     assert vids[0].path.endswith("videoSRC02_64x36_25.yuv") and vids[2].path.endswith("videoSRC10.mp4")
     ds = create_dataset("mcl_jcv", root=str(tmp_path), size=32, clip_len=17, fps=30)
@@ -47,18 +47,22 @@ def test_finds_yuv_and_mp4_prefers_yuv(tmp_path, shared_videos):
 
 def test_explicit_size_for_unnamed_yuv(tmp_path):
     (tmp_path / "videoSRC01.yuv").write_bytes(bytes(yuv420_frame_bytes(32, 18) * 4))
-    ds = create_dataset("mcl_jcv", root=str(tmp_path), width=32, height=18, source_fps=30, size=16, clip_len="whole")
+    ds = create_dataset("mcl_jcv", root=str(tmp_path), width=32, height=18, source_fps=30, size=16, clip_len="whole",
+                        allow_missing=True)
     with pytest.warns(UserWarning):
         (v,) = ds.videos()
     (clip,) = list(ds.clips(v))
     assert clip.valid == 4 and clip.frames.shape == (3, 4, 16, 16)
 
 
-def test_missing_sources_are_recorded_not_only_warned(tmp_path):
-    """results.json's dataset.missing must name the sources a partial root lacks (an empty list says 'complete')."""
+def test_missing_sources_stop_the_run_unless_allowed_then_are_recorded(tmp_path):
+    """A named set must be complete to match the model card: a partial root stops with the count and names;
+    with allow_missing=true the run goes on and results.json's dataset.missing names what was absent."""
     for n in (1, 2):
         (tmp_path / f"videoSRC{n:02d}_32x18_30.yuv").write_bytes(bytes(yuv420_frame_bytes(32, 18)))
-    ds = create_dataset("mcl_jcv", root=str(tmp_path))
-    with pytest.warns(UserWarning, match="holds 2 of the 30 sources"):
-        ds.videos()
+    with pytest.raises(DatasetError, match=r"28 of 30 listed videos missing .*videoSRC03, .*allow_missing=true"):
+        create_dataset("mcl_jcv", root=str(tmp_path)).videos()
+    ds = create_dataset("mcl_jcv", root=str(tmp_path), allow_missing=True)
+    with pytest.warns(UserWarning, match="28 of 30 listed videos missing"):
+        assert [v.id for v in ds.videos()] == ["videoSRC01", "videoSRC02"]
     assert ds.info()["missing"] == [f"videoSRC{n:02d}" for n in range(3, 31)]

@@ -131,3 +131,15 @@ def test_a_sweep_exits_with_its_worst_jobs_status_in_one_line_each(tmp_path, cap
     assert re.search(r"2 of 2 sweep job\(s\) did not end cleanly: tokenizer=identity .*\(exit 2\); "
                      r"tokenizer=trilinear_488 .*\(exit 3\)", err), err
     assert cli(*args[:2], "tokenizer=trilinear_488", *args[3:]) == 3  # that job alone: partial, as its run says
+
+
+def test_settings_that_never_change_values_stay_out_of_job_directories(tmp_path):
+    """A sweep rerun with more decode workers, or with overwrite=true, is the same jobs in the same
+    directories, as a run with them is the same run (one list of such keys: config.RUNTIME_OVERRIDE_KEYS)."""
+    sweep = tmp_path / "sweep"
+    assert cli("run", "-m", *TINY, "tokenizer=identity,trilinear_488", "dataset.num_videos=1", "metrics=[psnr]",
+               f"output_dir={sweep}") == 0
+    before = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert cli("run", "-m", *TINY, "tokenizer=identity,trilinear_488", "dataset.num_videos=1", "metrics=[psnr]",
+               "workers=2", "dataset.workers=1", "overwrite=true", "prefetch=1", f"output_dir={sweep}") == 0
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == before

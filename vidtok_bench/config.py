@@ -33,6 +33,11 @@ SPEED_KEYS = ("workers",)
 #: tokenizer keys that say where it runs and where its weights were read from: out of the config
 #: fingerprint, which records the weights' sha256 instead
 TOKENIZER_LOCATION_KEYS = ("device", "checkpoint")
+#: options that change how a run proceeds, not what it computes: out of the default output directory's hash
+RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "workers", "shard", "dist_timeout_s", "overlap")
+#: the same as override keys (with the dataset's SPEED_KEYS): out of a sweep job's directory name, so a sweep
+#: rerun with other values of them resumes the same jobs
+RUNTIME_OVERRIDE_KEYS = (*RUNTIME_KEYS, *(f"dataset.{k}" for k in SPEED_KEYS))
 
 
 def _registry(group: str):

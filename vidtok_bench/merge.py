@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import ValidationError
 
-from .config import SPEED_KEYS
+from .config import RUNTIME_OVERRIDE_KEYS
 from .environment import code_differences
 from .errors import BenchError
 from .hashing import flatten
@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 _SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
 #: configuration keys that may differ between the parts of one run (where and how each part ran; a shard
 #: rerun with overwrite=true, or decoded by more workers, computes the same values)
-RUN_LOCAL_KEYS = ("output_dir", "shard", "progress", "resume", "overwrite", "prefetch", "workers", "device", "dist_timeout_s",
-                  "overlap", *(f"dataset.{k}" for k in SPEED_KEYS))
+RUN_LOCAL_KEYS = (*RUNTIME_OVERRIDE_KEYS, "device")
 
 
 class MergeError(BenchError):

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .allocator import release_after_batch
-from .config import SPEED_KEYS, TOKENIZER_LOCATION_KEYS, RunPlan, plan_dataset, plan_run
+from .config import RUNTIME_KEYS, SPEED_KEYS, TOKENIZER_LOCATION_KEYS, RunPlan, plan_dataset, plan_run
 from .distributed import part_videos, shard_dirname
 from .environment import code_differences, code_environment, environment
 from .errors import BenchError, CheckpointError, ConfigError, WeightsError
@@ -35,10 +35,6 @@ from .stages.progress import ClipProgress, RunningMeans
 from .stages.reader import ClipReader
 from .stages.scoring import ScoringStage, ScoringWorker
 from .stages.store import RunStore
-
-
-#: options that change how a run proceeds, not what it computes (left out of the default directory's hash)
-RUNTIME_KEYS = ("output_dir", "progress", "resume", "overwrite", "prefetch", "workers", "shard", "dist_timeout_s", "overlap")
 
 
 class Runner:

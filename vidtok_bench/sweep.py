@@ -17,12 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config import RUNTIME_OVERRIDE_KEYS
+
 DEFAULT_SWEEP_DIR = "outputs/sweep"
 #: one JSON line per job that ended (its overrides and exit status) in the sweep directory: the launchers keep the
 #: jobs' return values to themselves (submitit's in other processes), and the sweep exits with the worst of them
 STATUS_FILE = ".job_status.jsonl"
 #: keys that do not change what a job computes, or that split one job (shard): not in its directory name
-EXCLUDED_FROM_DIRNAME = ("shard", "progress", "resume", "prefetch", "output_dir", "dist_timeout_s", "overlap")
+EXCLUDED_FROM_DIRNAME = RUNTIME_OVERRIDE_KEYS
 
 
 def _dirname(override_dirname: str) -> str:

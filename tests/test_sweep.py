@@ -143,3 +143,23 @@ def test_settings_that_never_change_values_stay_out_of_job_directories(tmp_path)
     assert cli("run", "-m", *TINY, "tokenizer=identity,trilinear_488", "dataset.num_videos=1", "metrics=[psnr]",
                "workers=2", "dataset.workers=1", "overwrite=true", "prefetch=1", f"output_dir={sweep}") == 0
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == before
+
+
+@pytest.mark.parametrize("hydra, needle", [
+    (["hydra/launcher=submitit_slrum"], "hydra/launcher=submitit_slrum: unknown launcher (did you mean 'submitit_slurm'?)"),
+    (["hydra/launcher=submitit_slurm", "hydra.launcher.partiton=gpu"],
+     "unknown key 'hydra.launcher.partiton' (did you mean 'partition'?); hydra.launcher keys: "),
+    (["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=abc"],
+     "invalid Hydra setting: hydra.launcher.timeout_min=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["hydra/launcher=submitit_slurm"], "hydra/launcher=submitit_slurm: Slurm's srun is not on this machine's PATH"),
+])
+def test_a_launcher_or_launcher_setting_that_cannot_work_is_one_line_before_any_job(tmp_path, capsys, monkeypatch,
+                                                                                     hydra, needle):
+    """Not Hydra's multi-line report or submitit's traceback with exit 1: a usage error, exit 2, nothing run."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Slurm here (nor on the test machines)
+    sweep = tmp_path / "sweep"
+    assert cli("run", "-m", *TINY, "tokenizer=identity,trilinear_488", *hydra, f"output_dir={sweep}") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vidtok-bench: error: {needle}") and err.count("\n") == 1, err
+    assert not sweep.exists()

@@ -114,7 +114,7 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
 
     from .errors import ConfigError
 
-    user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    user = [o for o in overrides if not _is_hydra(o)]
     try:
         parsed = OverridesParser.create().parse_overrides(user)
         axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
@@ -149,6 +149,101 @@ def check_jobs(overrides: list[str], sweep_dir: Path) -> int:
     return len(jobs)
 
 
+def sweep_settings(base: str, user: list[str]) -> list[str]:
+    """Hydra's settings for every sweep: the jobs' directories below ``base``, one job name, logs to stdout."""
+    settings = [
+        f"hydra.sweep.dir={base}",
+        "hydra.sweep.subdir='${vidtok_bench_dirname:${hydra.job.override_dirname}}'",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(EXCLUDED_FROM_DIRNAME)}]",
+        "hydra.job.chdir=false",
+        "hydra.job.name=vidtok-bench",  # the Slurm job name (else this module's name)
+        # no .hydra/ files per job: the shards of one job share its directory
+        "hydra.output_subdir=null",
+        "hydra/job_logging=stdout",
+        "hydra/hydra_logging=none",
+    ]
+    if any(o.startswith("hydra/launcher=submitit") for o in user):
+        # one folder for all jobs' submitit files, not the default .submitit/%j: submitit's local controller
+        # opens its logs in the %j folder before the submitting process has created it (a race lost under load)
+        settings.append("hydra.launcher.submitit_folder=${hydra.sweep.dir}/.submitit")
+    return settings
+
+
+def _is_hydra(override: str) -> bool:
+    return override.lstrip("+~").startswith("hydra")
+
+
+def _compose_with_hydra(overrides: list[str]) -> Any:
+    """conf/config.yaml with its ``hydra`` node, as Hydra composes it for a job (HydraException on a bad override)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="vidtok_bench.conf", version_base="1.3"):
+            return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def launcher_settings(user: list[str], settings: list[str]) -> tuple[str, dict[str, Any]]:
+    """The sweep's launcher and its settings (``hydra.launcher``), composed as Hydra composes them for the jobs;
+    an unknown launcher or launcher setting is a one-line ConfigError naming it, before any job runs."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .errors import ConfigError
+
+    hydra_overrides = [o for o in user if _is_hydra(o)]
+    try:
+        cfg = _compose_with_hydra([*settings, *hydra_overrides])
+        launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""  # why Hydra could not merge a value
+        raise ConfigError(_hydra_setting_error(str(exc) + cause, settings, hydra_overrides)) from None
+    assert isinstance(launcher, dict)
+    return str(cfg.hydra.runtime.choices["hydra/launcher"]), launcher
+
+
+def _hydra_setting_error(text: str, settings: list[str], hydra_overrides: list[str]) -> str:
+    """Hydra's multi-line refusal of a launcher or a ``hydra.*`` setting as one line, with the valid names."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .errors import one_line, suggest
+
+    if m := re.search(r"Could not find 'hydra/launcher/([^']+)'", text):
+        known = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
+        hint = suggest(m.group(1), known)
+        plugin = "" if "submitit_local" in known else '; submitit_local and submitit_slurm need pip install "vidtok-bench[slurm]"'
+        return f"hydra/launcher={m.group(1)}: unknown launcher{f' ({hint})' if hint else ''}; known: {', '.join(known)}{plugin}"
+    if m := re.search(r"Could not override '([^']+)'", text):
+        key = m.group(1)
+        node, _, name = key.rpartition(".")
+        groups = [o for o in hydra_overrides if "/" in o.partition("=")[0]]  # the launcher chosen, not its settings
+        try:
+            keys = sorted(OmegaConf.select(_compose_with_hydra([*settings, *groups]), node) or {}) if node else []
+        except (HydraException, OmegaConfBaseException, TypeError):  # only the list of valid keys is lost
+            keys = []
+        hint = suggest(name, keys)
+        return f"unknown key '{key}'{f' ({hint})' if hint else ''}" + (f"; {node} keys: {', '.join(keys)}" if keys else "")
+    return f"invalid Hydra setting: {one_line(Exception(text.split('full_key:')[0])).removeprefix('Error merging override ')}"
+
+
+def check_launcher(user: list[str], settings: list[str]) -> None:
+    """ConfigError unless the sweep's launcher can start its jobs from here (Slurm's needs ``srun``)."""
+    import shutil
+
+    from .errors import ConfigError
+
+    name, _ = launcher_settings(user, settings)
+    if name == "submitit_slurm" and shutil.which("srun") is None:
+        raise ConfigError("hydra/launcher=submitit_slurm: Slurm's srun is not on this machine's PATH; submit the sweep "
+                          "from a Slurm login node (hydra/launcher=submitit_local runs the same jobs here as local processes)")
+
+
 def multirun(overrides: list[str]) -> int:
     """Run a sweep with Hydra (``-m``); returns the exit status."""
     import hydra
@@ -163,21 +258,9 @@ def multirun(overrides: list[str]) -> int:
         if key == "output_dir" and "," not in value:
             base = value  # the sweep's directory; each job gets its own below it
             user.remove(ov)
+    settings = sweep_settings(base, user)
+    check_launcher(user, settings)
     check_jobs(user, Path(base))
-    settings = [
-        f"hydra.sweep.dir={base}",
-        "hydra.sweep.subdir='${vidtok_bench_dirname:${hydra.job.override_dirname}}'",
-        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(EXCLUDED_FROM_DIRNAME)}]",
-        "hydra.job.chdir=false",
-        # no .hydra/ files per job: the shards of one job share its directory
-        "hydra.output_subdir=null",
-        "hydra/job_logging=stdout",
-        "hydra/hydra_logging=none",
-    ]
-    if any(o.startswith("hydra/launcher=submitit") for o in user):
-        # one folder for all jobs' submitit files, not the default .submitit/%j: submitit's local controller
-        # opens its logs in the %j folder before the submitting process has created it (a race lost under load)
-        settings.append("hydra.launcher.submitit_folder=${hydra.sweep.dir}/.submitit")
     (Path(base) / STATUS_FILE).unlink(missing_ok=True)  # this sweep's jobs only (a rerun's resumed ones say so again)
     task = hydra.main(version_base="1.3", config_path="pkg://vidtok_bench.conf", config_name="config")(job)
     argv = sys.argv

@@ -163,3 +163,27 @@ def test_a_launcher_or_launcher_setting_that_cannot_work_is_one_line_before_any_
     err = capsys.readouterr().err
     assert err.startswith(f"vidtok-bench: error: {needle}") and err.count("\n") == 1, err
     assert not sweep.exists()
+
+
+def test_cfg_with_m_shows_each_job_its_directory_and_the_launcher_and_runs_nothing(tmp_path, capsys):
+    """`run -m --cfg` checks a Slurm sweep before it is submitted: it must never run or submit it."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    import yaml
+
+    sweep = tmp_path / "sweep"
+    assert cli("run", "-m", "--cfg", "tokenizer=identity,trilinear_488", "shard=0/2,1/2", "workers=1",
+               f"output_dir={sweep}", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
+               "hydra.launcher.timeout_min=240") == 0
+    out = capsys.readouterr().out
+    assert not sweep.exists()
+    heads = re.findall(r"^# job (\d) of 4: (.*) -> (.*)$", out, re.M)
+    assert [(h[1], h[2]) for h in heads] == [
+        (f"tokenizer={t} shard={s}/2 workers=1", str(sweep / f"tokenizer={t}" / f"shard-{s}-of-2"))
+        for t in ("identity", "trilinear_488") for s in (0, 1)]
+    jobs = [yaml.safe_load(part) for part in re.split(r"^# .*$", out, flags=re.M)[1:]]
+    assert [(j["tokenizer"]["name"], j["shard"]) for j in jobs[:4]] == [
+        ("identity", "0/2"), ("identity", "1/2"), ("trilinear_488", "0/2"), ("trilinear_488", "1/2")]
+    launcher = jobs[4]
+    assert "# hydra.launcher (submitit_slurm)" in out
+    assert (launcher["partition"], launcher["timeout_min"], launcher["name"]) == ("gpu", 240, "vidtok-bench")
+    assert launcher["submitit_folder"] == f"{sweep}/.submitit"

@@ -37,7 +37,9 @@ many processes, sweeps:
                                   a Hydra sweep: one output directory per job (OUT/KEY=VALUE,...),
                                   resumable; `vidtok-bench table OUT` collects them (OUT: output_dir,
                                   default outputs/sweep). Exits with its worst job's status (below; an
-                                  error first, then 4, then 3), naming the jobs that did not end 0
+                                  error first, then 4, then 3), naming the jobs that did not end 0.
+                                  With --cfg: each job's configuration and directory and the
+                                  launcher's settings (hydra.launcher.*); nothing runs or is submitted
 
 exit codes:
   0  every selected video was evaluated       3  some videos failed (results for the rest written, status partial)
@@ -61,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="evaluate a tokenizer (Hydra overrides: KEY=VALUE ...)", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides")
     p.add_argument("-m", "--multirun", action="store_true", help="sweep over comma-separated values with Hydra's launcher")
-    p.add_argument("--cfg", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("--cfg", action="store_true", help="print the resolved configuration and exit (with -m: every job's, "
+                   "its directory and the launcher's settings; nothing is run or submitted)")
     p.set_defaults(func=main)
 
 
@@ -76,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     if args.multirun:
         from .sweep import multirun
 
-        return multirun(list(args.overrides))
+        return multirun(list(args.overrides), show_cfg=args.cfg)
     hydra_keys = [o for o in args.overrides if o.lstrip("+~").split("=")[0].split("/")[0].split(".")[0] == "hydra"]
     if hydra_keys:
         from .errors import ConfigError

@@ -244,8 +244,31 @@ def check_launcher(user: list[str], settings: list[str]) -> None:
                           "from a Slurm login node (hydra/launcher=submitit_local runs the same jobs here as local processes)")
 
 
-def multirun(overrides: list[str]) -> int:
-    """Run a sweep with Hydra (``-m``); returns the exit status."""
+def print_sweep(user: list[str], settings: list[str], base: str) -> int:
+    """``-m --cfg``: each job's resolved configuration and directory, and the launcher's settings; nothing runs."""
+    import yaml
+
+    from .config import _plugin_key_overrides, compose
+    from .distributed import parse_shard, shard_dirname
+
+    name, launcher = launcher_settings(user, settings)
+    hydra_overrides = [o for o in user if _is_hydra(o)]
+    jobs = job_overrides(user)
+    for i, ovs in enumerate(jobs, 1):
+        cfg = compose(ovs)  # the run's own checks of names and keys
+        dirname = _compose_with_hydra([*settings, *hydra_overrides, *_plugin_key_overrides(ovs)]).hydra.job.override_dirname
+        where = Path(base) / _dirname(dirname)
+        if shard := parse_shard(cfg.get("shard")):
+            where /= shard_dirname(*shard)
+        print(f"# job {i} of {len(jobs)}: {' '.join(ovs) or '(defaults)'} -> {where}")
+        print(yaml.safe_dump(cfg, sort_keys=False))
+    print(f"# hydra.launcher ({name})")
+    print(yaml.safe_dump(launcher, sort_keys=False), end="")
+    return 0
+
+
+def multirun(overrides: list[str], show_cfg: bool = False) -> int:
+    """Run a sweep with Hydra (``-m``), or with ``show_cfg`` print what it would run; returns the exit status."""
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
@@ -259,6 +282,8 @@ def multirun(overrides: list[str]) -> int:
             base = value  # the sweep's directory; each job gets its own below it
             user.remove(ov)
     settings = sweep_settings(base, user)
+    if show_cfg:
+        return print_sweep(user, settings, base)
     check_launcher(user, settings)
     check_jobs(user, Path(base))
     (Path(base) / STATUS_FILE).unlink(missing_ok=True)  # this sweep's jobs only (a rerun's resumed ones say so again)

@@ -212,7 +212,8 @@ def test_merge_into_another_runs_directory_names_its_own_options(tmp_path, capsy
     out = shards(tmp_path / "split", 2, "dataset.num_videos=2")
     other = single(tmp_path / "other", "dataset.num_videos=1")
     err = refused(capsys, "merge", str(out), "-o", str(other))
-    assert "holds a finished run with a different configuration" in err and "another -o directory" in err, err
+    assert "holds a finished run with a different configuration (dataset.num_videos: 1 there, 2 now" in err, err
+    assert "another -o directory" in err, err
     assert "overwrite=true" not in err  # a `run` option: merge has none
     assert R.load_result(other).videos.total == 1
     (other / R.RUN_META_FILE).write_text("x")

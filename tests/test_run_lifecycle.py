@@ -51,6 +51,25 @@ def test_other_configuration_never_replaces_a_finished_result(tmp_path, capsys):
     assert code == 0 and json.loads((out / "results.json").read_text())["videos"]["total"] == 1
 
 
+@pytest.mark.parametrize("change, named", [
+    (["dataset.size=16"], "dataset.size: 32 there, 16 now"),
+    (["tokenizer=identity"], "tokenizer.name: 'trilinear_488' there, 'identity' now"),
+    (["metrics=[psnr]"], "metrics.ssim: present there, absent now"),
+    (["limit=1"], "videos: ['synthetic_000', 'synthetic_001'] there, ['synthetic_000'] now"),
+])
+def test_resuming_with_a_changed_setting_is_refused_naming_it(tmp_path, capsys, change, named):
+    """An interrupted run rerun with another value: the one line says which setting differs, not only that one does."""
+    out = tmp_path / "o"
+    assert run(capsys, "tokenizer=trilinear_488", "dataset.num_videos=2", f"output_dir={out}")[0] == 0
+    (out / "results.json").unlink()  # as if interrupted before the end
+    code, _, err = run(capsys, "tokenizer=trilinear_488", "dataset.num_videos=2", f"output_dir={out}", *change)
+    line = one_line(err)
+    assert code == 2 and f"holds an unfinished run with a different configuration ({named}" in line, line
+    # what never changes a value is no difference: the same run resumes
+    assert run(capsys, "tokenizer=trilinear_488", "dataset.num_videos=2", f"output_dir={out}", "batch_size=2",
+               "workers=2")[0] == 0
+
+
 def test_default_output_dirs_differ_between_configurations(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run(capsys, "dataset.num_videos=2")[0] == 0

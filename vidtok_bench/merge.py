@@ -51,6 +51,8 @@ class Part:
     host: str | None = None
     #: the fingerprint its run_meta.json holds (what a rerun of the same configuration compares)
     meta_fingerprint: dict[str, str] | None = None
+    #: what that fingerprint hashes (run_meta.json's settings), to name what differs when -o holds another run
+    meta_settings: dict[str, Any] | None = None
 
     @property
     def index(self) -> int:
@@ -83,12 +85,15 @@ def load_part(path: str | Path) -> Part:
             states[name] = torch.load(f, weights_only=True)
         elif m.clips:
             raise MergeError(f"{d}: {STATE_DIR}/{name}.pt is missing, but the shard scored {m.clips} clips with {name}")
-    return Part(result, [latest[v] for v in result.shard.videos], states, source=str(d), meta_fingerprint=_meta_fingerprint(d))
+    meta = _run_meta(d)
+    return Part(result, [latest[v] for v in result.shard.videos], states, source=str(d),
+                meta_fingerprint=meta and {k: v for k, v in meta.fingerprint.model_dump().items() if v is not None},
+                meta_settings=meta and meta.settings)
 
 
-def _meta_fingerprint(d: Path) -> dict[str, str] | None:
-    """The fingerprint a shard's run_meta.json holds (None without one); a damaged file is refused by name,
-    since the merged directory's run_meta.json is written from it."""
+def _run_meta(d: Path) -> RunMeta | None:
+    """A shard's run_meta.json (None without one); a damaged file is refused by name, since the merged
+    directory's run_meta.json is written from it."""
     f = d / RUN_META_FILE
     if not f.is_file():
         return None
@@ -99,7 +104,7 @@ def _meta_fingerprint(d: Path) -> dict[str, str] | None:
         where = ".".join(map(str, err["loc"]))
         raise MergeError(f"{f}: not a valid {RUN_META_FILE} ({where + ': ' if where else ''}{err['msg']}); "
                          "rerun that shard with overwrite=true") from None
-    return {k: v for k, v in meta.fingerprint.model_dump().items() if v is not None}
+    return meta
 
 
 def expand(paths: Sequence[str | Path]) -> list[Path]:
@@ -170,6 +175,7 @@ class Merged:
     records: list[VideoRecord]
     scoring: Any  # ScoringStage holding the merged set-metric state
     meta_fingerprint: dict[str, str]
+    meta_settings: dict[str, Any] | None = None
 
 
 def _sum_known(values: list[float | None]) -> float | None:
@@ -235,7 +241,7 @@ def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = No
     result = first.model_copy(update={**blocks, "throughput": throughput, "memory": memory, "run": run, "config": config,
                                       "environment": environment, "shard": None, "distributed": dist})
     meta_fp = parts[0].meta_fingerprint or {"data": first.fingerprint.data, "config": first.fingerprint.config}
-    return Merged(Result.model_validate(result.dump()), records, scoring, meta_fp)
+    return Merged(Result.model_validate(result.dump()), records, scoring, meta_fp, parts[0].meta_settings)
 
 
 def write_run(out_dir: str | Path, merged: Merged) -> Path:
@@ -252,8 +258,9 @@ def write_run(out_dir: str | Path, merged: Merged) -> Path:
     store = RunStore(Path(out_dir), option="-o ")
     store.lock()
     try:
-        _refuse_other_run(store, merged.meta_fingerprint)
-        store.open(merged.meta_fingerprint, resume=False, overwrite=store.holds(merged.meta_fingerprint))
+        _refuse_other_run(store, merged.meta_fingerprint, merged.meta_settings)
+        store.open(merged.meta_fingerprint, resume=False, overwrite=store.holds(merged.meta_fingerprint),
+                   settings=merged.meta_settings)
         for r in merged.records:
             store.append(r)
         merged.scoring.save_state(store.state_dir)
@@ -270,10 +277,10 @@ def write_run(out_dir: str | Path, merged: Merged) -> Path:
     return store.dir
 
 
-def _refuse_other_run(store: RunStore, fingerprint: dict[str, str]) -> None:
+def _refuse_other_run(store: RunStore, fingerprint: dict[str, str], settings: dict[str, Any] | None) -> None:
     """MergeError when OUT holds another run: merge replaces only its own earlier result (the store's refusal
     suggests overwrite=true, an option of `run` that merge does not have)."""
-    other = store.other_run(fingerprint)
+    other = store.other_run(fingerprint, settings=settings)
     if other:  # (not "remove OUT": merged in place, OUT also holds the shards)
         raise MergeError(f"-o {store.dir} holds {other}; choose another -o directory, or delete that run's "
                          f"{RESULTS_FILE} and {PER_CLIP_FILE} there first")

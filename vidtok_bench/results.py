@@ -311,6 +311,9 @@ class RunMeta(_Strict):
     #: the code environment (environment.code_environment) of each process that worked on the run, in order; a
     #: resume adds one only when its code differs from the last
     code: list[dict[str, Any]] = []
+    #: what ``fingerprint`` hashes (``data``'s dataset, protocol, videos and metrics; the tokenizer; the precision): a
+    #: rerun with another fingerprint is refused naming the settings that differ
+    settings: dict[str, Any] | None = None
 
 
 # ----------------------------------------------------------------------------- I/O

@@ -69,14 +69,19 @@ class Runner:
             raise ConfigError(f"dataset.size={pre.size}: tokenizer '{self.tokenizer.name}' needs frame sizes that are "
                               f"multiples of {m} (e.g. dataset.size={ok})")
 
-    def fingerprints(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, str]:
-        """``data``: what was evaluated and how; ``config``: that plus the tokenizer's configuration,
-        its weights' sha256 (once loaded) and the precision."""
+    def fingerprint_inputs(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, Any]:
+        """What the fingerprints hash: ``data`` (what was evaluated and how), the tokenizer's configuration with its
+        weights' sha256 (once loaded), and the precision."""
         data = {"dataset": self.dataset_plan.fingerprint_view(), "protocol": self.plan.protocol, "videos": video_ids,
                 "metrics": {n: m.spec() for n, m in self.scoring.metrics.items()}}
         tok = {k: v for k, v in self.plan.cfg["tokenizer"].items() if k not in TOKENIZER_LOCATION_KEYS}
         tok["weights"] = weights_sha256
-        return {"data": fingerprint(data), "config": fingerprint({"data": data, "tokenizer": tok, "precision": self.model.precision.name})}
+        return {"data": data, "tokenizer": tok, "precision": self.model.precision.name}
+
+    def fingerprints(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, str]:
+        """``data``: what was evaluated and how; ``config``: that plus the tokenizer and the precision."""
+        inputs = self.fingerprint_inputs(video_ids, weights_sha256)
+        return {"data": fingerprint(inputs["data"]), "config": fingerprint(inputs)}
 
     def reference_key(self) -> str:
         """What reference-side (real-clip) state depends on: the dataset with its preprocessing and root,
@@ -103,7 +108,7 @@ class Runner:
             info = self.tokenizer.info()  # loads the weights now: a missing checkpoint fails before any decoding
             self.environment = environment(self.plan.device)  # once: results.json records it, run_meta.json its code
             finished = self.store.open(fps, self.plan.resume, self.plan.overwrite, shard,
-                                       code_environment(self.environment))
+                                       code_environment(self.environment), self.fingerprint_inputs([v.id for v in videos]))
             if len(self.store.codes) > 1:
                 print(f"vidtok-bench: warning: resuming {len(finished)} finished video(s) computed by other code "
                       f"({', '.join(self._code_differences())}); results.json will name each process's",

@@ -82,14 +82,30 @@ class RunStore:
             return {}
         return meta if isinstance(meta, dict) else {}
 
-    def other_run(self, fingerprint: dict[str, str], shard: str | None = None) -> str | None:
+    def other_run(self, fingerprint: dict[str, str], shard: str | None = None,
+                  settings: dict[str, Any] | None = None) -> str | None:
         """What this directory holds when it holds work of another run (None when empty or the same run):
-        'a finished run with a different configuration', or why its configuration cannot be known."""
+        'a finished run with a different configuration (what differs from ``settings``, the inputs of
+        ``fingerprint``)', or why its configuration cannot be known."""
         if not self._has_work() or self.holds(fingerprint, shard):
             return None
         what = "a finished run" if (self.dir / RESULTS_FILE).exists() else "an unfinished run"
         problem = self._meta_problem()
-        return f"{what} whose configuration is unknown: {problem}" if problem else f"{what} with a different configuration"
+        if problem:
+            return f"{what} whose configuration is unknown: {problem}"
+        differ = self._differences(settings)
+        return f"{what} with a different configuration{f' ({differ})' if differ else ''}"
+
+    def _differences(self, settings: dict[str, Any] | None) -> str:
+        """``"dataset.size: 128 there, 64 now; ..."``: what differs from the run kept here, where that can be told."""
+        before = self._meta().get("settings")
+        if not isinstance(before, dict) or settings is None:
+            return ""
+        # a group's name first (tokenizer.name), the settings before what follows from them (metric specs, videos)
+        found = sorted(differences(before, json.loads(json.dumps(settings, default=str))),  # as run_meta.json holds it
+                       key=lambda d: (not d[0].endswith(".name"), d[0].startswith(("data.metrics", "data.videos"))))
+        shown = [f"{k.removeprefix('data.')}: {_short(a, b)} there, {_short(b, a)} now" for k, a, b in found[:3]]
+        return "; ".join(shown) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
 
     def _has_work(self) -> bool:
         return (self.dir / RESULTS_FILE).exists() or bool(self.clip_log.exists() and self.clip_log.stat().st_size)
@@ -109,14 +125,15 @@ class RunStore:
         return {k: v for k, v in fp.items() if v is not None} if isinstance(fp, dict) else None
 
     def open(self, fingerprint: dict[str, str], resume: bool, overwrite: bool, shard: str | None = None,
-             code: dict[str, Any] | None = None) -> dict[str, VideoRecord]:
+             code: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> dict[str, VideoRecord]:
         """Start (or resume) a run, or shard ``"I/N"`` of one; returns the videos an earlier run of the same
         fingerprint and shard finished. ``code`` (this process's code environment) joins the run's list of them
-        (:attr:`codes`) when it differs from the last process's.
+        (:attr:`codes`) when it differs from the last process's; ``settings`` (what ``fingerprint`` hashes) is kept
+        to name what differs when another configuration is refused here.
 
         Work of another configuration is never replaced silently: without ``overwrite`` it is refused."""
         same = self.holds(fingerprint, shard)
-        if not overwrite and (other := self.other_run(fingerprint, shard)):
+        if not overwrite and (other := self.other_run(fingerprint, shard, settings)):
             raise ConfigError(f"output_dir={self.dir} holds {other}; choose another output_dir, or pass overwrite=true "
                               "to replace it")
         if same and not resume and not overwrite and self._has_work():
@@ -137,7 +154,7 @@ class RunStore:
             earlier = [c for c in self._meta().get("code") or [] if isinstance(c, dict)]
         self.codes = earlier + ([code] if code is not None and (not earlier or earlier[-1] != code) else [])
         meta = RunMeta(fingerprint=Fingerprint(**fingerprint), started=_dt.datetime.now(_dt.timezone.utc).isoformat(),
-                       shard=shard, code=self.codes)
+                       shard=shard, code=self.codes, settings=settings)
         write_json_atomic(self.meta_file, meta.model_dump())
         return finished
 
@@ -160,3 +177,28 @@ class RunStore:
     def write(self, result: Result, records: Sequence[VideoRecord], per_video_metrics: dict[str, Any]) -> Path:
         write_per_video(per_video_rows(records, per_video_metrics), list(per_video_metrics), self.dir)
         return write_result(result, self.dir)
+
+
+_ABSENT = object()
+
+
+def differences(a: Any, b: Any, key: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in ``a``, value in ``b``) wherever two nested dicts differ; a key only one has is one entry."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [(key, a, b)]
+    out: list[tuple[str, Any, Any]] = []
+    for k in sorted(a.keys() | b.keys(), key=str):
+        sub = f"{key}.{k}" if key else str(k)
+        out += differences(a[k], b[k], sub) if k in a and k in b else [(sub, a.get(k, _ABSENT), b.get(k, _ABSENT))]
+    return out
+
+
+def _short(value: Any, other: Any) -> str:
+    """A setting's value in an error line, beside the ``other`` side's: lists by their length where either is long."""
+    if value is _ABSENT:
+        return "absent"
+    if isinstance(value, dict):
+        return "present"
+    if isinstance(value, list) and isinstance(other, list) and max(len(value), len(other)) > 3:
+        return f"{len(value)} items"
+    return repr(value)

@@ -220,3 +220,15 @@ def _parser_running(func):
         return parser
 
     return build
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_and_130(capsys, monkeypatch):
+    """Ctrl-C in the first second (the sub-commands' modules importing) is no traceback either."""
+    from vidtok_bench import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["run"]) == 130
+    assert capsys.readouterr().err == "vidtok-bench: interrupted\n"

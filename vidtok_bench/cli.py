@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _discard_stdout()
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt as exc:  # Ctrl-C before the command started (its modules loading): nothing to keep yet
+        status, how = interrupted_status(exc)
+        print(f"vidtok-bench: {how}", file=sys.stderr)
+        return status
 
 
 def _discard_stdout() -> None:

@@ -177,3 +177,14 @@ def test_a_killed_rank_keeps_finished_work_and_a_rerun_resumes(tmp_path):
     assert got.videos.resumed == 1 and R.load_result(out / "shard-0-of-2").videos.resumed == 1
     assert done_1.read_text() == finished_1
     assert os.path.getsize(out / R.PER_CLIP_FILE) > 0
+
+
+def test_a_finished_run_is_kept_by_a_torchrun_rerun_with_any_number_of_ranks(tmp_path):
+    """Rerunning a finished run keeps it (README) also when the rerun is split another way: nothing is evaluated."""
+    out = single(tmp_path / "o", "dataset.num_videos=3")
+    before = (out / R.RESULTS_FILE).read_bytes()
+    proc = torchrun(2, out, "dataset.num_videos=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "already holds this run, complete; nothing recomputed" in proc.stderr
+    assert (out / R.RESULTS_FILE).read_bytes() == before
+    assert not list(out.glob("shard-*"))

@@ -242,6 +242,15 @@ def gather_objects(obj: Any, group: Any = None, dst: int = 0) -> list[Any] | Non
     return out
 
 
+def _rank0_says(flag: bool, group: Any) -> bool:
+    """Rank 0's ``flag``, on every rank."""
+    import torch.distributed as dist
+
+    obj = [flag]
+    dist.broadcast_object_list(obj, src=0, group=group)
+    return bool(obj[0])
+
+
 def _store_prefix() -> str:
     """Keys of this attempt only: torchrun restarts reuse the store."""
     return f"vidtok-bench/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
@@ -274,6 +283,14 @@ def run_distributed(plan: Any, env: DistEnv):
     try:
         runner = Runner(plan)
         where = str(runner.store.dir)
+        # finished before, by any number of ranks or one process: kept (rank 0 decides; other nodes may not see OUT)
+        kept = runner.finished_whole_run() if env.rank == 0 else None
+        if _rank0_says(kept is not None, group):
+            if kept is not None:
+                from .run_cli import already_complete
+
+                already_complete(runner.output_dir)
+            return kept
         runner.run_result()
         part = load_part(runner.store.dir)
         part.host = socket.gethostname()

@@ -115,9 +115,14 @@ def main(args: argparse.Namespace) -> int:
               "before are kept in per_clip.jsonl — free space and rerun the same command to resume", file=sys.stderr)
         return EXIT_IO
     if runner.already_complete:
-        print(f"vidtok-bench: {runner.output_dir} already holds this run, complete; nothing recomputed "
-              "(overwrite=true to run it again)", file=sys.stderr)
+        already_complete(runner.output_dir)
     return finish(result)
+
+
+def already_complete(output_dir) -> None:
+    """Say that a rerun found its run finished in ``output_dir`` and kept it."""
+    print(f"vidtok-bench: {output_dir} already holds this run, complete; nothing recomputed "
+          "(overwrite=true to run it again)", file=sys.stderr)
 
 
 def finish(result) -> int:

@@ -91,6 +91,13 @@ class Runner:
         return fingerprint({"dataset": self.dataset_plan.fingerprint_view(), "protocol": protocol,
                             "root": self.dataset_plan.args.get("root")})
 
+    def finished_whole_run(self) -> Result | None:
+        """The finished result of this configuration in the output directory itself (not a shard's) when resuming:
+        a rerun split another way (torchrun with other ranks) keeps it as a single run's rerun does."""
+        if not self.plan.resume or self.plan.overwrite:
+            return None
+        return RunStore(self.output_dir).finished(self.fingerprints([v.id for v in self.dataset.videos()[: self.plan.limit]]))
+
     def run(self) -> dict[str, Any]:
         return self.run_result().dump()
 

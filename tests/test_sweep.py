@@ -187,3 +187,26 @@ def test_cfg_with_m_shows_each_job_its_directory_and_the_launcher_and_runs_nothi
     assert "# hydra.launcher (submitit_slurm)" in out
     assert (launcher["partition"], launcher["timeout_min"], launcher["name"]) == ("gpu", 240, "vidtok-bench")
     assert launcher["submitit_folder"] == f"{sweep}/.submitit"
+
+
+def test_a_job_that_meets_a_full_disk_is_one_line_and_the_sweep_exits_5(tmp_path, capsys, monkeypatch):
+    """As `run` does (exit 5, finished videos kept): not Hydra's traceback and exit 1 for the whole sweep."""
+    import errno
+
+    from vidtok_bench.runner import Runner
+
+    run_result = Runner.run_result
+
+    def full_disk_for_identity(self):
+        if self.tokenizer.name == "identity":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.store.clip_log))
+        return run_result(self)
+
+    monkeypatch.setattr(Runner, "run_result", full_disk_for_identity)
+    sweep = tmp_path / "sweep"
+    assert cli("run", "-m", *TINY, "tokenizer=identity,trilinear_488", "dataset.num_videos=1", "metrics=[psnr]",
+               f"output_dir={sweep}") == 5
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "cannot write in " in err and "No space left on device" in err, err
+    assert re.search(r"1 of 2 sweep job\(s\) did not end cleanly: tokenizer=identity .*\(exit 5\)", err), err
+    assert len(list(sweep.rglob(R.RESULTS_FILE))) == 1  # the other job ran

@@ -105,11 +105,17 @@ def main(args: argparse.Namespace) -> int:
 
     runner = Runner(plan)
     try:
-        result = runner.run_result()
+        return run_here(runner)
     except Terminated:
         print(f"vidtok-bench: terminated (SIGTERM); finished videos are kept in {runner.output_dir} — rerun the "
               "same command to resume", file=sys.stderr)
         return EXIT_TERMINATED
+
+
+def run_here(runner) -> int:
+    """Evaluate ``runner``'s run in this process and report it: the run's exit status (``run``, a sweep's job)."""
+    try:
+        result = runner.run_result()
     except OSError as exc:  # a full disk or a directory that became unwritable mid-run
         print(f"vidtok-bench: error: cannot write in {runner.output_dir}: {exc.strerror or exc}; videos finished "
               "before are kept in per_clip.jsonl — free space and rerun the same command to resume", file=sys.stderr)

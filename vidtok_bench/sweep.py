@@ -53,15 +53,16 @@ def _store_configs() -> None:
 _store_configs()
 
 
-def job(cfg: Any) -> str | None:
-    """One sweep job: the composed config as an ordinary run in the job's own directory. Its exit status (a run's)
-    goes to the sweep's STATUS_FILE; an error is its one line, not an exception Hydra reports with a traceback."""
+def job(cfg: Any) -> int:
+    """One sweep job: the composed config as an ordinary run in the job's own directory. Its exit status (a run's,
+    returned) goes to the sweep's STATUS_FILE; an error (a full disk too) is its one line, not an exception Hydra
+    reports with a traceback."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from .config import check_top_level, name_groups, plan_run
     from .errors import BenchError
-    from .run_cli import EXIT_CONFIG, finish
+    from .run_cli import EXIT_CONFIG, run_here
     from .runner import Runner
 
     hc = HydraConfig.get()
@@ -71,13 +72,12 @@ def job(cfg: Any) -> str | None:
     name_groups(out, dict(hc.runtime.choices))
     out["output_dir"] = hc.runtime.output_dir
     try:
-        result = Runner(plan_run(out)).run_result()
+        status = run_here(Runner(plan_run(out)))
     except BenchError as exc:
         print(f"vidtok-bench: error: {exc}", file=sys.stderr)
-        _note_status(Path(hc.sweep.dir), list(hc.overrides.task), EXIT_CONFIG)
-        return None
-    _note_status(Path(hc.sweep.dir), list(hc.overrides.task), finish(result))
-    return result.path
+        status = EXIT_CONFIG
+    _note_status(Path(hc.sweep.dir), list(hc.overrides.task), status)
+    return status
 
 
 def _note_status(sweep_dir: Path, overrides: list[str], status: int) -> None:

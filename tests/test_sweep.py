@@ -210,3 +210,19 @@ def test_a_job_that_meets_a_full_disk_is_one_line_and_the_sweep_exits_5(tmp_path
     assert "Traceback" not in err and "cannot write in " in err and "No space left on device" in err, err
     assert re.search(r"1 of 2 sweep job\(s\) did not end cleanly: tokenizer=identity .*\(exit 5\)", err), err
     assert len(list(sweep.rglob(R.RESULTS_FILE))) == 1  # the other job ran
+
+
+def test_a_sweep_over_a_speed_setting_gets_a_directory_per_value_and_output_dir_is_not_swept(tmp_path, capsys):
+    """workers=1,2 measures speed: each value is its own job (left out of the names, every job after the first
+    would find the first's result and do nothing). output_dir=a,b would be ignored: refused instead."""
+    sweep = tmp_path / "sweep"
+    assert cli("run", "-m", *TINY, "tokenizer=identity", "dataset.num_videos=1", "metrics=[psnr]", "workers=1,2",
+               "prefetch=2", f"output_dir={sweep}") == 0
+    assert sorted(p.name.rsplit(",", 1)[1] for p in sweep.iterdir() if p.is_dir()) == ["workers=1", "workers=2"]
+    assert all(R.load_result(p).throughput.clips == 1 for p in sweep.iterdir() if p.is_dir())  # each job evaluated
+    capsys.readouterr()
+    assert cli("run", "-m", *TINY, "tokenizer=identity", f"output_dir={tmp_path / 'a'},{tmp_path / 'b'}") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vidtok-bench: error: output_dir={tmp_path / 'a'},{tmp_path / 'b'}: a sweep has one "
+                          "output_dir") and err.count("\n") == 1, err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

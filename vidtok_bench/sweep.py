@@ -23,7 +23,8 @@ DEFAULT_SWEEP_DIR = "outputs/sweep"
 #: one JSON line per job that ended (its overrides and exit status) in the sweep directory: the launchers keep the
 #: jobs' return values to themselves (submitit's in other processes), and the sweep exits with the worst of them
 STATUS_FILE = ".job_status.jsonl"
-#: keys that do not change what a job computes, or that split one job (shard): not in its directory name
+#: keys that do not change what a job computes, or that split one job (shard): not in its directory name, unless the
+#: sweep varies them (see dirname_excludes)
 EXCLUDED_FROM_DIRNAME = RUNTIME_OVERRIDE_KEYS
 
 
@@ -154,7 +155,7 @@ def sweep_settings(base: str, user: list[str]) -> list[str]:
     settings = [
         f"hydra.sweep.dir={base}",
         "hydra.sweep.subdir='${vidtok_bench_dirname:${hydra.job.override_dirname}}'",
-        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(EXCLUDED_FROM_DIRNAME)}]",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(dirname_excludes(user))}]",
         "hydra.job.chdir=false",
         "hydra.job.name=vidtok-bench",  # the Slurm job name (else this module's name)
         # no .hydra/ files per job: the shards of one job share its directory
@@ -167,6 +168,18 @@ def sweep_settings(base: str, user: list[str]) -> list[str]:
         # opens its logs in the %j folder before the submitting process has created it (a race lost under load)
         settings.append("hydra.launcher.submitit_folder=${hydra.sweep.dir}/.submitit")
     return settings
+
+
+def dirname_excludes(user: list[str]) -> list[str]:
+    """The keys left out of job directory names: EXCLUDED_FROM_DIRNAME, except those this sweep gives several values
+    (``workers=1,2,4`` measures speed: one directory per value, or every job after the first would find the first's
+    result); ``shard`` always, since the shards of one job share its directory."""
+    values: dict[str, set[str]] = {}
+    for ovs in job_overrides(user):
+        for o in ovs:
+            key, _, value = o.lstrip("+~").partition("=")
+            values.setdefault(key, set()).add(value)
+    return [k for k in EXCLUDED_FROM_DIRNAME if k == "shard" or len(values.get(k, ())) < 2]
 
 
 def _is_hydra(override: str) -> bool:
@@ -273,12 +286,16 @@ def multirun(overrides: list[str], show_cfg: bool = False) -> int:
     from hydra.core.global_hydra import GlobalHydra
 
     from .config import _plugin_key_overrides
+    from .errors import ConfigError
 
     user = list(overrides)
     base = DEFAULT_SWEEP_DIR
     for ov in list(user):
         key, _, value = ov.partition("=")
-        if key == "output_dir" and "," not in value:
+        if key == "output_dir":
+            if len(job_overrides([ov])) > 1:
+                raise ConfigError(f"{ov}: a sweep has one output_dir (each job gets its own directory below it); "
+                                  "run one sweep per directory")
             base = value  # the sweep's directory; each job gets its own below it
             user.remove(ov)
     settings = sweep_settings(base, user)

@@ -3,6 +3,7 @@ collected by `vidtok-bench table`; a tokenizers x shards array merged per tokeni
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -226,3 +227,36 @@ def test_a_sweep_over_a_speed_setting_gets_a_directory_per_value_and_output_dir_
     assert err.startswith(f"vidtok-bench: error: output_dir={tmp_path / 'a'},{tmp_path / 'b'}: a sweep has one "
                           "output_dir") and err.count("\n") == 1, err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_job_killed_where_it_ran_is_named_and_the_sweep_exits_143_then_resumes(tmp_path, capsys, monkeypatch):
+    """A job the OOM killer, a time limit or a lost node ended reports nothing; the launcher (submitit) raises. The
+    sweep names it in one line, not submitit's traceback and exit 1, and a rerun resumes it."""
+    utils = pytest.importorskip("submitit.core.utils")
+    from hydra.core.hydra_config import HydraConfig
+
+    from vidtok_bench import sweep as S
+
+    real_job = S.job
+
+    def killed_for_identity(cfg):
+        if HydraConfig.get().runtime.choices["tokenizer"] == "identity":  # as a SIGKILL leaves it: a run begun, no result, no status
+            out = Path(HydraConfig.get().runtime.output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / R.PER_CLIP_FILE).write_text("")
+            raise utils.UncompletedJobError("Job 7 (task: 0) with path x/7_0_result.pkl\nhas not produced any output")
+        return real_job(cfg)
+
+    monkeypatch.setattr(S, "job", killed_for_identity)
+    sweep = tmp_path / "sweep"
+    args = ["run", "-m", *TINY, "tokenizer=identity,trilinear_488", "dataset.num_videos=1", "metrics=[psnr]",
+            f"output_dir={sweep}"]
+    assert cli(*args) == 143
+    err = capsys.readouterr().err
+    assert err.count("UncompletedJobError") == 1, err  # in the one line below, never in a traceback
+    line = [x for x in err.splitlines() if "did not finish" in x]
+    assert len(line) == 1 and line[0].startswith("vidtok-bench: 1 of 2 sweep job(s) did not finish, e.g. ")
+    assert "tokenizer=identity (UncompletedJobError: Job 7 (task: 0) " in line[0] and "rerun the same sweep" in line[0]
+    monkeypatch.setattr(S, "job", real_job)
+    assert cli(*args) == 0
+    assert len(list(sweep.rglob(R.RESULTS_FILE))) == 2

@@ -37,7 +37,8 @@ many processes, sweeps:
                                   a Hydra sweep: one output directory per job (OUT/KEY=VALUE,...),
                                   resumable; `vidtok-bench table OUT` collects them (OUT: output_dir,
                                   default outputs/sweep). Exits with its worst job's status (below; an
-                                  error first, then 4, then 3), naming the jobs that did not end 0.
+                                  error first, then 143 for a job killed before it finished, then 4,
+                                  then 3), naming the jobs that did not end 0.
                                   With --cfg: each job's configuration and directory and the
                                   launcher's settings (hydra.launcher.*); nothing runs or is submitted
 

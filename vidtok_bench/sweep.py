@@ -87,22 +87,59 @@ def _note_status(sweep_dir: Path, overrides: list[str], status: int) -> None:
         fh.write(line)
 
 
-def sweep_status(sweep_dir: Path) -> int:
-    """The sweep's exit status: 0 when every job ended 0, else the worst job's (an error, then nothing evaluated,
-    then partial), with one line naming the jobs that did not end 0."""
+def sweep_status(sweep_dir: Path, expected: int | None = None, why: str = "") -> int:
+    """The sweep's exit status: 0 when every job ended 0, else the worst job's (an error, then a job that did not
+    finish, then nothing evaluated, then partial), with one line naming the jobs that did not end 0 and one for
+    those of the ``expected`` that never reported (killed: ``why``, the launcher's word)."""
+    from .errors import EXIT_TERMINATED
     from .run_cli import EXIT_CONFIG, EXIT_EMPTY, EXIT_IO, EXIT_PARTIAL
 
     try:
         jobs = [json.loads(x) for x in (sweep_dir / STATUS_FILE).read_text().splitlines() if x.strip()]
     except (OSError, ValueError):
-        return 0
+        jobs = []
     bad = [j for j in jobs if j.get("status")]
-    if not bad:
-        return 0
-    named = "; ".join(f"{j['job']} (exit {j['status']})" for j in bad[:5]) + (f"; … and {len(bad) - 5} more" if len(bad) > 5 else "")
-    print(f"vidtok-bench: {len(bad)} of {len(jobs)} sweep job(s) did not end cleanly: {named}", file=sys.stderr)
     codes = {j["status"] for j in bad}
-    return next((c for c in (EXIT_IO, EXIT_CONFIG, EXIT_EMPTY, EXIT_PARTIAL) if c in codes), max(codes))
+    if bad:
+        named = "; ".join(f"{j['job']} (exit {j['status']})" for j in bad[:5]) + (f"; … and {len(bad) - 5} more" if len(bad) > 5 else "")
+        print(f"vidtok-bench: {len(bad)} of {len(jobs)} sweep job(s) did not end cleanly: {named}", file=sys.stderr)
+    if expected is not None and len(jobs) < expected:
+        codes.add(EXIT_TERMINATED)
+        print(f"vidtok-bench: {expected - len(jobs)} of {expected} sweep job(s) did not finish{_unfinished(sweep_dir)} "
+              f"({why or 'no status'}); their finished videos are kept — rerun the same sweep to resume them",
+              file=sys.stderr)
+    if not codes:
+        return 0
+    return next((c for c in (EXIT_IO, EXIT_CONFIG, EXIT_TERMINATED, EXIT_EMPTY, EXIT_PARTIAL) if c in codes), max(codes))
+
+
+def _unfinished(sweep_dir: Path) -> str:
+    """``", e.g. DIR"``: a job directory with a run begun and not finished, if there is one."""
+    from .results import PER_CLIP_FILE, RESULTS_FILE
+
+    begun = sorted(p.parent for p in sweep_dir.rglob(PER_CLIP_FILE) if not (p.parent / RESULTS_FILE).exists())
+    return f", e.g. {begun[0]}" if begun else ""
+
+
+def _launch(task: Any) -> str:
+    """Run the sweep's jobs: "" when the launcher returned every job, else its one-line reason why some did not
+    (submitit's: a job killed by the OOM killer, a time limit or a lost node). Other errors keep their traceback."""
+    import os
+
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # the launcher's exception comes here, not as Hydra's printed traceback
+    try:
+        task()
+    except Exception as exc:
+        if not type(exc).__module__.startswith("submitit"):
+            raise
+        return f"{type(exc).__name__}: {' '.join(str(exc).splitlines()[:2]).strip()}"
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+    return ""
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
@@ -302,18 +339,18 @@ def multirun(overrides: list[str], show_cfg: bool = False) -> int:
     if show_cfg:
         return print_sweep(user, settings, base)
     check_launcher(user, settings)
-    check_jobs(user, Path(base))
+    total = check_jobs(user, Path(base))
     (Path(base) / STATUS_FILE).unlink(missing_ok=True)  # this sweep's jobs only (a rerun's resumed ones say so again)
     task = hydra.main(version_base="1.3", config_path="pkg://vidtok_bench.conf", config_name="config")(job)
     argv = sys.argv
     sys.argv = ["vidtok-bench", "--multirun", *settings, *_plugin_key_overrides(user)]
     GlobalHydra.instance().clear()
     try:
-        task()
+        why = _launch(task)
     except SystemExit as exc:  # Hydra reports a failed job and exits
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     finally:
         sys.argv = argv
         GlobalHydra.instance().clear()
     print(f"sweep: results under {base}/ (collect them with `vidtok-bench table {base}`)")
-    return sweep_status(Path(base))
+    return sweep_status(Path(base), total, why)

@@ -188,3 +188,18 @@ def test_a_finished_run_is_kept_by_a_torchrun_rerun_with_any_number_of_ranks(tmp
     assert "already holds this run, complete; nothing recomputed" in proc.stderr
     assert (out / R.RESULTS_FILE).read_bytes() == before
     assert not list(out.glob("shard-*"))
+
+
+def test_another_runs_directory_is_refused_before_any_rank_works_and_overwrite_replaces_it(tmp_path):
+    """As a single run: refused at the start (not after every rank evaluated its part), in run's words, once;
+    overwrite=true replaces it (merge's refusal used to end every such torchrun run, overwrite or not)."""
+    out = single(tmp_path / "o", "tokenizer=identity", "dataset.num_videos=2")
+    proc = torchrun(2, out, "dataset.num_videos=2")
+    assert proc.returncode != 0
+    assert proc.stderr.count("vidtok-bench: error: ") == 1, proc.stderr[-3000:]
+    assert (f"vidtok-bench: error: output_dir={out} holds a finished run with a different configuration "
+            "(tokenizer.name: 'identity' there, 'trilinear_488' now") in proc.stderr
+    assert "pass overwrite=true to replace it" in proc.stderr and not list(out.glob("shard-*"))
+    proc = torchrun(2, out, "dataset.num_videos=2", "overwrite=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_values(out, single(tmp_path / "single", "dataset.num_videos=2"))

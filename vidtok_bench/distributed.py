@@ -242,13 +242,21 @@ def gather_objects(obj: Any, group: Any = None, dst: int = 0) -> list[Any] | Non
     return out
 
 
-def _rank0_says(flag: bool, group: Any) -> bool:
-    """Rank 0's ``flag``, on every rank."""
+def _from_rank0(value: Any, group: Any) -> Any:
+    """Rank 0's ``value``, on every rank."""
     import torch.distributed as dist
 
-    obj = [flag]
+    obj = [value]
     dist.broadcast_object_list(obj, src=0, group=group)
-    return bool(obj[0])
+    return obj[0]
+
+
+def _check_whole_dir(runner: Any) -> tuple[Any, ConfigError | None]:
+    """(the finished result kept in the run's output directory, or None; the refusal of another run's work there)."""
+    try:
+        return runner.check_whole_dir(), None
+    except ConfigError as exc:
+        return None, exc
 
 
 def _store_prefix() -> str:
@@ -283,9 +291,15 @@ def run_distributed(plan: Any, env: DistEnv):
     try:
         runner = Runner(plan)
         where = str(runner.store.dir)
-        # finished before, by any number of ranks or one process: kept (rank 0 decides; other nodes may not see OUT)
-        kept = runner.finished_whole_run() if env.rank == 0 else None
-        if _rank0_says(kept is not None, group):
+        # OUT itself, before any rank works (rank 0 looks; other nodes may not see OUT): this run finished before, by
+        # any number of ranks or one process, is kept; another configuration's work there is refused
+        kept, refusal = _check_whole_dir(runner) if env.rank == 0 else (None, None)
+        verdict = _from_rank0("refused" if refusal else "kept" if kept is not None else "go", group)
+        if verdict == "refused":
+            if refusal is not None:
+                raise refusal
+            return None  # rank 0 says why, once
+        if verdict == "kept":
             if kept is not None:
                 from .run_cli import already_complete
 
@@ -301,7 +315,7 @@ def run_distributed(plan: Any, env: DistEnv):
             return None
         assert parts is not None
         merged = combine(parts, mode="torchrun", backend=backend_for(device), wall_s=time.perf_counter() - started)
-        write_run(runner.output_dir, merged)
+        write_run(runner.output_dir, merged, overwrite=plan.overwrite)
         return merged.result
     except KeyboardInterrupt as exc:  # SIGTERM (errors.Terminated): torchrun stops the others when one rank dies
         what = "terminated by the launcher (SIGTERM; another rank probably failed, see the launcher's log)" \

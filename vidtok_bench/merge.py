@@ -244,10 +244,11 @@ def combine(parts: Sequence[Part], mode: str = "merge", backend: str | None = No
     return Merged(Result.model_validate(result.dump()), records, scoring, meta_fp, parts[0].meta_settings)
 
 
-def write_run(out_dir: str | Path, merged: Merged) -> Path:
+def write_run(out_dir: str | Path, merged: Merged, overwrite: bool = False) -> Path:
     """Write a combined run as a finished single run's directory (results.json, per_video.csv,
     per_clip.jsonl, frames manifest, set-metric state): rerunning the same configuration there
-    evaluates nothing. Another configuration's work there is refused, as a run refuses it."""
+    evaluates nothing. Another configuration's work there is refused, as a run refuses it, unless
+    ``overwrite`` (torchrun's overwrite=true)."""
     from types import SimpleNamespace
 
     from .data import Preprocess
@@ -258,8 +259,9 @@ def write_run(out_dir: str | Path, merged: Merged) -> Path:
     store = RunStore(Path(out_dir), option="-o ")
     store.lock()
     try:
-        _refuse_other_run(store, merged.meta_fingerprint, merged.meta_settings)
-        store.open(merged.meta_fingerprint, resume=False, overwrite=store.holds(merged.meta_fingerprint),
+        if not overwrite:
+            _refuse_other_run(store, merged.meta_fingerprint, merged.meta_settings)
+        store.open(merged.meta_fingerprint, resume=False, overwrite=overwrite or store.holds(merged.meta_fingerprint),
                    settings=merged.meta_settings)
         for r in merged.records:
             store.append(r)

@@ -80,8 +80,7 @@ class Runner:
 
     def fingerprints(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, str]:
         """``data``: what was evaluated and how; ``config``: that plus the tokenizer and the precision."""
-        inputs = self.fingerprint_inputs(video_ids, weights_sha256)
-        return {"data": fingerprint(inputs["data"]), "config": fingerprint(inputs)}
+        return _fingerprints(self.fingerprint_inputs(video_ids, weights_sha256))
 
     def reference_key(self) -> str:
         """What reference-side (real-clip) state depends on: the dataset with its preprocessing and root,
@@ -91,12 +90,16 @@ class Runner:
         return fingerprint({"dataset": self.dataset_plan.fingerprint_view(), "protocol": protocol,
                             "root": self.dataset_plan.args.get("root")})
 
-    def finished_whole_run(self) -> Result | None:
-        """The finished result of this configuration in the output directory itself (not a shard's) when resuming:
-        a rerun split another way (torchrun with other ranks) keeps it as a single run's rerun does."""
-        if not self.plan.resume or self.plan.overwrite:
+    def check_whole_dir(self) -> Result | None:
+        """The output directory itself (not a shard's) as the ranks of a split run find it, before any of them works:
+        this configuration's finished result when resuming (a rerun split another way keeps it, as a single run's
+        rerun does); ConfigError when it holds another configuration's work and overwrite is not set."""
+        inputs = self.fingerprint_inputs([v.id for v in self.dataset.videos()[: self.plan.limit]])
+        store, fps = RunStore(self.output_dir), _fingerprints(inputs)
+        if self.plan.overwrite:
             return None
-        return RunStore(self.output_dir).finished(self.fingerprints([v.id for v in self.dataset.videos()[: self.plan.limit]]))
+        store.refuse_other_run(fps, settings=inputs)
+        return store.finished(fps) if self.plan.resume else None
 
     def run(self) -> dict[str, Any]:
         return self.run_result().dump()
@@ -221,6 +224,11 @@ class Runner:
             release_after_batch(self.plan.device)  # the metrics' freed heap memory (this thread's), before the next batch
         frames.add(record, video_ref, clips)
         bar.clips_done(len(clips), f"{record.video} {running.text()}")
+
+
+def _fingerprints(inputs: dict[str, Any]) -> dict[str, str]:
+    """The fingerprints of :meth:`Runner.fingerprint_inputs`."""
+    return {"data": fingerprint(inputs["data"]), "config": fingerprint(inputs)}
 
 
 #: errors of the run, not of a video: every video would fail the same way (weights a metric network or the

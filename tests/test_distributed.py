@@ -203,3 +203,13 @@ def test_another_runs_directory_is_refused_before_any_rank_works_and_overwrite_r
     proc = torchrun(2, out, "dataset.num_videos=2", "overwrite=true")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_same_values(out, single(tmp_path / "single", "dataset.num_videos=2"))
+
+
+def test_resume_false_over_a_finished_run_is_refused_as_a_single_run_refuses_it(tmp_path):
+    """resume=false never replaces finished work without overwrite=true, however the rerun is split."""
+    out = single(tmp_path / "o", "dataset.num_videos=2")
+    before = (out / R.RESULTS_FILE).read_bytes()
+    proc = torchrun(2, out, "dataset.num_videos=2", "resume=false")
+    assert proc.returncode != 0 and proc.stderr.count("vidtok-bench: error: ") == 1, proc.stderr[-3000:]
+    assert f"output_dir={out} holds work of this configuration and resume=false; pass overwrite=true" in proc.stderr
+    assert (out / R.RESULTS_FILE).read_bytes() == before

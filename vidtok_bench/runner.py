@@ -93,12 +93,12 @@ class Runner:
     def check_whole_dir(self) -> Result | None:
         """The output directory itself (not a shard's) as the ranks of a split run find it, before any of them works:
         this configuration's finished result when resuming (a rerun split another way keeps it, as a single run's
-        rerun does); ConfigError when it holds another configuration's work and overwrite is not set."""
+        rerun does); ConfigError, as a single run's, when starting would replace work there and overwrite is not set."""
         inputs = self.fingerprint_inputs([v.id for v in self.dataset.videos()[: self.plan.limit]])
         store, fps = RunStore(self.output_dir), _fingerprints(inputs)
         if self.plan.overwrite:
             return None
-        store.refuse_other_run(fps, settings=inputs)
+        store.refuse_replacing(fps, self.plan.resume, settings=inputs)
         return store.finished(fps) if self.plan.resume else None
 
     def run(self) -> dict[str, Any]:

@@ -96,12 +96,16 @@ class RunStore:
         differ = self._differences(settings)
         return f"{what} with a different configuration{f' ({differ})' if differ else ''}"
 
-    def refuse_other_run(self, fingerprint: dict[str, str], shard: str | None = None,
+    def refuse_replacing(self, fingerprint: dict[str, str], resume: bool, shard: str | None = None,
                          settings: dict[str, Any] | None = None) -> None:
-        """ConfigError, naming what it holds, when this directory holds another run's work (overwrite=true replaces it)."""
+        """ConfigError, naming what it holds, when starting this run here would replace work: another run's, or this
+        run's with resume=false (overwrite=true replaces it)."""
         if other := self.other_run(fingerprint, shard, settings):
             raise ConfigError(f"output_dir={self.dir} holds {other}; choose another output_dir, or pass overwrite=true "
                               "to replace it")
+        if not resume and self._has_work():
+            raise ConfigError(f"output_dir={self.dir} holds work of this configuration and resume=false; "
+                              "pass overwrite=true to start it again from scratch")
 
     def _differences(self, settings: dict[str, Any] | None) -> str:
         """``"dataset.size: 128 there, 64 now; ..."``: what differs from the run kept here, where that can be told."""
@@ -141,10 +145,7 @@ class RunStore:
         Work of another configuration is never replaced silently: without ``overwrite`` it is refused."""
         same = self.holds(fingerprint, shard)
         if not overwrite:
-            self.refuse_other_run(fingerprint, shard, settings)
-        if same and not resume and not overwrite and self._has_work():
-            raise ConfigError(f"output_dir={self.dir} holds work of this configuration and resume=false; "
-                              "pass overwrite=true to start it again from scratch")
+            self.refuse_replacing(fingerprint, resume, shard, settings)
         finished: dict[str, VideoRecord] = {}
         if same and resume and not overwrite:
             finished = {r.video: r for r in read_records(self.clip_log) if r.status == "ok"}

@@ -240,7 +240,8 @@ def test_a_job_killed_where_it_ran_is_named_and_the_sweep_exits_143_then_resumes
     real_job = S.job
 
     def killed_for_identity(cfg):
-        if HydraConfig.get().runtime.choices["tokenizer"] == "identity":  # as a SIGKILL leaves it: a run begun, no result, no status
+        # as a SIGKILL leaves the identity job: a run begun, no result, no status
+        if HydraConfig.get().runtime.choices["tokenizer"] == "identity":
             out = Path(HydraConfig.get().runtime.output_dir)
             out.mkdir(parents=True, exist_ok=True)
             (out / R.PER_CLIP_FILE).write_text("")

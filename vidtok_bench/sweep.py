@@ -262,7 +262,7 @@ def _hydra_setting_error(text: str, settings: list[str], hydra_overrides: list[s
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from .errors import one_line, suggest
+    from .errors import suggest
 
     if m := re.search(r"Could not find 'hydra/launcher/([^']+)'", text):
         known = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
@@ -279,7 +279,8 @@ def _hydra_setting_error(text: str, settings: list[str], hydra_overrides: list[s
             keys = []
         hint = suggest(name, keys)
         return f"unknown key '{key}'{f' ({hint})' if hint else ''}" + (f"; {node} keys: {', '.join(keys)}" if keys else "")
-    return f"invalid Hydra setting: {one_line(Exception(text.split('full_key:')[0])).removeprefix('Error merging override ')}"
+    reason = " ".join(text.split("full_key:")[0].split())  # OmegaConf's "full_key: ..." lines repeat the key
+    return f"invalid Hydra setting: {reason.removeprefix('Error merging override ')}"
 
 
 def check_launcher(user: list[str], settings: list[str]) -> None:

@@ -94,10 +94,10 @@ class Runner:
         """The output directory itself (not a shard's) as the ranks of a split run find it, before any of them works:
         this configuration's finished result when resuming (a rerun split another way keeps it, as a single run's
         rerun does); ConfigError, as a single run's, when starting would replace work there and overwrite is not set."""
-        inputs = self.fingerprint_inputs([v.id for v in self.dataset.videos()[: self.plan.limit]])
-        store, fps = RunStore(self.output_dir), _fingerprints(inputs)
         if self.plan.overwrite:
             return None
+        inputs = self.fingerprint_inputs([v.id for v in self.dataset.videos()[: self.plan.limit]])
+        store, fps = RunStore(self.output_dir), _fingerprints(inputs)
         store.refuse_replacing(fps, self.plan.resume, settings=inputs)
         return store.finished(fps) if self.plan.resume else None
 
@@ -107,7 +107,8 @@ class Runner:
     def run_result(self) -> Result:
         started = time.perf_counter()
         videos = self.dataset.videos()[: self.plan.limit]
-        fps = self.fingerprints([v.id for v in videos])
+        inputs = self.fingerprint_inputs([v.id for v in videos])
+        fps = _fingerprints(inputs)
         shard = f"{self.plan.shard[0]}/{self.plan.shard[1]}" if self.plan.shard else None
         self.store.lock()
         try:
@@ -118,7 +119,7 @@ class Runner:
             info = self.tokenizer.info()  # loads the weights now: a missing checkpoint fails before any decoding
             self.environment = environment(self.plan.device)  # once: results.json records it, run_meta.json its code
             finished = self.store.open(fps, self.plan.resume, self.plan.overwrite, shard,
-                                       code_environment(self.environment), self.fingerprint_inputs([v.id for v in videos]))
+                                       code_environment(self.environment), inputs)
             if len(self.store.codes) > 1:
                 print(f"vidtok-bench: warning: resuming {len(finished)} finished video(s) computed by other code "
                       f"({', '.join(self._code_differences())}); results.json will name each process's",

@@ -77,3 +77,12 @@ def test_inconsistent_or_unknown_options_are_config_errors() -> None:
         vidtok_bench.create_tokenizer("vidtok_fsq_causal_488_4096", fsq_levels=[8, 8])
     with pytest.raises(ConfigError, match="bogus"):
         vidtok_bench.create_tokenizer("vidtok_kl_causal_488_4chn", bogus=1)
+
+
+@pytest.mark.parametrize("name, t_chunk", [("vidtok_kl_causal_488_4chn_v1_1", 0), ("vidtok_kl_causal_488_4chn_v1_1", -4),
+                                            ("vidtok_kl_causal_488_4chn_v1_1", 6), ("vidtok_fsq_causal_888_32768_v1_1", 12)])
+def test_t_chunk_must_be_a_positive_multiple_of_the_time_factor(name: str, t_chunk: int) -> None:
+    """t_chunk=0 looped forever in the tiled encoder; a chunk the time factor does not divide padded every chunk
+    and decoded a clip of another length (17 frames came back as 21) without a word."""
+    with pytest.raises(ConfigError, match=f"t_chunk={t_chunk} must be a positive multiple of"):
+        vidtok_bench.create_tokenizer(name, tiling=True, t_chunk=t_chunk)

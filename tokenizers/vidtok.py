@@ -93,6 +93,10 @@ class VidTokTokenizer(Tokenizer):
         if self.tiling and not (a.causal and a.version == "1.1"):
             raise ConfigError(f"tokenizer '{self.name}': tiling=true is the v1.1 long-video mode; v1.0 models evaluate independent clips")
         self.t_chunk = int(t_chunk)
+        if self.tiling and (self.t_chunk < 1 or self.t_chunk % a.time_factor):
+            # encoder and decoder chunks must cut at the same frames (official: 16 frames, 16 / time factor latents)
+            raise ConfigError(f"tokenizer '{self.name}': t_chunk={t_chunk} must be a positive multiple of the time "
+                              f"factor {a.time_factor} (frames per tiled chunk; official 16)")
         # None: the channels-last forward on CPUs (oneDNN) and CUDA GPUs (on an H100 1.32x faster in bf16, 38% less
         # memory in fp32; parity tested on both), diffusers' own layout elsewhere
         self.channels_last = None if channels_last is None else bool(channels_last)

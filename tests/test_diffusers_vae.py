@@ -80,6 +80,24 @@ def test_sampling_is_seeded_and_differs_from_mode():
     assert a.info()["latent"] == "posterior sample" and mode.info()["latent"] == "posterior mode"
 
 
+def test_samples_follow_the_video_stream_not_the_batching():
+    """sample=true draws from one stream per video (``start_video``), as VidTok does: two clips batched together get
+    what they get one per call, and a clip's noise is not its neighbour's. Each call used to restart the seed, so every
+    clip got the same noise and a batch of two gave the second clip other noise than a call of its own."""
+    x = torch.rand(2, 3, 5, 16, 16) * 2 - 1
+    tok = _tok("AutoencoderKLWan", sample=True, seed=3)
+    mode = tok.model.encode(x).latent_dist.mode()
+    tok.start_video("v0")
+    batched = tok.encode(x)
+    tok.start_video("v0")
+    single = torch.cat([tok.encode(x[:1]), tok.encode(x[1:])])
+    torch.testing.assert_close(batched, single, rtol=0, atol=1e-5)  # the convolutions batch, the noise is the same
+    noise = batched - mode
+    assert not torch.allclose(noise[0], noise[1])  # the second clip's noise is its own
+    tok.start_video("v1")
+    assert not torch.allclose(tok.encode(x[:1]), batched[:1])  # another video, another stream
+
+
 def test_named_configs_are_complete_and_do_not_download():
     names = ["cogvideox", "hunyuan_video", "ltx_video", "wan", "mochi", "cosmos_cv8x8x8", "allegro"]
     for n in names:

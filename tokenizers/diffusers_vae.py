@@ -6,9 +6,10 @@ Weights come from the Hugging Face hub cache (``pretrained`` = repo id or a loca
 ``vidtok-bench list tokenizers`` never downloads. ``config={...}`` instead builds a randomly
 initialised model with ``from_config`` (no download; used by the tests).
 
-The latent is the raw VAE latent (posterior mode, or a seeded sample with ``sample=true``);
-the scaling/shift factors the diffusion models apply are an affine map that does not change
-reconstruction, so they are recorded in ``info()`` but not applied.
+The latent is the raw VAE latent (posterior mode, or with ``sample=true`` a sample drawn from the
+video's seeded stream, as VidTok draws; see ``Tokenizer.start_video``); the scaling/shift factors
+the diffusion models apply are an affine map that does not change reconstruction, so they are
+recorded in ``info()`` but not applied.
 """
 from __future__ import annotations
 
@@ -296,6 +297,7 @@ class DiffusersVAETokenizer(Tokenizer):
                 setattr(meta, attr, getattr(model, attr))
         clone = copy.copy(self)
         clone.device, clone._model = torch.device("meta"), meta
+        clone._generator = None  # a counting pass must not advance the video's random stream
         return clone
 
     def to(self, device: str | torch.device) -> "DiffusersVAETokenizer":
@@ -324,8 +326,7 @@ class DiffusersVAETokenizer(Tokenizer):
         x = video.to(self.device, DTYPES[self.torch_dtype])
         dist = model.encode(x).latent_dist
         if self.sample:
-            gen = torch.Generator(device=self.device).manual_seed(self.seed)
-            return dist.sample(generator=gen)
+            return dist.sample(generator=self.random_stream())
         return dist.mode()
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ from vidtok_bench.autotune import StaticShapeAutotune
 from vidtok_bench.checkpoints import check_state_dict, load_state_dict
 from vidtok_bench.errors import ConfigError, InputShapeError
 from vidtok_bench.frames import FrameRule
-from vidtok_bench.hashing import sha256_file, video_seed
+from vidtok_bench.hashing import sha256_file
 from vidtok_bench.hub import VIDTOK_REPO, fetch_checkpoint, vidtok_repo_path
 from vidtok_bench.models.vidtok_arch import VidTokArch
 from vidtok_bench.registry import register_tokenizer
@@ -121,7 +121,6 @@ class VidTokTokenizer(Tokenizer):
 
         self._model: Any = None  # VidTokAutoencoder, built on first use (imports diffusers)
         self._weights: dict[str, Any] | None = None
-        self._generator: torch.Generator | None = None
 
     @property
     def family(self) -> str:
@@ -171,6 +170,7 @@ class VidTokTokenizer(Tokenizer):
         clone.precision = None  # autocast has no meta backend; FLOPs do not depend on it
         clone._model = clone._layout(build_vidtok(self.arch, device="meta"))
         clone._weights, clone._autotune = {}, StaticShapeAutotune(self.cudnn_benchmark)
+        clone._generator = None  # a counting pass must not advance the video's random stream
         return clone
 
     def _arch_text(self) -> str:
@@ -213,15 +213,6 @@ class VidTokTokenizer(Tokenizer):
                 (self.precision.scope(self.device) if self.precision else contextlib.nullcontext()):
             yield
 
-    def start_video(self, video_id: str) -> None:
-        # one stream per video, not per process: a shard, rank or resumed run samples what the whole run samples
-        self._generator = torch.Generator(device="cpu").manual_seed(video_seed(self.seed, video_id))
-
-    def _noise(self, like: torch.Tensor) -> torch.Tensor:
-        if self._generator is None:
-            self._generator = torch.Generator(device="cpu").manual_seed(self.seed)
-        return torch.randn(like.shape, generator=self._generator, dtype=torch.float32).to(like.device)
-
     # ------------------------------------------------------------------ API
     def encode_moments(self, video: torch.Tensor) -> torch.Tensor:
         """Raw encoder output: 2*z channels (mean, logvar) for KL, pre-quantisation z for FSQ."""
@@ -240,7 +231,8 @@ class VidTokTokenizer(Tokenizer):
         mean, logvar = model.split_moments(raw)
         if not self.sample_posterior:
             return mean
-        return mean + torch.exp(0.5 * logvar) * self._noise(mean)
+        noise = torch.randn(mean.shape, generator=self.random_stream(), dtype=torch.float32).to(mean.device)
+        return mean + torch.exp(0.5 * logvar) * noise
 
     def latent_codes(self, video: torch.Tensor) -> torch.Tensor:
         """FSQ: the quantised float latent (B,z,T',H',W'); KL: the posterior mode."""

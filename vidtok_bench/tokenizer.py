@@ -16,6 +16,7 @@ import torch
 from .config import torch_device
 from .errors import InputShapeError
 from .frames import FrameRule
+from .hashing import video_seed
 from .metrics.base import check_pixel_range
 from .precision import Precision, get_precision
 
@@ -43,6 +44,9 @@ class Tokenizer(ABC):
     #: check the pixel values of every input (one pass); the runner turns it off for the frames its own
     #: preprocessing made, so that model time stays the model's
     check_values: bool = True
+    #: seed of the random stream samples are drawn from (posterior sampling; see :meth:`start_video`)
+    seed: int = 42
+    _generator: torch.Generator | None = None
 
     def __init__(self, device: str | torch.device | None = None, name: str | None = None, precision: str | None = None):
         self.name = name or self.plugin_name
@@ -75,9 +79,16 @@ class Tokenizer(ABC):
         return self.decode(self.encode(video))
 
     def start_video(self, video_id: str) -> None:
-        """Called by the runner before a video's first clip. A tokenizer that samples from a random stream of its
-        own restarts it here from its seed and ``video_id``, so a sample never depends on which videos the same
-        process coded before (shards, ranks, resumed runs). Nothing by default."""
+        """Called by the runner before a video's first clip: restarts :meth:`random_stream` from ``seed`` and
+        ``video_id``, so a sample never depends on which videos the same process coded before (shards, ranks,
+        resumed runs) nor on how the video's clips were batched."""
+        self._generator = torch.Generator(device="cpu").manual_seed(video_seed(self.seed, video_id))
+
+    def random_stream(self) -> torch.Generator:
+        """The CPU generator a sampling tokenizer draws from: the current video's, else one seeded with ``seed``."""
+        if self._generator is None:
+            self._generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        return self._generator
 
     def to(self, device: str | torch.device) -> "Tokenizer":
         self.device = torch.device(device)

@@ -154,3 +154,16 @@ def test_table_formats_are_the_leaderboards(tmp_path, capsys) -> None:
         assert f"{p['encode_s']:.4f}" in tex and f"{p['frames']}×{p['height']}×{p['width']}" in html
     assert main(["profile", "formats=[pdf]", "-o", str(tmp_path / "x")]) == 2
     assert "formats" in capsys.readouterr().err
+
+
+def test_batch_is_stated_where_times_are_per_call(tmp_path, capsys, monkeypatch) -> None:
+    """batch=2 times calls of two clips: the table's title and the plot's time axis say so (the axis said 's / clip')."""
+    import matplotlib.figure
+
+    labels: list[str] = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, path, **kw: labels.extend(ax.get_ylabel() for ax in fig.axes))
+    code, res, _ = _profile(capsys, tmp_path, "tokenizer=identity", "sizes=[16]", "frames=[3]", "repeats=1", "batch=2")
+    assert code == 0 and res["spec"]["batch"] == 2
+    assert (tmp_path / "profile.md").read_text().splitlines()[0].endswith("(fp32, 2 clips per call)")
+    assert "encode + decode (s, 2 clips per call)" in labels and not any("/ clip" in label for label in labels)

@@ -484,8 +484,10 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, form
         w.writeheader()
         w.writerows([{k: ("" if p.get(k) is None else p.get(k)) for k in CSV_KEYS} for p in points])
     tok = result["tokenizer"].get("name", "?")
+    batch = int(result["spec"].get("batch") or 1)
     notes = [f"- {_line(p).strip()}" for p in points if p["status"] != OK]
-    md = [f"# Profile: {tok} on {result['device']} ({result['spec']['precision']})", "", markdown_table(points)]
+    md = [f"# Profile: {tok} on {result['device']} ({result['spec']['precision']}, {_per_call(batch)})", "",
+          markdown_table(points)]
     if notes:
         md += ["Points not measured:", "", *notes, ""]
     if result.get("incomplete"):
@@ -498,12 +500,19 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, form
             paths[fmt] = out_dir / f"profile{TABLE_FILES[fmt]}"
             paths[fmt].write_text(markdown_table(points, fmt) + "\n")
     if plot:
-        paths.update(plot_profile(points, out_dir / "profile", title=f"{tok} ({result['device']}, {result['spec']['precision']})"))
+        paths.update(plot_profile(points, out_dir / "profile", title=f"{tok} ({result['device']}, {result['spec']['precision']})",
+                                  batch=batch))
     return paths
 
 
-def plot_profile(points: list[dict[str, Any]], stem: Path, title: str = "") -> dict[str, Path]:
-    """Time (encode+decode) and peak memory against pixels per clip, one line per frame count (dashed: tiled)."""
+def _per_call(batch: int) -> str:
+    """What one timed call codes: times and peak memory are per call, T×H×W per clip."""
+    return "one clip per call" if batch == 1 else f"{batch} clips per call"
+
+
+def plot_profile(points: list[dict[str, Any]], stem: Path, title: str = "", batch: int = 1) -> dict[str, Path]:
+    """Time (encode+decode) and peak memory of one call of ``batch`` clips against pixels per clip, one line per
+    frame count (dashed: tiled)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -521,7 +530,7 @@ def plot_profile(points: list[dict[str, Any]], stem: Path, title: str = "") -> d
         style = "--" if tiling else "-"
         ax_t.plot(px, [p["encode_s"] + p["decode_s"] for p in ps], style, marker="o", label=label)
         ax_m.plot(px, [p["peak_delta_bytes"] / 2**20 for p in ps], style, marker="o", label=label)
-    for ax, ylabel in ((ax_t, "encode + decode (s / clip)"), (ax_m, "peak memory above start (MiB)")):
+    for ax, ylabel in ((ax_t, f"encode + decode (s, {_per_call(batch)})"), (ax_m, "peak memory above start (MiB)")):
         ax.set_xlabel("pixels per clip (T·H·W)")
         ax.set_ylabel(ylabel)
         ax.set_xscale("log")

@@ -17,7 +17,8 @@ keys (Hydra-style KEY=VALUE):
   tokenizer=NAME              default trilinear_488; `vidtok-bench list tokenizers`
   sizes=[256,512,720,1080]    frame height; width = height * aspect (aspect=1: square crops)
   frames=[17,33,65]           fitted up to the tokenizer's frame rule (e.g. 4k+1)
-  precision=fp32|tf32|bf16|fp16   device=auto|cpu|cuda   repeats=3   warmup=1   batch=1
+  batch=1                     clips per encode/decode call; times and peak memory are per call
+  precision=fp32|tf32|bf16|fp16   device=auto|cpu|cuda   repeats=3   warmup=1
   tiling=[false,true]         compare untiled and tiled runs (VidTok v1.1 long mode, diffusers VAEs); a value the
                               tokenizer lacks gives n/a points, a tokenizer without tiling an error
   max_memory_gb=N             skip points estimated to need more (default on CPU: 90% of free RAM)

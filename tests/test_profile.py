@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 import torch
@@ -10,7 +11,8 @@ import torch
 from vidtok_bench.cli import main
 from vidtok_bench.errors import ConfigError
 from vidtok_bench.frames import FrameRule
-from vidtok_bench.profile import ERROR, OK, OOM, ProfileSpec, fit_shape, is_oom, parse_overrides, profile_point
+from vidtok_bench.profile import (ERROR, OK, OOM, ProfileSpec, fit_shape, is_oom, parse_overrides, profile_point,
+                                  tiling_comparison)
 from _vidtok_fixtures import FIXTURES, cases, overrides
 
 
@@ -75,6 +77,12 @@ def test_tiling_axis_on_a_v11_model(tmp_path, capsys) -> None:
     assert (untiled["tiling"], tiled["tiling"]) == (False, True)
     assert untiled["status"] == tiled["status"] == OK
     assert tiled["decode_flops"] > untiled["decode_flops"]
+    # the tiling cost or saving, as multiples of the untiled point
+    (row,) = res["tiling_comparison"]
+    assert row["resolution"] == "9×32×32" and row["decode_x"] == pytest.approx(tiled["decode_s"] / untiled["decode_s"])
+    assert row["peak_x"] == pytest.approx(tiled["peak_delta_bytes"] / untiled["peak_delta_bytes"])
+    md = (tmp_path / "profile.md").read_text()
+    assert "Tiled against untiled" in md and f"| 9×32×32 | {row['encode_x']:.2f} | {row['decode_x']:.2f} |" in re.sub(" +", " ", md)
 
 
 def test_tiling_true_on_a_model_without_tiled_mode_is_na(tmp_path, capsys) -> None:
@@ -167,3 +175,16 @@ def test_batch_is_stated_where_times_are_per_call(tmp_path, capsys, monkeypatch)
     assert code == 0 and res["spec"]["batch"] == 2
     assert (tmp_path / "profile.md").read_text().splitlines()[0].endswith("(fp32, 2 clips per call)")
     assert "encode + decode (s, 2 clips per call)" in labels and not any("/ clip" in label for label in labels)
+
+
+def test_tiling_comparison_pairs_points_of_the_same_shape() -> None:
+    def point(tiling, size, enc, dec, peak, status=OK):
+        return {"status": status, "tiling": tiling, "frames": 17, "height": size, "width": size, "frames_requested": 17,
+                "size": size, "encode_s": enc, "decode_s": dec, "peak_delta_bytes": peak}
+
+    rows = tiling_comparison([point(False, 64, 2.0, 4.0, 100), point(False, 128, 1.0, 1.0, 0), point(True, 64, 3.0, 2.0, 50),
+                              point(True, 128, 1.0, 1.0, 10), point(True, 256, 1.0, 1.0, 10), point(False, 32, 1.0, 1.0, 1, OOM),
+                              point(True, 32, 1.0, 1.0, 1)])
+    assert rows == [{"resolution": "17×64×64", "encode_x": 1.5, "decode_x": 0.5, "peak_x": 0.5},
+                    {"resolution": "17×128×128", "encode_x": 1.0, "decode_x": 1.0, "peak_x": None}]
+    assert tiling_comparison([point(None, 64, 1.0, 1.0, 1)]) == []

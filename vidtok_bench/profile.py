@@ -460,14 +460,41 @@ TABLE_FILES = {"markdown": ".md", "latex": ".tex", "html": ".html"}
 
 def markdown_table(points: list[dict[str, Any]], fmt: str = "markdown") -> str:
     """The points as a table (markdown, latex or html), rendered by the leaderboard's ``table`` code (missing: an em dash)."""
+    return _render([{key: _table_value(p, key) for key, _, _ in TABLE_COLUMNS} for p in points], TABLE_COLUMNS, fmt)
+
+
+def _render(rows: list[dict[str, Any]], columns: tuple[tuple[str, str, int | None], ...], fmt: str) -> str:
     import pandas as pd
 
     from .report.table import Column, render
 
-    cols = {key: Column(label, prec) for key, label, prec in TABLE_COLUMNS}
-    df = pd.DataFrame([{k: _table_value(p, k) for k in cols} for p in points], columns=list(cols))
+    cols = {key: Column(label, prec) for key, label, prec in columns}
+    df = pd.DataFrame(rows, columns=list(cols))
     df.attrs["columns"] = cols
     return render(df, fmt)
+
+
+#: (key, label, precision) of the tiled-versus-untiled table
+TILING_COLUMNS = (("resolution", "T×H×W", None), ("encode_x", "Enc. time ×", 2), ("decode_x", "Dec. time ×", 2),
+                  ("peak_x", "Peak mem. ×", 2))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def tiling_comparison(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each tiled point measured beside an untiled one of the same T×H×W: its times and peak memory as multiples
+    of the untiled ones (below 1: tiling saves, above 1: it costs)."""
+    untiled = {_table_value(p, "resolution"): p for p in points if p["status"] == OK and p["tiling"] is False}
+    rows = []
+    for p in points:
+        u = untiled.get(_table_value(p, "resolution")) if p["status"] == OK and p["tiling"] is True else None
+        if u is not None:
+            rows.append({"resolution": _table_value(p, "resolution"), "encode_x": _ratio(p["encode_s"], u["encode_s"]),
+                         "decode_x": _ratio(p["decode_s"], u["decode_s"]),
+                         "peak_x": _ratio(p["peak_delta_bytes"], u["peak_delta_bytes"])})
+    return rows
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, formats: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
@@ -478,7 +505,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, form
     out_dir.mkdir(parents=True, exist_ok=True)
     points = result["points"]
     paths = {"json": out_dir / "profile.json", "csv": out_dir / "profile.csv", "md": out_dir / "profile.md"}
-    paths["json"].write_text(json.dumps(result, indent=2, default=str) + "\n")
+    paths["json"].write_text(json.dumps({**result, "tiling_comparison": tiling_comparison(points)}, indent=2, default=str) + "\n")
     with paths["csv"].open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(CSV_KEYS), extrasaction="ignore", lineterminator="\n")
         w.writeheader()
@@ -488,6 +515,9 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, form
     notes = [f"- {_line(p).strip()}" for p in points if p["status"] != OK]
     md = [f"# Profile: {tok} on {result['device']} ({result['spec']['precision']}, {_per_call(batch)})", "",
           markdown_table(points)]
+    if tiled := tiling_comparison(points):
+        md += ["Tiled against untiled (multiples of the untiled point; below 1: tiling saves, above 1: it costs):", "",
+               _render(tiled, TILING_COLUMNS, "markdown")]
     if notes:
         md += ["Points not measured:", "", *notes, ""]
     if result.get("incomplete"):

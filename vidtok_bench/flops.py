@@ -103,10 +103,10 @@ def _stand_in(tokenizer: Any) -> Any:
 
 
 def _measure(tokenizer: Any, shape: Sequence[int],
-             modes: dict[str, tuple[Callable[[], Any], Callable[[Any], int]]]) -> dict[str, dict[str, int]]:
-    """Encode then decode a zero clip once, under every mode in ``modes`` (name: (factory, read)) at once;
-    returns ``{"encode": {name: read(mode)}, "decode": {...}}``."""
-    tok = _stand_in(tokenizer)
+             modes: dict[str, tuple[Callable[[], Any], Callable[[Any], int]]], stand_in: bool = True) -> dict[str, dict[str, int]]:
+    """Encode then decode a zero clip once, under every mode in ``modes`` (name: (factory, read)) at once, on the
+    tokenizer's meta copy when it has one and ``stand_in``; returns ``{"encode": {name: read(mode)}, "decode": {...}}``."""
+    tok = _stand_in(tokenizer) if stand_in else tokenizer
     x = torch.zeros(tuple(shape), device=tok.device)
     out: dict[str, dict[str, int]] = {}
     latent = x
@@ -189,6 +189,15 @@ def meta_flops(tokenizer: Any, shape: Sequence[int]) -> dict[str, int] | None:
         return count_flops(tokenizer, shape)
     except (RuntimeError, NotImplementedError, TypeError, ValueError):  # an op without a meta kernel
         return None
+
+
+def run_costs(tokenizer: Any, shape: Sequence[int], flops: bool = True) -> dict[str, dict[str, int]]:
+    """Peak bytes of the tensors alive at once (``bytes``) and, when ``flops``, FLOPs of one real encode and decode:
+    on a CPU the tensors' own peak, which the resident set size mixes with the allocator's cached heap."""
+    modes = {"bytes": (LiveBytes, lambda m: m.peak)}
+    if flops:
+        modes["flops"] = _FLOPS
+    return _measure(tokenizer, shape, modes, stand_in=False)
 
 
 def meta_costs(tokenizer: Any, shape: Sequence[int]) -> dict[str, dict[str, int]] | None:

@@ -27,7 +27,7 @@ import torch
 
 from .config import check_bool, check_int, resolve_device
 from .errors import BenchError, ConfigError, check_choice
-from .flops import achieved, count_flops, meta_costs
+from .flops import achieved, meta_costs, run_costs
 from .precision import PRECISIONS, get_precision
 
 OK, OOM, NOT_APPLICABLE, ERROR = "ok", "OOM", "n/a", "error"
@@ -291,13 +291,17 @@ def profile_point(tok: Any, shape: tuple[int, ...], spec: ProfileSpec, device: t
         rec.update(status=OOM, note=f"not run: estimated activations {est / 2**30:.3g} GiB > limit {limit_bytes / 2**30:.3g} GiB (max_memory_gb)")
         return rec
     flops: dict[str, int] | None = {k: c["flops"] for k, c in costs.items()} if costs else None
+    tensors: dict[str, int] | None = None
     x = latent = y = None
     try:
         x = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
         with numerics(device, spec.precision, spec.cudnn_benchmark):
             warmup = spec.warmup
-            if flops is None and warmup:  # no meta copy: the first (untimed) warm-up runs under the FLOP counter
-                flops, warmup = count_flops(tok, shape), warmup - 1
+            if warmup and (flops is None or device.type != "cuda"):
+                # the first (untimed) warm-up call counts what no meta copy gave (FLOPs) and, off CUDA, the tensors' peak
+                got = run_costs(tok, shape, flops=flops is None)
+                flops = flops or {k: v["flops"] for k, v in got.items()}
+                tensors, warmup = {k: v["bytes"] for k, v in got.items()}, warmup - 1
             for _ in range(warmup):
                 tok.decode(tok.encode(x))
             enc_t, dec_t, enc_m, dec_m = [], [], [], []
@@ -318,12 +322,13 @@ def profile_point(tok: Any, shape: tuple[int, ...], spec: ProfileSpec, device: t
             gc.collect()  # a traceback's frames can hold the failed point's tensors in a cycle
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    rec.update(_summary(enc_t, dec_t, enc_m, dec_m, flops, device, spec.precision))
+    rec.update(_summary(enc_t, dec_t, enc_m, dec_m, flops, tensors, device, spec.precision))
     return rec
 
 
 def _summary(enc_t: list[float], dec_t: list[float], enc_m: list[PeakMemory], dec_m: list[PeakMemory],
-             flops: dict[str, int] | None, device: torch.device, precision: str) -> dict[str, Any]:
+             flops: dict[str, int] | None, tensors: dict[str, int] | None, device: torch.device, precision: str) -> dict[str, Any]:
+    """Medians, rates and peaks of both phases; ``tensors``: the tensors' own peak per phase (CUDA: max allocated is)."""
     out: dict[str, Any] = {"memory_kind": enc_m[0].kind}
     for phase, times, mems in (("encode", enc_t, enc_m), ("decode", dec_t, dec_m)):
         sec = statistics.median(times)
@@ -335,7 +340,10 @@ def _summary(enc_t: list[float], dec_t: list[float], enc_m: list[PeakMemory], de
             f"{phase}_peak_bytes": max(m.peak_bytes for m in mems),
             f"{phase}_delta_bytes": max(m.delta_bytes for m in mems),
         })
+        out[f"{phase}_tensor_peak_bytes"] = out[f"{phase}_delta_bytes"] if device.type == "cuda" else (tensors or {}).get(phase)
     out["peak_delta_bytes"] = max(out["encode_delta_bytes"], out["decode_delta_bytes"])
+    peaks = [out["encode_tensor_peak_bytes"], out["decode_tensor_peak_bytes"]]
+    out["tensor_peak_bytes"] = None if None in peaks else max(peaks)
     return out
 
 
@@ -430,11 +438,12 @@ TABLE_COLUMNS = (
     ("encode_s", "Enc. s", 4), ("decode_s", "Dec. s", 4),
     ("encode_gflops", "Enc. GFLOP/s", 1), ("decode_gflops", "Dec. GFLOP/s", 1),
     ("encode_mfu", "Enc. MFU", 3), ("decode_mfu", "Dec. MFU", 3),
-    ("peak_mib", "Peak mem. (MiB)", 1), ("gflop", "GFLOP enc+dec", 1),
+    ("peak_mib", "Peak mem. (MiB)", 1), ("tensor_mib", "Tensor peak (MiB)", 1), ("gflop", "GFLOP enc+dec", 1),
 )
 CSV_KEYS = ("size", "frames_requested", "frames", "height", "width", "pixels", "tiling", "status", "encode_s", "decode_s",
             "encode_flops", "decode_flops", "encode_tflops", "decode_tflops", "encode_mfu", "decode_mfu",
             "encode_peak_bytes", "decode_peak_bytes", "encode_delta_bytes", "decode_delta_bytes", "memory_kind",
+            "encode_tensor_peak_bytes", "decode_tensor_peak_bytes",
             "estimated_activation_bytes", "note")
 
 
@@ -443,8 +452,9 @@ def _table_value(p: dict[str, Any], key: str) -> Any:
         return f"{p.get('frames', p['frames_requested'])}×{p.get('height', p['size'])}×{p.get('width', p['size'])}"
     if key == "tiling":
         return "—" if p["tiling"] is None else str(p["tiling"]).lower()
-    if key == "peak_mib":
-        return None if p.get("peak_delta_bytes") is None else p["peak_delta_bytes"] / 2**20
+    if key in ("peak_mib", "tensor_mib"):
+        b = p.get("peak_delta_bytes" if key == "peak_mib" else "tensor_peak_bytes")
+        return None if b is None else b / 2**20
     if key.endswith("_gflops"):  # GFLOP/s: readable for CPUs (a few dozen) and GPUs (tens of thousands) alike
         t = p.get(key.replace("_gflops", "_tflops"))
         return None if t is None else t * 1e3
@@ -476,7 +486,7 @@ def _render(rows: list[dict[str, Any]], columns: tuple[tuple[str, str, int | Non
 
 #: (key, label, precision) of the tiled-versus-untiled table
 TILING_COLUMNS = (("resolution", "T×H×W", None), ("encode_x", "Enc. time ×", 2), ("decode_x", "Dec. time ×", 2),
-                  ("peak_x", "Peak mem. ×", 2))
+                  ("peak_x", "Tensor peak ×", 2))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -493,7 +503,7 @@ def tiling_comparison(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if u is not None:
             rows.append({"resolution": _table_value(p, "resolution"), "encode_x": _ratio(p["encode_s"], u["encode_s"]),
                          "decode_x": _ratio(p["decode_s"], u["decode_s"]),
-                         "peak_x": _ratio(p["peak_delta_bytes"], u["peak_delta_bytes"])})
+                         "peak_x": _ratio(p["tensor_peak_bytes"], u["tensor_peak_bytes"])})
     return rows
 
 
@@ -522,8 +532,10 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, form
         md += ["Points not measured:", "", *notes, ""]
     if result.get("incomplete"):
         md += ["The sweep was stopped before its last point; these are the points done until then.", ""]
-    md.append("Peak memory is the most allocated above what was held before each phase (encode, decode); "
-              "MFU is against the GPU's dense peak (none on CPUs or unlisted GPUs).")
+    md.append("Peak memory is the most held above the start of each phase (encode, decode): CUDA max allocated, CPU peak "
+              "resident set size (which also keeps the allocator's cached heap); tensor peak counts the tensors alive at once "
+              "(CUDA: the same; CPU: one untimed warm-up call, none with warmup=0). MFU is against the GPU's dense peak "
+              "(none on CPUs or unlisted GPUs).")
     paths["md"].write_text("\n".join(md) + "\n")
     for fmt in formats:
         if fmt != "markdown":

@@ -332,7 +332,7 @@ def _summary(enc_t: list[float], dec_t: list[float], enc_m: list[PeakMemory], de
     out: dict[str, Any] = {"memory_kind": enc_m[0].kind}
     for phase, times, mems in (("encode", enc_t, enc_m), ("decode", dec_t, dec_m)):
         sec = statistics.median(times)
-        f = flops.get(phase) if flops else None
+        f = (flops or {}).get(phase) or None  # 0: no matmul or convolution ran (resampling, codecs), not no work
         ach = achieved(f, sec, device, precision)
         out.update({
             f"{phase}_s": sec, f"{phase}_times_s": times, f"{phase}_flops": f,

@@ -39,11 +39,11 @@ DIFFUSERS_TINY: dict[str, tuple[dict, tuple[int, int, int, int] | None]] = {
 
 
 def default_shape(tok) -> tuple[int, int, int, int]:
-    """(B, T, H, W) a tokenizer accepts: 2 clips of about 9 frames, at least 32 pixels and two
-    latent pixels per side."""
+    """(B, T, H, W) a tokenizer accepts: 2 clips of about 9 frames, at least 32 pixels, two
+    latent pixels and its minimum frame size per side."""
     t = tok.frame_rule.fit_up(9)
     s = int(tok.spatial_multiple)
-    side = max(32, 2 * s)
+    side = max(32, 2 * s, *tok.min_frame_size)
     side = int(math.ceil(side / s) * s)
     return 2, t, side, side
 

@@ -48,12 +48,7 @@ torch.set_num_threads(2)
 
 # ----------------------------------------------------------------------------- known violations
 #: (test function, param id) -> what the plugin does wrong; each becomes xfail(strict=True)
-VIOLATIONS: dict[tuple[str, str], str] = {
-    ("test_tokenizer_is_deterministic", "codec:hevc"):
-        "hevc (libx265 through PyAV, threads=1) is not reproducible: encoding the same 2x9x32x32 batch again gives "
-        "another bitstream for the second clip (7-10 distinct streams in 8-20 tries; also at 64x64; x265-params "
-        "frame-threads=1 / pools=none do not help), so decoded frames and bits differ between runs",
-}
+VIOLATIONS: dict[tuple[str, str], str] = {}
 
 
 _H264_INTERFERENCE = (
@@ -117,12 +112,15 @@ def _bad_input(tok: Tokenizer, kind: str, b: int, t: int, h: int, w: int) -> tor
         return None if refused is None else H.smooth_video(b, max(refused, 1), h, w)[:, :, :refused]
     if kind == "spatial":
         return None if tok.spatial_multiple == 1 else H.smooth_video(b, t, h + 1, w + 1)
+    if kind == "small":  # frames one step narrower than the tokenizer's minimum
+        s, mw = tok.spatial_multiple, tok.min_frame_size[1]
+        return None if mw - s < 1 else H.smooth_video(b, t, h, (mw - 1) // s * s)
     if kind == "0_255":  # float pixels on the uint8 scale: saturated white once clamped, a plausible wrong score
         return (H.smooth_video(b, t, h, w) + 1) * 127.5
     raise AssertionError(kind)
 
 
-BAD_KINDS = ("4d", "channels", "frames", "spatial", "0_255")
+BAD_KINDS = ("4d", "channels", "frames", "spatial", "small", "0_255")
 
 
 @pytest.mark.parametrize("name", _params("test_tokenizer_declarations", {n: n for n in TOKENIZER_CONFIGS}))
@@ -139,6 +137,8 @@ def test_tokenizer_declarations(name: str) -> None:
     assert pcl is None or (isinstance(pcl, int) and pcl >= 1), pcl
     s = tok.spatial_multiple
     assert isinstance(s, int) and s >= 1
+    mh, mw = tok.min_frame_size
+    assert isinstance(mh, int) and isinstance(mw, int) and mh >= 1 and mw >= 1, tok.min_frame_size
     assert s % comp[1] == 0 and s % comp[2] == 0, f"spatial_multiple {s} does not make H/{comp[1]}, W/{comp[2]} whole"
     assert isinstance(tok.latent_channels, int) and tok.latent_channels >= 1
     if tok.codebook_size is not None:
@@ -395,7 +395,7 @@ def test_tokenizer_encode_refuses_bad_input(case: RCase, bad: str) -> None:
     video = _bad_input(tok, bad, *_shape(case, tok))
     if video is None:
         pytest.skip(f"{case.id} accepts every input of this kind ({bad})")
-    want = InputShapeError if bad in ("frames", "spatial") else BenchError
+    want = InputShapeError if bad in ("frames", "spatial", "small") else BenchError
     with pytest.raises(want) as err:
         tok.encode(video)
     _one_line(err.value)

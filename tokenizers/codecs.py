@@ -7,7 +7,8 @@ bare codec context — no container. **Bits counted** = the summed sizes of the 
 video-stream packets (the elementary stream: for H.264/HEVC Annex-B NAL units including
 the in-band parameter sets, for AV1 the OBUs including the sequence header); there is no
 container overhead to exclude. The whole clip is one GOP (one keyframe, then predicted
-frames), encoded with one thread so the bitstream is reproducible.
+frames), encoded with one thread so the bitstream is reproducible. Frames are at least 16x16; HEVC
+needs them wider than 64 pixels (libx265 corrupts its heap on narrower ones, see ``CODECS``).
 
 Rate control (``crf`` or ``bpp``):
 
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidtok_bench.errors import ConfigError, InputShapeError, check_choice
+from vidtok_bench.errors import ConfigError, check_choice
 from vidtok_bench.frames import FrameRule
 from vidtok_bench.registry import register_tokenizer
 from vidtok_bench.tokenizer import Tokenizer
@@ -51,6 +52,8 @@ class CodecSpec:
     extra: tuple[tuple[str, str], ...] = ()
     #: the presets the encoder takes (checked when the tokenizer is built, not by the encoder mid-run)
     presets: tuple[str, ...] = ()
+    #: the smallest frames (height, width) it encodes correctly
+    min_size: tuple[int, int] = (16, 16)
 
 
 #: libx264 and libx265 name the same presets
@@ -59,8 +62,10 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 CODECS: dict[str, CodecSpec] = {
     "h264": CodecSpec("libx264", ("h264",), (0.0, 51.0), True, "medium", presets=X26X_PRESETS),
+    # libx265 corrupts its heap on frames up to 64 pixels wide (34-48: the process aborts; 16, 32, 64: another stream
+    # each run); every even width from 66 to 160 gave one stream at heights 64, 128 and 256
     "hevc": CodecSpec("libx265", ("hevc",), (0.0, 51.0), True, "medium", (("x265-params", "log-level=error:info=0"),),
-                      presets=X26X_PRESETS),
+                      presets=X26X_PRESETS, min_size=(16, 66)),
     "av1": CodecSpec("libsvtav1", ("libdav1d", "av1"), (1.0, 63.0), False, "8", presets=tuple(map(str, range(-1, 14)))),
     "vp9": CodecSpec("libvpx-vp9", ("libvpx-vp9", "vp9"), (0.0, 63.0), False, None,
                      (("b", "0"), ("deadline", "good"), ("cpu-used", "4"), ("row-mt", "0"))),  # no presets: options
@@ -203,6 +208,7 @@ class CodecTokenizer(Tokenizer):
         if len(chosen) > 1:
             raise ConfigError(f"tokenizer '{self.name}': set only one of crf, bpp, match (got {', '.join(chosen)})")
         self.codec, self.spec = codec, CODECS[codec]
+        self.min_frame_size = self.spec.min_size
         if preset is not None and str(preset) not in self.spec.presets:
             takes = f"one of {', '.join(self.spec.presets)}" if self.spec.presets else "no preset (set options instead)"
             raise ConfigError(f"tokenizer '{self.name}': preset={preset!r}: {self.spec.encoder} takes {takes}")
@@ -273,11 +279,6 @@ class CodecTokenizer(Tokenizer):
         return best, best_crf
 
     # ------------------------------------------------------------------ core API
-    def check_input(self, video: torch.Tensor) -> None:
-        super().check_input(video)
-        if min(video.shape[3:]) < 16:
-            raise InputShapeError(f"{self.name}: frames of {video.shape[3]}x{video.shape[4]} are too small for {self.codec}; use at least 16x16")
-
     def encode(self, video: torch.Tensor) -> CodecLatent:
         self.check_input(video)
         t, h, w = video.shape[2:]

@@ -33,6 +33,8 @@ class Tokenizer(ABC):
     preferred_clip_len: int | None = 17
     #: H and W must be multiples of this
     spatial_multiple: int = 1
+    #: the smallest frames (height, width) it codes correctly
+    min_frame_size: tuple[int, int] = (1, 1)
     latent_channels: int = 3
     #: codebook size for discrete tokenizers, None for continuous ones
     codebook_size: int | None = None
@@ -132,6 +134,9 @@ class Tokenizer(ABC):
         m = self.spatial_multiple
         if h % m or w % m:
             raise InputShapeError(f"{self.name}: frame size {h}x{w} is not a multiple of {m}; choose dataset.size divisible by {m}")
+        mh, mw = self.min_frame_size
+        if h < mh or w < mw:
+            raise InputShapeError(f"{self.name}: frames of {h}x{w} are too small; it takes at least {mh}x{mw} (height x width)")
         if self.check_values and video.numel() and video.device.type != "meta":  # 0..255 floats come back white
             check_pixel_range(self.name, "the video", video)
 

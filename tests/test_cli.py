@@ -102,6 +102,15 @@ def test_missing_and_empty_roots(tmp_path, capsys):
     assert code == 2 and str(empty) in one_line_error(err)
 
 
+def test_crop_below_the_tokenizers_minimum_is_refused_before_any_decoding(tmp_path, capsys):
+    """hevc takes frames at least 66 wide: dataset.size=32 is known to fail every clip before a video is decoded."""
+    code, _, err = run_cli(capsys, "run", "tokenizer=hevc", "dataset=synthetic", "dataset.size=32", "metrics=[psnr]",
+                           f"output_dir={tmp_path}", "progress=false")
+    assert code == 2 and "dataset.size=32: tokenizer 'hevc_crf28' needs frames of at least 16x66 (e.g. dataset.size=66)" \
+        in one_line_error(err)
+    assert not (tmp_path / "results.json").exists()
+
+
 def test_frame_size_the_tokenizer_refuses_is_refused_before_any_decoding(tmp_path, capsys, shared_videos):
     # 60x60 crops are not a multiple of trilinear_488's 8x8 spatial factor: known before decoding
     code, _, err = run_cli(capsys, "run", "dataset=folder", f"dataset.root={shared_videos / 'kinetics_arm_wrestling_340x256.mp4'}",

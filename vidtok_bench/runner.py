@@ -68,6 +68,11 @@ class Runner:
             ok = max(m, pre.size // m * m)
             raise ConfigError(f"dataset.size={pre.size}: tokenizer '{self.tokenizer.name}' needs frame sizes that are "
                               f"multiples of {m} (e.g. dataset.size={ok})")
+        mh, mw = self.tokenizer.min_frame_size
+        if pre.size and pre.crop == "center" and pre.size < max(mh, mw):
+            ok = -(-max(mh, mw) // m) * m
+            raise ConfigError(f"dataset.size={pre.size}: tokenizer '{self.tokenizer.name}' needs frames of at least "
+                              f"{mh}x{mw} (e.g. dataset.size={ok})")
 
     def fingerprint_inputs(self, video_ids: list[str], weights_sha256: str | None = None) -> dict[str, Any]:
         """What the fingerprints hash: ``data`` (what was evaluated and how), the tokenizer's configuration with its

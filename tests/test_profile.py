@@ -155,6 +155,8 @@ def test_fit_shape_follows_frame_rule_and_spatial_multiple() -> None:
     assert fit_shape(Tok(), 30, 6) == (1, 3, 9, 32, 32)
     assert fit_shape(Tok(), 720, 17, aspect=16 / 9, batch=2) == (2, 3, 17, 720, 1280)
     assert fit_shape(Tok(), 1080, 33) == (1, 3, 33, 1088, 1088)
+    Tok.min_frame_size = (16, 66)  # hevc: a 32-pixel point is measured at the smallest frames it takes
+    assert fit_shape(Tok(), 32, 5) == (1, 3, 5, 32, 80) and fit_shape(Tok(), 8, 5, aspect=16) == (1, 3, 5, 16, 128)
 
 
 def test_table_formats_are_the_leaderboards(tmp_path, capsys) -> None:

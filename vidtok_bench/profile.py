@@ -229,13 +229,15 @@ def _rss() -> int:
 
 # ----------------------------------------------------------------------------- one point
 def fit_shape(tokenizer: Any, size: int, frames: int, aspect: float = 1.0, batch: int = 1) -> tuple[int, ...]:
-    """(B,3,T,H,W): frames fitted up to the frame rule, H and W rounded up to the spatial multiple."""
+    """(B,3,T,H,W): frames fitted up to the frame rule, H and W raised to the minimum frame size and rounded up
+    to the spatial multiple."""
     m = int(getattr(tokenizer, "spatial_multiple", 1) or 1)
+    mh, mw = getattr(tokenizer, "min_frame_size", (1, 1))
 
-    def up(v: float) -> int:
-        return max(m, int(math.ceil(v / m)) * m)
+    def up(v: float, least: int) -> int:
+        return max(m, int(math.ceil(max(v, least) / m)) * m)
 
-    return (batch, 3, tokenizer.frame_rule.fit_up(int(frames)), up(size), up(size * aspect))
+    return (batch, 3, tokenizer.frame_rule.fit_up(int(frames)), up(size, mh), up(size * aspect, mw))
 
 
 @contextlib.contextmanager

@@ -298,13 +298,7 @@ def profile_point(tok: Any, shape: tuple[int, ...], spec: ProfileSpec, device: t
     try:
         x = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
         with numerics(device, spec.precision, spec.cudnn_benchmark):
-            warmup = spec.warmup
-            if warmup and (flops is None or device.type != "cuda"):
-                # the first (untimed) warm-up call counts what no meta copy gave (FLOPs) and, off CUDA, the tensors' peak
-                got = run_costs(tok, shape, flops=flops is None)
-                flops = flops or {k: v["flops"] for k, v in got.items()}
-                tensors, warmup = {k: v["bytes"] for k, v in got.items()}, warmup - 1
-            for _ in range(warmup):
+            for _ in range(spec.warmup):
                 tok.decode(tok.encode(x))
             enc_t, dec_t, enc_m, dec_m = [], [], [], []
             for _ in range(spec.repeats):
@@ -312,6 +306,12 @@ def profile_point(tok: Any, shape: tuple[int, ...], spec: ProfileSpec, device: t
                 y, td, md = _timed(lambda: tok.decode(latent), device)
                 enc_t.append(te), dec_t.append(td), enc_m.append(me), dec_m.append(md)
                 latent = y = None
+            if flops is None or device.type != "cuda":
+                # one more, untimed call, after every lazy load (weights come with the first call): the FLOPs no meta
+                # copy gave and, off CUDA, the tensors' peak
+                got = run_costs(tok, shape, flops=flops is None)
+                flops = flops or {k: v["flops"] for k, v in got.items()}
+                tensors = {k: v["bytes"] for k, v in got.items()}
     except BenchError:
         raise  # configuration problems (missing checkpoint, bad shape) are the user's to fix, not a data point
     except Exception as exc:  # noqa: BLE001 - one failing point must not end the sweep
@@ -536,7 +536,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, plot: bool = True, form
         md += ["The sweep was stopped before its last point; these are the points done until then.", ""]
     md.append("Peak memory is the most held above the start of each phase (encode, decode): CUDA max allocated, CPU peak "
               "resident set size (which also keeps the allocator's cached heap); tensor peak counts the tensors alive at once "
-              "(CUDA: the same; CPU: one untimed warm-up call, none with warmup=0). MFU is against the GPU's dense peak "
+              "(CUDA: the same; CPU: one more, untimed call after the timed ones). MFU is against the GPU's dense peak "
               "(none on CPUs or unlisted GPUs).")
     paths["md"].write_text("\n".join(md) + "\n")
     for fmt in formats:

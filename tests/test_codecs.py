@@ -108,12 +108,23 @@ def test_batch_bits_are_summed_over_clips():
     assert tok.decode(lat).shape == x.shape
 
 
-def test_match_uses_the_named_tokenizers_nominal_rate():
-    tri = create_tokenizer("h264", match="trilinear_488")
-    assert tri.target_bpp == pytest.approx(3 * 16 / (4 * 8 * 8))
+def test_match_spends_the_bits_the_named_tokenizer_spends_on_the_same_clip():
+    """A causal 4x8x8 model codes 17 frames as 5 latent frames, not 17/4: the codec's budget is that latent's
+    size (written out here), not the nominal rate, which would give the codec 15% fewer bits than the model."""
+    fsq = create_tokenizer("h264", match="vidtok_fsq_causal_488_262144")  # no weights needed
+    assert fsq.budget_bits(17, 256, 256) == 5 * 32 * 32 * 18 > 17 * 256 * 256 * 18 / (4 * 8 * 8)
+    kl = create_tokenizer("av1", match="vidtok_kl_noncausal_488_4chn")  # 16 frames: 4 latent frames of 4 channels
+    assert kl.budget_bits(16, 64, 96) == 4 * (8 * 12) * 4 * 16 and kl.budget_bits(17, 64, 96) == 5 * 96 * 4 * 16
     cog = create_tokenizer("hevc", match="cogvideox")  # builds the VAE's config only, no download
-    assert cog.target_bpp == pytest.approx(16 * 16 / (4 * 8 * 8))
-    assert cog.info()["match"] == "cogvideox" and cog.name == "hevc@cogvideox"
+    assert cog.budget_bits(17, 64, 64) == 5 * 8 * 8 * 16 * 16
+    assert cog.info()["match"] == "cogvideox" and cog.name == "hevc@cogvideox" and cog.target_bpp is None
+    assert cog.nominal_bits_per_pixel() == pytest.approx(16 * 16 / (4 * 8 * 8))
+    assert cog.info()["rate_control"] == "crf_search_to_match"
+    tri = create_tokenizer("h264", match="trilinear_488")
+    x = _clip(CLIPS[0], size=64, frames=17)
+    bits = tri.latent_bits(tri.encode(x))
+    trilinear = create_tokenizer("trilinear_488")
+    assert bits <= trilinear.latent_bits(trilinear.encode(x)) == tri.budget_bits(17, 64, 64)
     with pytest.raises(ConfigError, match="codec"):
         create_tokenizer("h264", match="av1")
 

@@ -369,6 +369,8 @@ def test_tokenizer_latent_bits_follow_rate_model(case: RCase) -> None:
     # the nominal rate is the same model: each latent frame stands for t frames of H x W pixels
     b, _, _, h, w = x.shape
     assert bits == pytest.approx(tok.nominal_bits_per_pixel() * b * z.shape[-3] * tok.compression[0] * h * w, rel=1e-9)
+    # ... and what a codec's match= spends is this latent's size, predicted from the shape alone
+    assert b * tok.latent_bits_for(*x.shape[2:]) == bits, (tok.latent_bits_for(*x.shape[2:]), bits / b)
 
 
 @pytest.mark.parametrize("case", _rparams("test_tokenizer_is_deterministic"))

@@ -13,9 +13,11 @@ needs them wider than 64 pixels (libx265 corrupts its heap on narrower ones, see
 Rate control (``crf`` or ``bpp``):
 
 * ``crf=X``: constant quality; the rate is whatever the codec spends.
-* ``bpp=X`` or ``match=TOKENIZER`` (target = that tokenizer's nominal bits per pixel):
-  per clip, a bisection over the CRF finds the highest-quality setting whose stream fits
-  the clip's budget ``bpp * T * H * W`` bits. CRF search, not one-pass ABR, because
+* ``bpp=X`` or ``match=TOKENIZER``: per clip, a bisection over the CRF finds the highest-quality
+  setting whose stream fits the clip's budget: ``bpp * T * H * W`` bits, or for ``match`` the bits
+  that tokenizer's latent takes for a clip of this shape (``Tokenizer.latent_bits_for``: a causal
+  4x8x8 model spends 5 latent frames on 17 frames, 0.0827 bpp at FSQ-262144 where its nominal rate
+  is 0.0703), so the codec gets exactly the bits the tokenizer spends. CRF search, not one-pass ABR, because
   ABR rate control on 17-frame clips misses its target by tens of percent and spends the
   bits unevenly; the search never exceeds the budget (unless even the coarsest CRF does, which
   is recorded) and lands within ``tolerance`` below it where the CRF grid allows
@@ -173,8 +175,8 @@ def decode_clip(packets: list[bytes], codec: str, shape: tuple[int, int, int]) -
     return np.stack(out)
 
 
-def nominal_bpp_of(name: str) -> float:
-    """Nominal bits per pixel of a named tokenizer, for ``match=``.
+def matched_tokenizer(name: str) -> Tokenizer:
+    """The named tokenizer whose rate ``match=`` takes (its ``latent_bits_for`` each clip).
 
     Built from the tokenizer's constructor; plugins in this project load weights lazily, so
     this does not download anything.
@@ -187,7 +189,7 @@ def nominal_bpp_of(name: str) -> float:
     bpp = float(tok.nominal_bits_per_pixel())
     if not (bpp > 0 and math.isfinite(bpp)):
         raise ConfigError(f"tokenizer.match={name}: it reports no usable nominal bits per pixel ({bpp})")
-    return bpp
+    return tok
 
 
 @register_tokenizer("codec")
@@ -213,12 +215,11 @@ class CodecTokenizer(Tokenizer):
             takes = f"one of {', '.join(self.spec.presets)}" if self.spec.presets else "no preset (set options instead)"
             raise ConfigError(f"tokenizer '{self.name}': preset={preset!r}: {self.spec.encoder} takes {takes}")
         self.match = match
-        if match is not None:
-            bpp = nominal_bpp_of(str(match))
+        self.matched = None if match is None else matched_tokenizer(str(match))
         if bpp is not None and not float(bpp) > 0:
             raise ConfigError(f"tokenizer '{self.name}': bpp={bpp} must be > 0")
         lo, hi = self.spec.crf_range
-        if crf is None and bpp is None:
+        if crf is None and bpp is None and match is None:
             crf = {"h264": 23.0, "hevc": 28.0}.get(codec, 35.0)  # each encoder's own default
         if crf is not None and not lo <= float(crf) <= hi:
             raise ConfigError(f"tokenizer '{self.name}': crf={crf} is outside {codec}'s range {lo:g}..{hi:g}")
@@ -253,10 +254,14 @@ class CodecTokenizer(Tokenizer):
     def _encode(self, frames: np.ndarray, crf: float) -> list[bytes]:
         return encode_clip(frames, self.codec, crf, fps=self.fps, preset=self.preset, options=self.options, threads=self.threads)
 
-    def _encode_to_budget(self, frames: np.ndarray) -> tuple[list[bytes], float]:
-        """Highest quality (lowest CRF) whose stream fits bpp*T*H*W bits, by bisection."""
-        t, h, w, _ = frames.shape
-        budget = self.target_bpp * t * h * w
+    def budget_bits(self, frames: int, height: int, width: int) -> float | None:
+        """The bits a clip may take: the matched tokenizer's latent for this shape, ``bpp*T*H*W``, or None (CRF)."""
+        if self.matched is not None:
+            return self.matched.latent_bits_for(frames, height, width)
+        return None if self.target_bpp is None else self.target_bpp * frames * height * width
+
+    def _encode_to_budget(self, frames: np.ndarray, budget: float) -> tuple[list[bytes], float]:
+        """Highest quality (lowest CRF) whose stream fits ``budget`` bits, by bisection."""
         lo, hi = self.spec.crf_range
         size = lambda pk: 8 * sum(len(p) for p in pk)  # noqa: E731
         best = self._encode(frames, hi)
@@ -282,13 +287,14 @@ class CodecTokenizer(Tokenizer):
     def encode(self, video: torch.Tensor) -> CodecLatent:
         self.check_input(video)
         t, h, w = video.shape[2:]
+        budget = self.budget_bits(t, h, w)
         streams, crfs = [], []
         for clip in video:
             frames = to_uint8_frames(clip)
-            if self.target_bpp is None:
+            if budget is None:
                 pk, crf = self._encode(frames, self.crf), self.crf
             else:
-                pk, crf = self._encode_to_budget(frames)
+                pk, crf = self._encode_to_budget(frames, budget)
             streams.append(pk)
             crfs.append(float(crf))
         return CodecLatent(streams, (int(t), int(h), int(w)), crfs)
@@ -304,19 +310,28 @@ class CodecTokenizer(Tokenizer):
         return float(8 * latent.nbytes)
 
     def nominal_bits_per_pixel(self) -> float:
-        """The target bpp (NaN in constant-CRF mode, where the rate depends on the content)."""
+        """The target bpp, the matched tokenizer's nominal rate, or NaN (constant CRF: the rate depends on the content)."""
+        if self.matched is not None:
+            return self.matched.nominal_bits_per_pixel()
         return self.target_bpp if self.target_bpp is not None else math.nan
+
+    def latent_bits_for(self, frames: int, height: int, width: int) -> float:
+        """NaN: a codec's stream size depends on the content (its budget is :meth:`budget_bits`)."""
+        return math.nan
 
     def info(self, weights: bool = True) -> dict[str, Any]:
         out = super().info(weights)
         out.update({
             "codec": self.codec,
             "encoder": self.spec.encoder,
-            "rate_control": "crf" if self.target_bpp is None else "crf_search_to_bpp",
+            "rate_control": ("crf_search_to_match" if self.matched is not None
+                             else "crf" if self.target_bpp is None else "crf_search_to_bpp"),
             "crf": self.crf,
             "target_bits_per_pixel": self.target_bpp,
             "match": self.match,
-            "nominal_bits_per_pixel": self.target_bpp,
+            # match: each clip's budget is the named tokenizer's latent bits for that clip's shape
+            "match_budget": None if self.matched is None else "latent_bits_for(T, H, W) of the matched tokenizer",
+            "nominal_bits_per_pixel": None if math.isnan(self.nominal_bits_per_pixel()) else self.nominal_bits_per_pixel(),
             "preset": self.preset or self.spec.default_preset,
             "pix_fmt": "yuv420p",
             "fps": self.fps,

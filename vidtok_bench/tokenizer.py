@@ -114,6 +114,16 @@ class Tokenizer(ABC):
         bits = math.log2(self.codebook_size) if self.discrete else self.latent_channels * self.bits_per_element
         return bits / (t * h * w)
 
+    def latent_bits_for(self, frames: int, height: int, width: int) -> float:
+        """Bits of the latent a ``frames x height x width`` clip takes (per the rate model), without encoding it:
+        the clip padded to the frame rule, one latent frame per ``t`` frames (a causal model's first frame on its
+        own), one latent pixel per ``h x w``. What a codec's ``match=`` spends on the same clip."""
+        ft, fh, fw = self.compression
+        t = self.frame_rule.fit_up(int(frames))
+        latent_frames = 1 + (t - 1) // ft if self.causal else -(-t // ft)
+        per = math.log2(self.codebook_size) if self.discrete else self.latent_channels * self.bits_per_element
+        return float(latent_frames * -(-int(height) // fh) * -(-int(width) // fw) * per)
+
     # ------------------------------------------------------------------ checks
     def check_input(self, video: torch.Tensor) -> None:
         if not isinstance(video, torch.Tensor):

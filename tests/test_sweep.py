@@ -146,6 +146,25 @@ def test_settings_that_never_change_values_stay_out_of_job_directories(tmp_path)
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == before
 
 
+def test_a_job_whose_settings_make_a_long_name_gets_a_short_hashed_directory(tmp_path):
+    """File systems take 255 bytes per name: a long setting (a deep dataset.root, a long name) keeps the first
+    part readable and ends in a hash of the whole, so each job still has its own directory and a rerun finds it."""
+    from vidtok_bench.sweep import MAX_DIRNAME_BYTES, _dirname
+
+    long_a, long_b = "dataset.name=" + "é" * 150 + "a", "dataset.name=" + "é" * 150 + "b"
+    assert _dirname("tokenizer=identity") == "tokenizer=identity"
+    names = {_dirname(long_a), _dirname(long_b)}
+    assert len(names) == 2 and all(len(n.encode()) <= MAX_DIRNAME_BYTES for n in names)
+    assert _dirname(long_a) == _dirname(long_a) and _dirname(long_a).startswith("dataset.name=éé")
+    sweep = tmp_path / "sweep"
+    args = ("run", "-m", *TINY, "tokenizer=identity,trilinear_488", "dataset.num_videos=1", "metrics=[psnr]",
+            "dataset.name=" + "n" * 300, f"output_dir={sweep}")
+    assert cli(*args) == 0
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 2 and all(len(j.encode()) <= MAX_DIRNAME_BYTES for j in jobs), jobs
+    assert cli(*args) == 0 and sorted(p.name for p in sweep.iterdir() if p.is_dir()) == jobs
+
+
 @pytest.mark.parametrize("hydra, needle", [
     (["hydra/launcher=submitit_slrum"], "hydra/launcher=submitit_slrum: unknown launcher (did you mean 'submitit_slurm'?)"),
     (["hydra/launcher=submitit_slurm", "hydra.launcher.partiton=gpu"],

@@ -11,6 +11,7 @@ directory name: the shards of one job share it (``SWEEP/KEY=VALUE,.../shard-I-of
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -28,9 +29,19 @@ STATUS_FILE = ".job_status.jsonl"
 EXCLUDED_FROM_DIRNAME = RUNTIME_OVERRIDE_KEYS
 
 
+#: bytes of a job directory name kept readable; longer ones (a long dataset.root) end in a hash of the whole name
+MAX_DIRNAME_BYTES = 200
+
+
 def _dirname(override_dirname: str) -> str:
-    """A job directory name from Hydra's ``override_dirname``: one path component."""
-    return re.sub(r"(^|,)[+~]+", r"\1", override_dirname).replace("/", "_") or "default"
+    """A job directory name from Hydra's ``override_dirname``: one path component, under the file systems'
+    255-byte limit (a longer one keeps its first part and a hash of the whole, so it is still one per job)."""
+    name = re.sub(r"(^|,)[+~]+", r"\1", override_dirname).replace("/", "_") or "default"
+    raw = name.encode("utf-8")
+    if len(raw) <= MAX_DIRNAME_BYTES:
+        return name
+    head = raw[:MAX_DIRNAME_BYTES - 13].decode("utf-8", errors="ignore")
+    return f"{head}-{hashlib.sha256(raw).hexdigest()[:12]}"
 
 
 def _register_resolver() -> None:

@@ -318,7 +318,7 @@ def run_distributed(plan: Any, env: DistEnv):
         write_run(runner.output_dir, merged, overwrite=plan.overwrite)
         return merged.result
     except KeyboardInterrupt as exc:  # SIGTERM (errors.Terminated): torchrun stops the others when one rank dies
-        what = "terminated by the launcher (SIGTERM; another rank probably failed, see the launcher's log)" \
+        what = "terminated by the launcher (SIGTERM: the job was cancelled or another rank failed; see the launcher's log)" \
             if isinstance(exc, Terminated) else "interrupted"
         print(f"vidtok-bench: rank {env.rank}: {what}; finished videos are kept in {where}; rerun the same command "
               "to resume", file=sys.stderr)

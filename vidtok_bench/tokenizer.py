@@ -110,9 +110,12 @@ class Tokenizer(ABC):
     def nominal_bits_per_pixel(self) -> float:
         """Bits per pixel implied by compression and latent size (no video needed)."""
         t, h, w = self.compression
-        # a discrete token covers all latent channels; a continuous latent stores each channel
-        bits = math.log2(self.codebook_size) if self.discrete else self.latent_channels * self.bits_per_element
-        return bits / (t * h * w)
+        return self.bits_per_latent_position() / (t * h * w)
+
+    def bits_per_latent_position(self) -> float:
+        """Bits of one latent (t, h, w) position: a discrete token covers all latent channels; a continuous
+        latent stores each channel."""
+        return math.log2(self.codebook_size) if self.discrete else self.latent_channels * self.bits_per_element
 
     def latent_bits_for(self, frames: int, height: int, width: int) -> float:
         """Bits of the latent a ``frames x height x width`` clip takes (per the rate model), without encoding it:
@@ -121,8 +124,7 @@ class Tokenizer(ABC):
         ft, fh, fw = self.compression
         t = self.frame_rule.fit_up(int(frames))
         latent_frames = 1 + (t - 1) // ft if self.causal else -(-t // ft)
-        per = math.log2(self.codebook_size) if self.discrete else self.latent_channels * self.bits_per_element
-        return float(latent_frames * -(-int(height) // fh) * -(-int(width) // fw) * per)
+        return float(latent_frames * -(-int(height) // fh) * -(-int(width) // fw) * self.bits_per_latent_position())
 
     # ------------------------------------------------------------------ checks
     def check_input(self, video: torch.Tensor) -> None:

@@ -321,6 +321,7 @@ class CodecTokenizer(Tokenizer):
 
     def info(self, weights: bool = True) -> dict[str, Any]:
         out = super().info(weights)
+        nominal = self.nominal_bits_per_pixel()
         out.update({
             "codec": self.codec,
             "encoder": self.spec.encoder,
@@ -331,7 +332,7 @@ class CodecTokenizer(Tokenizer):
             "match": self.match,
             # match: each clip's budget is the named tokenizer's latent bits for that clip's shape
             "match_budget": None if self.matched is None else "latent_bits_for(T, H, W) of the matched tokenizer",
-            "nominal_bits_per_pixel": None if math.isnan(self.nominal_bits_per_pixel()) else self.nominal_bits_per_pixel(),
+            "nominal_bits_per_pixel": None if math.isnan(nominal) else nominal,
             "preset": self.preset or self.spec.default_preset,
             "pix_fmt": "yuv420p",
             "fps": self.fps,
